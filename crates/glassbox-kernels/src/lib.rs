@@ -1,0 +1,30 @@
+//! CPU kernels for quantised inference: block formats (dequantisation), activation
+//! quantisation that rounds exactly as ggml does, dot products and matrix multiplication with
+//! runtime-dispatched SIMD (AVX2, AVX-VNNI / AVX512-VNNI, scalar fallback), element-wise ops
+//! (RMS norm, RoPE, softmax, activations) and a low-latency thread pool.
+//!
+//! This crate takes byte slices and f32 slices and returns numbers. It never reads files,
+//! never parses GGUF and knows nothing about model architectures. Every SIMD path is tested
+//! against the scalar path, which is written to follow ggml's reference semantics.
+
+mod act;
+mod dot;
+mod matmul;
+pub mod ops;
+mod pool;
+mod quant;
+mod simd;
+
+pub use act::{ActBuf, ActFormat, Q8Block, Q8KBlock};
+pub use matmul::{Isa, MatmulJob, WeightMatrix, matmul, matmul_many};
+pub use pool::ThreadPool;
+pub use quant::{QType, dequantize_row};
+
+/// Errors for inputs that do not fit the kernels (shape/type mismatches).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("tensor type {0} is not supported by the kernels")]
+    UnsupportedType(String),
+    #[error("{what}: {msg}")]
+    Shape { what: String, msg: String },
+}

@@ -1,0 +1,116 @@
+//! Element-wise and reduction ops on f32 slices, following ggml's reference semantics.
+
+use half::f16;
+
+use crate::Isa;
+
+/// RMS norm in place-free form: out = x / sqrt(mean(x²) + eps) · w (sum in f64, like ggml).
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let sum: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+        *o = v * scale * g;
+    }
+}
+
+/// RMS norm of `x` in place, then multiply by `w`.
+pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
+    let sum: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for (v, &g) in x.iter_mut().zip(w) {
+        *v = *v * scale * g;
+    }
+}
+
+/// Rotary embedding tables for one position: cos/sin of `pos · base^(-2i/n_rot)`.
+pub fn rope_cache(pos: usize, n_rot: usize, base: f32, cos: &mut [f32], sin: &mut [f32]) {
+    let theta_scale = base.powf(-2.0 / n_rot as f32);
+    let mut theta = pos as f32;
+    for i in 0..n_rot / 2 {
+        cos[i] = theta.cos();
+        sin[i] = theta.sin();
+        theta *= theta_scale;
+    }
+}
+
+/// Rotate one head in place. `neox` pairs (i, i + n_rot/2); otherwise adjacent pairs (2i, 2i+1).
+pub fn rope_apply(head: &mut [f32], n_rot: usize, cos: &[f32], sin: &[f32], neox: bool) {
+    let half = n_rot / 2;
+    for i in 0..half {
+        let (a, b) = if neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+        let (x0, x1) = (head[a], head[b]);
+        head[a] = x0 * cos[i] - x1 * sin[i];
+        head[b] = x0 * sin[i] + x1 * cos[i];
+    }
+}
+
+/// Softmax in place over `x` (max-subtracted).
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0f64;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    x.iter_mut().for_each(|v| *v *= inv);
+}
+
+#[inline]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// GELU, tanh approximation (ggml_gelu).
+#[inline]
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const C: f32 = 0.044715;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + C * x * x)).tanh())
+}
+
+/// Dot of two f32 slices.
+pub fn dot_f32(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Scalar {
+        return unsafe { crate::simd::x86::dot_f32_avx2(a, b) };
+    }
+    let _ = isa;
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Dot of f32 `a` with f16 `b` (bits).
+pub fn dot_f32_f16(isa: Isa, a: &[f32], b: &[u16]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Scalar {
+        return unsafe { crate::simd::x86::dot_f32_f16_avx2(a, b) };
+    }
+    let _ = isa;
+    a.iter().zip(b).map(|(&x, &y)| x * f16::from_bits(y).to_f32()).sum()
+}
+
+/// out += a · b (b in f16 bits).
+pub fn axpy_f16(isa: Isa, out: &mut [f32], a: f32, b: &[u16]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Scalar {
+        return unsafe { crate::simd::x86::axpy_f16_avx2(out, a, b) };
+    }
+    let _ = isa;
+    for (o, &y) in out.iter_mut().zip(b) {
+        *o += a * f16::from_bits(y).to_f32();
+    }
+}
+
+/// f32 → f16 bits (round to nearest even).
+pub fn f32_to_f16(isa: Isa, src: &[f32], dst: &mut [u16]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Scalar {
+        return unsafe { crate::simd::x86::f32_to_f16_avx2(src, dst) };
+    }
+    let _ = isa;
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = f16::from_f32(s).to_bits();
+    }
+}

@@ -1,0 +1,145 @@
+//! A small fork-join pool tuned for many short parallel sections (one per matmul): workers
+//! spin briefly between sections and fall back to sleeping on a condvar, so dispatch costs
+//! well under a microsecond while decoding and nothing while idle.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+type Job = *const (dyn Fn(usize) + Sync);
+
+struct Shared {
+    epoch: AtomicU64,
+    job: Mutex<Option<SendJob>>,
+    remaining: AtomicUsize,
+    panicked: AtomicBool,
+    quit: AtomicBool,
+    sleeping: AtomicUsize,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+#[derive(Clone, Copy)]
+struct SendJob(Job);
+// SAFETY: the pointee is `Sync` and outlives every use (run() waits for all workers).
+unsafe impl Send for SendJob {}
+
+pub struct ThreadPool {
+    n_threads: usize,
+    shared: Arc<Shared>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+const SPIN_ITERS: u32 = 200_000;
+
+impl ThreadPool {
+    /// A pool of `n_threads` (≥ 1) threads in total; the caller's thread is thread 0.
+    pub fn new(n_threads: usize) -> ThreadPool {
+        let n_threads = n_threads.max(1);
+        let shared = Arc::new(Shared {
+            epoch: AtomicU64::new(0),
+            job: Mutex::new(None),
+            remaining: AtomicUsize::new(0),
+            panicked: AtomicBool::new(false),
+            quit: AtomicBool::new(false),
+            sleeping: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+        });
+        let handles = (1..n_threads)
+            .map(|tid| {
+                let s = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("glassbox-worker-{tid}"))
+                    .spawn(move || worker(s, tid))
+                    .expect("spawn worker thread")
+            })
+            .collect();
+        ThreadPool { n_threads, shared, handles }
+    }
+
+    pub fn n_threads(&self) -> usize {
+        self.n_threads
+    }
+
+    /// Run `f(tid)` on every thread (tid in 0..n_threads) and wait for all to finish.
+    /// A panic in any thread is propagated to the caller.
+    pub fn run(&self, f: &(dyn Fn(usize) + Sync)) {
+        if self.n_threads == 1 {
+            f(0);
+            return;
+        }
+        let s = &*self.shared;
+        // Erase the lifetime: workers only dereference it before `remaining` reaches zero,
+        // and this function does not return before then.
+        let job: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f) };
+        *s.job.lock().unwrap() = Some(SendJob(job));
+        s.remaining.store(self.n_threads - 1, Ordering::SeqCst);
+        s.epoch.fetch_add(1, Ordering::SeqCst);
+        if s.sleeping.load(Ordering::SeqCst) > 0 {
+            let _g = s.lock.lock().unwrap();
+            s.wake.notify_all();
+        }
+        let main = catch_unwind(AssertUnwindSafe(|| f(0)));
+        while s.remaining.load(Ordering::Acquire) != 0 {
+            std::hint::spin_loop();
+        }
+        *s.job.lock().unwrap() = None;
+        if let Err(p) = main {
+            std::panic::resume_unwind(p);
+        }
+        if s.panicked.swap(false, Ordering::SeqCst) {
+            panic!("a glassbox worker thread panicked");
+        }
+    }
+}
+
+fn worker(s: Arc<Shared>, tid: usize) {
+    let mut seen = 0u64;
+    loop {
+        let mut spins = 0u32;
+        loop {
+            let e = s.epoch.load(Ordering::Acquire);
+            if e != seen {
+                seen = e;
+                break;
+            }
+            if s.quit.load(Ordering::Acquire) {
+                return;
+            }
+            spins += 1;
+            if spins < SPIN_ITERS {
+                std::hint::spin_loop();
+                continue;
+            }
+            let g = s.lock.lock().unwrap();
+            s.sleeping.fetch_add(1, Ordering::SeqCst);
+            if s.epoch.load(Ordering::SeqCst) == seen && !s.quit.load(Ordering::SeqCst) {
+                let _g = s.wake.wait(g).unwrap();
+            }
+            s.sleeping.fetch_sub(1, Ordering::SeqCst);
+            spins = 0;
+        }
+        let job = s.job.lock().unwrap().expect("job set before epoch bump");
+        // SAFETY: see `run`: the closure outlives this call.
+        let f = unsafe { &*job.0 };
+        if catch_unwind(AssertUnwindSafe(|| f(tid))).is_err() {
+            s.panicked.store(true, Ordering::SeqCst);
+        }
+        s.remaining.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.shared.quit.store(true, Ordering::SeqCst);
+        {
+            let _g = self.shared.lock.lock().unwrap();
+            self.shared.wake.notify_all();
+        }
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! x86-64 SIMD dot kernels. Each public function here is `unsafe` because it requires the
+//! CPU features named in its `target_feature`; `matmul` only calls them after runtime
+//! detection. Results equal the scalar kernels up to float summation order (tested).
+
+#![allow(unsafe_op_in_unsafe_fn)]
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86 {
+    use std::arch::x86_64::*;
+
+    use crate::act::Q8Block;
+    use crate::quant::QType;
+
+    /// Max tokens processed together against one unpacked weight block.
+    pub const TILE: usize = 4;
+
+    #[inline(always)]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let lo = _mm256_castps256_ps128(v);
+        let hi = _mm256_extractf128_ps(v, 1);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+
+    /// 32 bits → 32 bytes, 0xFF where the bit is set (element j ↔ bit j).
+    #[inline(always)]
+    unsafe fn bytes_from_bits_32(bits: u32) -> __m256i {
+        let shuf = _mm256_set_epi64x(
+            0x0303030303030303,
+            0x0202020202020202,
+            0x0101010101010101,
+            0x0000000000000000,
+        );
+        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(bits as i32), shuf);
+        let mask = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
+        _mm256_cmpeq_epi8(_mm256_or_si256(bytes, mask), _mm256_set1_epi64x(-1))
+    }
+
+    #[inline(always)]
+    unsafe fn nibbles(p: *const u8) -> __m256i {
+        let q = _mm_loadu_si128(p as *const __m128i);
+        let m = _mm_set1_epi8(0x0F);
+        let lo = _mm_and_si128(q, m);
+        let hi = _mm_and_si128(_mm_srli_epi16(q, 4), m);
+        _mm256_set_m128i(hi, lo)
+    }
+
+    /// Two f16 values at `p` (d, m) → f32.
+    #[inline(always)]
+    unsafe fn f16x2(p: *const u8) -> (f32, f32) {
+        let v = _mm_cvtph_ps(_mm_cvtsi32_si128((p as *const u32).read_unaligned() as i32));
+        (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_shuffle_ps(v, v, 1)))
+    }
+
+    #[inline(always)]
+    unsafe fn f16x1(p: *const u8) -> f32 {
+        let h = (p as *const u16).read_unaligned();
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+    }
+
+    /// A weight block unpacked: `q` bytes (unsigned when `signed` is false), scale `d`,
+    /// min `m` (0 for symmetric types).
+    struct Unpacked {
+        q: __m256i,
+        d: f32,
+        m: f32,
+    }
+
+    #[inline(always)]
+    unsafe fn unpack(ty: QType, b: *const u8) -> Unpacked {
+        match ty {
+            QType::Q4_0 => {
+                let q = _mm256_sub_epi8(nibbles(b.add(2)), _mm256_set1_epi8(8));
+                Unpacked { q, d: f16x1(b), m: 0.0 }
+            }
+            QType::Q4_1 => {
+                let (d, m) = f16x2(b);
+                Unpacked { q: nibbles(b.add(4)), d, m }
+            }
+            QType::Q5_0 => {
+                let qh = (b.add(2) as *const u32).read_unaligned();
+                let hi = _mm256_andnot_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0xF0u8 as i8));
+                Unpacked { q: _mm256_or_si256(nibbles(b.add(6)), hi), d: f16x1(b), m: 0.0 }
+            }
+            QType::Q5_1 => {
+                let (d, m) = f16x2(b);
+                let qh = (b.add(4) as *const u32).read_unaligned();
+                let hi = _mm256_and_si256(bytes_from_bits_32(qh), _mm256_set1_epi8(0x10));
+                Unpacked { q: _mm256_or_si256(nibbles(b.add(8)), hi), d, m }
+            }
+            QType::Q8_0 => Unpacked {
+                q: _mm256_loadu_si256(b.add(2) as *const __m256i),
+                d: f16x1(b),
+                m: 0.0,
+            },
+            _ => unreachable!(),
+        }
+    }
+
+    #[inline(always)]
+    fn is_signed(ty: QType) -> bool {
+        matches!(ty, QType::Q4_0 | QType::Q5_0 | QType::Q8_0)
+    }
+
+    macro_rules! define_rows_q8 {
+        ($name:ident, $features:literal, $dot:ident) => {
+            /// y[t * ldy + r] = Σ_cols W[r] · x[t] for rows `r` of `w` and `n_tok` tokens.
+            #[target_feature(enable = $features)]
+            pub unsafe fn $name(
+                ty: QType,
+                w: &[u8],
+                row_bytes: usize,
+                rows: std::ops::Range<usize>,
+                x: &[Q8Block],
+                nb: usize,
+                n_tok: usize,
+                y: *mut f32,
+                ldy: usize,
+            ) {
+                let bs = ty.block().1;
+                let signed = is_signed(ty);
+                for r in rows {
+                    let row = w.as_ptr().add(r * row_bytes);
+                    let mut t0 = 0;
+                    while t0 < n_tok {
+                        let nt = (n_tok - t0).min(TILE);
+                        let mut acc = [_mm256_setzero_ps(); TILE];
+                        let mut accm = [0f32; TILE];
+                        for b in 0..nb {
+                            let u = unpack(ty, row.add(b * bs));
+                            let aq = if signed { _mm256_sign_epi8(u.q, u.q) } else { u.q };
+                            for t in 0..nt {
+                                let xb = x.get_unchecked((t0 + t) * nb + b);
+                                let xq = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
+                                let xq = if signed { _mm256_sign_epi8(xq, u.q) } else { xq };
+                                let p = $dot(aq, xq);
+                                let s = _mm256_set1_ps(u.d * xb.d);
+                                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[t]);
+                                accm[t] += u.m * xb.s;
+                            }
+                        }
+                        for t in 0..nt {
+                            *y.add((t0 + t) * ldy + r) = hsum(acc[t]) + accm[t];
+                        }
+                        t0 += nt;
+                    }
+                }
+            }
+        };
+    }
+
+    #[inline(always)]
+    unsafe fn dot_maddubs(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
+    }
+    #[inline(always)]
+    unsafe fn dot_avxvnni(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), a, b)
+    }
+
+    define_rows_q8!(rows_q8_avx2, "avx2,fma,f16c", dot_maddubs);
+    define_rows_q8!(rows_q8_avxvnni, "avx2,fma,f16c,avxvnni", dot_avxvnni);
+
+    /// Integer dot of 16 i8 pairs (auto-vectorised under AVX2).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn idot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+        a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
+    }
+
+    /// f32 dot (auto-vectorised under AVX2+FMA with 8 independent accumulators).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for k in 0..4 {
+                let va = _mm256_loadu_ps(a.as_ptr().add(i + 8 * k));
+                let vb = _mm256_loadu_ps(b.as_ptr().add(i + 8 * k));
+                acc[k] = _mm256_fmadd_ps(va, vb, acc[k]);
+            }
+            i += 32;
+        }
+        let mut s = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+        while i < n {
+            s += a[i] * b[i];
+            i += 1;
+        }
+        s
+    }
+
+    /// Dot of f32 `a` with f16 `b` (raw little-endian bits).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_f32_f16_avx2(a: &[f32], b: &[u16]) -> f32 {
+        let n = a.len().min(b.len());
+        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut i = 0;
+        while i + 16 <= n {
+            for k in 0..2 {
+                let va = _mm256_loadu_ps(a.as_ptr().add(i + 8 * k));
+                let vb = _mm256_cvtph_ps(_mm_loadu_si128(b.as_ptr().add(i + 8 * k) as *const __m128i));
+                acc[k] = _mm256_fmadd_ps(va, vb, acc[k]);
+            }
+            i += 16;
+        }
+        let mut s = hsum(_mm256_add_ps(acc[0], acc[1]));
+        while i < n {
+            s += a[i] * half::f16::from_bits(b[i]).to_f32();
+            i += 1;
+        }
+        s
+    }
+
+    /// out += a * f16 row `b`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn axpy_f16_avx2(out: &mut [f32], a: f32, b: &[u16]) {
+        let n = out.len().min(b.len());
+        let va = _mm256_set1_ps(a);
+        let mut i = 0;
+        while i + 8 <= n {
+            let vb = _mm256_cvtph_ps(_mm_loadu_si128(b.as_ptr().add(i) as *const __m128i));
+            let o = _mm256_loadu_ps(out.as_ptr().add(i));
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_fmadd_ps(va, vb, o));
+            i += 8;
+        }
+        while i < n {
+            out[i] += a * half::f16::from_bits(b[i]).to_f32();
+            i += 1;
+        }
+    }
+
+    /// f32 → f16 bits, round to nearest even (hardware).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn f32_to_f16_avx2(src: &[f32], dst: &mut [u16]) {
+        let n = src.len().min(dst.len());
+        let mut i = 0;
+        while i + 8 <= n {
+            let v = _mm256_loadu_ps(src.as_ptr().add(i));
+            let h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
+            _mm_storeu_si128(dst.as_mut_ptr().add(i) as *mut __m128i, h);
+            i += 8;
+        }
+        while i < n {
+            dst[i] = half::f16::from_f32(src[i]).to_bits();
+            i += 1;
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Every SIMD path against the scalar reference, and quantised dots against f32 math on the
+//! dequantised weights.
+
+use glassbox_kernels::{ActBuf, Isa, QType, ThreadPool, WeightMatrix, dequantize_row, matmul};
+use proptest::prelude::*;
+
+const TYPES: [QType; 13] = [
+    QType::F32, QType::F16, QType::Bf16, QType::Q4_0, QType::Q4_1, QType::Q5_0, QType::Q5_1,
+    QType::Q8_0, QType::Q2K, QType::Q3K, QType::Q4K, QType::Q5K, QType::Q6K,
+];
+
+/// Deterministic pseudo-random bytes, with every f16 scale slot made a small finite value.
+fn random_weights(ty: QType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+    let rb = ty.row_bytes(cols).unwrap();
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let mut data: Vec<u8> = (0..rb * rows).map(|_| next() as u8).collect();
+    let small_f16 = |v: u64| half::f16::from_f32(((v % 1000) as f32 / 1000.0 - 0.5) * 0.02).to_le_bytes();
+    let (_, bs) = ty.block();
+    // Offsets of f16 fields inside each block, per format.
+    let f16_slots: &[usize] = match ty {
+        QType::F16 => &[0],
+        QType::Q4_0 | QType::Q5_0 | QType::Q8_0 => &[0],
+        QType::Q4_1 | QType::Q5_1 => &[0, 2],
+        QType::Q2K => &[80, 82],
+        QType::Q3K => &[108],
+        QType::Q4K | QType::Q5K => &[0, 2],
+        QType::Q6K => &[208],
+        QType::F32 | QType::Bf16 => &[],
+    };
+    for blk in data.chunks_exact_mut(bs) {
+        for &o in f16_slots {
+            blk[o..o + 2].copy_from_slice(&small_f16(next()));
+        }
+        if ty == QType::F32 {
+            blk.copy_from_slice(&(((next() % 2000) as f32 / 1000.0 - 1.0)).to_le_bytes());
+        }
+        if ty == QType::Bf16 {
+            blk.copy_from_slice(&half::bf16::from_f32((next() % 2000) as f32 / 1000.0 - 1.0).to_le_bytes());
+        }
+    }
+    data
+}
+
+fn random_x(n: usize, seed: u64) -> Vec<f32> {
+    (0..n).map(|i| (((i as u64 * 2654435761 + seed * 97) % 2001) as f32 / 1000.0 - 1.0) * 2.0).collect()
+}
+
+fn run(isa: Isa, threads: usize, ty: QType, w: &[u8], rows: usize, cols: usize, x: &[f32]) -> Vec<f32> {
+    let pool = ThreadPool::new(threads);
+    let wm = WeightMatrix::new(ty, rows, cols, w).unwrap();
+    let mut act = ActBuf::default();
+    act.fill(ty.act_format(), x, cols);
+    let mut y = vec![0f32; act.n * rows];
+    matmul(&pool, isa, wm, &act, &mut y);
+    y
+}
+
+fn close(a: f32, b: f32, rel: f32) -> bool {
+    (a - b).abs() <= rel * (1.0 + a.abs().max(b.abs()))
+}
+
+#[test]
+fn simd_matches_scalar_for_every_type() {
+    let isas: Vec<Isa> = [Isa::Avx2, Isa::Avx2Vnni].into_iter().filter(|&i| {
+        #[cfg(target_arch = "x86_64")]
+        { if i == Isa::Avx2Vnni { return std::arch::is_x86_feature_detected!("avxvnni"); } return std::arch::is_x86_feature_detected!("avx2"); }
+        #[allow(unreachable_code)]
+        false
+    }).collect();
+    for ty in TYPES {
+        let (rows, cols) = (13, 512);
+        let w = random_weights(ty, rows, cols, 7);
+        for n_tok in [1, 3, 4, 9] {
+            let x = random_x(n_tok * cols, n_tok as u64);
+            let reference = run(Isa::Scalar, 1, ty, &w, rows, cols, &x);
+            for &isa in &isas {
+                for threads in [1, 2, 3] {
+                    let got = run(isa, threads, ty, &w, rows, cols, &x);
+                    for (i, (a, b)) in got.iter().zip(&reference).enumerate() {
+                        assert!(close(*a, *b, 1e-5), "{ty:?} {isa:?} t={threads} n={n_tok} [{i}]: {a} vs {b}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn quantised_dot_matches_dequantised_f32() {
+    for ty in TYPES {
+        let (rows, cols) = (5, 256);
+        let w = random_weights(ty, rows, cols, 11);
+        let x = random_x(cols, 3);
+        let got = run(Isa::Scalar, 1, ty, &w, rows, cols, &x);
+        let rb = ty.row_bytes(cols).unwrap();
+        for r in 0..rows {
+            let mut deq = vec![0f32; cols];
+            dequantize_row(ty, &w[r * rb..(r + 1) * rb], &mut deq);
+            let exact: f32 = deq.iter().zip(&x).map(|(a, b)| a * b).sum();
+            let scale: f32 = deq.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum();
+            // Activation quantisation error: ~1/127 relative per element.
+            assert!((got[r] - exact).abs() <= 0.02 * scale + 1e-6, "{ty:?} row {r}: {} vs {exact}", got[r]);
+        }
+    }
+}
+
+#[test]
+fn dequantize_known_blocks() {
+    // Q4_1: d = 0.5, m = -1, nibbles j and j+16.
+    let mut b = vec![0u8; 20];
+    b[0..2].copy_from_slice(&half::f16::from_f32(0.5).to_le_bytes());
+    b[2..4].copy_from_slice(&half::f16::from_f32(-1.0).to_le_bytes());
+    for j in 0..16 {
+        b[4 + j] = (j as u8) | ((15 - j as u8) << 4);
+    }
+    let mut y = [0f32; 32];
+    dequantize_row(QType::Q4_1, &b, &mut y);
+    for j in 0..16 {
+        assert_eq!(y[j], j as f32 * 0.5 - 1.0);
+        assert_eq!(y[j + 16], (15 - j) as f32 * 0.5 - 1.0);
+    }
+    // Q8_0: d = 2, values -128..
+    let mut b = vec![0u8; 34];
+    b[0..2].copy_from_slice(&half::f16::from_f32(2.0).to_le_bytes());
+    for j in 0..32 {
+        b[2 + j] = (j as i8 - 16) as u8;
+    }
+    let mut y = [0f32; 32];
+    dequantize_row(QType::Q8_0, &b, &mut y);
+    for j in 0..32 {
+        assert_eq!(y[j], (j as f32 - 16.0) * 2.0);
+    }
+}
+
+#[test]
+fn weight_matrix_shape_errors_name_the_problem() {
+    let e = WeightMatrix::new(QType::Q4_0, 2, 33, &[0u8; 100]).err().unwrap().to_string();
+    assert!(e.contains("block size"), "{e}");
+    let e = WeightMatrix::new(QType::Q4_0, 2, 32, &[0u8; 35]).err().unwrap().to_string();
+    assert!(e.contains("needs 36"), "{e}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    #[test]
+    fn pool_runs_every_thread_once(threads in 1usize..5, rounds in 1usize..50) {
+        let pool = ThreadPool::new(threads);
+        for _ in 0..rounds {
+            let hits: Vec<std::sync::atomic::AtomicUsize> = (0..threads).map(|_| Default::default()).collect();
+            pool.run(&|tid| { hits[tid].fetch_add(1, std::sync::atomic::Ordering::SeqCst); });
+            for h in &hits { prop_assert_eq!(h.load(std::sync::atomic::Ordering::SeqCst), 1); }
+        }
+    }
+}
