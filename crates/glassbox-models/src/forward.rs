@@ -1,0 +1,338 @@
+//! The batched forward pass: all tokens of all sequences go through each matmul together;
+//! attention runs per (token, head) against that token's own sequence cache.
+
+use glassbox_kernels::ops::{self, gelu_tanh, rms_norm, rms_norm_inplace, rope_apply, rope_cache, silu, softmax};
+use glassbox_kernels::{ActBuf, ActFormat, Isa, MatmulJob, ThreadPool, dequantize_row, matmul_many};
+use half::f16;
+
+use crate::weights::Mat;
+use crate::{Error, KvCache, Model, Result};
+
+/// Which logits a sequence wants from this step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    None,
+    Last,
+    All,
+}
+
+/// One sequence's share of a forward step: new tokens appended after what its cache holds.
+pub struct SeqBatch<'a> {
+    pub tokens: &'a [u32],
+    pub cache: &'a mut KvCache,
+    pub logits: Logits,
+}
+
+/// Reusable buffers (allocation-free steady state).
+#[derive(Default)]
+pub struct Scratch {
+    x: Vec<f32>,
+    xn: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attn: Vec<f32>,
+    o: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    acts: [ActBuf; 4],
+    f16tmp: Vec<u16>,
+    scores: Vec<Vec<f32>>,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+fn fmt_idx(f: ActFormat) -> usize {
+    match f {
+        ActFormat::F32 => 0,
+        ActFormat::F16 => 1,
+        ActFormat::Q8 => 2,
+        ActFormat::Q8K => 3,
+    }
+}
+
+/// Quantise `x` once per activation format the given matrices need.
+fn prepare(acts: &mut [ActBuf; 4], mats: &[&Mat], x: &[f32], cols: usize) {
+    let mut done = [false; 4];
+    for m in mats {
+        let f = m.ty.act_format();
+        let i = fmt_idx(f);
+        if !done[i] {
+            acts[i].fill(f, x, cols);
+            done[i] = true;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SyncPtr<T>(*mut T);
+unsafe impl<T> Send for SyncPtr<T> {}
+unsafe impl<T> Sync for SyncPtr<T> {}
+impl<T> SyncPtr<T> {
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+fn resize(v: &mut Vec<f32>, n: usize) {
+    v.clear();
+    v.resize(n, 0.0);
+}
+
+impl Model {
+    /// Run one step for a batch of sequences. Logits are appended to `out` in batch order
+    /// (per sequence: nothing, its last token's, or all its tokens'), `n_vocab` values each.
+    /// On error nothing is changed (caches keep their length).
+    pub fn forward(
+        &self,
+        pool: &ThreadPool,
+        isa: Isa,
+        batch: &mut [SeqBatch],
+        scratch: &mut Scratch,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        let c = &self.config;
+        for s in batch.iter() {
+            s.cache.check(c, s.tokens.len())?;
+            if let Some(&id) = s.tokens.iter().find(|&&id| id as usize >= c.n_vocab) {
+                return Err(Error::BadToken { id, n_vocab: c.n_vocab });
+            }
+        }
+        // Flatten: (sequence index, position) per token.
+        let mut toks: Vec<(usize, usize)> = Vec::new();
+        for (si, s) in batch.iter().enumerate() {
+            toks.extend((0..s.tokens.len()).map(|i| (si, s.cache.len + i)));
+        }
+        let n = toks.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let (d, hd, hdv) = (c.n_embd, c.head_dim, c.head_dim_v);
+        let (q_dim, kv_dim, v_dim) = (c.n_head * hd, c.n_head_kv * hd, c.n_head_kv * hdv);
+        let sc = scratch;
+        resize(&mut sc.x, n * d);
+        let embd = self.w(&self.tok_embd);
+        let emb_scale = if c.spec.embed_scale { (d as f32).sqrt() } else { 1.0 };
+        let mut ti = 0;
+        for s in batch.iter() {
+            for &tok in s.tokens {
+                let row = &mut sc.x[ti * d..(ti + 1) * d];
+                dequantize_row(embd.ty, embd.row(tok as usize), row);
+                if emb_scale != 1.0 {
+                    row.iter_mut().for_each(|v| *v *= emb_scale);
+                }
+                ti += 1;
+            }
+        }
+        resize(&mut sc.xn, n * d);
+        resize(&mut sc.q, n * q_dim);
+        resize(&mut sc.k, n * kv_dim);
+        resize(&mut sc.v, n * v_dim);
+        resize(&mut sc.attn, n * c.n_head * hdv);
+        resize(&mut sc.o, n * d);
+        resize(&mut sc.gate, n * c.n_ff);
+        resize(&mut sc.up, n * c.n_ff);
+        let max_ctx = batch.iter().map(|s| s.cache.len + s.tokens.len()).max().unwrap_or(0);
+        sc.scores.resize_with(pool.n_threads(), Vec::new);
+        for s in &mut sc.scores {
+            s.resize(max_ctx, 0.0);
+        }
+        sc.cos.resize(c.n_rot / 2, 0.0);
+        sc.sin.resize(c.n_rot / 2, 0.0);
+
+        for (il, l) in self.layers.iter().enumerate() {
+            // --- attention ---
+            for t in 0..n {
+                rms_norm(&sc.x[t * d..(t + 1) * d], &l.attn_norm, c.rms_eps, &mut sc.xn[t * d..(t + 1) * d]);
+            }
+            prepare(&mut sc.acts, &[&l.wq, &l.wk, &l.wv], &sc.xn, d);
+            {
+                let a = &sc.acts;
+                let act = |m: &Mat| &a[fmt_idx(m.ty.act_format())];
+                matmul_many(pool, isa, &mut [
+                    MatmulJob { w: self.w(&l.wq), x: act(&l.wq), y: &mut sc.q },
+                    MatmulJob { w: self.w(&l.wk), x: act(&l.wk), y: &mut sc.k },
+                    MatmulJob { w: self.w(&l.wv), x: act(&l.wv), y: &mut sc.v },
+                ]);
+            }
+            add_bias(&mut sc.q, l.bq.as_deref());
+            add_bias(&mut sc.k, l.bk.as_deref());
+            add_bias(&mut sc.v, l.bv.as_deref());
+            let swa = c.swa_layers[il];
+            let base = if swa { c.rope_base_swa } else { c.rope_base };
+            for (t, &(_, pos)) in toks.iter().enumerate() {
+                rope_cache(pos, c.n_rot, base, &mut sc.cos, &mut sc.sin);
+                for h in 0..c.n_head {
+                    let head = &mut sc.q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
+                    if let Some(w) = &l.q_norm {
+                        rms_norm_inplace(head, w, c.rms_eps);
+                    }
+                    rope_apply(head, c.n_rot, &sc.cos, &sc.sin, c.spec.rope_neox);
+                }
+                for h in 0..c.n_head_kv {
+                    let head = &mut sc.k[t * kv_dim + h * hd..t * kv_dim + (h + 1) * hd];
+                    if let Some(w) = &l.k_norm {
+                        rms_norm_inplace(head, w, c.rms_eps);
+                    }
+                    rope_apply(head, c.n_rot, &sc.cos, &sc.sin, c.spec.rope_neox);
+                }
+            }
+            // Store K and V (f16) at each token's position in its own cache.
+            for (t, &(si, pos)) in toks.iter().enumerate() {
+                let cache = &mut *batch[si].cache;
+                ops::f32_to_f16(isa, &sc.k[t * kv_dim..(t + 1) * kv_dim], &mut cache.k[il][pos * kv_dim..(pos + 1) * kv_dim]);
+                ops::f32_to_f16(isa, &sc.v[t * v_dim..(t + 1) * v_dim], &mut cache.v[il][pos * v_dim..(pos + 1) * v_dim]);
+            }
+            // Q rounded through f16, as llama.cpp does before its f16 K·Q product.
+            sc.f16tmp.resize(sc.q.len(), 0);
+            ops::f32_to_f16(isa, &sc.q, &mut sc.f16tmp);
+            for (qv, &h) in sc.q.iter_mut().zip(&sc.f16tmp) {
+                *qv = f16::from_bits(h).to_f32();
+            }
+            self.attention(pool, isa, batch, &toks, il, swa, sc);
+            // --- output projection + residual ---
+            prepare(&mut sc.acts, &[&l.wo], &sc.attn, c.n_head * hdv);
+            matmul_many(pool, isa, &mut [MatmulJob {
+                w: self.w(&l.wo),
+                x: &sc.acts[fmt_idx(l.wo.ty.act_format())],
+                y: &mut sc.o,
+            }]);
+            if let Some(w) = &l.attn_post_norm {
+                for t in 0..n {
+                    rms_norm_inplace(&mut sc.o[t * d..(t + 1) * d], w, c.rms_eps);
+                }
+            }
+            sc.x.iter_mut().zip(&sc.o).for_each(|(x, o)| *x += o);
+            // --- feed-forward ---
+            for t in 0..n {
+                rms_norm(&sc.x[t * d..(t + 1) * d], &l.ffn_norm, c.rms_eps, &mut sc.xn[t * d..(t + 1) * d]);
+            }
+            prepare(&mut sc.acts, &[&l.w_gate, &l.w_up], &sc.xn, d);
+            {
+                let a = &sc.acts;
+                let act = |m: &Mat| &a[fmt_idx(m.ty.act_format())];
+                matmul_many(pool, isa, &mut [
+                    MatmulJob { w: self.w(&l.w_gate), x: act(&l.w_gate), y: &mut sc.gate },
+                    MatmulJob { w: self.w(&l.w_up), x: act(&l.w_up), y: &mut sc.up },
+                ]);
+            }
+            if c.spec.gelu {
+                // ggml evaluates GELU through an f16 table: input and output rounded to f16.
+                for (g, &u) in sc.gate.iter_mut().zip(&sc.up) {
+                    let gi = f16::from_f32(*g).to_f32();
+                    let ge = if gi <= -10.0 { 0.0 } else if gi >= 10.0 { gi } else { f16::from_f32(gelu_tanh(gi)).to_f32() };
+                    *g = ge * u;
+                }
+            } else {
+                for (g, &u) in sc.gate.iter_mut().zip(&sc.up) {
+                    *g = silu(*g) * u;
+                }
+            }
+            prepare(&mut sc.acts, &[&l.w_down], &sc.gate, c.n_ff);
+            matmul_many(pool, isa, &mut [MatmulJob {
+                w: self.w(&l.w_down),
+                x: &sc.acts[fmt_idx(l.w_down.ty.act_format())],
+                y: &mut sc.o,
+            }]);
+            if let Some(w) = &l.ffn_post_norm {
+                for t in 0..n {
+                    rms_norm_inplace(&mut sc.o[t * d..(t + 1) * d], w, c.rms_eps);
+                }
+            }
+            sc.x.iter_mut().zip(&sc.o).for_each(|(x, o)| *x += o);
+        }
+
+        // --- logits for the rows asked for ---
+        let mut rows = Vec::new();
+        let mut t0 = 0;
+        for s in batch.iter() {
+            let m = s.tokens.len();
+            match s.logits {
+                Logits::None => {}
+                Logits::Last if m > 0 => rows.push(t0 + m - 1),
+                Logits::Last => {}
+                Logits::All => rows.extend(t0..t0 + m),
+            }
+            t0 += m;
+        }
+        for s in batch.iter_mut() {
+            s.cache.len += s.tokens.len();
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        resize(&mut sc.xn, rows.len() * d);
+        for (i, &t) in rows.iter().enumerate() {
+            rms_norm(&sc.x[t * d..(t + 1) * d], &self.output_norm, c.rms_eps, &mut sc.xn[i * d..(i + 1) * d]);
+        }
+        prepare(&mut sc.acts, &[&self.output], &sc.xn, d);
+        let start = out.len();
+        out.resize(start + rows.len() * c.n_vocab, 0.0);
+        matmul_many(pool, isa, &mut [MatmulJob {
+            w: self.w(&self.output),
+            x: &sc.acts[fmt_idx(self.output.ty.act_format())],
+            y: &mut out[start..],
+        }]);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        pool: &ThreadPool,
+        isa: Isa,
+        batch: &[SeqBatch],
+        toks: &[(usize, usize)],
+        il: usize,
+        swa: bool,
+        sc: &mut Scratch,
+    ) {
+        let c = &self.config;
+        let (hd, hdv) = (c.head_dim, c.head_dim_v);
+        let (q_dim, kv_dim, v_dim) = (c.n_head * hd, c.n_head_kv * hd, c.n_head_kv * hdv);
+        let group = c.n_head / c.n_head_kv;
+        let n_pairs = toks.len() * c.n_head;
+        let window = if swa { c.sliding_window } else { None };
+        let out = SyncPtr(sc.attn.as_mut_ptr());
+        let scores = SyncPtr(sc.scores.as_mut_ptr());
+        let q = &sc.q;
+        let nt = pool.n_threads();
+        pool.run(&|tid| {
+            let per = n_pairs.div_ceil(nt);
+            // SAFETY: each thread uses its own scores buffer and writes disjoint output heads.
+            let sbuf = unsafe { &mut *scores.get().add(tid) };
+            for pair in tid * per..((tid + 1) * per).min(n_pairs) {
+                let (t, h) = (pair / c.n_head, pair % c.n_head);
+                let (si, pos) = toks[t];
+                let cache = &*batch[si].cache;
+                let kvh = h / group;
+                let start = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+                let qh = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
+                let kc = &cache.k[il];
+                let s = &mut sbuf[..pos + 1 - start];
+                for (i, p) in (start..=pos).enumerate() {
+                    let k = &kc[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd];
+                    s[i] = ops::dot_f32_f16(isa, qh, k) * c.attn_scale;
+                }
+                softmax(s);
+                let o = unsafe {
+                    std::slice::from_raw_parts_mut(out.get().add(t * c.n_head * hdv + h * hdv), hdv)
+                };
+                o.fill(0.0);
+                let vc = &cache.v[il];
+                for (i, p) in (start..=pos).enumerate() {
+                    let v = &vc[p * v_dim + kvh * hdv..p * v_dim + (kvh + 1) * hdv];
+                    ops::axpy_f16(isa, o, s[i], v);
+                }
+            }
+        });
+    }
+}
+
+fn add_bias(x: &mut [f32], b: Option<&[f32]>) {
+    if let Some(b) = b {
+        for row in x.chunks_exact_mut(b.len()) {
+            row.iter_mut().zip(b).for_each(|(v, &bb)| *v += bb);
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Forward passes of decoder-only transformers whose weights live in a GGUF file.
+//!
+//! One decoder implementation serves every supported architecture; an [`ArchSpec`] says what
+//! differs (RoPE layout, QK norms, biases, post-norms, activation, sliding-window layers). The
+//! forward pass takes a *batch of sequences*, each with its own [`KvCache`] and position, so a
+//! scheduler can run continuous batching without redesign.
+//!
+//! This crate never tokenizes, samples, renders templates or schedules requests; it never
+//! copies weights out of the memory map (quantised matrices are used in place).
+
+mod config;
+mod forward;
+mod kv;
+mod weights;
+
+pub use config::{Arch, ArchSpec, Config};
+pub use forward::{Logits, Scratch, SeqBatch};
+pub use kv::KvCache;
+pub use weights::Model;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Gguf(#[from] glassbox_gguf::Error),
+    #[error("unsupported architecture {0:?} (supported: llama, qwen2, qwen3, gemma3)")]
+    UnsupportedArch(String),
+    #[error("missing metadata key {0:?}")]
+    MissingKey(String),
+    #[error("invalid metadata {key:?}: {msg}")]
+    BadKey { key: String, msg: String },
+    #[error("missing tensor {0:?}")]
+    MissingTensor(String),
+    #[error("tensor {name:?}: {msg}")]
+    BadTensor { name: String, msg: String },
+    #[error("tensor {name:?} has type {ty}, which is not supported (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)")]
+    UnsupportedType { name: String, ty: String },
+    #[error("token id {id} is out of range (vocabulary has {n_vocab} tokens)")]
+    BadToken { id: u32, n_vocab: usize },
+    #[error("context full: {used} tokens cached + {new} new exceeds the context size {capacity}")]
+    ContextFull { used: usize, new: usize, capacity: usize },
+    #[error("kv cache does not fit this model: {0}")]
+    CacheMismatch(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

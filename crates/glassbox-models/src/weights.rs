@@ -1,0 +1,185 @@
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use glassbox_gguf::{GgmlType, GgufFile, TensorInfo};
+use glassbox_kernels::{QType, WeightMatrix, dequantize_row};
+
+use crate::{Config, Error, Result};
+
+/// A matrix that stays in the memory map: type, shape and byte range.
+#[derive(Clone, Debug)]
+pub(crate) struct Mat {
+    pub ty: QType,
+    pub rows: usize,
+    pub cols: usize,
+    pub range: Range<usize>,
+}
+
+pub(crate) struct Layer {
+    pub attn_norm: Vec<f32>,
+    pub wq: Mat,
+    pub wk: Mat,
+    pub wv: Mat,
+    pub wo: Mat,
+    pub bq: Option<Vec<f32>>,
+    pub bk: Option<Vec<f32>>,
+    pub bv: Option<Vec<f32>>,
+    pub q_norm: Option<Vec<f32>>,
+    pub k_norm: Option<Vec<f32>>,
+    pub attn_post_norm: Option<Vec<f32>>,
+    pub ffn_norm: Vec<f32>,
+    pub w_gate: Mat,
+    pub w_up: Mat,
+    pub w_down: Mat,
+    pub ffn_post_norm: Option<Vec<f32>>,
+}
+
+/// A loaded model: its config, and weights referencing the memory-mapped file.
+pub struct Model {
+    pub(crate) file: Arc<GgufFile>,
+    pub config: Config,
+    pub(crate) tok_embd: Mat,
+    pub(crate) output: Mat,
+    pub(crate) output_norm: Vec<f32>,
+    pub(crate) layers: Vec<Layer>,
+}
+
+pub(crate) fn qtype(t: &TensorInfo) -> Result<QType> {
+    let q = match t.ggml_type {
+        GgmlType::F32 => QType::F32,
+        GgmlType::F16 => QType::F16,
+        GgmlType::Bf16 => QType::Bf16,
+        GgmlType::Q4_0 => QType::Q4_0,
+        GgmlType::Q4_1 => QType::Q4_1,
+        GgmlType::Q5_0 => QType::Q5_0,
+        GgmlType::Q5_1 => QType::Q5_1,
+        GgmlType::Q8_0 => QType::Q8_0,
+        GgmlType::Q2K => QType::Q2K,
+        GgmlType::Q3K => QType::Q3K,
+        GgmlType::Q4K => QType::Q4K,
+        GgmlType::Q5K => QType::Q5K,
+        GgmlType::Q6K => QType::Q6K,
+        other => return Err(Error::UnsupportedType { name: t.name.clone(), ty: other.name() }),
+    };
+    Ok(q)
+}
+
+struct Binder<'a> {
+    file: &'a GgufFile,
+}
+
+impl Binder<'_> {
+    fn info(&self, name: &str) -> Result<&TensorInfo> {
+        self.file.gguf().tensor(name).ok_or_else(|| Error::MissingTensor(name.into()))
+    }
+
+    fn range(&self, t: &TensorInfo) -> Range<usize> {
+        let start = (self.file.gguf().data_offset + t.offset) as usize;
+        start..start + t.size as usize
+    }
+
+    /// A matrix with `cols` inputs and `rows` outputs (GGUF dims `[cols, rows]`).
+    fn mat(&self, name: &str, cols: usize, rows: usize) -> Result<Mat> {
+        let t = self.info(name)?;
+        let dims: Vec<u64> = t.dims.iter().copied().collect();
+        if dims != [cols as u64, rows as u64] {
+            return Err(Error::BadTensor {
+                name: name.into(),
+                msg: format!("shape {dims:?}, expected [{cols}, {rows}]"),
+            });
+        }
+        let ty = qtype(t)?;
+        let range = self.range(t);
+        // Validates block divisibility and byte size.
+        WeightMatrix::new(ty, rows, cols, &self.file.bytes()[range.clone()])
+            .map_err(|e| Error::BadTensor { name: name.into(), msg: e.to_string() })?;
+        Ok(Mat { ty, rows, cols, range })
+    }
+
+    /// A vector of `n` values, dequantised to f32.
+    fn vec(&self, name: &str, n: usize) -> Result<Vec<f32>> {
+        let t = self.info(name)?;
+        if t.dims.iter().product::<u64>() != n as u64 || t.dims.first() != Some(&(n as u64)) {
+            return Err(Error::BadTensor { name: name.into(), msg: format!("shape {:?}, expected [{n}]", t.dims) });
+        }
+        let ty = qtype(t)?;
+        if ty.row_bytes(n) != Some(t.size as usize) {
+            return Err(Error::BadTensor { name: name.into(), msg: "size does not match its type".into() });
+        }
+        let mut out = vec![0f32; n];
+        dequantize_row(ty, &self.file.bytes()[self.range(t)], &mut out);
+        Ok(out)
+    }
+
+    fn opt_vec(&self, name: &str, n: usize) -> Result<Option<Vec<f32>>> {
+        if self.file.gguf().tensor(name).is_some() { self.vec(name, n).map(Some) } else { Ok(None) }
+    }
+}
+
+impl Model {
+    pub fn load(path: &Path) -> Result<Model> {
+        Self::from_file(Arc::new(GgufFile::open(path)?))
+    }
+
+    pub fn from_file(file: Arc<GgufFile>) -> Result<Model> {
+        let config = Config::from_gguf(file.gguf())?;
+        let c = &config;
+        let b = Binder { file: &file };
+        let q_dim = c.n_head * c.head_dim;
+        let kv_dim = c.n_head_kv * c.head_dim;
+        let v_dim = c.n_head_kv * c.head_dim_v;
+        let o_in = c.n_head * c.head_dim_v;
+        let tok_embd = b.mat("token_embd.weight", c.n_embd, c.n_vocab)?;
+        let output = if file.gguf().tensor("output.weight").is_some() {
+            b.mat("output.weight", c.n_embd, c.n_vocab)?
+        } else {
+            tok_embd.clone()
+        };
+        let output_norm = b.vec("output_norm.weight", c.n_embd)?;
+        let mut layers = Vec::with_capacity(c.n_layers);
+        for il in 0..c.n_layers {
+            let n = |s: &str| format!("blk.{il}.{s}");
+            let s = c.spec;
+            layers.push(Layer {
+                attn_norm: b.vec(&n("attn_norm.weight"), c.n_embd)?,
+                wq: b.mat(&n("attn_q.weight"), c.n_embd, q_dim)?,
+                wk: b.mat(&n("attn_k.weight"), c.n_embd, kv_dim)?,
+                wv: b.mat(&n("attn_v.weight"), c.n_embd, v_dim)?,
+                wo: b.mat(&n("attn_output.weight"), o_in, c.n_embd)?,
+                bq: if s.qkv_bias { Some(b.vec(&n("attn_q.bias"), q_dim)?) } else { b.opt_vec(&n("attn_q.bias"), q_dim)? },
+                bk: if s.qkv_bias { Some(b.vec(&n("attn_k.bias"), kv_dim)?) } else { b.opt_vec(&n("attn_k.bias"), kv_dim)? },
+                bv: if s.qkv_bias { Some(b.vec(&n("attn_v.bias"), v_dim)?) } else { b.opt_vec(&n("attn_v.bias"), v_dim)? },
+                q_norm: if s.qk_norm { Some(b.vec(&n("attn_q_norm.weight"), c.head_dim)?) } else { None },
+                k_norm: if s.qk_norm { Some(b.vec(&n("attn_k_norm.weight"), c.head_dim)?) } else { None },
+                attn_post_norm: if s.post_norms { Some(b.vec(&n("post_attention_norm.weight"), c.n_embd)?) } else { None },
+                ffn_norm: b.vec(&n("ffn_norm.weight"), c.n_embd)?,
+                w_gate: b.mat(&n("ffn_gate.weight"), c.n_embd, c.n_ff)?,
+                w_up: b.mat(&n("ffn_up.weight"), c.n_embd, c.n_ff)?,
+                w_down: b.mat(&n("ffn_down.weight"), c.n_ff, c.n_embd)?,
+                ffn_post_norm: if s.post_norms { Some(b.vec(&n("post_ffw_norm.weight"), c.n_embd)?) } else { None },
+            });
+        }
+        drop(b);
+        Ok(Model { file, config, tok_embd, output, output_norm, layers })
+    }
+
+    pub(crate) fn w(&self, m: &Mat) -> WeightMatrix<'_> {
+        WeightMatrix { ty: m.ty, rows: m.rows, cols: m.cols, data: &self.file.bytes()[m.range.clone()] }
+    }
+
+    pub fn file(&self) -> &Arc<GgufFile> {
+        &self.file
+    }
+
+    /// Weight bytes per token of decode (every matrix read once), for bandwidth reports.
+    pub fn weight_bytes(&self) -> usize {
+        let mut n = self.output.range.len();
+        for l in &self.layers {
+            for m in [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down] {
+                n += m.range.len();
+            }
+        }
+        n
+    }
+}
