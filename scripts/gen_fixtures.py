@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Generate the reference fixtures under tests/fixtures/ from independent implementations.
+
+References (all registry packages, never our own code):
+  - llama-cpp-python 0.3.36 (llama.cpp 0c1e570): tokenization and greedy continuations
+  - llama.cpp's `llama-perplexity` tool (from the same llama-cpp-python source distribution)
+  - jinja2 with the sandbox and options transformers uses for apply_chat_template
+
+How to regenerate (about 20 minutes on 2 cores, most of it building llama.cpp):
+  python3 scripts/fetch_models.py --all
+  python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install gguf==0.19.0 jinja2==3.1.6 numpy \
+      llama-cpp-python==0.3.36
+  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity]
+For the perplexity part, build llama-perplexity from the same sdist (`pip download --no-deps
+--no-binary :all: llama-cpp-python==0.3.36`, then cmake in vendor/llama.cpp with
+-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON; note GGML_NATIVE=ON enables AMX, which
+faults on VMs without AMX state) and set LLAMA_CPP_BIN to its bin/ folder. Setting
+LLAMA_CPP_LIB_PATH to that folder too lets llama-cpp-python use the same build.
+"""
+import datetime, json, os, subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIX = ROOT / "tests" / "fixtures"
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT / "scripts"))
+from fetch_models import default_cache  # noqa: E402
+
+MODELS = {
+    "smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "gemma3": "gemma-3-270m-q4_k_m.gguf",
+}
+
+
+def corpus() -> list[str]:
+    base = [
+        "", " ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", " \n ", "\t\t\tindented", "trailing   ",
+        "   leading", "a  b   c    d", "Hello world", "Hello World!", "hello,world", "HELLO WORLD",
+        "The capital of France is", "Why is the sky blue?", "I'm sure it's fine, isn't it? We'll see.",
+        "They'd've done it if they'd known.", "DON'T SHOUT", "'s 't 're 've 'm 'll 'd", "O'Reilly's book",
+        "1", "12", "123", "1234", "12345", "1234567890", "3.14159", "-42", "1,000,000", "2026-11-22",
+        "0x1F 0b1010 1e-9", "v1.2.3-rc4", "$19.99 + 7% tax = $21.39", "100%", "1st 2nd 3rd 4th",
+        "def add(a, b):\n    return a + b\n", "fn main() {\n    println!(\"hi {}\", 1 + 2);\n}",
+        "for (int i = 0; i < n; ++i) { sum += a[i]; }", "if x == None: pass  # noqa",
+        "{\"key\": [1, 2, {\"nested\": true}], \"s\": \"\\u00e9\"}", "<div class=\"a\">b</div>",
+        "SELECT * FROM users WHERE id = 1;", "https://example.com/path?q=1&r=2#frag", "user@example.org",
+        "~/.cache/glassbox/models", "C:\\Windows\\System32", "a=b&&c||d", "x->y; y<=z; z>=w; w!=v",
+        "```python\nprint('x')\n```", "    \n    \n", "tab\tseparated\tvalues", "line1\nline2\r\nline3",
+        "你好，世界", "我爱自然语言处理。", "日本語のテキストです", "カタカナとひらがな", "한국어 문장입니다",
+        "Привет, мир!", "Γειά σου Κόσμε", "مرحبا بالعالم", "שלום עולם", "नमस्ते दुनिया", "สวัสดีชาวโลก",
+        "Tiếng Việt có dấu", "Ünïcödé àccénts çà et là", "naïve café résumé", "Straße groß ß",
+        "😀", "😀😃😄", "👍🏽", "👨‍👩‍👧‍👦", "🇫🇷🇯🇵", "❤️", "emoji 🚀 in text 🎉!", "∑∫∂√∞≈≠≤≥",
+        "αβγδε", "→←↑↓", "©®™", "½ ¼ ¾", "\u200b zero\u200bwidth", "bidi \u202e reversed \u202c end",
+        "control\x01char", "e\u0301 combining", "Ａｂｃ　全角", "ｶﾀｶﾅ", "...", "!!!???", "---", "___",
+        "<|im_start|>", "<|im_end|>", "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n",
+        "<|endoftext|>", "text<|endoftext|>more", "<|im_start", "im_start|>", "<s>", "</s>", "<bos>",
+        "<eos>", "<start_of_turn>user\nhi<end_of_turn>", "<pad>", "<unk>", "<mask>", "<|unknown_tok|>",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "abababababababab", "the the the the the",
+        "supercalifragilisticexpialidocious", "pneumonoultramicroscopicsilicovolcanoconiosis",
+        "A", "a", "Z", "z", "?", ".", ",", "'", "\"", "\\", "/", "@", "#", "%", "^", "&", "*", "(", ")",
+    ]
+    words = ["model", "token", "glassbox", " verify", " 42", "\n", "  ", "🙂", "東京", "ñ", "'ll", "<|im_end|>"]
+    extra = []
+    for i in range(120):
+        a = words[i % len(words)]
+        b = base[(i * 7) % len(base)]
+        c = words[(i * 5 + 3) % len(words)]
+        extra.append(f"{a}{b}{c}" if i % 2 else f"{b} {a} {c}{i}")
+    out = []
+    for s in base + extra:
+        if s not in out:
+            out.append(s)
+    return out
+
+
+PROMPTS = [
+    "The capital of France is", "Once upon a time", "def fibonacci(n):", "The three primary colors are",
+    "Water boils at", "In 1969, astronauts", "The quick brown fox", "To make a cup of tea, first",
+    "import numpy as np\n", "The meaning of life is", "My favourite programming language is",
+    "Photosynthesis is the process", "1, 2, 3, 4,", "The largest planet in the solar system",
+    "Q: What is 2+2?\nA:", "Dear Sir or Madam,", "The recipe calls for", "In machine learning, overfitting",
+    "The Eiffel Tower is located", "<|im_start|>user\nWhat is Rust?<|im_end|>\n<|im_start|>assistant\n",
+    "Translate to French: Hello, how are you?", "Roses are red,", "The stock market", "Once, in a small village,",
+]
+N_GEN = 32
+
+
+def llama(path, **kw):
+    import llama_cpp
+    return llama_cpp.Llama(str(path), verbose=False, **kw)
+
+
+def gen_tokenize(model_path: Path, name: str) -> None:
+    m = llama(model_path, vocab_only=True)
+    rows = []
+    for s in corpus():
+        ids = m.tokenize(s.encode(), add_bos=True, special=True)
+        rows.append({"text": s, "ids": ids})
+    write(f"tokenize/{name}.json", {"reference": "llama-cpp-python 0.3.36 tokenize(add_bos=True, special=True)",
+                                     "model": model_path.name, "cases": rows})
+
+
+def gen_greedy(model_path: Path, name: str) -> None:
+    import llama_cpp, numpy as np
+    m = llama(model_path, n_ctx=512, n_batch=512, n_threads=2)
+    n_vocab = m.n_vocab()
+    cases = []
+    for p in PROMPTS:
+        ids = m.tokenize(p.encode(), add_bos=True, special=True)
+        m.reset()
+        m.eval(ids)
+        out, margins = [], []
+        for _ in range(N_GEN):
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(m.ctx, -1), shape=(n_vocab,)).copy()
+            top = np.argsort(-logits)[:2]
+            out.append(int(top[0]))
+            margins.append(float(logits[top[0]] - logits[top[1]]))
+            m.eval([int(top[0])])
+        cases.append({"prompt": p, "prompt_ids": ids, "ids": out, "margins": margins})
+    write(f"greedy/{name}.json", {"reference": "llama-cpp-python 0.3.36, greedy argmax, n_ctx=512, 2 threads",
+                                   "model": model_path.name, "cases": cases})
+
+
+def gen_perplexity(model_path: Path, name: str) -> None:
+    bindir = os.environ.get("LLAMA_CPP_BIN")
+    if not bindir:
+        sys.exit("error: set LLAMA_CPP_BIN to the folder holding llama-perplexity")
+    text = sorted((SHARED / "seeds").glob("*.txt"))[0]
+    env = dict(os.environ, LD_LIBRARY_PATH=bindir)
+    r = subprocess.run([f"{bindir}/llama-perplexity", "-m", str(model_path), "-f", str(text), "-c", "128",
+                        "-b", "128", "-t", "2", "--chunks", "16"], capture_output=True, text=True, env=env)
+    line = [l for l in (r.stdout + r.stderr).splitlines() if "Final estimate" in l]
+    if not line:
+        sys.exit(f"error: llama-perplexity failed:\n{r.stderr[-2000:]}")
+    ppl = float(line[0].split("PPL =")[1].split()[0])
+    write(f"perplexity/{name}.json", {"reference": "llama-perplexity 0c1e570 -c 128 -b 128 --chunks 16",
+                                       "text": f"../shared/seeds/{text.name}", "n_ctx": 128, "chunks": 16,
+                                       "ppl": ppl})
+
+
+# --- chat templates, rendered as transformers.apply_chat_template does -----------------------
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "Hello!"}],
+    [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "What is 2+2?"}],
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"},
+     {"role": "user", "content": "Tell me a joke about <tags> & \"quotes\" 'here'."}],
+    [{"role": "system", "content": "Answer in French."}, {"role": "user", "content": "Good morning"},
+     {"role": "assistant", "content": "Bonjour"}, {"role": "user", "content": "Ünïcödé 🚀 日本"}],
+]
+
+TEMPLATE_FILES = [
+    "meta-llama-Llama-3.1-8B-Instruct.jinja", "Qwen-Qwen2.5-7B-Instruct.jinja",
+    "mistralai-Mistral-Nemo-Instruct-2407.jinja", "google-gemma-2-2b-it.jinja",
+    "microsoft-Phi-3.5-mini-instruct.jinja", "HuggingFaceTB-SmolLM3-3B.jinja", "Qwen-Qwen3-0.6B.jinja",
+    "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", "ibm-granite-granite-3.3-2B-Instruct.jinja",
+]
+
+
+def hf_env():
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    def strftime_now(fmt):
+        return datetime.datetime(2026, 11, 22).strftime(fmt)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = strftime_now
+    return env
+
+
+def gen_templates() -> None:
+    import gguf
+    env = hf_env()
+    sources = {}
+    r = gguf.GGUFReader(str(default_cache() / MODELS["smollm2"]))
+    sources["smollm2-gguf"] = r.fields["tokenizer.chat_template"].contents()
+    for f in TEMPLATE_FILES:
+        sources[f.removesuffix(".jinja")] = (SHARED / "corpora" / "chat-templates" / f).read_text()
+    cases = []
+    for name, src in sources.items():
+        tmpl = env.from_string(src)
+        for i, conv in enumerate(CONVERSATIONS):
+            for agp in (True, False):
+                ctx = dict(messages=conv, add_generation_prompt=agp, bos_token="<BOS>", eos_token="<EOS>")
+                try:
+                    out, err = tmpl.render(**ctx), None
+                except Exception as e:  # the template refused this conversation
+                    out, err = None, str(e)
+                cases.append({"template": name, "conversation": i, "add_generation_prompt": agp,
+                              "output": out, "error": err})
+    write("templates/renders.json", {"reference": "jinja2 3.1.6 ImmutableSandboxedEnvironment(trim_blocks, lstrip_blocks) as in transformers",
+                                     "bos_token": "<BOS>", "eos_token": "<EOS>", "conversations": CONVERSATIONS,
+                                     "templates": sources, "cases": cases})
+
+
+def write(rel: str, obj) -> None:
+    p = FIX / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
+    print(f"wrote {p.relative_to(ROOT)}", file=sys.stderr)
+
+
+def main() -> None:
+    parts = sys.argv[1:] or ["tokenize", "greedy", "templates", "perplexity"]
+    cache = default_cache()
+    for part in parts:
+        if part == "templates":
+            gen_templates()
+            continue
+        for name, file in MODELS.items():
+            path = cache / file
+            {"tokenize": gen_tokenize, "greedy": gen_greedy, "perplexity": gen_perplexity}[part](path, name)
+
+
+if __name__ == "__main__":
+    main()
