@@ -1,0 +1,137 @@
+//! Chat templates (`tokenizer.chat_template`) rendered the way Hugging Face transformers renders
+//! them with jinja2 — `trim_blocks`, `lstrip_blocks`, `raise_exception`, `strftime_now`, a
+//! `tojson` that matches Python's `json.dumps`, Python string methods — inside a sandbox: no
+//! file, network or environment access exists in the engine, execution is bounded by fuel,
+//! and template source and output sizes are limited.
+//!
+//! This crate never tokenizes and never decides what a model "means" by sniffing template text.
+
+mod pyjson;
+mod strftime;
+
+use minijinja::value::Value;
+use minijinja::{Environment, ErrorKind};
+use serde::Serialize;
+
+pub use pyjson::to_python_json;
+
+/// Limits for untrusted templates.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_source_bytes: usize,
+    pub max_output_bytes: usize,
+    /// minijinja fuel: roughly one unit per executed instruction.
+    pub fuel: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_source_bytes: 1 << 20, max_output_bytes: 16 << 20, fuel: 50_000_000 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("chat template is {0} bytes, over the {1}-byte limit")]
+    TooLarge(usize, usize),
+    #[error("chat template does not parse: {0}")]
+    Syntax(String),
+    #[error("chat template raised an error: {0}")]
+    Raised(String),
+    #[error("chat template failed to render: {0}")]
+    Render(String),
+    #[error("chat template output is over the {0}-byte limit")]
+    OutputTooLarge(usize),
+}
+
+/// One chat message. `content` is a string or a list of `{type: "text", text}` parts.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct Message {
+    pub role: String,
+    pub content: serde_json::Value,
+}
+
+impl Message {
+    pub fn new(role: &str, content: &str) -> Message {
+        Message { role: role.into(), content: serde_json::Value::String(content.into()) }
+    }
+}
+
+/// What a template is rendered with, beyond the messages.
+#[derive(Clone, Debug, Default)]
+pub struct RenderOptions {
+    pub add_generation_prompt: bool,
+    pub bos_token: String,
+    pub eos_token: String,
+    /// Fixed "now" for `strftime_now` as (year, month, day, hour, minute, second); `None` = clock.
+    pub now: Option<(i64, u32, u32, u32, u32, u32)>,
+}
+
+/// A parsed chat template, ready to render many times.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    limits: Limits,
+}
+
+const NAME: &str = "chat_template";
+
+impl ChatTemplate {
+    pub fn new(source: &str, limits: Limits) -> Result<ChatTemplate, Error> {
+        if source.len() > limits.max_source_bytes {
+            return Err(Error::TooLarge(source.len(), limits.max_source_bytes));
+        }
+        let mut env = Environment::new();
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .build()
+                .expect("default delimiters are valid"),
+        );
+        env.set_fuel(Some(limits.fuel));
+        env.set_recursion_limit(64);
+        minijinja_contrib::add_to_environment(&mut env);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", |msg: String| -> Result<Value, minijinja::Error> {
+            Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("raise_exception: {msg}")))
+        });
+        env.add_filter("tojson", pyjson::tojson_filter);
+        env.add_template_owned(NAME, source.to_owned()).map_err(|e| Error::Syntax(describe(&e)))?;
+        Ok(ChatTemplate { env, limits })
+    }
+
+    pub fn render(&self, messages: &[Message], opts: &RenderOptions) -> Result<String, Error> {
+        let mut env = self.env.clone();
+        let now = opts.now;
+        env.add_function("strftime_now", move |fmt: String| strftime::strftime_now(&fmt, now));
+        let tmpl = env.get_template(NAME).map_err(|e| Error::Syntax(describe(&e)))?;
+        let ctx = minijinja::context! {
+            messages => Value::from(minijinja::value::Serde(messages)),
+            add_generation_prompt => opts.add_generation_prompt,
+            bos_token => opts.bos_token.clone(),
+            eos_token => opts.eos_token.clone(),
+        };
+        let out = tmpl.render(ctx).map_err(|e| {
+            let d = describe(&e);
+            match d.find("raise_exception: ") {
+                Some(i) => Error::Raised(d[i + 17..].to_owned()),
+                None => Error::Render(d),
+            }
+        })?;
+        if out.len() > self.limits.max_output_bytes {
+            return Err(Error::OutputTooLarge(self.limits.max_output_bytes));
+        }
+        Ok(out)
+    }
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
