@@ -101,22 +101,36 @@ def gen_tokenize(model_path: Path, name: str) -> None:
 
 
 def gen_greedy(model_path: Path, name: str) -> None:
+    """Greedy continuations, with what a fair comparison needs: at each step llama.cpp's top-8
+    tokens and logits (so a test can check values, not only the argmax), and llama.cpp's own
+    disagreement with itself (max |logit| difference between evaluating the same tokens in one
+    batch and one at a time): the scale below which two correct implementations may pick
+    different tokens."""
     import llama_cpp, numpy as np
     m = llama(model_path, n_ctx=512, n_batch=512, n_threads=2)
+    mb = llama(model_path, n_ctx=512, n_batch=512, n_threads=2, logits_all=True)
     n_vocab = m.n_vocab()
     cases = []
     for p in PROMPTS:
         ids = m.tokenize(p.encode(), add_bos=True, special=True)
         m.reset()
         m.eval(ids)
-        out, margins = [], []
+        out, margins, top, rows = [], [], [], []
         for _ in range(N_GEN):
             logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(m.ctx, -1), shape=(n_vocab,)).copy()
-            top = np.argsort(-logits)[:2]
-            out.append(int(top[0]))
-            margins.append(float(logits[top[0]] - logits[top[1]]))
-            m.eval([int(top[0])])
-        cases.append({"prompt": p, "prompt_ids": ids, "ids": out, "margins": margins})
+            order = np.argsort(-logits)[:8]
+            out.append(int(order[0]))
+            margins.append(float(logits[order[0]] - logits[order[1]]))
+            top.append([[int(i), float(logits[i])] for i in order])
+            rows.append(logits)
+            m.eval([int(order[0])])
+        mb.reset()
+        mb.eval(ids + out[:-1])
+        batch = np.array([np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(mb.ctx, len(ids) - 1 + k),
+                                                shape=(n_vocab,)) for k in range(N_GEN)])
+        self_diff = float(np.abs(batch - np.array(rows)).max())
+        cases.append({"prompt": p, "prompt_ids": ids, "ids": out, "margins": margins, "top": top,
+                      "llama_self_max_diff": self_diff})
     write(f"greedy/{name}.json", {"reference": "llama-cpp-python 0.3.36, greedy argmax, n_ctx=512, 2 threads",
                                    "model": model_path.name, "cases": cases})
 

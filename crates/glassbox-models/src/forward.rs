@@ -219,9 +219,14 @@ impl Model {
             if c.spec.gelu {
                 // ggml evaluates GELU through an f16 table: input and output rounded to f16.
                 for (g, &u) in sc.gate.iter_mut().zip(&sc.up) {
-                    let gi = f16::from_f32(*g).to_f32();
-                    let ge = if gi <= -10.0 { 0.0 } else if gi >= 10.0 { gi } else { f16::from_f32(gelu_tanh(gi)).to_f32() };
-                    *g = ge * u;
+                    let x = *g;
+                    *g = if x <= -10.0 {
+                        0.0
+                    } else if x >= 10.0 {
+                        x * u
+                    } else {
+                        f16::from_f32(gelu_tanh(f16::from_f32(x).to_f32())).to_f32() * u
+                    };
                 }
             } else {
                 for (g, &u) in sc.gate.iter_mut().zip(&sc.up) {
@@ -315,6 +320,11 @@ impl Model {
                     s[i] = ops::dot_f32_f16(isa, qh, k) * c.attn_scale;
                 }
                 softmax(s);
+                // llama.cpp (flash attention off) multiplies the probabilities by the f16 V
+                // cache with a f16 matmul, rounding them to f16 first.
+                for p in s.iter_mut() {
+                    *p = f16::from_f32(*p).to_f32();
+                }
                 let o = unsafe {
                     std::slice::from_raw_parts_mut(out.get().add(t * c.n_head * hdv + h * hdv), hdv)
                 };
