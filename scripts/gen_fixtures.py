@@ -135,21 +135,32 @@ def gen_greedy(model_path: Path, name: str) -> None:
                                    "model": model_path.name, "cases": cases})
 
 
+def perplexity_text() -> tuple[list[str], str]:
+    """The text perplexity is measured on: the five seed articles, in name order, joined by a
+    blank line (tests rebuild it the same way)."""
+    files = sorted((SHARED / "seeds").glob("*.txt"))
+    return [f"../shared/seeds/{f.name}" for f in files], "\n\n".join(f.read_text() for f in files)
+
+
 def gen_perplexity(model_path: Path, name: str) -> None:
+    import re, tempfile
     bindir = os.environ.get("LLAMA_CPP_BIN")
     if not bindir:
         sys.exit("error: set LLAMA_CPP_BIN to the folder holding llama-perplexity")
-    text = sorted((SHARED / "seeds").glob("*.txt"))[0]
+    names, text = perplexity_text()
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write(text)
     env = dict(os.environ, LD_LIBRARY_PATH=bindir)
-    r = subprocess.run([f"{bindir}/llama-perplexity", "-m", str(model_path), "-f", str(text), "-c", "128",
+    r = subprocess.run([f"{bindir}/llama-perplexity", "-m", str(model_path), "-f", f.name, "-c", "128",
                         "-b", "128", "-t", "2", "--chunks", "16"], capture_output=True, text=True, env=env)
-    line = [l for l in (r.stdout + r.stderr).splitlines() if "Final estimate" in l]
-    if not line:
-        sys.exit(f"error: llama-perplexity failed:\n{r.stderr[-2000:]}")
-    ppl = float(line[0].split("PPL =")[1].split()[0])
+    log = r.stdout + r.stderr
+    final = re.search(r"Final estimate: PPL = ([0-9.]+)", log)
+    chunks = re.search(r"calculating perplexity over (\d+) chunks", log)
+    if not final or not chunks:
+        sys.exit(f"error: llama-perplexity failed:\n{log[-2000:]}")
     write(f"perplexity/{name}.json", {"reference": "llama-perplexity 0c1e570 -c 128 -b 128 --chunks 16",
-                                       "text": f"../shared/seeds/{text.name}", "n_ctx": 128, "chunks": 16,
-                                       "ppl": ppl})
+                                       "texts": names, "joiner": "\n\n", "n_ctx": 128,
+                                       "chunks": int(chunks.group(1)), "ppl": float(final.group(1))})
 
 
 # --- chat templates, rendered as transformers.apply_chat_template does -----------------------

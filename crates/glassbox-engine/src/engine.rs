@@ -1,0 +1,331 @@
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use glassbox_gguf::GgufFile;
+use glassbox_kernels::{Isa, ThreadPool};
+use glassbox_models::{KvCache, Logits, Model, Scratch, SeqBatch};
+use glassbox_template::{ChatTemplate, Message, RenderOptions};
+use glassbox_tokenizer::{Decoder, Tokenizer};
+
+use crate::sampler::{Sampler, SamplingParams};
+use crate::stop::{StopEvent, StopMatcher};
+use crate::{Error, Result};
+
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub threads: usize,
+    /// Context size (tokens) of each sequence's KV cache; 0 = the model's training context,
+    /// capped at 4096.
+    pub ctx_size: usize,
+    /// Tokens per prefill chunk.
+    pub batch_size: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { threads: physical_cores(), ctx_size: 0, batch_size: 512 }
+    }
+}
+
+/// Physical cores (not hyper-threads), from /proc/cpuinfo where available.
+pub fn physical_cores() -> usize {
+    let logical = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else { return logical };
+    let mut cores = std::collections::HashSet::new();
+    let (mut phys, mut core) = (None, None);
+    for line in info.lines() {
+        if let Some(v) = line.strip_prefix("physical id") {
+            phys = v.split(':').nth(1).map(|s| s.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("core id") {
+            core = v.split(':').nth(1).map(|s| s.trim().to_owned());
+        } else if line.trim().is_empty() {
+            if let (Some(p), Some(c)) = (phys.take(), core.take()) {
+                cores.insert((p, c));
+            }
+        }
+    }
+    if cores.is_empty() { logical } else { cores.len().min(logical) }
+}
+
+pub struct GenerateRequest {
+    pub prompt: Vec<u32>,
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    pub stop: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinishReason {
+    Stop,
+    Length,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Generation {
+    pub text: String,
+    pub ids: Vec<u32>,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub finish_reason: FinishReason,
+}
+
+#[derive(Clone, Debug)]
+pub struct BenchResult {
+    pub prompt_tokens: usize,
+    pub gen_tokens: usize,
+    pub prefill_tok_s: f64,
+    pub decode_tok_s: f64,
+    pub prefill_s: f64,
+    pub decode_s: f64,
+}
+
+pub struct Engine {
+    pub model: Model,
+    pub tokenizer: Tokenizer,
+    template: Option<ChatTemplate>,
+    pool: ThreadPool,
+    isa: Isa,
+    scratch: Scratch,
+    ctx_size: usize,
+    batch_size: usize,
+}
+
+impl Engine {
+    pub fn load(path: &Path, opts: &EngineOptions) -> Result<Engine> {
+        let file = Arc::new(GgufFile::open(path)?);
+        Self::from_file(file, opts)
+    }
+
+    pub fn from_file(file: Arc<GgufFile>, opts: &EngineOptions) -> Result<Engine> {
+        let tokenizer = Tokenizer::from_gguf(file.gguf())?;
+        let template = match file.gguf().get_str("tokenizer.chat_template")? {
+            Some(src) => Some(ChatTemplate::new(src, Default::default())?),
+            None => None,
+        };
+        let model = Model::from_file(file)?;
+        if tokenizer.n_vocab() != model.config.n_vocab {
+            return Err(Error::Other(format!(
+                "tokenizer has {} tokens but the model's embedding has {}",
+                tokenizer.n_vocab(), model.config.n_vocab
+            )));
+        }
+        let ctx_size = if opts.ctx_size == 0 { model.config.ctx_train.min(4096) } else { opts.ctx_size };
+        Ok(Engine {
+            model,
+            tokenizer,
+            template,
+            pool: ThreadPool::new(opts.threads.max(1)),
+            isa: Isa::detect(),
+            scratch: Scratch::default(),
+            ctx_size,
+            batch_size: opts.batch_size.max(1),
+        })
+    }
+
+    pub fn ctx_size(&self) -> usize {
+        self.ctx_size
+    }
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+    pub fn threads(&self) -> usize {
+        self.pool.n_threads()
+    }
+    pub fn has_chat_template(&self) -> bool {
+        self.template.is_some()
+    }
+
+    /// Render messages with the model's chat template (generation prompt appended).
+    pub fn render_chat(&self, messages: &[Message]) -> Result<String> {
+        let t = self.template.as_ref().ok_or(Error::NoChatTemplate)?;
+        let tok = &self.tokenizer;
+        let text = |id: Option<u32>| id.and_then(|i| tok.token_text(i)).unwrap_or("").to_owned();
+        let opts = RenderOptions {
+            add_generation_prompt: true,
+            bos_token: text(tok.bos),
+            eos_token: text(tok.eos),
+            now: None,
+        };
+        Ok(t.render(messages, &opts)?)
+    }
+
+    /// Tokenize a rendered chat prompt. The template already wrote any BOS text, so BOS is
+    /// added only if the rendered text does not begin with it (as llama.cpp does).
+    pub fn tokenize_chat(&self, rendered: &str) -> Vec<u32> {
+        let tok = &self.tokenizer;
+        let bos_text = tok.bos.and_then(|b| tok.token_text(b)).unwrap_or("");
+        let add_bos = tok.add_bos && !(bos_text.is_empty() || rendered.starts_with(bos_text));
+        tok.encode_with(rendered, add_bos, false, true)
+    }
+
+    fn new_cache(&self) -> KvCache {
+        KvCache::new(&self.model.config, self.ctx_size)
+    }
+
+    /// Feed `tokens` into `cache` in chunks; returns the last token's logits if asked.
+    fn prefill(&mut self, cache: &mut KvCache, tokens: &[u32], want: bool, out: &mut Vec<f32>) -> Result<()> {
+        let chunks: Vec<&[u32]> = tokens.chunks(self.batch_size).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let last = i + 1 == chunks.len();
+            let logits = if last && want { Logits::Last } else { Logits::None };
+            let mut b = [SeqBatch { tokens: chunk, cache: &mut *cache, logits }];
+            self.model.forward(&self.pool, self.isa, &mut b, &mut self.scratch, out)?;
+        }
+        Ok(())
+    }
+
+    /// Generate, streaming text pieces to `on_text` as they become final.
+    pub fn generate(&mut self, req: &GenerateRequest, mut on_text: impl FnMut(&str)) -> Result<Generation> {
+        let mut sampler = Sampler::new(req.sampling.clone())?;
+        let n_prompt = req.prompt.len();
+        if n_prompt == 0 {
+            return Err(Error::Other("prompt is empty".into()));
+        }
+        if n_prompt + 1 > self.ctx_size {
+            return Err(Error::PromptTooLong { prompt: n_prompt, needed: n_prompt + 1, ctx: self.ctx_size });
+        }
+        let mut cache = self.new_cache();
+        let mut logits = Vec::new();
+        self.prefill(&mut cache, &req.prompt, true, &mut logits)?;
+        let mut history = req.prompt.clone();
+        let mut ids = Vec::new();
+        let mut text = String::new();
+        let mut decoder = Decoder::default();
+        let mut stops = StopMatcher::new(&req.stop);
+        let mut finish = FinishReason::Length;
+        let mut stopped_by_string = false;
+        let mut emit = |s: &str, text: &mut String| {
+            if !s.is_empty() {
+                on_text(s);
+                text.push_str(s);
+            }
+        };
+        while ids.len() < req.max_tokens {
+            let tok = sampler.sample(&mut logits, &history);
+            if self.tokenizer.is_eog(tok) {
+                finish = FinishReason::Stop;
+                break;
+            }
+            ids.push(tok);
+            history.push(tok);
+            let piece = decoder.push(&self.tokenizer, tok)?;
+            match stops.push(&piece) {
+                StopEvent::Emit(s) => emit(&s, &mut text),
+                StopEvent::Stop(s) => {
+                    emit(&s, &mut text);
+                    finish = FinishReason::Stop;
+                    stopped_by_string = true;
+                    break;
+                }
+            }
+            if ids.len() >= req.max_tokens {
+                break;
+            }
+            if cache.len() + 1 > cache.capacity() {
+                break; // context full: finish_reason "length"
+            }
+            logits.clear();
+            let t = [tok];
+            let mut b = [SeqBatch { tokens: &t, cache: &mut cache, logits: Logits::Last }];
+            self.model.forward(&self.pool, self.isa, &mut b, &mut self.scratch, &mut logits)?;
+        }
+        // Flush: bytes of an incomplete character, then text held back for a possible stop
+        // string — unless a stop string already ended the generation.
+        if !stopped_by_string {
+            let rest = decoder.finish();
+            match stops.push(&rest) {
+                StopEvent::Emit(s) => {
+                    emit(&s, &mut text);
+                    let held = stops.finish();
+                    emit(&held, &mut text);
+                }
+                StopEvent::Stop(s) => {
+                    emit(&s, &mut text);
+                    finish = FinishReason::Stop;
+                }
+            }
+        }
+        Ok(Generation { text, completion_tokens: ids.len(), ids, prompt_tokens: n_prompt, finish_reason: finish })
+    }
+
+    /// Perplexity as llama.cpp's `llama-perplexity` computes it: chunks of `n_ctx` tokens, BOS
+    /// in place of each chunk's first token when the model adds BOS, scoring the second half.
+    pub fn perplexity(&mut self, text: &str, n_ctx: usize, max_chunks: usize) -> Result<(f64, usize)> {
+        let tokens = self.tokenizer.encode_with(text, self.tokenizer.add_bos, false, true);
+        if n_ctx < 4 || tokens.len() < 2 * n_ctx {
+            return Err(Error::Other(format!("perplexity needs at least {} tokens, the text has {}", 2 * n_ctx, tokens.len())));
+        }
+        let n_chunk = (tokens.len() / n_ctx).min(max_chunks);
+        let first = n_ctx / 2;
+        let n_vocab = self.model.config.n_vocab;
+        let (mut nll, mut count) = (0f64, 0usize);
+        let mut cache = KvCache::new(&self.model.config, n_ctx);
+        let mut logits = Vec::new();
+        for i in 0..n_chunk {
+            let orig = &tokens[i * n_ctx..(i + 1) * n_ctx];
+            let mut chunk = orig.to_vec();
+            if self.tokenizer.add_bos && let Some(b) = self.tokenizer.bos {
+                chunk[0] = b;
+            }
+            cache.clear();
+            logits.clear();
+            let mut b = [SeqBatch { tokens: &chunk, cache: &mut cache, logits: Logits::All }];
+            self.model.forward(&self.pool, self.isa, &mut b, &mut self.scratch, &mut logits)?;
+            for j in first..n_ctx - 1 {
+                let row = &logits[j * n_vocab..(j + 1) * n_vocab];
+                let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+                let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
+                let target = orig[j + 1] as usize;
+                nll += -(row[target] as f64 - max - sum.ln());
+                count += 1;
+            }
+        }
+        Ok(((nll / count as f64).exp(), n_chunk))
+    }
+
+    /// Prefill `n_prompt` tokens, then decode `n_gen` tokens one at a time (greedy on a fixed
+    /// token, like llama-bench), reporting tokens per second for each phase.
+    pub fn bench(&mut self, n_prompt: usize, n_gen: usize) -> Result<BenchResult> {
+        if n_prompt + n_gen > self.ctx_size {
+            return Err(Error::PromptTooLong { prompt: n_prompt + n_gen, needed: n_prompt + n_gen, ctx: self.ctx_size });
+        }
+        let vocab = self.model.config.n_vocab as u32;
+        let tokens: Vec<u32> = (0..n_prompt as u32).map(|i| (i * 7919 + 13) % vocab).collect();
+        let mut cache = self.new_cache();
+        let mut out = Vec::new();
+        let mut prefill_s = 0.0;
+        if n_prompt > 0 {
+            let t = Instant::now();
+            let mut b = [SeqBatch { tokens: &tokens, cache: &mut cache, logits: Logits::Last }];
+            self.model.forward(&self.pool, self.isa, &mut b, &mut self.scratch, &mut out)?;
+            prefill_s = t.elapsed().as_secs_f64();
+        }
+        let mut gen_cache = self.new_cache();
+        let t = Instant::now();
+        for i in 0..n_gen {
+            out.clear();
+            let tok = [(i as u32 * 31 + 7) % vocab];
+            let mut b = [SeqBatch { tokens: &tok, cache: &mut gen_cache, logits: Logits::Last }];
+            self.model.forward(&self.pool, self.isa, &mut b, &mut self.scratch, &mut out)?;
+        }
+        let decode_s = t.elapsed().as_secs_f64();
+        Ok(BenchResult {
+            prompt_tokens: n_prompt,
+            gen_tokens: n_gen,
+            prefill_tok_s: if prefill_s > 0.0 { n_prompt as f64 / prefill_s } else { 0.0 },
+            decode_tok_s: if decode_s > 0.0 { n_gen as f64 / decode_s } else { 0.0 },
+            prefill_s,
+            decode_s,
+        })
+    }
+}

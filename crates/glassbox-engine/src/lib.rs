@@ -1,0 +1,38 @@
+//! The generation engine: a loaded model with its tokenizer and chat template, sampling
+//! (temperature, top-k, top-p, min-p, repetition/presence/frequency penalties, seeded), stop
+//! strings and end-of-generation tokens, chunked prefill, perplexity and speed benchmarks.
+//!
+//! The engine owns compute resources (thread pool, scratch buffers) but never touches the
+//! network, never prints, and never parses command lines: callers pass plain structs and get
+//! plain structs (and streamed text through a callback) back.
+
+mod engine;
+mod sampler;
+mod stop;
+
+pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Generation, GenerateRequest};
+pub use glassbox_tokenizer::Tokenizer;
+pub use sampler::{Sampler, SamplingParams};
+pub use stop::StopMatcher;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Gguf(#[from] glassbox_gguf::Error),
+    #[error(transparent)]
+    Model(#[from] glassbox_models::Error),
+    #[error(transparent)]
+    Tokenizer(#[from] glassbox_tokenizer::Error),
+    #[error(transparent)]
+    Template(#[from] glassbox_template::Error),
+    #[error("prompt is {prompt} tokens; with room for at least one generated token it needs a context of {needed}, but the context size is {ctx}")]
+    PromptTooLong { prompt: usize, needed: usize, ctx: usize },
+    #[error("this model has no chat template (tokenizer.chat_template); use --raw to send the prompt as plain text")]
+    NoChatTemplate,
+    #[error("invalid sampling parameter {name}: {msg}")]
+    BadParam { name: &'static str, msg: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

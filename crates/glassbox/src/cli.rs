@@ -1,0 +1,139 @@
+//! Command-line definitions (plain data; validated where they are converted to library types).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "glassbox", version, about = "Run open-weight LLMs locally and know exactly what you are running")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Generate a completion for one prompt (chat template applied unless --raw)
+    Run(RunArgs),
+    /// Interactive multi-turn chat in the terminal (/exit or Ctrl-D to quit)
+    Chat(ChatArgs),
+    /// Tokenize text as the model's tokenizer does (BOS/EOS per metadata, special tokens parsed)
+    Tokenize(TokenizeArgs),
+    /// Measure prefill and decode speed
+    Bench(BenchArgs),
+    /// Show what a GGUF file contains: architecture, size, quantisation, tokenizer, template
+    Info(InfoArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Path to a GGUF model file
+    pub model: PathBuf,
+    /// Worker threads (default: number of physical cores)
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+    /// Context size in tokens (default: the model's, capped at 4096)
+    #[arg(long, short = 'c', default_value_t = 0)]
+    pub ctx_size: usize,
+}
+
+#[derive(Args, Clone)]
+pub struct SamplingArgs {
+    /// Maximum tokens to generate
+    #[arg(long, short = 'n', default_value_t = 512)]
+    pub max_tokens: usize,
+    /// Sampling temperature; 0 is greedy
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f32,
+    /// Keep the k most likely tokens (0 = off)
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// Nucleus sampling threshold (1 = off)
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Drop tokens less likely than min_p × the most likely one (0 = off)
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Repetition penalty over the last --repeat-last-n tokens (1 = off)
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    #[arg(long, default_value_t = 64)]
+    pub repeat_last_n: usize,
+    #[arg(long, default_value_t = 0.0)]
+    pub presence_penalty: f32,
+    #[arg(long, default_value_t = 0.0)]
+    pub frequency_penalty: f32,
+    /// Random seed (default: from the clock); the same seed gives the same output
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Stop when this text is generated (repeatable); the stop text is not printed
+    #[arg(long)]
+    pub stop: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The prompt
+    #[arg(long, short = 'p')]
+    pub prompt: String,
+    /// Send the prompt as-is, without the chat template
+    #[arg(long)]
+    pub raw: bool,
+    /// System message (chat template only)
+    #[arg(long)]
+    pub system: Option<String>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Print {"text","ids","prompt_tokens","completion_tokens","finish_reason"}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long)]
+    pub system: Option<String>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+#[derive(Args)]
+pub struct TokenizeArgs {
+    /// Path to a GGUF model file
+    pub model: PathBuf,
+    #[arg(long)]
+    pub text: String,
+    /// Do not add BOS/EOS even if the model asks for them
+    #[arg(long)]
+    pub no_special: bool,
+    /// Print {"ids":[...]}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long, default_value_t = 512)]
+    pub prompt_tokens: usize,
+    #[arg(long, default_value_t = 128)]
+    pub gen_tokens: usize,
+    /// Repetitions; the median is reported
+    #[arg(long, short = 'r', default_value_t = 3)]
+    pub repetitions: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    /// Path to a GGUF model file
+    pub model: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}

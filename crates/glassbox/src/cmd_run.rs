@@ -1,0 +1,200 @@
+//! run, chat, tokenize, bench: convert arguments into engine requests and print results.
+
+use std::io::{BufRead, Write};
+
+use anyhow::{Context, Result, bail};
+use glassbox_engine::{Engine, EngineOptions, GenerateRequest, SamplingParams};
+use glassbox_template::Message;
+use serde_json::json;
+
+use crate::cli::{BenchArgs, ChatArgs, ModelArgs, RunArgs, SamplingArgs, TokenizeArgs};
+
+fn load(m: &ModelArgs) -> Result<Engine> {
+    let mut opts = EngineOptions { ctx_size: m.ctx_size, ..EngineOptions::default() };
+    if let Some(t) = m.threads {
+        if t == 0 {
+            bail!("--threads must be at least 1");
+        }
+        opts.threads = t;
+    }
+    Engine::load(&m.model, &opts).with_context(|| format!("cannot load model {}", m.model.display()))
+}
+
+fn sampling(s: &SamplingArgs) -> SamplingParams {
+    let seed = s.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    });
+    SamplingParams {
+        temperature: s.temperature,
+        top_k: s.top_k,
+        top_p: s.top_p,
+        min_p: s.min_p,
+        repeat_penalty: s.repeat_penalty,
+        repeat_last_n: s.repeat_last_n,
+        presence_penalty: s.presence_penalty,
+        frequency_penalty: s.frequency_penalty,
+        seed,
+    }
+}
+
+fn messages(system: &Option<String>, user: &str) -> Vec<Message> {
+    let mut m = Vec::new();
+    if let Some(s) = system {
+        m.push(Message::new("system", s));
+    }
+    m.push(Message::new("user", user));
+    m
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    let mut engine = load(&a.model)?;
+    let prompt = if a.raw {
+        if a.system.is_some() {
+            bail!("--system needs the chat template; it cannot be combined with --raw");
+        }
+        engine.tokenizer.encode(&a.prompt)
+    } else {
+        if !engine.has_chat_template() {
+            bail!("{} has no chat template (it is probably a base model); use --raw to send the prompt as plain text", a.model.model.display());
+        }
+        let rendered = engine.render_chat(&messages(&a.system, &a.prompt))?;
+        engine.tokenize_chat(&rendered)
+    };
+    let req = GenerateRequest { prompt, max_tokens: a.sampling.max_tokens, sampling: sampling(&a.sampling), stop: a.sampling.stop.clone() };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut io_err = None;
+    let g = engine.generate(&req, |piece| {
+        if !a.json && io_err.is_none() {
+            if let Err(e) = out.write_all(piece.as_bytes()).and_then(|_| out.flush()) {
+                io_err = Some(e);
+            }
+        }
+    })?;
+    if let Some(e) = io_err {
+        return Err(e.into());
+    }
+    if a.json {
+        let v = json!({
+            "text": g.text, "ids": g.ids, "prompt_tokens": g.prompt_tokens,
+            "completion_tokens": g.completion_tokens, "finish_reason": g.finish_reason.as_str(),
+        });
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+pub fn chat(a: ChatArgs) -> Result<()> {
+    let mut engine = load(&a.model)?;
+    if !engine.has_chat_template() {
+        bail!("{} has no chat template (it is probably a base model); use `glassbox run --raw`", a.model.model.display());
+    }
+    let mut history: Vec<Message> = Vec::new();
+    if let Some(s) = &a.system {
+        history.push(Message::new("system", s));
+    }
+    eprintln!("chatting with {} (ctx {}); /exit or Ctrl-D to quit, /reset to clear history", a.model.model.display(), engine.ctx_size());
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut params = sampling(&a.sampling);
+    loop {
+        eprint!("> ");
+        let Some(line) = lines.next() else { break };
+        let line = line?;
+        let text = line.trim();
+        match text {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                history.retain(|m| m.role == "system");
+                eprintln!("(history cleared)");
+                continue;
+            }
+            _ => {}
+        }
+        history.push(Message::new("user", text));
+        let rendered = engine.render_chat(&history)?;
+        let prompt = engine.tokenize_chat(&rendered);
+        if prompt.len() + 1 > engine.ctx_size() {
+            history.pop();
+            eprintln!("error: the conversation ({} tokens) no longer fits the context ({}); /reset to start over", prompt.len(), engine.ctx_size());
+            continue;
+        }
+        let req = GenerateRequest { prompt, max_tokens: a.sampling.max_tokens, sampling: params.clone(), stop: a.sampling.stop.clone() };
+        let mut out = std::io::stdout().lock();
+        let g = engine.generate(&req, |piece| {
+            let _ = out.write_all(piece.as_bytes());
+            let _ = out.flush();
+        })?;
+        writeln!(out)?;
+        history.push(Message::new("assistant", &g.text));
+        params.seed = params.seed.wrapping_add(1);
+    }
+    Ok(())
+}
+
+pub fn tokenize(a: TokenizeArgs) -> Result<()> {
+    let file = glassbox_gguf::GgufFile::open(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
+    let tok = glassbox_engine_tokenizer(&file)?;
+    let ids = if a.no_special { tok.encode_with(&a.text, false, false, true) } else { tok.encode(&a.text) };
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", json!({ "ids": ids }))?;
+    } else {
+        for id in ids {
+            let piece = tok.token_bytes(id, true)?;
+            writeln!(out, "{id:>8} -> {:?}", String::from_utf8_lossy(&piece))?;
+        }
+    }
+    Ok(())
+}
+
+fn glassbox_engine_tokenizer(file: &glassbox_gguf::GgufFile) -> Result<glassbox_engine::Tokenizer> {
+    Ok(glassbox_engine::Tokenizer::from_gguf(file.gguf())?)
+}
+
+pub fn bench(a: BenchArgs) -> Result<()> {
+    let mut m = a.model.clone();
+    if m.ctx_size == 0 {
+        m.ctx_size = a.prompt_tokens.max(a.gen_tokens).max(16);
+    }
+    let mut engine = load(&m)?;
+    if a.repetitions == 0 {
+        bail!("--repetitions must be at least 1");
+    }
+    // Warm-up: touch every weight once (page cache, CPU frequency).
+    engine.bench(a.prompt_tokens.min(16), 2)?;
+    let mut pp = Vec::new();
+    let mut tg = Vec::new();
+    for _ in 0..a.repetitions {
+        if a.prompt_tokens > 0 {
+            pp.push(engine.bench(a.prompt_tokens, 0)?.prefill_tok_s);
+        }
+        if a.gen_tokens > 0 {
+            tg.push(engine.bench(0, a.gen_tokens)?.decode_tok_s);
+        }
+    }
+    let med = |v: &mut Vec<f64>| -> f64 {
+        if v.is_empty() {
+            return 0.0;
+        }
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (pps, tgs) = (med(&mut pp), med(&mut tg));
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", json!({
+            "model": a.model.model.display().to_string(), "threads": engine.threads(), "isa": format!("{:?}", engine.isa()),
+            "prompt_tokens": a.prompt_tokens, "gen_tokens": a.gen_tokens, "repetitions": a.repetitions,
+            "prefill_tok_s": pps, "decode_tok_s": tgs,
+        }))?;
+    } else {
+        writeln!(out, "model {} | threads {} | isa {:?}", a.model.model.display(), engine.threads(), engine.isa())?;
+        writeln!(out, "prefill pp{:<5} {pps:>9.2} tok/s", a.prompt_tokens)?;
+        writeln!(out, "decode  tg{:<5} {tgs:>9.2} tok/s", a.gen_tokens)?;
+    }
+    Ok(())
+}

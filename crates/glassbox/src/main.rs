@@ -1,0 +1,33 @@
+//! The `glassbox` binary: parses arguments and wires the library crates together. No model,
+//! tokenizer or parsing logic lives here.
+
+mod cli;
+mod cmd_info;
+mod cmd_run;
+
+use std::io::Write;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::Cli::parse();
+    let result = match args.command {
+        cli::Command::Run(a) => cmd_run::run(a),
+        cli::Command::Chat(a) => cmd_run::chat(a),
+        cli::Command::Tokenize(a) => cmd_run::tokenize(a),
+        cli::Command::Bench(a) => cmd_run::bench(a),
+        cli::Command::Info(a) => cmd_info::info(a),
+    };
+    if let Err(e) = result {
+        // A closed pipe (e.g. `glassbox run … | head`) is not an error.
+        if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+            std::process::exit(0);
+        }
+        let _ = std::io::stdout().flush();
+        eprintln!("error: {e}");
+        for cause in e.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}
