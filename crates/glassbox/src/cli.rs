@@ -43,7 +43,7 @@ pub struct SamplingArgs {
     #[arg(long, short = 'n', default_value_t = 512)]
     pub max_tokens: usize,
     /// Sampling temperature; 0 is greedy
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Keep the k most likely tokens (0 = off)
     #[arg(long, default_value_t = 40)]
@@ -59,15 +59,15 @@ pub struct SamplingArgs {
     pub repeat_penalty: f32,
     #[arg(long, default_value_t = 64)]
     pub repeat_last_n: usize,
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub presence_penalty: f32,
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub frequency_penalty: f32,
     /// Random seed (default: from the clock); the same seed gives the same output
     #[arg(long)]
     pub seed: Option<u64>,
     /// Stop when this text is generated (repeatable); the stop text is not printed
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub stop: Vec<String>,
 }
 
@@ -76,13 +76,13 @@ pub struct RunArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// The prompt
-    #[arg(long, short = 'p')]
+    #[arg(long, short = 'p', allow_hyphen_values = true)]
     pub prompt: String,
     /// Send the prompt as-is, without the chat template
     #[arg(long)]
     pub raw: bool,
     /// System message (chat template only)
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub system: Option<String>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -105,7 +105,7 @@ pub struct ChatArgs {
 pub struct TokenizeArgs {
     /// Path to a GGUF model file
     pub model: PathBuf,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub text: String,
     /// Do not add BOS/EOS even if the model asks for them
     #[arg(long)]

@@ -1,0 +1,78 @@
+//! Continuous-batching readiness: sequences at different positions share one forward pass, and
+//! a sequence's logits are bit-identical whether it runs alone, beside others, or with its
+//! prompt prefilled in chunks.
+
+use glassbox_kernels::{Isa, ThreadPool};
+use glassbox_models::{Error, KvCache, Logits, Model, Scratch, SeqBatch};
+
+fn model() -> Model {
+    Model::load(&glassbox_testdata::model(glassbox_testdata::SMOLLM2)).unwrap()
+}
+
+#[test]
+fn batch_composition_does_not_change_logits() {
+    let m = model();
+    let pool = ThreadPool::new(2);
+    let isa = Isa::detect();
+    let mut sc = Scratch::default();
+    let a: Vec<u32> = vec![504, 3575, 282, 4649, 314];
+    let b: Vec<u32> = vec![19556, 905, 216, 1, 4093, 198, 42, 43, 44];
+    // Alone: prefill a, then one decode step.
+    let alone = |toks: &[u32], next: u32, sc: &mut Scratch| {
+        let mut c = KvCache::new(&m.config, 64);
+        let mut out = vec![];
+        m.forward(&pool, isa, &mut [SeqBatch { tokens: toks, cache: &mut c, logits: Logits::Last }], sc, &mut out).unwrap();
+        let first = out.clone();
+        out.clear();
+        m.forward(&pool, isa, &mut [SeqBatch { tokens: &[next], cache: &mut c, logits: Logits::Last }], sc, &mut out).unwrap();
+        (first, out)
+    };
+    let (a1, a2) = alone(&a, 7042, &mut sc);
+    let (b1, b2) = alone(&b, 30, &mut sc);
+    // Together: both prompts in one batch, then both decode steps in one batch.
+    let (mut ca, mut cb) = (KvCache::new(&m.config, 64), KvCache::new(&m.config, 64));
+    let mut out = vec![];
+    m.forward(&pool, isa, &mut [
+        SeqBatch { tokens: &a, cache: &mut ca, logits: Logits::Last },
+        SeqBatch { tokens: &b, cache: &mut cb, logits: Logits::Last },
+    ], &mut sc, &mut out).unwrap();
+    let n = m.config.n_vocab;
+    assert!(out[..n] == a1[..] && out[n..] == b1[..], "prefill logits differ when batched");
+    out.clear();
+    m.forward(&pool, isa, &mut [
+        SeqBatch { tokens: &[30], cache: &mut cb, logits: Logits::Last },
+        SeqBatch { tokens: &[7042], cache: &mut ca, logits: Logits::Last },
+    ], &mut sc, &mut out).unwrap();
+    assert!(out[..n] == b2[..] && out[n..] == a2[..], "decode logits differ when batched");
+    // Chunked prefill (3 + 2 + 4 tokens) equals one-shot prefill.
+    let mut c = KvCache::new(&m.config, 64);
+    for chunk in [&b[..3], &b[3..5]] {
+        m.forward(&pool, isa, &mut [SeqBatch { tokens: chunk, cache: &mut c, logits: Logits::None }], &mut sc, &mut vec![]).unwrap();
+    }
+    let mut out = vec![];
+    m.forward(&pool, isa, &mut [SeqBatch { tokens: &b[5..], cache: &mut c, logits: Logits::Last }], &mut sc, &mut out).unwrap();
+    assert!(out == b1, "chunked prefill differs");
+    assert_eq!(c.len(), b.len());
+}
+
+#[test]
+fn kv_cache_is_sized_by_requested_context() {
+    let m = model();
+    let c = KvCache::new(&m.config, 128);
+    // 30 layers × 128 positions × (3 kv heads × 64) × 2 (K and V) × 2 bytes
+    assert_eq!(c.bytes(), 30 * 128 * 192 * 2 * 2);
+}
+
+#[test]
+fn context_overflow_and_bad_tokens_are_errors_and_change_nothing() {
+    let m = model();
+    let pool = ThreadPool::new(1);
+    let mut sc = Scratch::default();
+    let mut c = KvCache::new(&m.config, 4);
+    let r = m.forward(&pool, Isa::detect(), &mut [SeqBatch { tokens: &[1, 2, 3, 4, 5], cache: &mut c, logits: Logits::Last }], &mut sc, &mut vec![]);
+    assert!(matches!(r, Err(Error::ContextFull { used: 0, new: 5, capacity: 4 })));
+    assert_eq!(c.len(), 0);
+    let r = m.forward(&pool, Isa::detect(), &mut [SeqBatch { tokens: &[1, 49152], cache: &mut c, logits: Logits::Last }], &mut sc, &mut vec![]);
+    assert!(matches!(r, Err(Error::BadToken { id: 49152, .. })), "{r:?}");
+    assert_eq!(c.len(), 0);
+}

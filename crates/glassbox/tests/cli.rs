@@ -1,0 +1,118 @@
+//! The command-line contract, exercised on the real SmolLM2 file: stdout carries only results,
+//! `--json` shapes, greedy output equal to llama.cpp's, and clear errors (never a panic).
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn glassbox(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args).output().expect("run glassbox")
+}
+
+fn smollm2() -> String {
+    glassbox_testdata::model(glassbox_testdata::SMOLLM2).display().to_string()
+}
+
+fn stdout_json(o: &Output) -> Value {
+    assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&o.stdout)))
+}
+
+fn fixture(rel: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(glassbox_testdata::fixture(rel)).unwrap()).unwrap()
+}
+
+#[test]
+fn run_raw_greedy_json_matches_llama_cpp() {
+    // "Water boils at": every step of llama.cpp's greedy continuation is unambiguous.
+    let fx = fixture("greedy/smollm2.json");
+    let case = fx["cases"].as_array().unwrap().iter().find(|c| c["prompt"] == "Water boils at").unwrap();
+    let m = smollm2();
+    let o = glassbox(&["run", &m, "--raw", "--prompt", "Water boils at", "--max-tokens", "32", "--temperature", "0", "--json"]);
+    let v = stdout_json(&o);
+    assert_eq!(v["ids"], case["ids"]);
+    assert_eq!(v["prompt_tokens"], case["prompt_ids"].as_array().unwrap().len());
+    assert_eq!(v["completion_tokens"], 32);
+    assert_eq!(v["finish_reason"], "length");
+    assert!(v["text"].as_str().unwrap().len() > 10);
+}
+
+#[test]
+fn run_prints_only_generated_text_on_stdout() {
+    let m = smollm2();
+    let o = glassbox(&["run", &m, "--raw", "--prompt", "The capital of France is", "-n", "3", "--temperature", "0"]);
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), " Paris.\n\n");
+}
+
+#[test]
+fn run_with_chat_template_and_seed_is_reproducible() {
+    let m = smollm2();
+    let args = ["run", &m, "--prompt", "Name a colour.", "-n", "16", "--seed", "42", "--json"];
+    let a = stdout_json(&glassbox(&args));
+    let b = stdout_json(&glassbox(&args));
+    assert_eq!(a, b);
+    // The chat template wraps the prompt: many more prompt tokens than the raw text has.
+    assert!(a["prompt_tokens"].as_u64().unwrap() > 20);
+}
+
+#[test]
+fn tokenize_json_matches_llama_cpp() {
+    let fx = fixture("tokenize/smollm2.json");
+    let m = smollm2();
+    for case in fx["cases"].as_array().unwrap().iter().take(40) {
+        let text = case["text"].as_str().unwrap();
+        let v = stdout_json(&glassbox(&["tokenize", &m, "--text", text, "--json"]));
+        assert_eq!(v["ids"], case["ids"], "{text:?}");
+    }
+}
+
+#[test]
+fn info_describes_the_file() {
+    let m = smollm2();
+    let v = stdout_json(&glassbox(&["info", &m, "--json"]));
+    assert_eq!(v["architecture"], "llama");
+    assert_eq!(v["tokenizer"]["model"], "gpt2");
+    assert_eq!(v["tokenizer"]["vocab_size"], 49152);
+    assert_eq!(v["tensor_types"]["Q4_1"]["tensors"], 210);
+    assert!(v["chat_template"].as_str().unwrap().contains("im_start"));
+    let human = glassbox(&["info", &m]);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("architecture  llama"));
+}
+
+#[test]
+fn bench_json_reports_speeds() {
+    let m = smollm2();
+    let v = stdout_json(&glassbox(&["bench", &m, "--prompt-tokens", "32", "--gen-tokens", "4", "-r", "1", "--json"]));
+    assert!(v["prefill_tok_s"].as_f64().unwrap() > 0.0);
+    assert!(v["decode_tok_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn errors_are_clear_and_never_panics() {
+    let m = smollm2();
+    let dir = std::env::temp_dir().join(format!("glassbox-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junk = dir.join("junk.gguf");
+    std::fs::write(&junk, b"definitely not a model").unwrap();
+    let truncated = dir.join("truncated.gguf");
+    let bytes = std::fs::read(&m).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["run".into(), "/nonexistent/model.gguf".into(), "-p".into(), "x".into()], "/nonexistent/model.gguf"),
+        (vec!["run".into(), junk.display().to_string(), "-p".into(), "x".into()], "not a gguf file"),
+        (vec!["info".into(), truncated.display().to_string()], "extends past the end"),
+        (vec!["run".into(), m.clone(), "--raw".into(), "-p".into(), "word ".repeat(50), "-c".into(), "16".into()], "context size is 16"),
+        (vec!["run".into(), m.clone(), "-p".into(), "x".into(), "--temperature".into(), "-1".into()], "temperature"),
+        (vec!["run".into(), m.clone(), "-p".into(), "x".into(), "--threads".into(), "0".into()], "--threads"),
+    ];
+    for (args, want) in cases {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = glassbox(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+}
