@@ -112,7 +112,9 @@ impl Engine {
             Some(src) => Some(ChatTemplate::new(src, Default::default())?),
             None => None,
         };
-        let model = Model::from_file(file)?;
+        let mut model = Model::from_file(file)?;
+        let isa = Isa::detect();
+        model.pack(isa);
         if tokenizer.n_vocab() != model.config.n_vocab {
             return Err(Error::Other(format!(
                 "tokenizer has {} tokens but the model's embedding has {}",
@@ -125,7 +127,7 @@ impl Engine {
             tokenizer,
             template,
             pool: ThreadPool::new(opts.threads.max(1)),
-            isa: Isa::detect(),
+            isa,
             scratch: Scratch::default(),
             ctx_size,
             batch_size: opts.batch_size.max(1),

@@ -11,12 +11,14 @@ mod act;
 mod dot;
 mod matmul;
 pub mod ops;
+mod packed;
 mod pool;
 mod quant;
 mod simd;
 
 pub use act::{ActBuf, ActFormat, Q8Block, Q8KBlock};
-pub use matmul::{Isa, MatmulJob, WeightMatrix, matmul, matmul_many};
+pub use matmul::{Isa, MatRef, MatmulJob, WeightMatrix, matmul, matmul_many};
+pub use packed::PackedMatrix;
 pub use pool::ThreadPool;
 pub use quant::{QType, dequantize_row};
 

@@ -1,6 +1,7 @@
 //! Matrix multiplication y = x · Wᵀ for quantised W, parallel over rows, SIMD-dispatched.
 
 use crate::act::{ActBuf, ActFormat};
+use crate::packed::{GROUP, PackedMatrix};
 use crate::pool::ThreadPool;
 use crate::quant::{QK, QK_K, QType, decode_superblock};
 use crate::{Error, dot};
@@ -75,9 +76,49 @@ impl Isa {
     }
 }
 
+/// A weight matrix as the kernels see it: in place in the GGUF bytes, or repacked.
+#[derive(Clone, Copy)]
+pub enum MatRef<'a> {
+    Raw(WeightMatrix<'a>),
+    Packed(&'a PackedMatrix),
+}
+
+impl MatRef<'_> {
+    pub fn ty(&self) -> QType {
+        match self {
+            MatRef::Raw(w) => w.ty,
+            MatRef::Packed(p) => p.ty,
+        }
+    }
+    pub fn rows(&self) -> usize {
+        match self {
+            MatRef::Raw(w) => w.rows,
+            MatRef::Packed(p) => p.rows,
+        }
+    }
+    pub fn cols(&self) -> usize {
+        match self {
+            MatRef::Raw(w) => w.cols,
+            MatRef::Packed(p) => p.cols,
+        }
+    }
+}
+
+impl<'a> From<&'a PackedMatrix> for MatRef<'a> {
+    fn from(p: &'a PackedMatrix) -> Self {
+        MatRef::Packed(p)
+    }
+}
+
+impl<'a> From<WeightMatrix<'a>> for MatRef<'a> {
+    fn from(w: WeightMatrix<'a>) -> Self {
+        MatRef::Raw(w)
+    }
+}
+
 /// One multiplication in a batch of independent multiplications sharing one parallel section.
 pub struct MatmulJob<'a, 'b> {
-    pub w: WeightMatrix<'a>,
+    pub w: MatRef<'a>,
     pub x: &'b ActBuf,
     /// Output, `x.n` rows of `w.rows` values.
     pub y: &'b mut [f32],
@@ -89,32 +130,56 @@ unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 /// y = x · Wᵀ.
-pub fn matmul(pool: &ThreadPool, isa: Isa, w: WeightMatrix, x: &ActBuf, y: &mut [f32]) {
-    matmul_many(pool, isa, &mut [MatmulJob { w, x, y }]);
+pub fn matmul<'a>(pool: &ThreadPool, isa: Isa, w: impl Into<MatRef<'a>>, x: &ActBuf, y: &mut [f32]) {
+    matmul_many(pool, isa, &mut [MatmulJob { w: w.into(), x, y }]);
 }
 
 /// Several independent multiplications in one parallel section (e.g. Q, K and V).
 pub fn matmul_many(pool: &ThreadPool, isa: Isa, jobs: &mut [MatmulJob]) {
     for j in jobs.iter() {
-        assert_eq!(j.x.format, Some(j.w.ty.act_format()), "activation format mismatch");
-        assert_eq!(j.x.cols, j.w.cols, "activation width mismatch");
-        assert_eq!(j.y.len(), j.x.n * j.w.rows, "output size mismatch");
+        assert_eq!(j.x.format, Some(j.w.ty().act_format()), "activation format mismatch");
+        assert_eq!(j.x.cols, j.w.cols(), "activation width mismatch");
+        assert_eq!(j.y.len(), j.x.n * j.w.rows(), "output size mismatch");
     }
     let ptrs: Vec<SendPtr> = jobs.iter_mut().map(|j| SendPtr(j.y.as_mut_ptr())).collect();
     let jobs = &*jobs;
     let nt = pool.n_threads();
     pool.run(&|tid| {
         for (j, p) in jobs.iter().zip(&ptrs) {
-            // Rows in chunks aligned to 4 so threads never share a cache line of output.
-            let per = j.w.rows.div_ceil(nt).next_multiple_of(4);
-            let start = (tid * per).min(j.w.rows);
-            let end = ((tid + 1) * per).min(j.w.rows);
-            if start < end {
-                // SAFETY: threads write disjoint row ranges of each output.
-                unsafe { rows(isa, j.w, j.x, start..end, p.0) };
+            match j.w {
+                MatRef::Raw(w) => {
+                    // Rows in chunks aligned to 4 so threads rarely share a cache line of output.
+                    let per = w.rows.div_ceil(nt).next_multiple_of(4);
+                    let start = (tid * per).min(w.rows);
+                    let end = ((tid + 1) * per).min(w.rows);
+                    if start < end {
+                        // SAFETY: threads write disjoint row ranges of each output.
+                        unsafe { rows(isa, w, j.x, start..end, p.0) };
+                    }
+                }
+                MatRef::Packed(pm) => {
+                    let n_groups = pm.rows.div_ceil(GROUP);
+                    let per = n_groups.div_ceil(nt);
+                    let start = (tid * per).min(n_groups);
+                    let end = ((tid + 1) * per).min(n_groups);
+                    if start < end {
+                        // SAFETY: threads write disjoint groups of rows.
+                        unsafe { packed_rows(isa, pm, j.x, start..end, p.0) };
+                    }
+                }
             }
         }
     });
+}
+
+unsafe fn packed_rows(isa: Isa, p: &PackedMatrix, x: &ActBuf, groups: std::ops::Range<usize>, y: *mut f32) {
+    let ldy = p.rows;
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2Vnni {
+        return unsafe { crate::simd::x86::packed_rows_avxvnni(p, groups, &x.q8, x.n, y, ldy) };
+    }
+    let _ = isa;
+    crate::packed::packed_rows_scalar(p, groups, &x.q8, x.n, &mut |t, r, v| unsafe { *y.add(t * ldy + r) = v });
 }
 
 /// Compute rows `range` of y for all tokens. `y` points at an `x.n × w.rows` buffer.

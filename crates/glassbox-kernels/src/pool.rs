@@ -31,7 +31,11 @@ pub struct ThreadPool {
     handles: Vec<JoinHandle<()>>,
 }
 
-const SPIN_ITERS: u32 = 200_000;
+/// Busy-wait this many iterations before yielding the CPU on each check (keeps dispatch fast
+/// when cores are free, and lets other work run when the machine is oversubscribed).
+const SPIN_BEFORE_YIELD: u32 = 2_000;
+/// Total iterations (spins + yields) before a worker sleeps on the condvar.
+const SPIN_ITERS: u32 = 100_000;
 
 impl ThreadPool {
     /// A pool of `n_threads` (≥ 1) threads in total; the caller's thread is thread 0.
@@ -82,8 +86,14 @@ impl ThreadPool {
             s.wake.notify_all();
         }
         let main = catch_unwind(AssertUnwindSafe(|| f(0)));
+        let mut spins = 0u32;
         while s.remaining.load(Ordering::Acquire) != 0 {
-            std::hint::spin_loop();
+            spins += 1;
+            if spins < SPIN_BEFORE_YIELD {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
         *s.job.lock().unwrap() = None;
         if let Err(p) = main {
@@ -109,8 +119,12 @@ fn worker(s: Arc<Shared>, tid: usize) {
                 return;
             }
             spins += 1;
-            if spins < SPIN_ITERS {
+            if spins < SPIN_BEFORE_YIELD {
                 std::hint::spin_loop();
+                continue;
+            }
+            if spins < SPIN_ITERS {
+                std::thread::yield_now();
                 continue;
             }
             let g = s.lock.lock().unwrap();

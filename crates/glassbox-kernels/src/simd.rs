@@ -163,6 +163,123 @@ pub(crate) mod x86 {
     define_rows_q8!(rows_q8_avx2, "avx2,fma,f16c", dot_maddubs);
     define_rows_q8!(rows_q8_avxvnni, "avx2,fma,f16c,avxvnni", dot_avxvnni);
 
+    /// Packed (8-row interleaved) kernel: rows of `groups` for `n_tok` tokens.
+    /// Requires AVX2 + FMA + F16C + AVX-VNNI.
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    pub unsafe fn packed_rows_avxvnni(
+        p: &crate::packed::PackedMatrix,
+        groups: std::ops::Range<usize>,
+        x: &[Q8Block],
+        n_tok: usize,
+        y: *mut f32,
+        ldy: usize,
+    ) {
+        let f = p.fmt;
+        match (f.has_min, f.nibbles, f.high_bits) {
+            (false, true, false) => packed_kernel::<false, true, false>(p, groups, x, n_tok, y, ldy),
+            (true, true, false) => packed_kernel::<true, true, false>(p, groups, x, n_tok, y, ldy),
+            (false, true, true) => packed_kernel::<false, true, true>(p, groups, x, n_tok, y, ldy),
+            (true, true, true) => packed_kernel::<true, true, true>(p, groups, x, n_tok, y, ldy),
+            (false, false, false) => packed_kernel::<false, false, false>(p, groups, x, n_tok, y, ldy),
+            _ => unreachable!("no such packed format"),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn bcast4(p: *const i8) -> __m256i {
+        _mm256_set1_epi32((p as *const i32).read_unaligned())
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    unsafe fn packed_kernel<const MIN: bool, const NIB: bool, const HB: bool>(
+        p: &crate::packed::PackedMatrix,
+        groups: std::ops::Range<usize>,
+        x: &[Q8Block],
+        n_tok: usize,
+        y: *mut f32,
+        ldy: usize,
+    ) {
+        use crate::packed::GROUP;
+        let nb = p.nb;
+        let rec = p.fmt.record_bytes();
+        let qo = p.fmt.quant_offset();
+        let off = p.fmt.off;
+        let base = p.data.as_ptr();
+        let m0f = _mm256_set1_epi8(0x0F);
+        let m10 = _mm256_set1_epi8(0x10);
+        for g in groups {
+            let mut t0 = 0;
+            while t0 < n_tok {
+                let nt = (n_tok - t0).min(TILE);
+                let mut acc = [_mm256_setzero_ps(); TILE];
+                for b in 0..nb {
+                    let r = base.add((g * nb + b) * rec);
+                    let dv = _mm256_cvtph_ps(_mm_loadu_si128(r as *const __m128i));
+                    let mv = if MIN { _mm256_cvtph_ps(_mm_loadu_si128(r.add(16) as *const __m128i)) } else { _mm256_setzero_ps() };
+                    let q = r.add(qo);
+                    let mut v = [_mm256_setzero_si256(); 8];
+                    if NIB {
+                        for i in 0..4 {
+                            let raw = _mm256_loadu_si256(q.add(32 * i) as *const __m256i);
+                            v[i] = _mm256_and_si256(raw, m0f);
+                            v[i + 4] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m0f);
+                        }
+                        if HB {
+                            let h = _mm256_loadu_si256(q.add(128) as *const __m256i);
+                            v[0] = _mm256_or_si256(v[0], _mm256_and_si256(_mm256_slli_epi16(h, 4), m10));
+                            v[1] = _mm256_or_si256(v[1], _mm256_and_si256(_mm256_slli_epi16(h, 3), m10));
+                            v[2] = _mm256_or_si256(v[2], _mm256_and_si256(_mm256_slli_epi16(h, 2), m10));
+                            v[3] = _mm256_or_si256(v[3], _mm256_and_si256(_mm256_slli_epi16(h, 1), m10));
+                            v[4] = _mm256_or_si256(v[4], _mm256_and_si256(h, m10));
+                            v[5] = _mm256_or_si256(v[5], _mm256_and_si256(_mm256_srli_epi16(h, 1), m10));
+                            v[6] = _mm256_or_si256(v[6], _mm256_and_si256(_mm256_srli_epi16(h, 2), m10));
+                            v[7] = _mm256_or_si256(v[7], _mm256_and_si256(_mm256_srli_epi16(h, 3), m10));
+                        }
+                    } else {
+                        for i in 0..8 {
+                            v[i] = _mm256_loadu_si256(q.add(32 * i) as *const __m256i);
+                        }
+                    }
+                    for t in 0..nt {
+                        let xb = x.get_unchecked((t0 + t) * nb + b);
+                        let xq = xb.qs.as_ptr();
+                        let z = _mm256_setzero_si256();
+                        let p0 = _mm256_dpbusd_avx_epi32(z, v[0], bcast4(xq));
+                        let p1 = _mm256_dpbusd_avx_epi32(z, v[1], bcast4(xq.add(4)));
+                        let p2 = _mm256_dpbusd_avx_epi32(z, v[2], bcast4(xq.add(8)));
+                        let p3 = _mm256_dpbusd_avx_epi32(z, v[3], bcast4(xq.add(12)));
+                        let p0 = _mm256_dpbusd_avx_epi32(p0, v[4], bcast4(xq.add(16)));
+                        let p1 = _mm256_dpbusd_avx_epi32(p1, v[5], bcast4(xq.add(20)));
+                        let p2 = _mm256_dpbusd_avx_epi32(p2, v[6], bcast4(xq.add(24)));
+                        let p3 = _mm256_dpbusd_avx_epi32(p3, v[7], bcast4(xq.add(28)));
+                        let mut s = _mm256_add_epi32(_mm256_add_epi32(p0, p1), _mm256_add_epi32(p2, p3));
+                        if off != 0 {
+                            s = _mm256_sub_epi32(s, _mm256_set1_epi32(off * xb.isum));
+                        }
+                        let scale = _mm256_mul_ps(dv, _mm256_set1_ps(xb.d));
+                        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[t]);
+                        if MIN {
+                            acc[t] = _mm256_fmadd_ps(mv, _mm256_set1_ps(xb.s), acc[t]);
+                        }
+                    }
+                }
+                let r0 = g * GROUP;
+                let valid = (p.rows - r0).min(GROUP);
+                for t in 0..nt {
+                    let dst = y.add((t0 + t) * ldy + r0);
+                    if valid == GROUP {
+                        _mm256_storeu_ps(dst, acc[t]);
+                    } else {
+                        let mut tmp = [0f32; 8];
+                        _mm256_storeu_ps(tmp.as_mut_ptr(), acc[t]);
+                        std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, valid);
+                    }
+                }
+                t0 += nt;
+            }
+        }
+    }
+
     /// Integer dot of 16 i8 pairs (auto-vectorised under AVX2).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn idot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {

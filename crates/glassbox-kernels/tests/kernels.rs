@@ -1,7 +1,7 @@
 //! Every SIMD path against the scalar reference, and quantised dots against f32 math on the
 //! dequantised weights.
 
-use glassbox_kernels::{ActBuf, Isa, QType, ThreadPool, WeightMatrix, dequantize_row, matmul};
+use glassbox_kernels::{ActBuf, Isa, PackedMatrix, QType, ThreadPool, WeightMatrix, dequantize_row, matmul};
 use proptest::prelude::*;
 
 const TYPES: [QType; 13] = [
@@ -84,6 +84,43 @@ fn simd_matches_scalar_for_every_type() {
                     let got = run(isa, threads, ty, &w, rows, cols, &x);
                     for (i, (a, b)) in got.iter().zip(&reference).enumerate() {
                         assert!(close(*a, *b, 1e-5), "{ty:?} {isa:?} t={threads} n={n_tok} [{i}]: {a} vs {b}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn packed_matches_unpacked_for_every_packable_type() {
+    let vnni = {
+        #[cfg(target_arch = "x86_64")]
+        { std::arch::is_x86_feature_detected!("avxvnni") }
+        #[cfg(not(target_arch = "x86_64"))]
+        { false }
+    };
+    for ty in [QType::Q4_0, QType::Q4_1, QType::Q5_0, QType::Q5_1, QType::Q8_0] {
+        for rows in [8, 13, 24, 3] {
+            let cols = 96;
+            let w = random_weights(ty, rows, cols, rows as u64 * 31);
+            let packed = PackedMatrix::pack(ty, rows, cols, &w).unwrap();
+            for n_tok in [1, 2, 5] {
+                let x = random_x(n_tok * cols, 17 + n_tok as u64);
+                let reference = run(Isa::Scalar, 1, ty, &w, rows, cols, &x);
+                let mut act = ActBuf::default();
+                act.fill(ty.act_format(), &x, cols);
+                let mut isas = vec![Isa::Scalar];
+                if vnni {
+                    isas.push(Isa::Avx2Vnni);
+                }
+                for isa in isas {
+                    for threads in [1, 2, 3] {
+                        let pool = ThreadPool::new(threads);
+                        let mut y = vec![f32::NAN; n_tok * rows];
+                        matmul(&pool, isa, &packed, &act, &mut y);
+                        for (i, (a, b)) in y.iter().zip(&reference).enumerate() {
+                            assert!(close(*a, *b, 1e-5), "{ty:?} rows={rows} n={n_tok} {isa:?} t={threads} [{i}]: {a} vs {b}");
+                        }
                     }
                 }
             }

@@ -111,7 +111,7 @@ impl Model {
         let (q_dim, kv_dim, v_dim) = (c.n_head * hd, c.n_head_kv * hd, c.n_head_kv * hdv);
         let sc = scratch;
         resize(&mut sc.x, n * d);
-        let embd = self.w(&self.tok_embd);
+        let embd = self.raw(&self.tok_embd);
         let emb_scale = if c.spec.embed_scale { (d as f32).sqrt() } else { 1.0 };
         let mut ti = 0;
         for s in batch.iter() {

@@ -3,17 +3,25 @@ use std::path::Path;
 use std::sync::Arc;
 
 use glassbox_gguf::{GgmlType, GgufFile, TensorInfo};
-use glassbox_kernels::{QType, WeightMatrix, dequantize_row};
+use glassbox_kernels::{Isa, MatRef, PackedMatrix, QType, WeightMatrix, dequantize_row};
 
 use crate::{Config, Error, Result};
 
 /// A matrix that stays in the memory map: type, shape and byte range.
-#[derive(Clone, Debug)]
+/// A matrix: type, shape and byte range in the memory map, plus an optional repacked copy for
+/// the fastest kernels (built by [`Model::pack`]).
 pub(crate) struct Mat {
     pub ty: QType,
     pub rows: usize,
     pub cols: usize,
     pub range: Range<usize>,
+    pub packed: Option<std::sync::Arc<PackedMatrix>>,
+}
+
+impl Clone for Mat {
+    fn clone(&self) -> Self {
+        Mat { ty: self.ty, rows: self.rows, cols: self.cols, range: self.range.clone(), packed: self.packed.clone() }
+    }
 }
 
 pub(crate) struct Layer {
@@ -94,7 +102,7 @@ impl Binder<'_> {
         // Validates block divisibility and byte size.
         WeightMatrix::new(ty, rows, cols, &self.file.bytes()[range.clone()])
             .map_err(|e| Error::BadTensor { name: name.into(), msg: e.to_string() })?;
-        Ok(Mat { ty, rows, cols, range })
+        Ok(Mat { ty, rows, cols, range, packed: None })
     }
 
     /// A vector of `n` values, dequantised to f32.
@@ -164,8 +172,41 @@ impl Model {
         Ok(Model { file, config, tok_embd, output, output_norm, layers })
     }
 
-    pub(crate) fn w(&self, m: &Mat) -> WeightMatrix<'_> {
+    pub(crate) fn raw(&self, m: &Mat) -> WeightMatrix<'_> {
         WeightMatrix { ty: m.ty, rows: m.rows, cols: m.cols, data: &self.file.bytes()[m.range.clone()] }
+    }
+
+    pub(crate) fn w<'a>(&'a self, m: &'a Mat) -> MatRef<'a> {
+        match &m.packed {
+            Some(p) => MatRef::Packed(p),
+            None => MatRef::Raw(self.raw(m)),
+        }
+    }
+
+    /// Repack every matrix that has a faster packed kernel on `isa` (8-row interleaved blocks
+    /// for VNNI). Costs about one pass over the weights; memory moves from the file mapping to
+    /// an owned copy of the same size. Returns the number of bytes repacked.
+    pub fn pack(&mut self, isa: Isa) -> usize {
+        if isa != Isa::Avx2Vnni {
+            return 0;
+        }
+        let bytes = self.file.bytes();
+        let mut total = 0;
+        let mut pack_one = |m: &mut Mat| {
+            if m.packed.is_none()
+                && let Some(p) = PackedMatrix::pack(m.ty, m.rows, m.cols, &bytes[m.range.clone()])
+            {
+                total += m.range.len();
+                m.packed = Some(std::sync::Arc::new(p));
+            }
+        };
+        for l in &mut self.layers {
+            for m in [&mut l.wq, &mut l.wk, &mut l.wv, &mut l.wo, &mut l.w_gate, &mut l.w_up, &mut l.w_down] {
+                pack_one(m);
+            }
+        }
+        pack_one(&mut self.output);
+        total
     }
 
     pub fn file(&self) -> &Arc<GgufFile> {

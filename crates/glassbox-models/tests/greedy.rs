@@ -43,7 +43,9 @@ fn argmax(x: &[f32]) -> u32 {
 }
 
 fn check(model_file: &str, fixture: &str) {
-    let model = Model::load(&glassbox_testdata::model(model_file)).unwrap();
+    let mut model = Model::load(&glassbox_testdata::model(model_file)).unwrap();
+    // The production path: repacked weights where the CPU has a packed kernel.
+    model.pack(Isa::detect());
     let fx: Fixture = serde_json::from_str(&std::fs::read_to_string(glassbox_testdata::fixture(fixture)).unwrap()).unwrap();
     assert!(fx.cases.len() >= 20);
     let pool = ThreadPool::new(2);

@@ -1,0 +1,234 @@
+//! Repacked weights: rows interleaved in groups of 8 so that one VNNI `dpbusd` computes partial
+//! sums for 8 rows at once (lane k = row k), with scales as vectors — no horizontal sums, no
+//! per-block scalar work. Built once at load time from the GGUF blocks; results equal the
+//! unpacked kernels up to float summation order (tested).
+//!
+//! Layout per (group of 8 rows, 32-element block), for element bytes q (unsigned after the
+//! type's offset): `d[8]` f16, then `m[8]` f16 (Q4_1/Q5_1), then the quants:
+//! - 4-bit types: 4 × 32 bytes; register i, lane k, byte t holds q[k][4i+t] in its low nibble and
+//!   q[k][4(i+4)+t] in its high nibble;
+//! - Q5 types additionally 32 bytes of high bits: byte 4k+t, bit i = bit 4 of q[k][4i+t];
+//! - Q8_0: 8 × 32 bytes, register i lane k = q[k][4i..4i+4] as u8 (value + 128).
+
+use crate::quant::{QK, QType, f16_at};
+
+pub const GROUP: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PackFormat {
+    /// Subtract `off × Σx` from the integer dot (unsigned storage of signed values).
+    pub off: i32,
+    pub has_min: bool,
+    pub nibbles: bool,
+    pub high_bits: bool,
+}
+
+impl PackFormat {
+    pub fn for_type(ty: QType) -> Option<PackFormat> {
+        let f = |off, has_min, nibbles, high_bits| Some(PackFormat { off, has_min, nibbles, high_bits });
+        match ty {
+            QType::Q4_0 => f(8, false, true, false),
+            QType::Q4_1 => f(0, true, true, false),
+            QType::Q5_0 => f(16, false, true, true),
+            QType::Q5_1 => f(0, true, true, true),
+            QType::Q8_0 => f(128, false, false, false),
+            _ => None,
+        }
+    }
+    /// Bytes of one (group, block) record.
+    pub fn record_bytes(self) -> usize {
+        16 + if self.has_min { 16 } else { 0 } + if self.nibbles { 128 } else { 256 } + if self.high_bits { 32 } else { 0 }
+    }
+    pub fn quant_offset(self) -> usize {
+        16 + if self.has_min { 16 } else { 0 }
+    }
+}
+
+/// Unsigned element values, d and m (as f16 bits) of one GGUF block.
+fn block_values(ty: QType, b: &[u8]) -> ([u8; QK], u16, u16) {
+    let mut q = [0u8; QK];
+    let d = u16::from_le_bytes([b[0], b[1]]);
+    let mut m = 0u16;
+    match ty {
+        QType::Q4_0 | QType::Q4_1 => {
+            let off = if ty == QType::Q4_0 { 2 } else { 4 };
+            if ty == QType::Q4_1 {
+                m = u16::from_le_bytes([b[2], b[3]]);
+            }
+            for j in 0..16 {
+                q[j] = b[off + j] & 0xF;
+                q[j + 16] = b[off + j] >> 4;
+            }
+        }
+        QType::Q5_0 | QType::Q5_1 => {
+            let (hoff, off) = if ty == QType::Q5_0 { (2, 6) } else { (4, 8) };
+            if ty == QType::Q5_1 {
+                m = u16::from_le_bytes([b[2], b[3]]);
+            }
+            let qh = u32::from_le_bytes([b[hoff], b[hoff + 1], b[hoff + 2], b[hoff + 3]]);
+            for j in 0..16 {
+                q[j] = (b[off + j] & 0xF) | ((((qh >> j) & 1) as u8) << 4);
+                q[j + 16] = (b[off + j] >> 4) | ((((qh >> (j + 16)) & 1) as u8) << 4);
+            }
+        }
+        QType::Q8_0 => {
+            for j in 0..32 {
+                q[j] = (b[2 + j] as i8 as i16 + 128) as u8;
+            }
+        }
+        _ => unreachable!("not a packable type"),
+    }
+    (q, d, m)
+}
+
+/// A weight matrix repacked for the VNNI kernels. Owns its memory (anonymous, huge-page
+/// advised where the OS supports it).
+pub struct PackedMatrix {
+    pub(crate) ty: QType,
+    pub(crate) fmt: PackFormat,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) nb: usize,
+    pub(crate) data: memmap2::MmapMut,
+}
+
+impl PackedMatrix {
+    /// Repack `rows × cols` weights of type `ty` from GGUF row-major blocks. `None` for types
+    /// without a packed kernel.
+    pub fn pack(ty: QType, rows: usize, cols: usize, src: &[u8]) -> Option<PackedMatrix> {
+        let fmt = PackFormat::for_type(ty)?;
+        let (_, bs) = ty.block();
+        let nb = cols / QK;
+        let n_groups = rows.div_ceil(GROUP);
+        let rec = fmt.record_bytes();
+        let len = (n_groups * nb * rec).max(1);
+        let mut data = memmap2::MmapMut::map_anon(len).ok()?;
+        #[cfg(target_os = "linux")]
+        let _ = data.advise(memmap2::Advice::HugePage);
+        let row_bytes = nb * bs;
+        for g in 0..n_groups {
+            for b in 0..nb {
+                let out = &mut data[(g * nb + b) * rec..(g * nb + b + 1) * rec];
+                let mut qs = [[0u8; QK]; GROUP];
+                for k in 0..GROUP {
+                    let r = g * GROUP + k;
+                    if r >= rows {
+                        // Padding rows: zero scale, zero values → contribute nothing.
+                        let zero_q = if fmt.off == 128 { 128 } else { 0 };
+                        qs[k] = [zero_q; QK];
+                        continue;
+                    }
+                    let blk = &src[r * row_bytes + b * bs..r * row_bytes + (b + 1) * bs];
+                    let (q, d, m) = block_values(ty, blk);
+                    qs[k] = q;
+                    out[2 * k..2 * k + 2].copy_from_slice(&d.to_le_bytes());
+                    if fmt.has_min {
+                        out[16 + 2 * k..16 + 2 * k + 2].copy_from_slice(&m.to_le_bytes());
+                    }
+                }
+                let qo = fmt.quant_offset();
+                if fmt.nibbles {
+                    for i in 0..4 {
+                        for k in 0..GROUP {
+                            for t in 0..4 {
+                                let lo = qs[k][4 * i + t] & 0xF;
+                                let hi = qs[k][4 * (i + 4) + t] & 0xF;
+                                out[qo + 32 * i + 4 * k + t] = lo | (hi << 4);
+                            }
+                        }
+                    }
+                    if fmt.high_bits {
+                        for k in 0..GROUP {
+                            for t in 0..4 {
+                                let mut byte = 0u8;
+                                for i in 0..8 {
+                                    byte |= ((qs[k][4 * i + t] >> 4) & 1) << i;
+                                }
+                                out[qo + 128 + 4 * k + t] = byte;
+                            }
+                        }
+                    }
+                } else {
+                    for i in 0..8 {
+                        for k in 0..GROUP {
+                            for t in 0..4 {
+                                out[qo + 32 * i + 4 * k + t] = qs[k][4 * i + t];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Some(PackedMatrix { ty, fmt, rows, cols, nb, data })
+    }
+
+    pub fn ty(&self) -> QType {
+        self.ty
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+    pub(crate) fn record(&self, g: usize, b: usize) -> &[u8] {
+        let rec = self.fmt.record_bytes();
+        &self.data[(g * self.nb + b) * rec..(g * self.nb + b + 1) * rec]
+    }
+
+    /// Element value (unsigned storage) of row k of group g, element e of block b — scalar
+    /// reference for the layout.
+    pub(crate) fn value(&self, g: usize, b: usize, k: usize, e: usize) -> i32 {
+        let r = self.record(g, b);
+        let qo = self.fmt.quant_offset();
+        if self.fmt.nibbles {
+            let (j, t) = (e / 4, e % 4);
+            let (i, hi) = if j < 4 { (j, false) } else { (j - 4, true) };
+            let byte = r[qo + 32 * i + 4 * k + t];
+            let mut v = if hi { byte >> 4 } else { byte & 0xF } as i32;
+            if self.fmt.high_bits {
+                let hb = r[qo + 128 + 4 * k + t];
+                v |= (((hb >> j) & 1) as i32) << 4;
+            }
+            v
+        } else {
+            r[qo + 32 * (e / 4) + 4 * k + e % 4] as i32
+        }
+    }
+
+    pub(crate) fn scales(&self, g: usize, b: usize, k: usize) -> (f32, f32) {
+        let r = self.record(g, b);
+        let d = f16_at(r, 2 * k);
+        let m = if self.fmt.has_min { f16_at(r, 16 + 2 * k) } else { 0.0 };
+        (d, m)
+    }
+}
+
+/// Scalar reference over the packed layout: y[t·ldy + r] for rows of groups `groups`.
+pub(crate) fn packed_rows_scalar(p: &PackedMatrix, groups: std::ops::Range<usize>, x: &[crate::act::Q8Block], n_tok: usize, y: &mut dyn FnMut(usize, usize, f32)) {
+    for g in groups {
+        for k in 0..GROUP {
+            let r = g * GROUP + k;
+            if r >= p.rows {
+                break;
+            }
+            for t in 0..n_tok {
+                let mut acc = 0f32;
+                for b in 0..p.nb {
+                    let xb = &x[t * p.nb + b];
+                    let mut isum = 0i32;
+                    for e in 0..QK {
+                        isum += p.value(g, b, k, e) * xb.qs[e] as i32;
+                    }
+                    isum -= p.fmt.off * xb.isum;
+                    let (d, m) = p.scales(g, b, k);
+                    acc += d * xb.d * isum as f32 + m * xb.s;
+                }
+                y(t, r, acc);
+            }
+        }
+    }
+}
