@@ -176,10 +176,21 @@ unsafe fn packed_rows(isa: Isa, p: &PackedMatrix, x: &ActBuf, groups: std::ops::
     let ldy = p.rows;
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx2Vnni {
-        return unsafe { crate::simd::x86::packed_rows_avxvnni(p, groups, &x.q8, x.n, y, ldy) };
+        return unsafe {
+            if p.fmt.k {
+                crate::simd::x86::packed_k_rows_avxvnni(p, groups, &x.q8k, x.n, y, ldy)
+            } else {
+                crate::simd::x86::packed_rows_avxvnni(p, groups, &x.q8, x.n, y, ldy)
+            }
+        };
     }
     let _ = isa;
-    crate::packed::packed_rows_scalar(p, groups, &x.q8, x.n, &mut |t, r, v| unsafe { *y.add(t * ldy + r) = v });
+    let mut put = |t: usize, r: usize, v: f32| unsafe { *y.add(t * ldy + r) = v };
+    if p.fmt.k {
+        crate::packed::packed_k_rows_scalar(p, groups, &x.q8k, x.n, &mut put);
+    } else {
+        crate::packed::packed_rows_scalar(p, groups, &x.q8, x.n, &mut put);
+    }
 }
 
 /// Compute rows `range` of y for all tokens. `y` points at an `x.n × w.rows` buffer.

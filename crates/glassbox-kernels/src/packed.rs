@@ -10,7 +10,7 @@
 //! - Q5 types additionally 32 bytes of high bits: byte 4k+t, bit i = bit 4 of q[k][4i+t];
 //! - Q8_0: 8 × 32 bytes, register i lane k = q[k][4i..4i+4] as u8 (value + 128).
 
-use crate::quant::{QK, QType, f16_at};
+use crate::quant::{QK, QK_K, QType, decode_superblock, f16_at};
 
 pub const GROUP: usize = 8;
 
@@ -21,25 +21,40 @@ pub(crate) struct PackFormat {
     pub has_min: bool,
     pub nibbles: bool,
     pub high_bits: bool,
+    /// K-quant superblock (256 elements, per-16 sub-block scales, Q8_K activations).
+    pub k: bool,
 }
 
 impl PackFormat {
     pub fn for_type(ty: QType) -> Option<PackFormat> {
-        let f = |off, has_min, nibbles, high_bits| Some(PackFormat { off, has_min, nibbles, high_bits });
+        let f = |off, has_min, nibbles, high_bits| Some(PackFormat { off, has_min, nibbles, high_bits, k: false });
+        let k = |off, has_min| Some(PackFormat { off, has_min, nibbles: false, high_bits: false, k: true });
         match ty {
             QType::Q4_0 => f(8, false, true, false),
             QType::Q4_1 => f(0, true, true, false),
             QType::Q5_0 => f(16, false, true, true),
             QType::Q5_1 => f(0, true, true, true),
             QType::Q8_0 => f(128, false, false, false),
+            QType::Q2K => k(0, true),
+            QType::Q3K => k(4, false),
+            QType::Q4K => k(0, true),
+            QType::Q5K => k(0, true),
+            QType::Q6K => k(32, false),
             _ => None,
         }
     }
     /// Bytes of one (group, block) record.
     pub fn record_bytes(self) -> usize {
+        if self.k {
+            // d[8] dmin[8] f16, sc[16][8] i8, mn[16][8] u8, q[64][8][4] u8
+            return 32 + 128 + 128 + 2048;
+        }
         16 + if self.has_min { 16 } else { 0 } + if self.nibbles { 128 } else { 256 } + if self.high_bits { 32 } else { 0 }
     }
     pub fn quant_offset(self) -> usize {
+        if self.k {
+            return 32 + 256;
+        }
         16 + if self.has_min { 16 } else { 0 }
     }
 }
@@ -97,8 +112,11 @@ impl PackedMatrix {
     /// without a packed kernel.
     pub fn pack(ty: QType, rows: usize, cols: usize, src: &[u8]) -> Option<PackedMatrix> {
         let fmt = PackFormat::for_type(ty)?;
-        let (_, bs) = ty.block();
-        let nb = cols / QK;
+        let (bk, bs) = ty.block();
+        if cols % bk != 0 || src.len() < rows * (cols / bk) * bs {
+            return None;
+        }
+        let nb = cols / bk;
         let n_groups = rows.div_ceil(GROUP);
         let rec = fmt.record_bytes();
         let len = (n_groups * nb * rec).max(1);
@@ -109,6 +127,30 @@ impl PackedMatrix {
         for g in 0..n_groups {
             for b in 0..nb {
                 let out = &mut data[(g * nb + b) * rec..(g * nb + b + 1) * rec];
+                if fmt.k {
+                    for k in 0..GROUP {
+                        let r = g * GROUP + k;
+                        let mut q = [fmt.off as u8; QK_K];
+                        if r < rows {
+                            let sb = decode_superblock(ty, &src[r * row_bytes + b * bs..r * row_bytes + (b + 1) * bs]);
+                            out[2 * k..2 * k + 2].copy_from_slice(&half::f16::from_f32(sb.d).to_le_bytes());
+                            out[16 + 2 * k..16 + 2 * k + 2].copy_from_slice(&half::f16::from_f32(sb.dmin).to_le_bytes());
+                            for s in 0..16 {
+                                out[32 + 8 * s + k] = sb.sc[s] as i8 as u8;
+                                out[160 + 8 * s + k] = sb.mn[s] as u8;
+                            }
+                            for (e, v) in q.iter_mut().enumerate() {
+                                *v = (sb.q[e] as i32 + fmt.off) as u8;
+                            }
+                        }
+                        for j in 0..QK_K / 4 {
+                            for t in 0..4 {
+                                out[288 + 32 * j + 4 * k + t] = q[4 * j + t];
+                            }
+                        }
+                    }
+                    continue;
+                }
                 let mut qs = [[0u8; QK]; GROUP];
                 for k in 0..GROUP {
                     let r = g * GROUP + k;
@@ -184,6 +226,9 @@ impl PackedMatrix {
     pub(crate) fn value(&self, g: usize, b: usize, k: usize, e: usize) -> i32 {
         let r = self.record(g, b);
         let qo = self.fmt.quant_offset();
+        if self.fmt.k {
+            return r[qo + 32 * (e / 4) + 4 * k + e % 4] as i32;
+        }
         if self.fmt.nibbles {
             let (j, t) = (e / 4, e % 4);
             let (i, hi) = if j < 4 { (j, false) } else { (j - 4, true) };
@@ -199,10 +244,16 @@ impl PackedMatrix {
         }
     }
 
+    /// K formats: (sub-block scale, sub-block min) of row k, sub-block s.
+    pub(crate) fn sub_scales(&self, g: usize, b: usize, k: usize, s: usize) -> (i32, i32) {
+        let r = self.record(g, b);
+        (r[32 + 8 * s + k] as i8 as i32, r[160 + 8 * s + k] as i32)
+    }
+
     pub(crate) fn scales(&self, g: usize, b: usize, k: usize) -> (f32, f32) {
         let r = self.record(g, b);
         let d = f16_at(r, 2 * k);
-        let m = if self.fmt.has_min { f16_at(r, 16 + 2 * k) } else { 0.0 };
+        let m = if self.fmt.has_min || self.fmt.k { f16_at(r, 16 + 2 * k) } else { 0.0 };
         (d, m)
     }
 }
@@ -226,6 +277,37 @@ pub(crate) fn packed_rows_scalar(p: &PackedMatrix, groups: std::ops::Range<usize
                     isum -= p.fmt.off * xb.isum;
                     let (d, m) = p.scales(g, b, k);
                     acc += d * xb.d * isum as f32 + m * xb.s;
+                }
+                y(t, r, acc);
+            }
+        }
+    }
+}
+
+/// Scalar reference for packed K-quants with Q8_K activations.
+pub(crate) fn packed_k_rows_scalar(p: &PackedMatrix, groups: std::ops::Range<usize>, x: &[crate::act::Q8KBlock], n_tok: usize, y: &mut dyn FnMut(usize, usize, f32)) {
+    for g in groups {
+        for k in 0..GROUP {
+            let r = g * GROUP + k;
+            if r >= p.rows {
+                break;
+            }
+            for t in 0..n_tok {
+                let mut acc = 0f32;
+                for b in 0..p.nb {
+                    let xb = &x[t * p.nb + b];
+                    let (mut isc, mut imn) = (0i32, 0i32);
+                    for s in 0..16 {
+                        let (sc, mn) = p.sub_scales(g, b, k, s);
+                        let mut qd = 0i32;
+                        for e in s * 16..s * 16 + 16 {
+                            qd += (p.value(g, b, k, e) - p.fmt.off) * xb.qs[e] as i32;
+                        }
+                        isc += sc * qd;
+                        imn += mn * xb.bsums[s];
+                    }
+                    let (d, dmin) = p.scales(g, b, k);
+                    acc += xb.d * d * isc as f32 - xb.d * dmin * imn as f32;
                 }
                 y(t, r, acc);
             }

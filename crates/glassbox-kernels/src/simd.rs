@@ -280,6 +280,95 @@ pub(crate) mod x86 {
         }
     }
 
+    /// Packed K-quant kernel (Q8_K activations): rows of `groups` for `n_tok` tokens.
+    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+    pub unsafe fn packed_k_rows_avxvnni(
+        p: &crate::packed::PackedMatrix,
+        groups: std::ops::Range<usize>,
+        x: &[crate::act::Q8KBlock],
+        n_tok: usize,
+        y: *mut f32,
+        ldy: usize,
+    ) {
+        use crate::packed::GROUP;
+        let nb = p.nb;
+        let rec = p.fmt.record_bytes();
+        let off = p.fmt.off;
+        let has_min = p.fmt.has_min;
+        let base = p.data.as_ptr();
+        for g in groups {
+            let mut t0 = 0;
+            while t0 < n_tok {
+                let nt = (n_tok - t0).min(TILE);
+                let mut acc = [_mm256_setzero_ps(); TILE];
+                for b in 0..nb {
+                    let r = base.add((g * nb + b) * rec);
+                    let dv = _mm256_cvtph_ps(_mm_loadu_si128(r as *const __m128i));
+                    let dminv = _mm256_cvtph_ps(_mm_loadu_si128(r.add(16) as *const __m128i));
+                    let sc = r.add(32);
+                    let mn = r.add(160);
+                    let q = r.add(288);
+                    let mut isc = [_mm256_setzero_si256(); TILE];
+                    for s in 0..16 {
+                        let w0 = _mm256_loadu_si256(q.add(128 * s) as *const __m256i);
+                        let w1 = _mm256_loadu_si256(q.add(128 * s + 32) as *const __m256i);
+                        let w2 = _mm256_loadu_si256(q.add(128 * s + 64) as *const __m256i);
+                        let w3 = _mm256_loadu_si256(q.add(128 * s + 96) as *const __m256i);
+                        let scv = _mm256_cvtepi8_epi32(_mm_loadl_epi64(sc.add(8 * s) as *const __m128i));
+                        for t in 0..nt {
+                            let xq = x.get_unchecked((t0 + t) * nb + b).qs.as_ptr().add(16 * s);
+                            let z = _mm256_setzero_si256();
+                            let a = _mm256_dpbusd_avx_epi32(z, w0, bcast4(xq));
+                            let c = _mm256_dpbusd_avx_epi32(z, w1, bcast4(xq.add(4)));
+                            let a = _mm256_dpbusd_avx_epi32(a, w2, bcast4(xq.add(8)));
+                            let c = _mm256_dpbusd_avx_epi32(c, w3, bcast4(xq.add(12)));
+                            isc[t] = _mm256_add_epi32(isc[t], _mm256_mullo_epi32(_mm256_add_epi32(a, c), scv));
+                        }
+                    }
+                    for t in 0..nt {
+                        let xb = x.get_unchecked((t0 + t) * nb + b);
+                        // Offset correction and mins: Σ_s sc_s·bsum_s and Σ_s mn_s·bsum_s.
+                        let mut corr = _mm256_setzero_si256();
+                        let mut imn = _mm256_setzero_si256();
+                        for s in 0..16 {
+                            let bs = _mm256_set1_epi32(xb.bsums[s]);
+                            if off != 0 {
+                                let scv = _mm256_cvtepi8_epi32(_mm_loadl_epi64(sc.add(8 * s) as *const __m128i));
+                                corr = _mm256_add_epi32(corr, _mm256_mullo_epi32(scv, bs));
+                            }
+                            if has_min {
+                                let mnv = _mm256_cvtepu8_epi32(_mm_loadl_epi64(mn.add(8 * s) as *const __m128i));
+                                imn = _mm256_add_epi32(imn, _mm256_mullo_epi32(mnv, bs));
+                            }
+                        }
+                        let mut v = isc[t];
+                        if off != 0 {
+                            v = _mm256_sub_epi32(v, _mm256_mullo_epi32(corr, _mm256_set1_epi32(off)));
+                        }
+                        let xd = _mm256_set1_ps(xb.d);
+                        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(dv, xd), acc[t]);
+                        if has_min {
+                            acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imn), _mm256_mul_ps(dminv, xd), acc[t]);
+                        }
+                    }
+                }
+                let r0 = g * GROUP;
+                let valid = (p.rows - r0).min(GROUP);
+                for t in 0..nt {
+                    let dst = y.add((t0 + t) * ldy + r0);
+                    if valid == GROUP {
+                        _mm256_storeu_ps(dst, acc[t]);
+                    } else {
+                        let mut tmp = [0f32; 8];
+                        _mm256_storeu_ps(tmp.as_mut_ptr(), acc[t]);
+                        std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, valid);
+                    }
+                }
+                t0 += nt;
+            }
+        }
+    }
+
     /// Integer dot of 16 i8 pairs (auto-vectorised under AVX2).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn idot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {

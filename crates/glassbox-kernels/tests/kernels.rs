@@ -99,9 +99,9 @@ fn packed_matches_unpacked_for_every_packable_type() {
         #[cfg(not(target_arch = "x86_64"))]
         { false }
     };
-    for ty in [QType::Q4_0, QType::Q4_1, QType::Q5_0, QType::Q5_1, QType::Q8_0] {
+    for ty in [QType::Q4_0, QType::Q4_1, QType::Q5_0, QType::Q5_1, QType::Q8_0, QType::Q2K, QType::Q3K, QType::Q4K, QType::Q5K, QType::Q6K] {
         for rows in [8, 13, 24, 3] {
-            let cols = 96;
+            let cols = if ty.block().0 == 256 { 512 } else { 96 };
             let w = random_weights(ty, rows, cols, rows as u64 * 31);
             let packed = PackedMatrix::pack(ty, rows, cols, &w).unwrap();
             for n_tok in [1, 2, 5] {
