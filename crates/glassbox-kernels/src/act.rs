@@ -64,7 +64,7 @@ fn f16_round(x: f32) -> f32 {
     f16::from_f32(x).to_f32()
 }
 
-pub(crate) fn quantize_q8(x: &[f32], out: &mut [Q8Block]) {
+pub fn quantize_q8(x: &[f32], out: &mut [Q8Block]) {
     debug_assert_eq!(x.len(), out.len() * QK);
     for (xb, ob) in x.chunks_exact(QK).zip(out.iter_mut()) {
         let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -87,7 +87,7 @@ fn nearest_int(v: f32) -> i32 {
     v.round_ties_even() as i32
 }
 
-pub(crate) fn quantize_q8k(x: &[f32], out: &mut [Q8KBlock]) {
+pub fn quantize_q8k(x: &[f32], out: &mut [Q8KBlock]) {
     debug_assert_eq!(x.len(), out.len() * QK_K);
     for (xb, ob) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
         let (mut max, mut amax) = (0f32, 0f32);
@@ -142,6 +142,12 @@ impl ActBuf {
             ActFormat::Q8 => {
                 assert_eq!(cols % QK, 0);
                 self.q8.resize(x.len() / QK, Q8Block::default());
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c") {
+                    // SAFETY: features checked above.
+                    unsafe { crate::simd::x86::quantize_q8_avx2(x, &mut self.q8) };
+                    return;
+                }
                 quantize_q8(x, &mut self.q8);
             }
             ActFormat::Q8K => {

@@ -16,7 +16,7 @@ mod pool;
 mod quant;
 mod simd;
 
-pub use act::{ActBuf, ActFormat, Q8Block, Q8KBlock};
+pub use act::{ActBuf, ActFormat, Q8Block, Q8KBlock, quantize_q8, quantize_q8k};
 pub use matmul::{Isa, MatRef, MatmulJob, WeightMatrix, matmul, matmul_many};
 pub use packed::PackedMatrix;
 pub use pool::ThreadPool;

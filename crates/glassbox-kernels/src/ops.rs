@@ -114,3 +114,54 @@ pub fn f32_to_f16(isa: Isa, src: &[f32], dst: &mut [u16]) {
         *d = f16::from_f32(s).to_bits();
     }
 }
+
+/// GELU(tanh) evaluated as ggml does: input rounded to f16, output looked up in an f16 table
+/// (65 536 entries, built once). Inputs outside ±10 follow ggml: 0 below, identity above.
+pub fn gelu_f16_table() -> &'static [u16] {
+    static TABLE: std::sync::OnceLock<Vec<u16>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX).map(|bits| f16::from_f32(gelu_tanh(f16::from_bits(bits).to_f32())).to_bits()).collect()
+    })
+}
+
+/// g[i] = gelu(g[i]) · u[i], with ggml's f16-table GELU.
+pub fn geglu_inplace(isa: Isa, g: &mut [f32], u: &[f32]) {
+    let table = gelu_f16_table();
+    let mut bits = [0u16; 64];
+    for (gc, uc) in g.chunks_mut(64).zip(u.chunks(64)) {
+        let n = gc.len();
+        f32_to_f16(isa, gc, &mut bits[..n]);
+        for i in 0..n {
+            let x = gc[i];
+            gc[i] = if x <= -10.0 {
+                0.0
+            } else if x >= 10.0 {
+                x * uc[i]
+            } else {
+                f16::from_bits(table[bits[i] as usize]).to_f32() * uc[i]
+            };
+        }
+    }
+}
+
+/// Round every value to the nearest f16 (as f32), in place.
+pub fn round_to_f16_inplace(isa: Isa, x: &mut [f32]) {
+    let mut bits = [0u16; 64];
+    for c in x.chunks_mut(64) {
+        let n = c.len();
+        f32_to_f16(isa, c, &mut bits[..n]);
+        f16_to_f32(isa, &bits[..n], c);
+    }
+}
+
+/// f16 bits → f32.
+pub fn f16_to_f32(isa: Isa, src: &[u16], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Scalar {
+        return unsafe { crate::simd::x86::f16_to_f32_avx2(src, dst) };
+    }
+    let _ = isa;
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = f16::from_bits(s).to_f32();
+    }
+}

@@ -437,6 +437,63 @@ pub(crate) mod x86 {
         }
     }
 
+    /// f16 bits → f32 (hardware).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn f16_to_f32_avx2(src: &[u16], dst: &mut [f32]) {
+        let n = src.len().min(dst.len());
+        let mut i = 0;
+        while i + 8 <= n {
+            let h = _mm_loadu_si128(src.as_ptr().add(i) as *const __m128i);
+            _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+            i += 8;
+        }
+        while i < n {
+            dst[i] = half::f16::from_bits(src[i]).to_f32();
+            i += 1;
+        }
+    }
+
+    /// Q8 activation blocks (ggml's AVX2 quantize_row_q8_0/q8_1 rounding).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn quantize_q8_avx2(x: &[f32], out: &mut [Q8Block]) {
+        let sign_mask = _mm256_set1_ps(-0.0);
+        for (xb, ob) in x.chunks_exact(32).zip(out.iter_mut()) {
+            let p = xb.as_ptr();
+            let v = [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24))];
+            let mut m = _mm256_andnot_ps(sign_mask, v[0]);
+            for k in 1..4 {
+                m = _mm256_max_ps(m, _mm256_andnot_ps(sign_mask, v[k]));
+            }
+            let m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+            let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            let m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+            let amax = _mm_cvtss_f32(m4);
+            let d = amax / 127.0;
+            let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+            let idv = _mm256_set1_ps(id);
+            let mut sum = _mm256_setzero_si256();
+            let mut q32 = [_mm256_setzero_si256(); 4];
+            for k in 0..4 {
+                let r = _mm256_round_ps(_mm256_mul_ps(v[k], idv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                q32[k] = _mm256_cvtps_epi32(r);
+                sum = _mm256_add_epi32(sum, q32[k]);
+            }
+            // Pack i32 → i16 → i8 and undo the lane interleaving of the packs.
+            let a = _mm256_packs_epi32(q32[0], q32[1]);
+            let b = _mm256_packs_epi32(q32[2], q32[3]);
+            let q = _mm256_packs_epi16(a, b);
+            let q = _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256(ob.qs.as_mut_ptr() as *mut __m256i, q);
+            let s4 = _mm_add_epi32(_mm256_extracti128_si256(sum, 1), _mm256_castsi256_si128(sum));
+            let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0b01_00_11_10));
+            let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0b10_11_00_01));
+            let isum = _mm_cvtsi128_si32(s4);
+            ob.d = half::f16::from_f32(d).to_f32();
+            ob.s = half::f16::from_f32(d * isum as f32).to_f32();
+            ob.isum = isum;
+        }
+    }
+
     /// f32 → f16 bits, round to nearest even (hardware).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn f32_to_f16_avx2(src: &[f32], dst: &mut [u16]) {

@@ -1,7 +1,7 @@
 //! Every SIMD path against the scalar reference, and quantised dots against f32 math on the
 //! dequantised weights.
 
-use glassbox_kernels::{ActBuf, Isa, PackedMatrix, QType, ThreadPool, WeightMatrix, dequantize_row, matmul};
+use glassbox_kernels::{ActBuf, ActFormat, Isa, PackedMatrix, Q8Block, QType, ThreadPool, WeightMatrix, dequantize_row, matmul, ops, quantize_q8};
 use proptest::prelude::*;
 
 const TYPES: [QType; 13] = [
@@ -194,4 +194,45 @@ proptest! {
             for h in &hits { prop_assert_eq!(h.load(std::sync::atomic::Ordering::SeqCst), 1); }
         }
     }
+}
+
+#[test]
+fn simd_activation_quantisation_is_bit_identical_to_scalar() {
+    let mut x = random_x(32 * 64, 99);
+    x[..32].fill(0.0); // an all-zero block
+    for (i, v) in x[32..64].iter_mut().enumerate() {
+        *v = (i as f32 - 16.0) * 0.5; // exact ties after scaling
+    }
+    x[100] = 1e-30;
+    x[200] = -3.0e4;
+    let mut reference = vec![Q8Block::default(); 64];
+    quantize_q8(&x, &mut reference);
+    let mut act = ActBuf::default();
+    act.fill(ActFormat::Q8, &x, 32 * 64);
+    for (i, (a, b)) in act.q8.iter().zip(&reference).enumerate() {
+        assert_eq!(a.qs, b.qs, "block {i}");
+        assert_eq!((a.d.to_bits(), a.s.to_bits(), a.isum), (b.d.to_bits(), b.s.to_bits(), b.isum), "block {i}");
+    }
+}
+
+#[test]
+fn gelu_table_and_f16_helpers_match_scalar() {
+    let isa = Isa::detect();
+    let mut g = random_x(1000, 5);
+    g[0] = -11.0;
+    g[1] = 12.0;
+    let u = random_x(1000, 6);
+    let mut want = g.clone();
+    for (w, &uu) in want.iter_mut().zip(&u) {
+        let x = *w;
+        *w = if x <= -10.0 { 0.0 } else if x >= 10.0 { x * uu } else {
+            half::f16::from_f32(ops::gelu_tanh(half::f16::from_f32(x).to_f32())).to_f32() * uu
+        };
+    }
+    ops::geglu_inplace(isa, &mut g, &u);
+    assert_eq!(g, want);
+    let mut r = random_x(77, 8);
+    let want: Vec<f32> = r.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+    ops::round_to_f16_inplace(isa, &mut r);
+    assert_eq!(r, want);
 }

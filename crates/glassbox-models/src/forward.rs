@@ -1,7 +1,7 @@
 //! The batched forward pass: all tokens of all sequences go through each matmul together;
 //! attention runs per (token, head) against that token's own sequence cache.
 
-use glassbox_kernels::ops::{self, gelu_tanh, rms_norm, rms_norm_inplace, rope_apply, rope_cache, silu, softmax};
+use glassbox_kernels::ops::{self, rms_norm, rms_norm_inplace, rope_apply, rope_cache, silu, softmax};
 use glassbox_kernels::{ActBuf, ActFormat, Isa, MatmulJob, ThreadPool, dequantize_row, matmul_many};
 use half::f16;
 
@@ -36,7 +36,6 @@ pub struct Scratch {
     gate: Vec<f32>,
     up: Vec<f32>,
     acts: [ActBuf; 4],
-    f16tmp: Vec<u16>,
     scores: Vec<Vec<f32>>,
     cos: Vec<f32>,
     sin: Vec<f32>,
@@ -184,11 +183,7 @@ impl Model {
                 ops::f32_to_f16(isa, &sc.v[t * v_dim..(t + 1) * v_dim], &mut cache.v[il][pos * v_dim..(pos + 1) * v_dim]);
             }
             // Q rounded through f16, as llama.cpp does before its f16 K·Q product.
-            sc.f16tmp.resize(sc.q.len(), 0);
-            ops::f32_to_f16(isa, &sc.q, &mut sc.f16tmp);
-            for (qv, &h) in sc.q.iter_mut().zip(&sc.f16tmp) {
-                *qv = f16::from_bits(h).to_f32();
-            }
+            ops::round_to_f16_inplace(isa, &mut sc.q);
             self.attention(pool, isa, batch, &toks, il, swa, sc);
             // --- output projection + residual ---
             prepare(&mut sc.acts, &[&l.wo], &sc.attn, c.n_head * hdv);
@@ -217,17 +212,7 @@ impl Model {
                 ]);
             }
             if c.spec.gelu {
-                // ggml evaluates GELU through an f16 table: input and output rounded to f16.
-                for (g, &u) in sc.gate.iter_mut().zip(&sc.up) {
-                    let x = *g;
-                    *g = if x <= -10.0 {
-                        0.0
-                    } else if x >= 10.0 {
-                        x * u
-                    } else {
-                        f16::from_f32(gelu_tanh(f16::from_f32(x).to_f32())).to_f32() * u
-                    };
-                }
+                ops::geglu_inplace(isa, &mut sc.gate, &sc.up);
             } else {
                 for (g, &u) in sc.gate.iter_mut().zip(&sc.up) {
                     *g = silu(*g) * u;
