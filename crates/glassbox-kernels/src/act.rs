@@ -153,6 +153,12 @@ impl ActBuf {
             ActFormat::Q8K => {
                 assert_eq!(cols % QK_K, 0);
                 self.q8k.resize(x.len() / QK_K, Q8KBlock::default());
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c") {
+                    // SAFETY: features checked above.
+                    unsafe { crate::simd::x86::quantize_q8k_avx2(x, &mut self.q8k) };
+                    return;
+                }
                 quantize_q8k(x, &mut self.q8k);
             }
         }

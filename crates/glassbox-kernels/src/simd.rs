@@ -494,6 +494,53 @@ pub(crate) mod x86 {
         }
     }
 
+    /// Q8_K activation blocks, bit-identical to the reference (`quantize_q8k`).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn quantize_q8k_avx2(x: &[f32], out: &mut [crate::act::Q8KBlock]) {
+        let sign_mask = _mm256_set1_ps(-0.0);
+        for (xb, ob) in x.chunks_exact(256).zip(out.iter_mut()) {
+            let p = xb.as_ptr();
+            let mut m = _mm256_setzero_ps();
+            for k in 0..32 {
+                m = _mm256_max_ps(m, _mm256_andnot_ps(sign_mask, _mm256_loadu_ps(p.add(8 * k))));
+            }
+            let m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+            let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            let amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+            if amax == 0.0 {
+                *ob = crate::act::Q8KBlock::default();
+                continue;
+            }
+            // The first element whose magnitude is the maximum decides the sign (as ggml).
+            let max = *xb.iter().find(|v| v.abs() == amax).unwrap_or(&amax);
+            let iscale = -127.0 / max;
+            let isv = _mm256_set1_ps(iscale);
+            let lim = _mm256_set1_epi32(127);
+            for c in 0..8 {
+                let mut q32 = [_mm256_setzero_si256(); 4];
+                for k in 0..4 {
+                    let v = _mm256_mul_ps(_mm256_loadu_ps(p.add(32 * c + 8 * k)), isv);
+                    let r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                    q32[k] = _mm256_min_epi32(_mm256_cvtps_epi32(r), lim);
+                }
+                let s0 = _mm256_add_epi32(q32[0], q32[1]);
+                let s1 = _mm256_add_epi32(q32[2], q32[3]);
+                for (h, sv) in [s0, s1].into_iter().enumerate() {
+                    let s4 = _mm_add_epi32(_mm256_extracti128_si256(sv, 1), _mm256_castsi256_si128(sv));
+                    let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0b01_00_11_10));
+                    let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0b10_11_00_01));
+                    ob.bsums[2 * c + h] = _mm_cvtsi128_si32(s4);
+                }
+                let a = _mm256_packs_epi32(q32[0], q32[1]);
+                let b = _mm256_packs_epi32(q32[2], q32[3]);
+                let q = _mm256_packs_epi16(a, b);
+                let q = _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                _mm256_storeu_si256(ob.qs.as_mut_ptr().add(32 * c) as *mut __m256i, q);
+            }
+            ob.d = 1.0 / iscale;
+        }
+    }
+
     /// f32 → f16 bits, round to nearest even (hardware).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn f32_to_f16_avx2(src: &[f32], dst: &mut [u16]) {

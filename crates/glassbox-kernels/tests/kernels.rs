@@ -1,7 +1,7 @@
 //! Every SIMD path against the scalar reference, and quantised dots against f32 math on the
 //! dequantised weights.
 
-use glassbox_kernels::{ActBuf, ActFormat, Isa, PackedMatrix, Q8Block, QType, ThreadPool, WeightMatrix, dequantize_row, matmul, ops, quantize_q8};
+use glassbox_kernels::{ActBuf, ActFormat, Isa, PackedMatrix, Q8Block, QType, ThreadPool, WeightMatrix, dequantize_row, matmul, ops, quantize_q8, quantize_q8k, Q8KBlock};
 use proptest::prelude::*;
 
 const TYPES: [QType; 13] = [
@@ -235,4 +235,24 @@ fn gelu_table_and_f16_helpers_match_scalar() {
     let want: Vec<f32> = r.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
     ops::round_to_f16_inplace(isa, &mut r);
     assert_eq!(r, want);
+}
+
+#[test]
+fn simd_q8k_quantisation_is_bit_identical_to_scalar() {
+    let mut x = random_x(256 * 8, 42);
+    x[..256].fill(0.0);
+    x[300] = -5.0; // the first extreme is negative …
+    x[301] = 5.0; // … and its positive twin comes later
+    for (i, v) in x[512..768].iter_mut().enumerate() {
+        *v = (i as f32 - 128.0) / 127.0; // ties after scaling
+    }
+    let mut reference = vec![Q8KBlock::default(); 8];
+    quantize_q8k(&x, &mut reference);
+    let mut act = ActBuf::default();
+    act.fill(ActFormat::Q8K, &x, 256 * 8);
+    for (i, (a, b)) in act.q8k.iter().zip(&reference).enumerate() {
+        assert_eq!(a.qs, b.qs, "block {i}");
+        assert_eq!(a.bsums, b.bsums, "block {i}");
+        assert_eq!(a.d.to_bits(), b.d.to_bits(), "block {i}");
+    }
 }

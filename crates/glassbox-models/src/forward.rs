@@ -3,7 +3,6 @@
 
 use glassbox_kernels::ops::{self, rms_norm, rms_norm_inplace, rope_apply, rope_cache, silu, softmax};
 use glassbox_kernels::{ActBuf, ActFormat, Isa, MatmulJob, ThreadPool, dequantize_row, matmul_many};
-use half::f16;
 
 use crate::weights::Mat;
 use crate::{Error, KvCache, Model, Result};
@@ -133,8 +132,9 @@ impl Model {
         resize(&mut sc.up, n * c.n_ff);
         let max_ctx = batch.iter().map(|s| s.cache.len + s.tokens.len()).max().unwrap_or(0);
         sc.scores.resize_with(pool.n_threads(), Vec::new);
+        let group = c.n_head / c.n_head_kv;
         for s in &mut sc.scores {
-            s.resize(max_ctx, 0.0);
+            s.resize(max_ctx * group, 0.0);
         }
         sc.cos.resize(c.n_rot / 2, 0.0);
         sc.sin.resize(c.n_rot / 2, 0.0);
@@ -281,43 +281,53 @@ impl Model {
         let (hd, hdv) = (c.head_dim, c.head_dim_v);
         let (q_dim, kv_dim, v_dim) = (c.n_head * hd, c.n_head_kv * hd, c.n_head_kv * hdv);
         let group = c.n_head / c.n_head_kv;
-        let n_pairs = toks.len() * c.n_head;
+        // One work item per (token, KV head): each K/V row is read once for all the query
+        // heads that share it (grouped-query attention).
+        let n_items = toks.len() * c.n_head_kv;
         let window = if swa { c.sliding_window } else { None };
         let out = SyncPtr(sc.attn.as_mut_ptr());
         let scores = SyncPtr(sc.scores.as_mut_ptr());
         let q = &sc.q;
         let nt = pool.n_threads();
         pool.run(&|tid| {
-            let per = n_pairs.div_ceil(nt);
+            let per = n_items.div_ceil(nt);
             // SAFETY: each thread uses its own scores buffer and writes disjoint output heads.
             let sbuf = unsafe { &mut *scores.get().add(tid) };
-            for pair in tid * per..((tid + 1) * per).min(n_pairs) {
-                let (t, h) = (pair / c.n_head, pair % c.n_head);
+            for item in tid * per..((tid + 1) * per).min(n_items) {
+                let (t, kvh) = (item / c.n_head_kv, item % c.n_head_kv);
                 let (si, pos) = toks[t];
                 let cache = &*batch[si].cache;
-                let kvh = h / group;
                 let start = window.map_or(0, |w| (pos + 1).saturating_sub(w));
-                let qh = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
+                let n_keys = pos + 1 - start;
                 let kc = &cache.k[il];
-                let s = &mut sbuf[..pos + 1 - start];
+                let vc = &cache.v[il];
+                let s = &mut sbuf[..group * n_keys];
                 for (i, p) in (start..=pos).enumerate() {
                     let k = &kc[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd];
-                    s[i] = ops::dot_f32_f16(isa, qh, k) * c.attn_scale;
+                    for g in 0..group {
+                        let h = kvh * group + g;
+                        let qh = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
+                        s[g * n_keys + i] = ops::dot_f32_f16(isa, qh, k) * c.attn_scale;
+                    }
                 }
-                softmax(s);
-                // llama.cpp (flash attention off) multiplies the probabilities by the f16 V
-                // cache with a f16 matmul, rounding them to f16 first.
-                for p in s.iter_mut() {
-                    *p = f16::from_f32(*p).to_f32();
+                for g in 0..group {
+                    let sg = &mut s[g * n_keys..(g + 1) * n_keys];
+                    softmax(sg);
+                    // llama.cpp (flash attention off) multiplies the probabilities by the f16
+                    // V cache with a f16 matmul, rounding them to f16 first.
+                    ops::round_to_f16_inplace(isa, sg);
+                    let h = kvh * group + g;
+                    // SAFETY: head h of token t is written by this item only.
+                    let o = unsafe { std::slice::from_raw_parts_mut(out.get().add(t * c.n_head * hdv + h * hdv), hdv) };
+                    o.fill(0.0);
                 }
-                let o = unsafe {
-                    std::slice::from_raw_parts_mut(out.get().add(t * c.n_head * hdv + h * hdv), hdv)
-                };
-                o.fill(0.0);
-                let vc = &cache.v[il];
                 for (i, p) in (start..=pos).enumerate() {
                     let v = &vc[p * v_dim + kvh * hdv..p * v_dim + (kvh + 1) * hdv];
-                    ops::axpy_f16(isa, o, s[i], v);
+                    for g in 0..group {
+                        let h = kvh * group + g;
+                        let o = unsafe { std::slice::from_raw_parts_mut(out.get().add(t * c.n_head * hdv + h * hdv), hdv) };
+                        ops::axpy_f16(isa, o, s[g * n_keys + i], v);
+                    }
                 }
             }
         });
