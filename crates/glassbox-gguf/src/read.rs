@@ -501,4 +501,19 @@ impl GgufFile {
     pub fn tensor_data(&self, t: &TensorInfo) -> &[u8] {
         self.gguf.tensor_data(&self.map, t)
     }
+
+    /// Tell the OS this process no longer needs the resident pages of `range` (e.g. a tensor
+    /// that was copied into a repacked form), so they stop counting towards its memory. The
+    /// bytes stay readable: a later access faults them in again from the file.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        if range.start >= range.end || range.end > self.map.len() {
+            return;
+        }
+        #[cfg(unix)]
+        // SAFETY: the mapping is read-only and file-backed, so MADV_DONTNEED discards no data;
+        // the pages are re-read from the file if touched again.
+        unsafe {
+            let _ = self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, range.start, range.len());
+        }
+    }
 }

@@ -111,6 +111,18 @@ impl PackedMatrix {
     /// Repack `rows × cols` weights of type `ty` from GGUF row-major blocks. `None` for types
     /// without a packed kernel.
     pub fn pack(ty: QType, rows: usize, cols: usize, src: &[u8]) -> Option<PackedMatrix> {
+        Self::pack_releasing(ty, rows, cols, src, &mut |_| {})
+    }
+
+    /// As [`PackedMatrix::pack`], calling `release` with byte ranges of `src` that have been
+    /// fully consumed (so a caller can drop them from memory while packing continues).
+    pub fn pack_releasing(
+        ty: QType,
+        rows: usize,
+        cols: usize,
+        src: &[u8],
+        release: &mut dyn FnMut(std::ops::Range<usize>),
+    ) -> Option<PackedMatrix> {
         let fmt = PackFormat::for_type(ty)?;
         let (bk, bs) = ty.block();
         if cols % bk != 0 || src.len() < rows * (cols / bk) * bs {
@@ -124,7 +136,11 @@ impl PackedMatrix {
         #[cfg(target_os = "linux")]
         let _ = data.advise(memmap2::Advice::HugePage);
         let row_bytes = nb * bs;
+        const RELEASE_EVERY: usize = 512; // groups
         for g in 0..n_groups {
+            if g > 0 && g % RELEASE_EVERY == 0 {
+                release((g - RELEASE_EVERY) * GROUP * row_bytes..g * GROUP * row_bytes);
+            }
             for b in 0..nb {
                 let out = &mut data[(g * nb + b) * rec..(g * nb + b + 1) * rec];
                 if fmt.k {
@@ -201,6 +217,7 @@ impl PackedMatrix {
                 }
             }
         }
+        release(n_groups.saturating_sub(1) / RELEASE_EVERY * RELEASE_EVERY * GROUP * row_bytes..rows * row_bytes);
         Some(PackedMatrix { ty, fmt, rows, cols, nb, data })
     }
 

@@ -190,11 +190,16 @@ impl Model {
         if isa != Isa::Avx2Vnni {
             return 0;
         }
-        let bytes = self.file.bytes();
+        let file = &self.file;
+        let bytes = file.bytes();
         let mut total = 0;
         let mut pack_one = |m: &mut Mat| {
+            // The packed copy replaces the mapped bytes, which are dropped from memory as they
+            // are consumed (embedding lookups of a tied output fault in just the rows they read).
+            let start = m.range.start;
+            let mut release = |r: std::ops::Range<usize>| file.release(start + r.start..start + r.end);
             if m.packed.is_none()
-                && let Some(p) = PackedMatrix::pack(m.ty, m.rows, m.cols, &bytes[m.range.clone()])
+                && let Some(p) = PackedMatrix::pack_releasing(m.ty, m.rows, m.cols, &bytes[m.range.clone()], &mut release)
             {
                 total += m.range.len();
                 m.packed = Some(std::sync::Arc::new(p));
