@@ -227,6 +227,134 @@ def gen_templates() -> None:
                                      "templates": sources, "cases": cases})
 
 
+# --- block formats: gguf-py's numpy dequantisers are an independent reference -----------------
+
+def gen_quants() -> None:
+    import numpy as np
+    from gguf import quants, GGMLQuantizationType as T
+    rng = np.random.default_rng(1234)
+    cases = []
+    # byte offsets of f16 scale fields per block (kept finite and small, as real files have)
+    layouts = {T.Q4_0: (18, [0]), T.Q4_1: (20, [0, 2]), T.Q5_0: (22, [0]), T.Q5_1: (24, [0, 2]),
+               T.Q8_0: (34, [0]), T.Q2_K: (84, [80, 82]), T.Q3_K: (110, [108]), T.Q4_K: (144, [0, 2]),
+               T.Q5_K: (176, [0, 2]), T.Q6_K: (210, [208])}
+    for t, (bs, f16_slots) in layouts.items():
+        raw = rng.integers(0, 256, size=(4, bs), dtype=np.uint8)
+        for slot in f16_slots:
+            vals = (rng.random(4).astype(np.float32) - 0.5) * 0.02
+            raw[:, slot:slot + 2] = vals.astype(np.float16).view(np.uint8).reshape(4, 2)
+        deq = quants.dequantize(raw.reshape(-1), t).reshape(-1)
+        cases.append({"type": t.name, "bytes": raw.reshape(-1).tobytes().hex(), "values": [float(v) for v in deq]})
+    for t in (T.F16, T.BF16):
+        x = (rng.standard_normal(64) * 3).astype(np.float32)
+        q = quants.quantize(x, t)
+        cases.append({"type": t.name, "bytes": q.tobytes().hex(),
+                      "values": [float(v) for v in quants.dequantize(q, t).reshape(-1)]})
+    write("quants/dequant.json", {"reference": "gguf 0.19.0 gguf.quants.dequantize", "cases": cases})
+
+
+# --- tiny random-weight models for architectures without a small real file -------------------
+
+TINY_TOKENS = [264, 3, 17, 250, 99, 1, 42, 7, 130, 255, 12, 64, 200, 5, 260, 258]
+
+
+def tiny_vocab():
+    """A byte-level BPE vocabulary: 256 byte tokens, a few merges, three special tokens."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    byte_char = {b: chr(c) for b, c in zip(bs, cs)}
+    tokens = [byte_char[b] for b in range(256)]
+    merges = []
+    for a, b in [("Ġ", "t"), ("h", "e"), ("i", "n"), ("Ġt", "he"), ("e", "r"), ("o", "n"), ("a", "n"), ("r", "e")]:
+        merges.append(f"{a} {b}")
+        tokens.append(a + b)
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    types = [1] * len(tokens) + [3] * len(specials)
+    return tokens + specials, types, merges
+
+
+def gen_tiny(arch: str) -> None:
+    import numpy as np
+    import gguf
+    from gguf import GGMLQuantizationType as T
+    rng = np.random.default_rng({"qwen2": 2, "qwen3": 3}[arch])
+    n_embd, n_ff, n_head, n_kv, n_layer = 64, 128, 4, 2, 2
+    hd = n_embd // n_head
+    tokens, types, merges = tiny_vocab()
+    n_vocab = len(tokens)
+    path = FIX / "tiny" / f"tiny-{arch}.gguf"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name(f"tiny random {arch}")
+    w.add_context_length(256)
+    w.add_embedding_length(n_embd)
+    w.add_feed_forward_length(n_ff)
+    w.add_block_count(n_layer)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_rope_freq_base(10000.0)
+    w.add_file_type(0)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(n_vocab - 3)
+    w.add_eos_token_id(n_vocab - 1)
+    w.add_add_bos_token(False)
+
+    def tensor(name, shape, qtype, scale=0.08, offset=0.0):
+        data = (rng.standard_normal(shape) * scale + offset).astype(np.float32)
+        if qtype in (T.F32,):
+            w.add_tensor(name, data)
+        else:
+            q = gguf.quants.quantize(data, qtype)
+            w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=qtype)
+
+    # Every tensor type the tiny model can carry, spread over the matrices.
+    tensor("token_embd.weight", (n_vocab, n_embd), T.Q8_0, 0.5)
+    tensor("output_norm.weight", (n_embd,), T.F32, 0.1, 1.0)
+    tensor("output.weight", (n_vocab, n_embd), T.F16, 0.2)
+    kinds = [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.F16, T.BF16]
+    for il in range(n_layer):
+        k = lambda i: kinds[(i + il) % len(kinds)]
+        tensor(f"blk.{il}.attn_norm.weight", (n_embd,), T.F32, 0.1, 1.0)
+        tensor(f"blk.{il}.attn_q.weight", (n_head * hd, n_embd), k(0))
+        tensor(f"blk.{il}.attn_k.weight", (n_kv * hd, n_embd), k(1))
+        tensor(f"blk.{il}.attn_v.weight", (n_kv * hd, n_embd), k(2))
+        tensor(f"blk.{il}.attn_output.weight", (n_embd, n_head * hd), k(3))
+        if arch == "qwen2":
+            tensor(f"blk.{il}.attn_q.bias", (n_head * hd,), T.F32, 0.05)
+            tensor(f"blk.{il}.attn_k.bias", (n_kv * hd,), T.F32, 0.05)
+            tensor(f"blk.{il}.attn_v.bias", (n_kv * hd,), T.F32, 0.05)
+        else:
+            tensor(f"blk.{il}.attn_q_norm.weight", (hd,), T.F32, 0.1, 1.0)
+            tensor(f"blk.{il}.attn_k_norm.weight", (hd,), T.F32, 0.1, 1.0)
+        tensor(f"blk.{il}.ffn_norm.weight", (n_embd,), T.F32, 0.1, 1.0)
+        tensor(f"blk.{il}.ffn_gate.weight", (n_ff, n_embd), k(4))
+        tensor(f"blk.{il}.ffn_up.weight", (n_ff, n_embd), k(5))
+        tensor(f"blk.{il}.ffn_down.weight", (n_embd, n_ff), k(6))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    import llama_cpp
+    m = llama(path, n_ctx=64, n_batch=64, n_threads=2, logits_all=True)
+    m.reset()
+    m.eval(TINY_TOKENS)
+    logits = [[float(v) for v in np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(m.ctx, i), shape=(n_vocab,))]
+              for i in range(len(TINY_TOKENS))]
+    write(f"tiny/tiny-{arch}.json", {"reference": "llama-cpp-python 0.3.36, all-position logits",
+                                      "model": path.name, "tokens": TINY_TOKENS, "logits": logits})
+
+
 def write(rel: str, obj) -> None:
     p = FIX / rel
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -235,11 +363,18 @@ def write(rel: str, obj) -> None:
 
 
 def main() -> None:
-    parts = sys.argv[1:] or ["tokenize", "greedy", "templates", "perplexity"]
+    parts = sys.argv[1:] or ["tokenize", "greedy", "templates", "perplexity", "quants", "tiny"]
     cache = default_cache()
     for part in parts:
         if part == "templates":
             gen_templates()
+            continue
+        if part == "quants":
+            gen_quants()
+            continue
+        if part == "tiny":
+            gen_tiny("qwen2")
+            gen_tiny("qwen3")
             continue
         for name, file in MODELS.items():
             path = cache / file
