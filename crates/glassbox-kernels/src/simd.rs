@@ -185,6 +185,53 @@ pub(crate) mod x86 {
         }
     }
 
+    /// Store one 8-row group's results for consecutive tokens (rows past `rows` are padding).
+    #[inline(always)]
+    unsafe fn store_group(acc: &[__m256], rows: usize, g: usize, y: *mut f32, ldy: usize) {
+        let r0 = g * crate::packed::GROUP;
+        let valid = (rows - r0).min(crate::packed::GROUP);
+        for (t, a) in acc.iter().enumerate() {
+            let dst = y.add(t * ldy + r0);
+            if valid == crate::packed::GROUP {
+                _mm256_storeu_ps(dst, *a);
+            } else {
+                let mut tmp = [0f32; 8];
+                _mm256_storeu_ps(tmp.as_mut_ptr(), *a);
+                std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, valid);
+            }
+        }
+    }
+
+    /// Four vectors of eight i32 (each in i8 range) → 32 bytes in element order.
+    #[inline(always)]
+    unsafe fn pack_i8x32(q: &[__m256i; 4]) -> __m256i {
+        let a = _mm256_packs_epi32(q[0], q[1]);
+        let b = _mm256_packs_epi32(q[2], q[3]);
+        let v = _mm256_packs_epi16(a, b);
+        _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+    }
+
+    #[inline(always)]
+    unsafe fn hsum_i32(v: __m256i) -> i32 {
+        let s4 = _mm_add_epi32(_mm256_extracti128_si256(v, 1), _mm256_castsi256_si128(v));
+        let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0b01_00_11_10));
+        let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0b10_11_00_01));
+        _mm_cvtsi128_si32(s4)
+    }
+
+    /// Largest |x| over 8·n floats at p.
+    #[inline(always)]
+    unsafe fn amax(p: *const f32, n: usize) -> f32 {
+        let sign_mask = _mm256_set1_ps(-0.0);
+        let mut m = _mm256_setzero_ps();
+        for k in 0..n {
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign_mask, _mm256_loadu_ps(p.add(8 * k))));
+        }
+        let m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)))
+    }
+
     #[inline(always)]
     unsafe fn bcast4(p: *const i8) -> __m256i {
         _mm256_set1_epi32((p as *const i32).read_unaligned())
@@ -199,7 +246,6 @@ pub(crate) mod x86 {
         y: *mut f32,
         ldy: usize,
     ) {
-        use crate::packed::GROUP;
         let nb = p.nb;
         let rec = p.fmt.record_bytes();
         let qo = p.fmt.quant_offset();
@@ -263,18 +309,7 @@ pub(crate) mod x86 {
                         }
                     }
                 }
-                let r0 = g * GROUP;
-                let valid = (p.rows - r0).min(GROUP);
-                for t in 0..nt {
-                    let dst = y.add((t0 + t) * ldy + r0);
-                    if valid == GROUP {
-                        _mm256_storeu_ps(dst, acc[t]);
-                    } else {
-                        let mut tmp = [0f32; 8];
-                        _mm256_storeu_ps(tmp.as_mut_ptr(), acc[t]);
-                        std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, valid);
-                    }
-                }
+                store_group(&acc[..nt], p.rows, g, y.add(t0 * ldy), ldy);
                 t0 += nt;
             }
         }
@@ -290,7 +325,6 @@ pub(crate) mod x86 {
         y: *mut f32,
         ldy: usize,
     ) {
-        use crate::packed::GROUP;
         let nb = p.nb;
         let rec = p.fmt.record_bytes();
         let off = p.fmt.off;
@@ -352,18 +386,7 @@ pub(crate) mod x86 {
                         }
                     }
                 }
-                let r0 = g * GROUP;
-                let valid = (p.rows - r0).min(GROUP);
-                for t in 0..nt {
-                    let dst = y.add((t0 + t) * ldy + r0);
-                    if valid == GROUP {
-                        _mm256_storeu_ps(dst, acc[t]);
-                    } else {
-                        let mut tmp = [0f32; 8];
-                        _mm256_storeu_ps(tmp.as_mut_ptr(), acc[t]);
-                        std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, valid);
-                    }
-                }
+                store_group(&acc[..nt], p.rows, g, y.add(t0 * ldy), ldy);
                 t0 += nt;
             }
         }
@@ -456,38 +479,22 @@ pub(crate) mod x86 {
     /// Q8 activation blocks (ggml's AVX2 quantize_row_q8_0/q8_1 rounding).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn quantize_q8_avx2(x: &[f32], out: &mut [Q8Block]) {
-        let sign_mask = _mm256_set1_ps(-0.0);
         for (xb, ob) in x.chunks_exact(32).zip(out.iter_mut()) {
             let p = xb.as_ptr();
-            let v = [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24))];
-            let mut m = _mm256_andnot_ps(sign_mask, v[0]);
-            for k in 1..4 {
-                m = _mm256_max_ps(m, _mm256_andnot_ps(sign_mask, v[k]));
-            }
-            let m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
-            let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-            let m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-            let amax = _mm_cvtss_f32(m4);
+            let amax = amax(p, 4);
             let d = amax / 127.0;
             let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
             let idv = _mm256_set1_ps(id);
             let mut sum = _mm256_setzero_si256();
             let mut q32 = [_mm256_setzero_si256(); 4];
             for k in 0..4 {
-                let r = _mm256_round_ps(_mm256_mul_ps(v[k], idv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                let v = _mm256_mul_ps(_mm256_loadu_ps(p.add(8 * k)), idv);
+                let r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
                 q32[k] = _mm256_cvtps_epi32(r);
                 sum = _mm256_add_epi32(sum, q32[k]);
             }
-            // Pack i32 → i16 → i8 and undo the lane interleaving of the packs.
-            let a = _mm256_packs_epi32(q32[0], q32[1]);
-            let b = _mm256_packs_epi32(q32[2], q32[3]);
-            let q = _mm256_packs_epi16(a, b);
-            let q = _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-            _mm256_storeu_si256(ob.qs.as_mut_ptr() as *mut __m256i, q);
-            let s4 = _mm_add_epi32(_mm256_extracti128_si256(sum, 1), _mm256_castsi256_si128(sum));
-            let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0b01_00_11_10));
-            let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0b10_11_00_01));
-            let isum = _mm_cvtsi128_si32(s4);
+            _mm256_storeu_si256(ob.qs.as_mut_ptr() as *mut __m256i, pack_i8x32(&q32));
+            let isum = hsum_i32(sum);
             ob.d = half::f16::from_f32(d).to_f32();
             ob.s = half::f16::from_f32(d * isum as f32).to_f32();
             ob.isum = isum;
@@ -497,16 +504,9 @@ pub(crate) mod x86 {
     /// Q8_K activation blocks, bit-identical to the reference (`quantize_q8k`).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn quantize_q8k_avx2(x: &[f32], out: &mut [crate::act::Q8KBlock]) {
-        let sign_mask = _mm256_set1_ps(-0.0);
         for (xb, ob) in x.chunks_exact(256).zip(out.iter_mut()) {
             let p = xb.as_ptr();
-            let mut m = _mm256_setzero_ps();
-            for k in 0..32 {
-                m = _mm256_max_ps(m, _mm256_andnot_ps(sign_mask, _mm256_loadu_ps(p.add(8 * k))));
-            }
-            let m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
-            let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-            let amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+            let amax = amax(p, 32);
             if amax == 0.0 {
                 *ob = crate::act::Q8KBlock::default();
                 continue;
@@ -523,19 +523,9 @@ pub(crate) mod x86 {
                     let r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
                     q32[k] = _mm256_min_epi32(_mm256_cvtps_epi32(r), lim);
                 }
-                let s0 = _mm256_add_epi32(q32[0], q32[1]);
-                let s1 = _mm256_add_epi32(q32[2], q32[3]);
-                for (h, sv) in [s0, s1].into_iter().enumerate() {
-                    let s4 = _mm_add_epi32(_mm256_extracti128_si256(sv, 1), _mm256_castsi256_si128(sv));
-                    let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0b01_00_11_10));
-                    let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0b10_11_00_01));
-                    ob.bsums[2 * c + h] = _mm_cvtsi128_si32(s4);
-                }
-                let a = _mm256_packs_epi32(q32[0], q32[1]);
-                let b = _mm256_packs_epi32(q32[2], q32[3]);
-                let q = _mm256_packs_epi16(a, b);
-                let q = _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-                _mm256_storeu_si256(ob.qs.as_mut_ptr().add(32 * c) as *mut __m256i, q);
+                ob.bsums[2 * c] = hsum_i32(_mm256_add_epi32(q32[0], q32[1]));
+                ob.bsums[2 * c + 1] = hsum_i32(_mm256_add_epi32(q32[2], q32[3]));
+                _mm256_storeu_si256(ob.qs.as_mut_ptr().add(32 * c) as *mut __m256i, pack_i8x32(&q32));
             }
             ob.d = 1.0 / iscale;
         }
