@@ -116,3 +116,26 @@ fn errors_are_clear_and_never_panics() {
         assert!(o.stdout.is_empty(), "{args:?}");
     }
 }
+
+#[test]
+fn chat_keeps_history_and_exits_cleanly() {
+    use std::io::Write;
+    let m = smollm2();
+    for input in ["What is 2+2?\nAnd times three?\n/exit\nnever read\n", "Hello\n"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_glassbox"))
+            .args(["chat", &m, "-n", "24", "--seed", "1"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let turns = input.lines().take_while(|l| *l != "/exit").count();
+        // One answer per user turn, each ending in a newline; the prompt marker goes to stderr.
+        let out = String::from_utf8(o.stdout).unwrap();
+        assert!(out.matches('\n').count() >= turns, "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&o.stderr).matches("> ").count(), turns + 1);
+    }
+}
