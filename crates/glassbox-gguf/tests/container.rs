@@ -74,6 +74,17 @@ fn sample(alignment: Option<u32>) -> Vec<u8> {
 }
 
 #[test]
+fn gguf_version_2_reads_and_writes() {
+    let mut b = sample(None);
+    b[4..8].copy_from_slice(&2u32.to_le_bytes());
+    let g = Gguf::parse(&b, &Limits::default()).unwrap();
+    assert_eq!(g.version, 2);
+    let mut again = Vec::new();
+    GgufWriter::from_gguf(&g, &b).write(&mut again).unwrap();
+    assert_eq!(again, b);
+}
+
+#[test]
 fn synthetic_roundtrip_and_unknown_type_passthrough() {
     for align in [None, Some(64), Some(1)] {
         let bytes = sample(align);
