@@ -280,3 +280,19 @@ proptest! {
         let _ = Gguf::parse(&b, &Limits::default());
     }
 }
+
+/// Regression (found by cargo-fuzz, gguf_parse): a NaN f32 metadata value must survive a round
+/// trip bit for bit, even though NaN != NaN.
+#[test]
+fn regression_fuzz_nan_metadata_roundtrips_bitwise() {
+    let path = glassbox_testdata::repo_root().join("crates/glassbox-gguf/tests/regressions/fuzz-nan-metadata.gguf");
+    let bytes = std::fs::read(path).unwrap();
+    let g = Gguf::parse(&bytes, &Limits::default()).unwrap();
+    let Value::F32(v) = g.metadata()[0].1 else { panic!("expected an f32") };
+    assert!(v.is_nan());
+    let mut out = Vec::new();
+    GgufWriter::from_gguf(&g, &bytes).write(&mut out).unwrap();
+    let again = Gguf::parse(&out, &Limits::default()).unwrap();
+    let Value::F32(w) = again.metadata()[0].1 else { panic!("expected an f32") };
+    assert_eq!(v.to_bits(), w.to_bits());
+}
