@@ -6,10 +6,10 @@ use glassbox_gguf::GgufFile;
 use glassbox_kernels::{Isa, ThreadPool};
 use glassbox_models::{KvCache, Logits, Model, Scratch, SeqBatch};
 use glassbox_template::{ChatTemplate, Message, RenderOptions};
-use glassbox_tokenizer::{Decoder, Tokenizer};
+use glassbox_tokenizer::Tokenizer;
 
-use crate::sampler::{Sampler, SamplingParams};
-use crate::stop::{StopEvent, StopMatcher};
+use crate::sampler::SamplingParams;
+use crate::seq::SeqState;
 use crate::{Error, Result};
 
 #[derive(Clone, Debug)]
@@ -188,7 +188,7 @@ impl Engine {
 
     /// Generate, streaming text pieces to `on_text` as they become final.
     pub fn generate(&mut self, req: &GenerateRequest, mut on_text: impl FnMut(&str)) -> Result<Generation> {
-        let mut sampler = Sampler::new(req.sampling.clone())?;
+        let mut seq = SeqState::new(req, None)?;
         let n_prompt = req.prompt.len();
         if n_prompt == 0 {
             return Err(Error::Other("prompt is empty".into()));
@@ -199,65 +199,25 @@ impl Engine {
         let mut cache = self.new_cache();
         let mut logits = Vec::new();
         self.prefill(&mut cache, &req.prompt, true, &mut logits)?;
-        let mut history = req.prompt.clone();
-        let mut ids = Vec::new();
-        let mut text = String::new();
-        let mut decoder = Decoder::default();
-        let mut stops = StopMatcher::new(&req.stop);
-        let mut finish = FinishReason::Length;
-        let mut stopped_by_string = false;
-        let mut emit = |s: &str, text: &mut String| {
-            if !s.is_empty() {
-                on_text(s);
-                text.push_str(s);
+        while seq.finish.is_none() {
+            let room = cache.len() + 1 <= cache.capacity();
+            let step = seq.accept(&self.tokenizer, &mut logits, room)?;
+            if !step.text.is_empty() {
+                on_text(&step.text);
             }
-        };
-        while ids.len() < req.max_tokens {
-            let tok = sampler.sample(&mut logits, &history);
-            if self.tokenizer.is_eog(tok) {
-                finish = FinishReason::Stop;
-                break;
-            }
-            ids.push(tok);
-            history.push(tok);
-            let piece = decoder.push(&self.tokenizer, tok)?;
-            match stops.push(&piece) {
-                StopEvent::Emit(s) => emit(&s, &mut text),
-                StopEvent::Stop(s) => {
-                    emit(&s, &mut text);
-                    finish = FinishReason::Stop;
-                    stopped_by_string = true;
-                    break;
-                }
-            }
-            if ids.len() >= req.max_tokens {
-                break;
-            }
-            if cache.len() + 1 > cache.capacity() {
-                break; // context full: finish_reason "length"
-            }
+            let Some(tok) = step.token.filter(|_| seq.finish.is_none()) else { break };
             logits.clear();
             let t = [tok];
             let mut b = [SeqBatch { tokens: &t, cache: &mut cache, logits: Logits::Last }];
             self.model.forward(&self.pool, self.isa, &mut b, &mut self.scratch, &mut logits)?;
         }
-        // Flush: bytes of an incomplete character, then text held back for a possible stop
-        // string — unless a stop string already ended the generation.
-        if !stopped_by_string {
-            let rest = decoder.finish();
-            match stops.push(&rest) {
-                StopEvent::Emit(s) => {
-                    emit(&s, &mut text);
-                    let held = stops.finish();
-                    emit(&held, &mut text);
-                }
-                StopEvent::Stop(s) => {
-                    emit(&s, &mut text);
-                    finish = FinishReason::Stop;
-                }
-            }
-        }
-        Ok(Generation { text, completion_tokens: ids.len(), ids, prompt_tokens: n_prompt, finish_reason: finish })
+        Ok(Generation {
+            text: seq.text,
+            completion_tokens: seq.ids.len(),
+            ids: seq.ids,
+            prompt_tokens: n_prompt,
+            finish_reason: seq.finish.unwrap_or(FinishReason::Length),
+        })
     }
 
     /// Perplexity as llama.cpp's `llama-perplexity` computes it: chunks of `n_ctx` tokens, BOS

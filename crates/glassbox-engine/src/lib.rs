@@ -8,11 +8,13 @@
 
 mod engine;
 mod sampler;
+mod seq;
 mod stop;
 
 pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Generation, GenerateRequest};
 pub use glassbox_tokenizer::Tokenizer;
 pub use sampler::{Sampler, SamplingParams};
+pub use seq::{SeqState, StepOut, TokenLogprob};
 pub use stop::StopMatcher;
 
 #[derive(Debug, thiserror::Error)]

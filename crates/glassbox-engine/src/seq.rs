@@ -1,0 +1,134 @@
+//! The per-sequence generation state shared by single-request generation and the batching
+//! scheduler: sampling, log-probabilities, end-of-generation tokens, stop strings, streamed
+//! UTF-8 text and length limits — everything that happens to one sequence's logits.
+
+use glassbox_tokenizer::{Decoder, Tokenizer};
+
+use crate::engine::{FinishReason, GenerateRequest};
+use crate::sampler::Sampler;
+use crate::stop::{StopEvent, StopMatcher};
+use crate::Result;
+
+/// The log-probability of a chosen token, with the most likely alternatives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenLogprob {
+    pub token: u32,
+    pub logprob: f32,
+    pub top: Vec<(u32, f32)>,
+}
+
+/// What one step produced for a sequence.
+#[derive(Debug, Default)]
+pub struct StepOut {
+    /// The sampled token, unless it was an end-of-generation token.
+    pub token: Option<u32>,
+    /// Text that became final this step (may be empty).
+    pub text: String,
+    pub logprob: Option<TokenLogprob>,
+    pub finished: Option<FinishReason>,
+}
+
+pub struct SeqState {
+    sampler: Sampler,
+    decoder: Decoder,
+    stops: StopMatcher,
+    history: Vec<u32>,
+    max_tokens: usize,
+    top_logprobs: Option<usize>,
+    pub ids: Vec<u32>,
+    pub text: String,
+    pub n_prompt: usize,
+    pub finish: Option<FinishReason>,
+}
+
+/// log-softmax of `logits` at `ids`, and the `k` most likely tokens.
+fn logprobs(logits: &[f32], chosen: u32, k: usize) -> TokenLogprob {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+    let lse = max + logits.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+    let lp = |i: usize| (logits[i] as f64 - lse) as f32;
+    let mut top: Vec<(u32, f32)> = Vec::new();
+    if k > 0 {
+        let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
+        let k = k.min(idx.len());
+        idx.select_nth_unstable_by(k - 1, |&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+        idx.truncate(k);
+        idx.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+        top = idx.into_iter().map(|i| (i, lp(i as usize))).collect();
+    }
+    TokenLogprob { token: chosen, logprob: lp(chosen as usize), top }
+}
+
+impl SeqState {
+    /// `top_logprobs`: `None` for no log-probabilities, `Some(k)` for the chosen token's and the
+    /// `k` most likely alternatives'.
+    pub fn new(req: &GenerateRequest, top_logprobs: Option<usize>) -> Result<SeqState> {
+        Ok(SeqState {
+            sampler: Sampler::new(req.sampling.clone())?,
+            decoder: Decoder::default(),
+            stops: StopMatcher::new(&req.stop),
+            history: req.prompt.clone(),
+            max_tokens: req.max_tokens,
+            top_logprobs,
+            ids: Vec::new(),
+            text: String::new(),
+            n_prompt: req.prompt.len(),
+            finish: if req.max_tokens == 0 { Some(FinishReason::Length) } else { None },
+        })
+    }
+
+    /// Choose the next token from `logits` (modified in place by penalties). `room` says whether
+    /// the KV cache can take one more token after this one.
+    pub fn accept(&mut self, tok: &Tokenizer, logits: &mut [f32], room: bool) -> Result<StepOut> {
+        debug_assert!(self.finish.is_none(), "accept after finish");
+        let mut out = StepOut::default();
+        let raw_lp = self.top_logprobs.map(|k| (k, logits.to_vec()));
+        let t = self.sampler.sample(logits, &self.history);
+        if tok.is_eog(t) {
+            self.finish_with(FinishReason::Stop, &mut out);
+            return Ok(out);
+        }
+        out.token = Some(t);
+        if let Some((k, raw)) = raw_lp {
+            out.logprob = Some(logprobs(&raw, t, k));
+        }
+        self.ids.push(t);
+        self.history.push(t);
+        let piece = self.decoder.push(tok, t)?;
+        match self.stops.push(&piece) {
+            StopEvent::Emit(s) => out.text.push_str(&s),
+            StopEvent::Stop(s) => {
+                out.text.push_str(&s);
+                self.text.push_str(&out.text);
+                self.finish = Some(FinishReason::Stop);
+                out.finished = self.finish;
+                return Ok(out);
+            }
+        }
+        if self.ids.len() >= self.max_tokens || !room {
+            self.finish_with(FinishReason::Length, &mut out);
+            return Ok(out);
+        }
+        self.text.push_str(&out.text);
+        Ok(out)
+    }
+
+    /// End the sequence: flush bytes of an incomplete character and text held back for a
+    /// possible stop string (which may itself complete a stop string).
+    fn finish_with(&mut self, reason: FinishReason, out: &mut StepOut) {
+        let mut reason = reason;
+        let rest = self.decoder.finish();
+        match self.stops.push(&rest) {
+            StopEvent::Emit(s) => {
+                out.text.push_str(&s);
+                out.text.push_str(&self.stops.finish());
+            }
+            StopEvent::Stop(s) => {
+                out.text.push_str(&s);
+                reason = FinishReason::Stop;
+            }
+        }
+        self.text.push_str(&out.text);
+        self.finish = Some(reason);
+        out.finished = Some(reason);
+    }
+}
