@@ -89,60 +89,16 @@ pub struct BenchResult {
     pub decode_s: f64,
 }
 
-pub struct Engine {
-    pub model: Model,
-    pub tokenizer: Tokenizer,
-    template: Option<ChatTemplate>,
-    pool: ThreadPool,
-    isa: Isa,
-    scratch: Scratch,
-    ctx_size: usize,
-    batch_size: usize,
+/// What request preparation needs (tokenizer, chat template, context size), shareable across
+/// threads while the model itself stays with whoever runs it.
+#[derive(Clone)]
+pub struct Frontend {
+    pub tokenizer: Arc<Tokenizer>,
+    template: Option<Arc<ChatTemplate>>,
+    pub ctx_size: usize,
 }
 
-impl Engine {
-    pub fn load(path: &Path, opts: &EngineOptions) -> Result<Engine> {
-        let file = Arc::new(GgufFile::open(path)?);
-        Self::from_file(file, opts)
-    }
-
-    pub fn from_file(file: Arc<GgufFile>, opts: &EngineOptions) -> Result<Engine> {
-        let tokenizer = Tokenizer::from_gguf(file.gguf())?;
-        let template = match file.gguf().get_str("tokenizer.chat_template")? {
-            Some(src) => Some(ChatTemplate::new(src, Default::default())?),
-            None => None,
-        };
-        let mut model = Model::from_file(file)?;
-        let isa = Isa::detect();
-        model.pack(isa);
-        if tokenizer.n_vocab() != model.config.n_vocab {
-            return Err(Error::Other(format!(
-                "tokenizer has {} tokens but the model's embedding has {}",
-                tokenizer.n_vocab(), model.config.n_vocab
-            )));
-        }
-        let ctx_size = if opts.ctx_size == 0 { model.config.ctx_train.min(4096) } else { opts.ctx_size };
-        Ok(Engine {
-            model,
-            tokenizer,
-            template,
-            pool: ThreadPool::new(opts.threads.max(1)),
-            isa,
-            scratch: Scratch::default(),
-            ctx_size,
-            batch_size: opts.batch_size.max(1),
-        })
-    }
-
-    pub fn ctx_size(&self) -> usize {
-        self.ctx_size
-    }
-    pub fn isa(&self) -> Isa {
-        self.isa
-    }
-    pub fn threads(&self) -> usize {
-        self.pool.n_threads()
-    }
+impl Frontend {
     pub fn has_chat_template(&self) -> bool {
         self.template.is_some()
     }
@@ -168,6 +124,85 @@ impl Engine {
         let bos_text = tok.bos.and_then(|b| tok.token_text(b)).unwrap_or("");
         let add_bos = tok.add_bos && !(bos_text.is_empty() || rendered.starts_with(bos_text));
         tok.encode_with(rendered, add_bos, false, true)
+    }
+}
+
+pub struct Engine {
+    pub model: Model,
+    pub tokenizer: Arc<Tokenizer>,
+    template: Option<Arc<ChatTemplate>>,
+    pool: ThreadPool,
+    isa: Isa,
+    scratch: Scratch,
+    ctx_size: usize,
+    batch_size: usize,
+}
+
+impl Engine {
+    pub fn load(path: &Path, opts: &EngineOptions) -> Result<Engine> {
+        let file = Arc::new(GgufFile::open(path)?);
+        Self::from_file(file, opts)
+    }
+
+    pub fn from_file(file: Arc<GgufFile>, opts: &EngineOptions) -> Result<Engine> {
+        let tokenizer = Tokenizer::from_gguf(file.gguf())?;
+        let template = match file.gguf().get_str("tokenizer.chat_template")? {
+            Some(src) => Some(Arc::new(ChatTemplate::new(src, Default::default())?)),
+            None => None,
+        };
+        let mut model = Model::from_file(file)?;
+        let isa = Isa::detect();
+        model.pack(isa);
+        if tokenizer.n_vocab() != model.config.n_vocab {
+            return Err(Error::Other(format!(
+                "tokenizer has {} tokens but the model's embedding has {}",
+                tokenizer.n_vocab(), model.config.n_vocab
+            )));
+        }
+        let ctx_size = if opts.ctx_size == 0 { model.config.ctx_train.min(4096) } else { opts.ctx_size };
+        Ok(Engine {
+            model,
+            tokenizer: Arc::new(tokenizer),
+            template,
+            pool: ThreadPool::new(opts.threads.max(1)),
+            isa,
+            scratch: Scratch::default(),
+            ctx_size,
+            batch_size: opts.batch_size.max(1),
+        })
+    }
+
+    pub fn ctx_size(&self) -> usize {
+        self.ctx_size
+    }
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+    pub fn threads(&self) -> usize {
+        self.pool.n_threads()
+    }
+    pub fn has_chat_template(&self) -> bool {
+        self.template.is_some()
+    }
+
+    pub fn frontend(&self) -> Frontend {
+        Frontend { tokenizer: Arc::clone(&self.tokenizer), template: self.template.clone(), ctx_size: self.ctx_size }
+    }
+
+    pub fn render_chat(&self, messages: &[Message]) -> Result<String> {
+        self.frontend().render_chat(messages)
+    }
+
+    pub fn tokenize_chat(&self, rendered: &str) -> Vec<u32> {
+        self.frontend().tokenize_chat(rendered)
+    }
+
+    /// Turn this engine into a continuous-batching scheduler running up to `max_running`
+    /// sequences at once, prefilling at most `prefill_chunk` prompt tokens per step.
+    pub fn into_scheduler(self, max_running: usize, prefill_chunk: usize) -> (crate::Scheduler, Frontend) {
+        let fe = self.frontend();
+        let s = crate::Scheduler::new(self.model, Arc::clone(&self.tokenizer), self.pool, self.isa, self.ctx_size, max_running, prefill_chunk);
+        (s, fe)
     }
 
     fn new_cache(&self) -> KvCache {

@@ -8,10 +8,12 @@
 
 mod engine;
 mod sampler;
+mod scheduler;
 mod seq;
 mod stop;
 
-pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Generation, GenerateRequest};
+pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Frontend, Generation, GenerateRequest};
+pub use scheduler::{EventSink, SchedRequest, Scheduler, SchedulerStats, SeqEvent};
 pub use glassbox_tokenizer::Tokenizer;
 pub use sampler::{Sampler, SamplingParams};
 pub use seq::{SeqState, StepOut, TokenLogprob};

@@ -1,0 +1,271 @@
+//! Continuous batching: sequences join and leave the running batch between steps, one forward
+//! pass serves every running sequence, and long prompts are prefilled in chunks under a per-step
+//! token budget so they never stall running decodes. No async runtime here: requests arrive on
+//! a channel and results leave through an [`EventSink`] each request brings.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use glassbox_kernels::{Isa, ThreadPool};
+use glassbox_models::{KvCache, Logits, Model, Scratch, SeqBatch};
+use glassbox_tokenizer::Tokenizer;
+
+use crate::engine::{FinishReason, GenerateRequest};
+use crate::seq::{SeqState, TokenLogprob};
+
+/// What the scheduler tells a request's owner.
+#[derive(Debug)]
+pub enum SeqEvent {
+    Token { token: u32, text: String, logprob: Option<TokenLogprob> },
+    /// Final text that belongs to no token (flushed at the end), if any.
+    Text(String),
+    Done { finish_reason: FinishReason, prompt_tokens: usize, completion_tokens: usize },
+    Error(String),
+}
+
+/// Where a sequence's events go. `send` returns false once nobody listens (client gone).
+pub trait EventSink: Send {
+    fn send(&mut self, ev: SeqEvent) -> bool;
+    fn is_closed(&self) -> bool;
+}
+
+pub struct SchedRequest {
+    pub request: GenerateRequest,
+    pub top_logprobs: Option<usize>,
+    pub sink: Box<dyn EventSink>,
+}
+
+/// Live counts, readable from other threads (for metrics and admission control).
+#[derive(Default, Debug)]
+pub struct SchedulerStats {
+    pub running: AtomicUsize,
+    pub waiting: AtomicUsize,
+    pub prompt_tokens: AtomicUsize,
+    pub generated_tokens: AtomicUsize,
+}
+
+struct Active {
+    state: SeqState,
+    cache: KvCache,
+    prompt: Vec<u32>,
+    fed: usize,
+    next: Option<u32>,
+    sink: Box<dyn EventSink>,
+}
+
+pub struct Scheduler {
+    model: Model,
+    tokenizer: Arc<Tokenizer>,
+    pool: ThreadPool,
+    isa: Isa,
+    scratch: Scratch,
+    ctx_size: usize,
+    max_running: usize,
+    prefill_chunk: usize,
+    running: Vec<Active>,
+    waiting: VecDeque<SchedRequest>,
+    logits: Vec<f32>,
+    pub stats: Arc<SchedulerStats>,
+}
+
+impl Scheduler {
+    pub(crate) fn new(
+        model: Model,
+        tokenizer: Arc<Tokenizer>,
+        pool: ThreadPool,
+        isa: Isa,
+        ctx_size: usize,
+        max_running: usize,
+        prefill_chunk: usize,
+    ) -> Scheduler {
+        Scheduler {
+            model,
+            tokenizer,
+            pool,
+            isa,
+            scratch: Scratch::default(),
+            ctx_size,
+            max_running: max_running.max(1),
+            prefill_chunk: prefill_chunk.max(1),
+            running: Vec::new(),
+            waiting: VecDeque::new(),
+            logits: Vec::new(),
+            stats: Arc::new(SchedulerStats::default()),
+        }
+    }
+
+    pub fn submit(&mut self, r: SchedRequest) {
+        self.waiting.push_back(r);
+        self.publish();
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.running.is_empty() && self.waiting.is_empty()
+    }
+
+    fn publish(&self) {
+        self.stats.running.store(self.running.len(), Ordering::Relaxed);
+        self.stats.waiting.store(self.waiting.len(), Ordering::Relaxed);
+    }
+
+    fn admit(&mut self, mut r: SchedRequest) {
+        let n = r.request.prompt.len();
+        if n == 0 || n + 1 > self.ctx_size {
+            r.sink.send(SeqEvent::Error(format!(
+                "prompt is {n} tokens; the context size is {} (at least one token must be generated)",
+                self.ctx_size
+            )));
+            return;
+        }
+        let state = match SeqState::new(&r.request, r.top_logprobs) {
+            Ok(s) => s,
+            Err(e) => {
+                r.sink.send(SeqEvent::Error(e.to_string()));
+                return;
+            }
+        };
+        if state.finish.is_some() {
+            r.sink.send(SeqEvent::Done { finish_reason: FinishReason::Length, prompt_tokens: n, completion_tokens: 0 });
+            return;
+        }
+        // The cache holds what this request can use: prompt + max_tokens, capped by the context.
+        let capacity = (n + r.request.max_tokens).min(self.ctx_size);
+        let cache = KvCache::new(&self.model.config, capacity);
+        self.stats.prompt_tokens.fetch_add(n, Ordering::Relaxed);
+        self.running.push(Active { state, cache, prompt: r.request.prompt, fed: 0, next: None, sink: r.sink });
+    }
+
+    /// One step: admit waiting requests, run one forward pass over every running sequence
+    /// (decodes plus prefill chunks within the budget), sample, emit, retire. Returns whether
+    /// any work was done.
+    pub fn step(&mut self) -> bool {
+        self.running.retain(|a| !a.sink.is_closed());
+        while self.running.len() < self.max_running {
+            let Some(r) = self.waiting.pop_front() else { break };
+            self.admit(r);
+        }
+        self.publish();
+        if self.running.is_empty() {
+            return false;
+        }
+        // Plan: per running sequence, the tokens it feeds this step.
+        let mut budget = self.prefill_chunk;
+        let mut feeds: Vec<(usize, Vec<u32>, bool)> = Vec::new(); // (index, tokens, wants logits)
+        for (i, a) in self.running.iter().enumerate() {
+            if a.fed < a.prompt.len() {
+                if budget == 0 {
+                    continue;
+                }
+                let n = (a.prompt.len() - a.fed).min(budget);
+                budget -= n;
+                let last = a.fed + n == a.prompt.len();
+                feeds.push((i, a.prompt[a.fed..a.fed + n].to_vec(), last));
+            } else if let Some(t) = a.next {
+                feeds.push((i, vec![t], true));
+            }
+        }
+        if feeds.is_empty() {
+            return false;
+        }
+        self.logits.clear();
+        let result = {
+            let mut fi = feeds.iter().peekable();
+            let mut batch: Vec<SeqBatch> = Vec::with_capacity(feeds.len());
+            for (i, a) in self.running.iter_mut().enumerate() {
+                if let Some((_, toks, want)) = fi.next_if(|f| f.0 == i) {
+                    batch.push(SeqBatch { tokens: toks, cache: &mut a.cache, logits: if *want { Logits::Last } else { Logits::None } });
+                }
+            }
+            self.model.forward(&self.pool, self.isa, &mut batch, &mut self.scratch, &mut self.logits)
+        };
+        let n_vocab = self.model.config.n_vocab;
+        let mut done = vec![false; self.running.len()];
+        if let Err(e) = result {
+            for (i, _, _) in &feeds {
+                self.running[*i].sink.send(SeqEvent::Error(format!("inference failed: {e}")));
+                done[*i] = true;
+            }
+        } else {
+            let mut row = 0;
+            for (i, toks, want) in &feeds {
+                let a = &mut self.running[*i];
+                if a.fed < a.prompt.len() {
+                    a.fed += toks.len();
+                }
+                if !*want {
+                    continue;
+                }
+                let logits = &mut self.logits[row * n_vocab..(row + 1) * n_vocab];
+                row += 1;
+                let room = a.cache.len() < a.cache.capacity();
+                let out = match a.state.accept(&self.tokenizer, logits, room) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        a.sink.send(SeqEvent::Error(e.to_string()));
+                        done[*i] = true;
+                        continue;
+                    }
+                };
+                let mut alive = true;
+                if let Some(t) = out.token {
+                    self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
+                    alive = a.sink.send(SeqEvent::Token { token: t, text: out.text, logprob: out.logprob });
+                } else if !out.text.is_empty() {
+                    alive = a.sink.send(SeqEvent::Text(out.text));
+                }
+                if let Some(reason) = out.finished {
+                    a.sink.send(SeqEvent::Done {
+                        finish_reason: reason,
+                        prompt_tokens: a.state.n_prompt,
+                        completion_tokens: a.state.ids.len(),
+                    });
+                    done[*i] = true;
+                } else if !alive {
+                    done[*i] = true; // client gone: free the slot now
+                } else {
+                    a.next = out.token;
+                }
+            }
+        }
+        let mut k = 0;
+        self.running.retain(|_| {
+            let keep = !done[k];
+            k += 1;
+            keep
+        });
+        self.publish();
+        true
+    }
+
+    /// Serve requests from `rx` until it closes or `shutdown` is set; then finish (or, after
+    /// `shutdown`, cancel) what is running. Blocks the calling thread.
+    pub fn run(mut self, rx: Receiver<SchedRequest>, shutdown: Arc<AtomicBool>) {
+        loop {
+            if shutdown.load(Ordering::Relaxed) {
+                for a in self.running.drain(..) {
+                    let mut s = a.sink;
+                    s.send(SeqEvent::Error("server shutting down".into()));
+                }
+                for mut r in self.waiting.drain(..) {
+                    r.sink.send(SeqEvent::Error("server shutting down".into()));
+                }
+                self.publish();
+                return;
+            }
+            if self.is_idle() {
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(r) => self.submit(r),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+            while let Ok(r) = rx.try_recv() {
+                self.submit(r);
+            }
+            self.step();
+        }
+    }
+}

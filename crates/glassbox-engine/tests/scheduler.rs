@@ -1,0 +1,154 @@
+//! Continuous batching must not change what a request gets: each request's tokens through the
+//! scheduler (joined mid-flight, prefilled in small chunks, batched with others) equal what
+//! single-request generation gives for the same request.
+
+use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use glassbox_engine::{Engine, EngineOptions, EventSink, FinishReason, GenerateRequest, SamplingParams, SchedRequest, SeqEvent};
+
+#[derive(Clone, Default)]
+struct Collect {
+    events: Arc<Mutex<Vec<SeqEvent>>>,
+    closed: Arc<AtomicBool>,
+    close_after_tokens: Option<usize>,
+}
+
+impl EventSink for Collect {
+    fn send(&mut self, ev: SeqEvent) -> bool {
+        if self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        let mut e = self.events.lock().unwrap();
+        e.push(ev);
+        let n_tokens = e.iter().filter(|e| matches!(e, SeqEvent::Token { .. })).count();
+        if self.close_after_tokens.is_some_and(|n| n_tokens >= n) {
+            self.closed.store(true, Ordering::SeqCst);
+        }
+        true
+    }
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+}
+
+impl Collect {
+    fn ids_text_finish(&self) -> (Vec<u32>, String, Option<FinishReason>) {
+        let mut ids = vec![];
+        let mut text = String::new();
+        let mut fin = None;
+        for e in self.events.lock().unwrap().iter() {
+            match e {
+                SeqEvent::Token { token, text: t, .. } => {
+                    ids.push(*token);
+                    text.push_str(t);
+                }
+                SeqEvent::Text(t) => text.push_str(t),
+                SeqEvent::Done { finish_reason, .. } => fin = Some(*finish_reason),
+                SeqEvent::Error(e) => panic!("error event: {e}"),
+            }
+        }
+        (ids, text, fin)
+    }
+}
+
+fn engine() -> Engine {
+    Engine::load(&glassbox_testdata::model(glassbox_testdata::SMOLLM2), &EngineOptions { threads: 2, ctx_size: 256, batch_size: 512 }).unwrap()
+}
+
+fn requests(e: &Engine) -> Vec<GenerateRequest> {
+    let prompts = ["The capital of France is", "Once upon a time, in a land far away, there lived", "def fib(n):", "1, 2, 3,", "Water boils at", "My favourite colour"];
+    prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| GenerateRequest {
+            prompt: e.tokenizer.encode(p),
+            max_tokens: 12 + i,
+            sampling: if i % 2 == 0 { SamplingParams { temperature: 0.0, ..Default::default() } } else { SamplingParams { temperature: 0.9, seed: i as u64, ..Default::default() } },
+            stop: if i == 4 { vec!["°".into()] } else { vec![] },
+        })
+        .collect()
+}
+
+#[test]
+fn batched_outputs_equal_single_request_outputs() {
+    let mut single = engine();
+    let reqs = requests(&single);
+    let want: Vec<_> = reqs.iter().map(|r| single.generate(r, |_| {}).unwrap()).collect();
+    let (mut sched, _fe) = engine().into_scheduler(4, 7);
+    let sinks: Vec<Collect> = reqs.iter().map(|_| Collect::default()).collect();
+    // Half the requests arrive first; the rest join while those are decoding.
+    for (r, s) in reqs.iter().zip(&sinks).take(3) {
+        sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, sink: Box::new(s.clone()) });
+    }
+    for _ in 0..5 {
+        sched.step();
+    }
+    for (r, s) in reqs.iter().zip(&sinks).skip(3) {
+        sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, sink: Box::new(s.clone()) });
+    }
+    let mut max_running = 0;
+    let mut steps = 0;
+    while !sched.is_idle() {
+        sched.step();
+        max_running = max_running.max(sched.stats.running.load(Ordering::SeqCst));
+        steps += 1;
+        assert!(steps < 10_000);
+    }
+    assert!(max_running <= 4);
+    for (i, (w, s)) in want.iter().zip(&sinks).enumerate() {
+        let (ids, text, fin) = s.ids_text_finish();
+        assert_eq!(ids, w.ids, "request {i}");
+        assert_eq!(text, w.text, "request {i}");
+        assert_eq!(fin, Some(w.finish_reason), "request {i}");
+    }
+}
+
+#[test]
+fn disconnected_client_frees_its_slot_within_one_step() {
+    let e = engine();
+    let prompt = e.tokenizer.encode("Tell me a long story about a dragon");
+    let (mut sched, _fe) = e.into_scheduler(2, 64);
+    let quitter = Collect { close_after_tokens: Some(2), ..Default::default() };
+    let stayer = Collect::default();
+    for s in [&quitter, &stayer] {
+        sched.submit(SchedRequest {
+            request: GenerateRequest { prompt: prompt.clone(), max_tokens: 40, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] },
+            top_logprobs: Some(2),
+            sink: Box::new(s.clone()),
+        });
+    }
+    while !quitter.closed.load(Ordering::SeqCst) {
+        sched.step();
+    }
+    sched.step();
+    assert_eq!(sched.stats.running.load(Ordering::SeqCst), 1, "slot freed");
+    while !sched.is_idle() {
+        sched.step();
+    }
+    let (ids, _, fin) = stayer.ids_text_finish();
+    assert!(ids.len() > 2 && ids.len() <= 40, "{}", ids.len());
+    assert!(fin.is_some(), "the remaining request finished normally");
+    let (q_ids, _, q_fin) = quitter.ids_text_finish();
+    assert_eq!((q_ids.len(), q_fin), (2, None), "the quitter got nothing after leaving");
+    // logprobs were requested: every token event carries the chosen token's and 2 alternatives.
+    for ev in stayer.events.lock().unwrap().iter() {
+        if let SeqEvent::Token { token, logprob: Some(lp), .. } = ev {
+            assert_eq!(lp.token, *token);
+            assert!(lp.logprob <= 0.0 && lp.top.len() == 2);
+            assert_eq!(lp.top[0].0, *token, "greedy picks the most likely token");
+        }
+    }
+}
+
+#[test]
+fn oversized_prompt_is_an_error_event() {
+    let e = engine();
+    let prompt = e.tokenizer.encode(&"word ".repeat(300));
+    let (mut sched, _fe) = e.into_scheduler(2, 64);
+    let s = Collect::default();
+    sched.submit(SchedRequest { request: GenerateRequest { prompt, max_tokens: 4, sampling: SamplingParams::default(), stop: vec![] }, top_logprobs: None, sink: Box::new(s.clone()) });
+    sched.step();
+    let ev = s.events.lock().unwrap();
+    assert!(matches!(&ev[0], SeqEvent::Error(m) if m.contains("context size is 256")), "{ev:?}");
+}
