@@ -23,6 +23,53 @@ pub enum Command {
     Bench(BenchArgs),
     /// Show what a GGUF file contains: architecture, size, quantisation, tokenizer, template
     Info(InfoArgs),
+    /// Serve models over an OpenAI-compatible HTTP API (continuous batching, API keys, metrics)
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// GGUF model files; each is served under its file stem (or --alias)
+    #[arg(required = true)]
+    pub models: Vec<PathBuf>,
+    /// Names for the models, in order (repeatable)
+    #[arg(long)]
+    pub alias: Vec<String>,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// File with one API key per line (blank lines and # comments ignored); all routes but
+    /// /health then require `Authorization: Bearer <key>`
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+    /// Allow binding a non-loopback address without API keys
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// Sequences decoded together per model
+    #[arg(long, default_value_t = 8)]
+    pub parallel: usize,
+    /// Requests that may wait for a slot per model; beyond that: 429
+    #[arg(long, default_value_t = 64)]
+    pub max_queue: usize,
+    /// Context size per sequence (tokens); default: the model's, capped at 4096
+    #[arg(long, short = 'c', default_value_t = 0)]
+    pub ctx_size: usize,
+    /// Worker threads per model (default: physical cores)
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+    /// Prompt tokens prefilled per scheduler step (keeps decodes flowing during long prompts)
+    #[arg(long, default_value_t = 256)]
+    pub prefill_chunk: usize,
+    /// Maximum request body size in bytes (larger: 413)
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_body: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_grace: u64,
+    /// Log prompt and completion text (off by default)
+    #[arg(long)]
+    pub log_content: bool,
 }
 
 #[derive(Args, Clone)]

@@ -4,6 +4,7 @@
 mod cli;
 mod cmd_info;
 mod cmd_run;
+mod cmd_serve;
 
 use std::io::Write;
 
@@ -17,6 +18,7 @@ fn main() {
         cli::Command::Tokenize(a) => cmd_run::tokenize(a),
         cli::Command::Bench(a) => cmd_run::bench(a),
         cli::Command::Info(a) => cmd_info::info(a),
+        cli::Command::Serve(a) => cmd_serve::serve(a),
     };
     if let Err(e) = result {
         // A closed pipe (e.g. `glassbox run … | head`) is not an error.

@@ -1,0 +1,453 @@
+//! HTTP handlers: validate, tokenize, admit (or 429), run the choices on the model's scheduler
+//! and answer in OpenAI's shapes, as one JSON body or as server-sent events.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use glassbox_engine::{EventSink, GenerateRequest, SchedRequest, SeqEvent, TokenLogprob};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
+
+use crate::openai::{self, ApiError, Common};
+use crate::{AppState, ModelHandle, retry_after, status};
+
+pub(crate) fn error_response(e: &ApiError) -> Response {
+    let mut r = (status(e.status), Json(e.body())).into_response();
+    if e.status == 429 {
+        retry_after(&mut r);
+    }
+    r
+}
+
+pub(crate) async fn not_found() -> Response {
+    error_response(&ApiError { status: 404, message: "unknown route".into(), kind: "invalid_request_error", param: None, code: Some("not_found") })
+}
+
+pub(crate) async fn ready(State(st): State<Arc<AppState>>) -> Response {
+    if st.ready.load(Ordering::SeqCst) && !st.shutdown.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "loading").into_response()
+    }
+}
+
+pub(crate) async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    let models: Vec<_> = st.models.read().unwrap().values().map(|m| (m.name.clone(), Arc::clone(&m.stats))).collect();
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render(&models)).into_response()
+}
+
+pub(crate) async fn list_models(State(st): State<Arc<AppState>>) -> Response {
+    let models = st.models.read().unwrap();
+    let data: Vec<Value> = st
+        .order
+        .read()
+        .unwrap()
+        .iter()
+        .filter_map(|n| models.get(n))
+        .map(|m| json!({"id": m.name, "object": "model", "created": m.created, "owned_by": "glassbox"}))
+        .collect();
+    Json(json!({"object": "list", "data": data})).into_response()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Endpoint {
+    Chat,
+    Completion,
+}
+
+impl Endpoint {
+    fn name(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat_completions",
+            Endpoint::Completion => "completions",
+        }
+    }
+}
+
+struct Prepared {
+    handle: Arc<ModelHandle>,
+    common: Common,
+    prompt: Vec<u32>,
+    max_tokens: usize,
+}
+
+/// Returns in-flight slots to the model when a choice ends (or its owner goes away).
+struct Slot(Arc<ModelHandle>);
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct ChanSink(mpsc::UnboundedSender<SeqEvent>);
+impl EventSink for ChanSink {
+    fn send(&mut self, ev: SeqEvent) -> bool {
+        self.0.send(ev).is_ok()
+    }
+    fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}
+
+fn prepare(st: &AppState, body: &[u8], ep: Endpoint) -> Result<Prepared, ApiError> {
+    if !st.ready.load(Ordering::SeqCst) {
+        return Err(ApiError { status: 503, message: "models are still loading; retry when /ready returns 200".into(), kind: "server_error", param: None, code: Some("not_ready") });
+    }
+    if st.shutdown.load(Ordering::SeqCst) {
+        return Err(ApiError { status: 503, message: "server is shutting down".into(), kind: "server_error", param: None, code: None });
+    }
+    let obj = openai::parse_body(body)?;
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let common = openai::common(&obj, ep == Endpoint::Chat, seed)?;
+    let handle = st.models.read().unwrap().get(&common.model).cloned().ok_or_else(|| ApiError {
+        status: 404,
+        message: format!("the model `{}` does not exist (see /v1/models)", common.model),
+        kind: "invalid_request_error",
+        param: Some("model".into()),
+        code: Some("model_not_found"),
+    })?;
+    let fe = &handle.frontend;
+    let prompt = match ep {
+        Endpoint::Chat => {
+            let msgs = openai::messages(&obj)?;
+            if !fe.has_chat_template() {
+                return Err(ApiError::invalid("messages", format!("model `{}` has no chat template; use /v1/completions", common.model)));
+            }
+            let text = fe.render_chat(&msgs).map_err(|e| ApiError::invalid("messages", e.to_string()))?;
+            fe.tokenize_chat(&text)
+        }
+        Endpoint::Completion => {
+            let p = openai::prompt(&obj)?;
+            fe.tokenizer.encode(&p)
+        }
+    };
+    if prompt.is_empty() {
+        return Err(ApiError::invalid(if ep == Endpoint::Chat { "messages" } else { "prompt" }, "the prompt is empty"));
+    }
+    let ctx = fe.ctx_size;
+    if prompt.len() + 1 > ctx {
+        return Err(ApiError {
+            status: 400,
+            message: format!("this model's context is {ctx} tokens, but the prompt is {} tokens (at least one token must be generated)", prompt.len()),
+            kind: "invalid_request_error",
+            param: Some(if ep == Endpoint::Chat { "messages" } else { "prompt" }.into()),
+            code: Some("context_length_exceeded"),
+        });
+    }
+    let max_tokens = common.max_tokens.unwrap_or(ctx - prompt.len());
+    if prompt.len() + max_tokens > ctx {
+        return Err(ApiError {
+            status: 400,
+            message: format!("this model's context is {ctx} tokens; the prompt is {} tokens and max_tokens asks for {max_tokens} more", prompt.len()),
+            kind: "invalid_request_error",
+            param: Some("max_tokens".into()),
+            code: Some("context_length_exceeded"),
+        });
+    }
+    Ok(Prepared { handle, common, prompt, max_tokens })
+}
+
+/// Reserve `n` in-flight slots, or fail fast when running + waiting would exceed the bound.
+fn admit(st: &AppState, h: &Arc<ModelHandle>, n: usize) -> Result<Vec<Slot>, ApiError> {
+    let cap = st.cfg.parallel + st.cfg.max_queue;
+    let mut cur = h.in_flight.load(Ordering::SeqCst);
+    loop {
+        if cur + n > cap {
+            return Err(ApiError { status: 429, message: format!("server busy: {cur} requests in flight for this model (limit {cap}); retry later"), kind: "rate_limit_error", param: None, code: Some("overloaded") });
+        }
+        match h.in_flight.compare_exchange(cur, cur + n, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return Ok((0..n).map(|_| Slot(Arc::clone(h))).collect()),
+            Err(v) => cur = v,
+        }
+    }
+}
+
+fn submit(p: &Prepared, slots: Vec<Slot>) -> Result<Vec<(Slot, mpsc::UnboundedReceiver<SeqEvent>)>, ApiError> {
+    let tx = p.handle.tx.lock().unwrap().clone();
+    let mut out = Vec::with_capacity(slots.len());
+    for (i, slot) in slots.into_iter().enumerate() {
+        let (etx, erx) = mpsc::unbounded_channel();
+        let mut sampling = p.common.sampling.clone();
+        sampling.seed = sampling.seed.wrapping_add(i as u64);
+        let req = SchedRequest {
+            request: GenerateRequest { prompt: p.prompt.clone(), max_tokens: p.max_tokens, sampling, stop: p.common.stop.clone() },
+            top_logprobs: p.common.logprobs.then_some(p.common.top_logprobs),
+            sink: Box::new(ChanSink(etx)),
+        };
+        tx.send(req).map_err(|_| ApiError { status: 503, message: "the model's scheduler has stopped".into(), kind: "server_error", param: None, code: None })?;
+        out.push((slot, erx));
+    }
+    Ok(out)
+}
+
+pub(crate) async fn chat_completions(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
+    handle(st, body, Endpoint::Chat).await
+}
+
+pub(crate) async fn completions(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
+    handle(st, body, Endpoint::Completion).await
+}
+
+async fn handle(st: Arc<AppState>, body: Bytes, ep: Endpoint) -> Response {
+    let t0 = Instant::now();
+    let id = st.next_id.fetch_add(1, Ordering::Relaxed);
+    let prepared = prepare(&st, &body, ep).and_then(|p| {
+        let slots = admit(&st, &p.handle, p.common.n)?;
+        let rx = submit(&p, slots)?;
+        Ok((p, rx))
+    });
+    let (p, choices) = match prepared {
+        Ok(x) => x,
+        Err(e) => {
+            let model = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("model").and_then(Value::as_str).map(str::to_owned)).unwrap_or_default();
+            st.metrics.request(&model, ep.name(), e.status);
+            tracing::info!(request_id = id, model = %model, endpoint = ep.name(), status = e.status, error = %e.message, "rejected");
+            return error_response(&e);
+        }
+    };
+    if st.cfg.log_content {
+        tracing::info!(request_id = id, prompt = %p.handle.frontend.tokenizer.decode(&p.prompt, true).unwrap_or_default(), "prompt");
+    }
+    if p.common.stream {
+        stream_response(st, p, choices, ep, id, t0)
+    } else {
+        collect_response(st, p, choices, ep, id, t0).await
+    }
+}
+
+fn piece(p: &Prepared, token: u32) -> (String, Vec<u8>) {
+    let b = p.handle.frontend.tokenizer.token_bytes(token, true).unwrap_or_default();
+    (String::from_utf8_lossy(&b).into_owned(), b)
+}
+
+fn chat_logprob(p: &Prepared, lp: &TokenLogprob) -> Value {
+    let entry = |t: u32, l: f32| {
+        let (s, b) = piece(p, t);
+        json!({"token": s, "logprob": l, "bytes": b})
+    };
+    let mut v = entry(lp.token, lp.logprob);
+    v["top_logprobs"] = Value::Array(lp.top.iter().map(|&(t, l)| entry(t, l)).collect());
+    v
+}
+
+#[derive(Default)]
+struct ChoiceOut {
+    text: String,
+    tokens: usize,
+    finish: Option<&'static str>,
+    logprobs: Vec<TokenLogprob>,
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn completion_logprobs(p: &Prepared, lps: &[TokenLogprob]) -> Value {
+    let mut offset = 0;
+    let (mut tokens, mut token_logprobs, mut top, mut offsets) = (vec![], vec![], vec![], vec![]);
+    for lp in lps {
+        let (s, _) = piece(p, lp.token);
+        offsets.push(offset);
+        offset += s.len();
+        tokens.push(s);
+        token_logprobs.push(lp.logprob);
+        let m: serde_json::Map<String, Value> = lp.top.iter().map(|&(t, l)| (piece(p, t).0, json!(l))).collect();
+        top.push(Value::Object(m));
+    }
+    json!({"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": top, "text_offset": offsets})
+}
+
+async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::handlers::Slot, mpsc::UnboundedReceiver<SeqEvent>)>, ep: Endpoint, id: u64, t0: Instant) -> Response {
+    let model = p.handle.name.clone();
+    let mut outs = Vec::with_capacity(choices.len());
+    let mut first = None;
+    let mut last_tok: Option<Instant> = None;
+    for (i, (slot, mut rx)) in choices.into_iter().enumerate() {
+        let mut o = ChoiceOut::default();
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                SeqEvent::Token { text, logprob, .. } => {
+                    let now = Instant::now();
+                    first.get_or_insert(now);
+                    if i == 0 && let Some(prev) = last_tok {
+                        st.metrics.itl(&model, (now - prev).as_secs_f64());
+                    }
+                    if i == 0 {
+                        last_tok = Some(now);
+                    }
+                    o.text.push_str(&text);
+                    o.tokens += 1;
+                    if let Some(lp) = logprob {
+                        o.logprobs.push(lp);
+                    }
+                }
+                SeqEvent::Text(t) => o.text.push_str(&t),
+                SeqEvent::Done { finish_reason, .. } => {
+                    o.finish = Some(finish_reason.as_str());
+                    break;
+                }
+                SeqEvent::Error(e) => {
+                    let err = ApiError { status: 503, message: e, kind: "server_error", param: None, code: None };
+                    st.metrics.request(&model, ep.name(), 503);
+                    return error_response(&err);
+                }
+            }
+        }
+        drop(slot);
+        if o.finish.is_none() {
+            st.metrics.request(&model, ep.name(), 500);
+            return error_response(&ApiError { status: 500, message: "generation ended unexpectedly".into(), kind: "server_error", param: None, code: None });
+        }
+        outs.push(o);
+    }
+    if let Some(f) = first {
+        st.metrics.ttft(&model, (f - t0).as_secs_f64());
+    }
+    st.metrics.duration(&model, t0.elapsed().as_secs_f64());
+    let completion_tokens: usize = outs.iter().map(|o| o.tokens).sum();
+    let usage = json!({"prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens, "total_tokens": p.prompt.len() + completion_tokens});
+    let choices: Vec<Value> = outs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| match ep {
+            Endpoint::Chat => json!({
+                "index": i,
+                "message": {"role": "assistant", "content": o.text},
+                "logprobs": if p.common.logprobs { json!({"content": o.logprobs.iter().map(|lp| chat_logprob(&p, lp)).collect::<Vec<_>>()}) } else { Value::Null },
+                "finish_reason": o.finish,
+            }),
+            Endpoint::Completion => json!({
+                "index": i,
+                "text": o.text,
+                "logprobs": if p.common.logprobs { completion_logprobs(&p, &o.logprobs) } else { Value::Null },
+                "finish_reason": o.finish,
+            }),
+        })
+        .collect();
+    let (prefix, object) = match ep {
+        Endpoint::Chat => ("chatcmpl", "chat.completion"),
+        Endpoint::Completion => ("cmpl", "text_completion"),
+    };
+    st.metrics.request(&model, ep.name(), 200);
+    tracing::info!(request_id = id, model = %model, endpoint = ep.name(), status = 200, prompt_tokens = p.prompt.len(), completion_tokens, latency_ms = t0.elapsed().as_millis() as u64, user = p.common.user.as_deref().unwrap_or(""), "completed");
+    if st.cfg.log_content {
+        tracing::info!(request_id = id, completion = %outs.iter().map(|o| o.text.as_str()).collect::<Vec<_>>().join(" | "), "completion");
+    }
+    Json(json!({
+        "id": format!("{prefix}-{id}"), "object": object, "created": now_secs(), "model": model,
+        "system_fingerprint": concat!("glassbox-", env!("CARGO_PKG_VERSION")),
+        "choices": choices, "usage": usage,
+    }))
+    .into_response()
+}
+
+fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::UnboundedReceiver<SeqEvent>)>, ep: Endpoint, id: u64, t0: Instant) -> Response {
+    let (out_tx, out_rx) = mpsc::channel::<Result<Event, Infallible>>(64);
+    let n = choices.len();
+    tokio::spawn(async move {
+        let model = p.handle.name.clone();
+        let (prefix, object) = match ep {
+            Endpoint::Chat => ("chatcmpl", "chat.completion.chunk"),
+            Endpoint::Completion => ("cmpl", "text_completion"),
+        };
+        let created = now_secs();
+        let include_usage = p.common.include_usage;
+        let chunk = |choices: Value, usage: Option<Value>| {
+            let mut v = json!({"id": format!("{prefix}-{id}"), "object": object, "created": created, "model": model, "system_fingerprint": concat!("glassbox-", env!("CARGO_PKG_VERSION")), "choices": choices});
+            if include_usage {
+                v["usage"] = usage.unwrap_or(Value::Null);
+            }
+            Event::default().data(v.to_string())
+        };
+        let (slots, rxs): (Vec<Slot>, Vec<_>) = choices.into_iter().unzip();
+        let mut slots: Vec<Option<Slot>> = slots.into_iter().map(Some).collect();
+        if ep == Endpoint::Chat {
+            for i in 0..n {
+                let c = json!([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]);
+                if out_tx.send(Ok(chunk(c, None))).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let mut merged = futures_util::stream::select_all(rxs.into_iter().enumerate().map(|(i, rx)| UnboundedReceiverStream::new(rx).map(move |ev| (i, ev))));
+        let (mut completion_tokens, mut finished) = (0usize, 0usize);
+        let mut first = None;
+        let mut last_tok: Option<Instant> = None;
+        while let Some((i, ev)) = merged.next().await {
+            let choice = match ev {
+                SeqEvent::Token { text, logprob, .. } => {
+                    completion_tokens += 1;
+                    let now = Instant::now();
+                    first.get_or_insert(now);
+                    if i == 0 {
+                        if let Some(prev) = last_tok {
+                            st.metrics.itl(&model, (now - prev).as_secs_f64());
+                        }
+                        last_tok = Some(now);
+                    }
+                    let lp = match (&logprob, ep) {
+                        (Some(lp), Endpoint::Chat) => json!({"content": [chat_logprob(&p, lp)]}),
+                        (Some(lp), Endpoint::Completion) => completion_logprobs(&p, std::slice::from_ref(lp)),
+                        (None, _) => Value::Null,
+                    };
+                    if text.is_empty() && lp.is_null() {
+                        continue;
+                    }
+                    match ep {
+                        Endpoint::Chat => json!({"index": i, "delta": {"content": text}, "logprobs": lp, "finish_reason": null}),
+                        Endpoint::Completion => json!({"index": i, "text": text, "logprobs": lp, "finish_reason": null}),
+                    }
+                }
+                SeqEvent::Text(text) => match ep {
+                    Endpoint::Chat => json!({"index": i, "delta": {"content": text}, "logprobs": null, "finish_reason": null}),
+                    Endpoint::Completion => json!({"index": i, "text": text, "logprobs": null, "finish_reason": null}),
+                },
+                SeqEvent::Done { finish_reason, .. } => {
+                    finished += 1;
+                    slots[i] = None;
+                    match ep {
+                        Endpoint::Chat => json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": finish_reason.as_str()}),
+                        Endpoint::Completion => json!({"index": i, "text": "", "logprobs": null, "finish_reason": finish_reason.as_str()}),
+                    }
+                }
+                SeqEvent::Error(e) => {
+                    let err = ApiError { status: 503, message: e, kind: "server_error", param: None, code: None };
+                    let _ = out_tx.send(Ok(Event::default().data(err.body().to_string()))).await;
+                    st.metrics.request(&model, ep.name(), 503);
+                    return;
+                }
+            };
+            if out_tx.send(Ok(chunk(json!([choice]), None))).await.is_err() {
+                // Client gone: dropping the receivers tells the scheduler to free the slots.
+                tracing::info!(request_id = id, model = %model, "client disconnected mid-stream");
+                st.metrics.request(&model, ep.name(), 499);
+                return;
+            }
+            if finished == n {
+                break;
+            }
+        }
+        if let Some(f) = first {
+            st.metrics.ttft(&model, (f - t0).as_secs_f64());
+        }
+        st.metrics.duration(&model, t0.elapsed().as_secs_f64());
+        if include_usage {
+            let usage = json!({"prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens, "total_tokens": p.prompt.len() + completion_tokens});
+            let _ = out_tx.send(Ok(chunk(json!([]), Some(usage)))).await;
+        }
+        let _ = out_tx.send(Ok(Event::default().data("[DONE]"))).await;
+        st.metrics.request(&model, ep.name(), 200);
+        tracing::info!(request_id = id, model = %model, endpoint = ep.name(), status = 200, prompt_tokens = p.prompt.len(), completion_tokens, latency_ms = t0.elapsed().as_millis() as u64, "streamed");
+    });
+    Sse::new(ReceiverStream::new(out_rx)).into_response()
+}

@@ -1,0 +1,101 @@
+//! Prometheus text-format metrics: request counts by status, token counters, queue depth and
+//! running sequences (read from each scheduler), and latency histograms.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+const BUCKETS: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    n: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, v: f64) {
+        for (c, &b) in self.counts.iter_mut().zip(&BUCKETS) {
+            if v <= b {
+                *c += 1;
+            }
+        }
+        self.sum += v;
+        self.n += 1;
+    }
+    fn render(&self, out: &mut String, name: &str, model: &str) {
+        for (c, b) in self.counts.iter().zip(&BUCKETS) {
+            let _ = writeln!(out, "{name}_bucket{{model=\"{model}\",le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{model=\"{model}\",le=\"+Inf\"}} {}", self.n);
+        let _ = writeln!(out, "{name}_sum{{model=\"{model}\"}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{model=\"{model}\"}} {}", self.n);
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: BTreeMap<(String, String, u16), u64>,
+    ttft: BTreeMap<String, Histogram>,
+    itl: BTreeMap<String, Histogram>,
+    duration: BTreeMap<String, Histogram>,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn request(&self, model: &str, endpoint: &str, status: u16) {
+        let mut g = self.inner.lock().unwrap();
+        *g.requests.entry((escape(model), endpoint.to_owned(), status)).or_default() += 1;
+    }
+    pub fn ttft(&self, model: &str, secs: f64) {
+        self.inner.lock().unwrap().ttft.entry(escape(model)).or_default().observe(secs);
+    }
+    pub fn itl(&self, model: &str, secs: f64) {
+        self.inner.lock().unwrap().itl.entry(escape(model)).or_default().observe(secs);
+    }
+    pub fn duration(&self, model: &str, secs: f64) {
+        self.inner.lock().unwrap().duration.entry(escape(model)).or_default().observe(secs);
+    }
+
+    pub fn render(&self, models: &[(String, std::sync::Arc<glassbox_engine::SchedulerStats>)]) -> String {
+        let g = self.inner.lock().unwrap();
+        let mut out = String::new();
+        out.push_str("# HELP glassbox_requests_total HTTP requests by model, endpoint and status.\n# TYPE glassbox_requests_total counter\n");
+        for ((m, e, s), n) in &g.requests {
+            let _ = writeln!(out, "glassbox_requests_total{{model=\"{m}\",endpoint=\"{e}\",status=\"{s}\"}} {n}");
+        }
+        let gauges: [(&str, &str, &str, fn(&glassbox_engine::SchedulerStats) -> usize); 4] = [
+            ("glassbox_queue_depth", "gauge", "Requests waiting for a batch slot.", |s| s.waiting.load(Ordering::Relaxed)),
+            ("glassbox_running_sequences", "gauge", "Sequences in the running batch.", |s| s.running.load(Ordering::Relaxed)),
+            ("glassbox_prompt_tokens_total", "counter", "Prompt tokens processed.", |s| s.prompt_tokens.load(Ordering::Relaxed)),
+            ("glassbox_generated_tokens_total", "counter", "Tokens generated.", |s| s.generated_tokens.load(Ordering::Relaxed)),
+        ];
+        for (name, ty, help, get) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {ty}");
+            for (m, s) in models {
+                let _ = writeln!(out, "{name}{{model=\"{}\"}} {}", escape(m), get(s));
+            }
+        }
+        for (name, help, h) in [
+            ("glassbox_time_to_first_token_seconds", "Time from request to first generated token.", &g.ttft),
+            ("glassbox_inter_token_latency_seconds", "Time between consecutive generated tokens.", &g.itl),
+            ("glassbox_request_duration_seconds", "Time from request to last token.", &g.duration),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for (m, hist) in h {
+                hist.render(&mut out, name, m);
+            }
+        }
+        out
+    }
+}

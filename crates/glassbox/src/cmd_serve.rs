@@ -1,0 +1,76 @@
+//! serve: turn arguments into a server configuration and run it.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use glassbox_engine::EngineOptions;
+use glassbox_server::{ModelSpec, ServerConfig};
+
+use crate::cli::ServeArgs;
+
+fn read_keys(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read API key file {}", path.display()))?;
+    let keys: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect();
+    if keys.is_empty() {
+        bail!("API key file {} holds no keys", path.display());
+    }
+    if let Some(k) = keys.iter().find(|k| k.len() < 16) {
+        bail!("API key file {}: a key of {} characters is too short (at least 16)", path.display(), k.len());
+    }
+    Ok(keys)
+}
+
+pub fn serve(a: ServeArgs) -> Result<()> {
+    if a.alias.len() > a.models.len() {
+        bail!("{} aliases given for {} models", a.alias.len(), a.models.len());
+    }
+    if a.parallel == 0 {
+        bail!("--parallel must be at least 1");
+    }
+    let models: Vec<ModelSpec> = a
+        .models
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let name = a.alias.get(i).cloned().unwrap_or_else(|| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| format!("model{i}")));
+            ModelSpec { path: p.clone(), name }
+        })
+        .collect();
+    for m in &models {
+        if !m.path.is_file() {
+            bail!("model file {} does not exist", m.path.display());
+        }
+    }
+    let api_keys = match &a.api_key_file {
+        Some(p) => read_keys(p)?,
+        None => vec![],
+    };
+    let mut engine = EngineOptions { ctx_size: a.ctx_size, ..EngineOptions::default() };
+    if let Some(t) = a.threads {
+        if t == 0 {
+            bail!("--threads must be at least 1");
+        }
+        engine.threads = t;
+    }
+    let cfg = ServerConfig {
+        host: a.host,
+        port: a.port,
+        api_keys,
+        insecure_no_auth: a.insecure_no_auth,
+        parallel: a.parallel,
+        max_queue: a.max_queue,
+        max_body_bytes: a.max_body,
+        engine,
+        prefill_chunk: a.prefill_chunk.max(1),
+        log_content: a.log_content,
+        shutdown_grace: Duration::from_secs(a.shutdown_grace),
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GLASSBOX_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("cannot start the async runtime")?;
+    rt.block_on(glassbox_server::serve(models, cfg))?;
+    Ok(())
+}
