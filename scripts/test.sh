@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# The test suite, exactly as CI runs it: fetch + verify every pinned test model (SHA-256), then
-# one release build of the whole workspace and all its tests (real-model tests included).
+# The test suite, exactly as CI runs it: fetch + verify every pinned test model (SHA-256), one
+# release build of the whole workspace and all its tests (real-model tests included), then the
+# official `openai` Python client against a live `glassbox serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 scripts/fetch_models.py --all
 cargo test --release --locked --workspace
+cargo build --release --locked -p glassbox
+venv=target/py-test-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check openai==3.54.0 pytest==9.2.0
+"$venv/bin/python" -m pytest -q tests/openai
