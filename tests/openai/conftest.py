@@ -28,6 +28,7 @@ class Server:
         keys = tmp / f"keys-{self.port}.txt"
         keys.write_text(KEY + "\n")
         self.log = open(tmp / f"serve-{self.port}.log", "w")
+        # Extra arguments may add models (paths) and their aliases after the default one.
         self.proc = subprocess.Popen([str(BIN), "serve", str(MODEL), "--alias", NAME, "--port", str(self.port),
                                       "--api-key-file", str(keys), "-c", "1024", *extra],
                                      stdout=self.log, stderr=subprocess.STDOUT)

@@ -164,3 +164,27 @@ def test_overload_gets_429_with_retry_after(tmp_path):
         t.join()
     finally:
         assert s.stop() == 0
+
+
+def test_oversized_body_gets_413(server):
+    import urllib.request
+    body = b'{"model":"smollm2","prompt":"' + b"x" * (5 << 20) + b'"}'
+    req = urllib.request.Request(server.base + "/v1/completions", data=body, headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=30)
+    assert e.value.code == 413
+
+
+def test_several_models_by_name(tmp_path):
+    from conftest import ROOT
+    tiny = ROOT / "tests" / "fixtures" / "tiny" / "tiny-qwen2.gguf"
+    s = Server(tmp_path, str(tiny), "--alias", "tiny")
+    try:
+        c = openai.OpenAI(base_url=s.base + "/v1", api_key=KEY, max_retries=0)
+        assert [m.id for m in c.models.list().data] == [NAME, "tiny"]
+        a = c.completions.create(model=NAME, prompt="The capital of France is", max_tokens=2, temperature=0)
+        b = c.completions.create(model="tiny", prompt="the", max_tokens=2, temperature=0)
+        assert a.model == NAME and b.model == "tiny" and a.choices[0].text == " Paris."
+        assert b.usage.completion_tokens == 2
+    finally:
+        assert s.stop() == 0

@@ -139,3 +139,18 @@ fn chat_keeps_history_and_exits_cleanly() {
         assert_eq!(String::from_utf8_lossy(&o.stderr).matches("> ").count(), turns + 1);
     }
 }
+
+#[test]
+fn serve_refuses_an_open_non_loopback_bind() {
+    let m = smollm2();
+    let o = glassbox(&["serve", &m, "--host", "0.0.0.0", "--port", "0"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("refusing to bind 0.0.0.0 without API keys"), "{err}");
+    let dir = std::env::temp_dir().join(format!("glassbox-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, "short\n").unwrap();
+    let o = glassbox(&["serve", &m, "--api-key-file", keys.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("too short"));
+}
