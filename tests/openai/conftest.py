@@ -31,7 +31,8 @@ class Server:
         # Extra arguments may add models (paths) and their aliases after the default one.
         self.proc = subprocess.Popen([str(BIN), "serve", str(MODEL), "--alias", NAME, "--port", str(self.port),
                                       "--api-key-file", str(keys), "-c", "1024", *extra],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, GLASSBOX_TRUST_STORE=str(tmp / "trust.toml")))
         self.base = f"http://127.0.0.1:{self.port}"
         deadline = time.time() + 60
         while time.time() < deadline:

@@ -79,6 +79,14 @@ pub struct Generation {
     pub finish_reason: FinishReason,
 }
 
+/// How a loaded file was verified.
+#[derive(Clone, Debug)]
+pub struct Verification {
+    pub sha256: String,
+    pub size: u64,
+    pub verdict: glassbox_trust::Verdict,
+}
+
 #[derive(Clone, Debug)]
 pub struct BenchResult {
     pub prompt_tokens: usize,
@@ -142,6 +150,15 @@ impl Engine {
     pub fn load(path: &Path, opts: &EngineOptions) -> Result<Engine> {
         let file = Arc::new(GgufFile::open(path)?);
         Self::from_file(file, opts)
+    }
+
+    /// Load a model only after its bytes match a pin under `policy` (SHA-256 over the very
+    /// mapping that is then parsed). Nothing of the file is parsed before that.
+    pub fn load_verified(path: &Path, opts: &EngineOptions, policy: &glassbox_trust::Policy) -> Result<(Engine, Verification)> {
+        let v = glassbox_trust::open_verified(path, policy)?;
+        let info = Verification { sha256: v.sha256.clone(), size: v.size, verdict: v.verdict.clone() };
+        let file = GgufFile::from_map(path, v.map, &Default::default())?;
+        Ok((Self::from_file(Arc::new(file), opts)?, info))
     }
 
     pub fn from_file(file: Arc<GgufFile>, opts: &EngineOptions) -> Result<Engine> {

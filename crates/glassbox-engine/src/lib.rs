@@ -12,7 +12,7 @@ mod scheduler;
 mod seq;
 mod stop;
 
-pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Frontend, Generation, GenerateRequest};
+pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Frontend, Generation, GenerateRequest, Verification};
 pub use scheduler::{EventSink, SchedRequest, Scheduler, SchedulerStats, SeqEvent};
 pub use glassbox_tokenizer::Tokenizer;
 pub use sampler::{Sampler, SamplingParams};
@@ -29,6 +29,8 @@ pub enum Error {
     Tokenizer(#[from] glassbox_tokenizer::Error),
     #[error(transparent)]
     Template(#[from] glassbox_template::Error),
+    #[error(transparent)]
+    Trust(#[from] glassbox_trust::Error),
     #[error("prompt is {prompt} tokens; with room for at least one generated token it needs a context of {needed}, but the context size is {ctx}")]
     PromptTooLong { prompt: usize, needed: usize, ctx: usize },
     #[error("this model has no chat template (tokenizer.chat_template); use --raw to send the prompt as plain text")]

@@ -489,6 +489,13 @@ impl GgufFile {
         Ok(GgufFile { path: path.to_owned(), map, gguf })
     }
 
+    /// Parse an existing read-only mapping (e.g. one whose digest was just verified, so the
+    /// bytes parsed are exactly the bytes hashed).
+    pub fn from_map(path: &Path, map: memmap2::Mmap, limits: &Limits) -> Result<GgufFile> {
+        let gguf = Gguf::parse(&map, limits)?;
+        Ok(GgufFile { path: path.to_owned(), map, gguf })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -62,6 +62,9 @@ pub struct ServerConfig {
     pub prefill_chunk: usize,
     pub log_content: bool,
     pub shutdown_grace: Duration,
+    /// Every model file is verified against its pin (lockfile, or trust on first use) before
+    /// it is served.
+    pub trust: glassbox_trust::Policy,
 }
 
 pub(crate) struct ModelHandle {
@@ -208,7 +211,8 @@ async fn wait_for_signal() {
 }
 
 fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -> Result<ModelHandle, glassbox_engine::Error> {
-    let engine = Engine::load(&spec.path, &cfg.engine)?;
+    let (engine, v) = Engine::load_verified(&spec.path, &cfg.engine, &cfg.trust)?;
+    eprintln!("verified {} sha256 {} ({:?})", spec.path.display(), v.sha256, v.verdict);
     let (sched, frontend) = engine.into_scheduler(cfg.parallel, cfg.prefill_chunk);
     let stats = Arc::clone(&sched.stats);
     let (tx, rx) = std::sync::mpsc::channel();

@@ -25,6 +25,32 @@ pub enum Command {
     Info(InfoArgs),
     /// Serve models over an OpenAI-compatible HTTP API (continuous batching, API keys, metrics)
     Serve(ServeArgs),
+    /// Pin the SHA-256 and size of files (or every file under folders) in a lockfile
+    Lock(LockArgs),
+    /// Check files against their pins: exit 0 all match, 1 mismatch or unpinned, 2 usage error
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+pub struct LockArgs {
+    /// Files or folders to pin
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, short = 'o', default_value = "glassbox.lock")]
+    pub output: PathBuf,
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// A file or a folder (every file under it must be pinned and match)
+    pub path: PathBuf,
+    #[arg(long, value_name = "FILE", default_value = "glassbox.lock")]
+    pub lock: PathBuf,
+    /// Check a single file against this SHA-256 instead of the lockfile
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -32,6 +58,12 @@ pub struct ServeArgs {
     /// GGUF model files; each is served under its file stem (or --alias)
     #[arg(required = true)]
     pub models: Vec<PathBuf>,
+    /// Lockfile with SHA-256 pins (default: ./glassbox.lock when it exists)
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
+    /// Refuse model files that the lockfile does not pin
+    #[arg(long)]
+    pub locked: bool,
     /// Names for the models, in order (repeatable)
     #[arg(long)]
     pub alias: Vec<String>,
@@ -72,10 +104,26 @@ pub struct ServeArgs {
     pub log_content: bool,
 }
 
+/// How model files are verified before use (SHA-256 over the exact bytes that get parsed).
+#[derive(Args, Clone, Default)]
+pub struct TrustArgs {
+    /// Lockfile with SHA-256 pins (default: ./glassbox.lock when it exists)
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
+    /// Expected SHA-256 of the model file
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// Refuse files that no lockfile or --sha256 pins (no trust on first use)
+    #[arg(long)]
+    pub locked: bool,
+}
+
 #[derive(Args, Clone)]
 pub struct ModelArgs {
     /// Path to a GGUF model file
     pub model: PathBuf,
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// Worker threads (default: number of physical cores)
     #[arg(long, short = 't')]
     pub threads: Option<usize>,
@@ -173,6 +221,10 @@ pub struct BenchArgs {
     /// Repetitions; the median is reported
     #[arg(long, short = 'r', default_value_t = 3)]
     pub repetitions: usize,
+    /// Instead: time load + first token from a cold page cache, verified (SHA-256) against
+    /// unverified, and print the ratio
+    #[arg(long)]
+    pub cold_start: bool,
     #[arg(long)]
     pub json: bool,
 }

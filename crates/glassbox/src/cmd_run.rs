@@ -17,7 +17,10 @@ fn load(m: &ModelArgs) -> Result<Engine> {
         }
         opts.threads = t;
     }
-    Engine::load(&m.model, &opts).with_context(|| format!("cannot load model {}", m.model.display()))
+    let policy = crate::cmd_trust::policy(&m.trust)?;
+    let (engine, v) = Engine::load_verified(&m.model, &opts, &policy).with_context(|| format!("cannot load model {}", m.model.display()))?;
+    crate::cmd_trust::announce(&m.model, &v.sha256, &v.verdict, &policy);
+    Ok(engine)
 }
 
 fn sampling(s: &SamplingArgs) -> SamplingParams {
@@ -155,7 +158,59 @@ fn glassbox_engine_tokenizer(file: &glassbox_gguf::GgufFile) -> Result<glassbox_
     Ok(glassbox_engine::Tokenizer::from_gguf(file.gguf())?)
 }
 
+/// Drop the file's pages from the page cache (clean pages only; no privileges needed).
+fn evict(path: &std::path::Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path)?;
+    // SAFETY: plain syscall on a valid descriptor.
+    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    anyhow::ensure!(rc == 0, "posix_fadvise failed on {}: {rc}", path.display());
+    Ok(())
+}
+
+fn first_token(engine: &mut Engine) -> Result<()> {
+    let prompt = engine.tokenizer.encode("Hello");
+    let req = GenerateRequest { prompt, max_tokens: 1, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] };
+    engine.generate(&req, |_| {})?;
+    Ok(())
+}
+
+fn cold_start(a: &BenchArgs) -> Result<()> {
+    let m = &a.model;
+    let opts = EngineOptions { ctx_size: 64, threads: m.threads.unwrap_or_else(|| EngineOptions::default().threads), ..EngineOptions::default() };
+    let policy = crate::cmd_trust::policy(&m.trust)?;
+    let (mut verified, mut plain) = (Vec::new(), Vec::new());
+    for _ in 0..a.repetitions.max(1) {
+        evict(&m.model)?;
+        let t = std::time::Instant::now();
+        let (mut e, _) = Engine::load_verified(&m.model, &opts, &policy)?;
+        first_token(&mut e)?;
+        verified.push(t.elapsed().as_secs_f64());
+        drop(e);
+        evict(&m.model)?;
+        let t = std::time::Instant::now();
+        let mut e = Engine::load(&m.model, &opts)?;
+        first_token(&mut e)?;
+        plain.push(t.elapsed().as_secs_f64());
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (v, p) = (med(&mut verified), med(&mut plain));
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", json!({"model": m.model.display().to_string(), "cold_start_verified_s": v, "cold_start_unverified_s": p, "ratio": v / p}))?;
+    } else {
+        writeln!(out, "cold start to first token: verified {:.3} s, unverified {:.3} s, ratio {:.2}", v, p, v / p)?;
+    }
+    Ok(())
+}
+
 pub fn bench(a: BenchArgs) -> Result<()> {
+    if a.cold_start {
+        return cold_start(&a);
+    }
     let mut m = a.model.clone();
     if m.ctx_size == 0 {
         m.ctx_size = a.prompt_tokens.max(a.gen_tokens).max(16);

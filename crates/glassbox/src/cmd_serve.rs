@@ -52,7 +52,14 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         }
         engine.threads = t;
     }
+    let policy = glassbox_trust::Policy {
+        sha256: None,
+        lockfile: crate::cmd_trust::lockfile(&a.lock)?,
+        locked: a.locked,
+        store: Some(glassbox_trust::default_store()),
+    };
     let cfg = ServerConfig {
+        trust: policy,
         host: a.host,
         port: a.port,
         api_keys,

@@ -5,6 +5,7 @@ mod cli;
 mod cmd_info;
 mod cmd_run;
 mod cmd_serve;
+mod cmd_trust;
 
 use std::io::Write;
 
@@ -19,6 +20,8 @@ fn main() {
         cli::Command::Bench(a) => cmd_run::bench(a),
         cli::Command::Info(a) => cmd_info::info(a),
         cli::Command::Serve(a) => cmd_serve::serve(a),
+        cli::Command::Lock(a) => cmd_trust::lock(a),
+        cli::Command::Verify(a) => cmd_trust::verify(a),
     };
     if let Err(e) = result {
         // A closed pipe (e.g. `glassbox run … | head`) is not an error.

@@ -5,8 +5,17 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// Tests pin into their own trust store, never the user's.
+fn test_store() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("glassbox-cli-trust-{}.toml", std::process::id()))
+}
+
 fn glassbox(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args).output().expect("run glassbox")
+    Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args).env("GLASSBOX_TRUST_STORE", test_store()).output().expect("run glassbox")
+}
+
+fn glassbox_in(dir: &std::path::Path, store: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args).current_dir(dir).env("GLASSBOX_TRUST_STORE", store).output().expect("run glassbox")
 }
 
 fn smollm2() -> String {
@@ -124,6 +133,7 @@ fn chat_keeps_history_and_exits_cleanly() {
     for input in ["What is 2+2?\nAnd times three?\n/exit\nnever read\n", "Hello\n"] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_glassbox"))
             .args(["chat", &m, "-n", "24", "--seed", "1"])
+            .env("GLASSBOX_TRUST_STORE", test_store())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -153,4 +163,79 @@ fn serve_refuses_an_open_non_loopback_bind() {
     std::fs::write(&keys, "short\n").unwrap();
     let o = glassbox(&["serve", &m, "--api-key-file", keys.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("too short"));
+}
+
+#[test]
+fn trust_on_first_use_then_refuse_a_changed_file() {
+    use std::io::Write as _;
+    let dir = std::env::temp_dir().join(format!("glassbox-tofu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = dir.join("trust.toml");
+    let copy = dir.join("model.gguf");
+    std::fs::copy(smollm2(), &copy).unwrap();
+    let c = copy.to_str().unwrap();
+    let run = |args: &[&str]| glassbox_in(&dir, &store, args);
+    let o = run(&["run", c, "--raw", "-p", "Hi", "-n", "1", "--temperature", "0"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("pinned on first use as sha256 b179c9523d0e"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&["run", c, "--raw", "-p", "Hi", "-n", "1", "--temperature", "0"]);
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("pinned on first use"));
+    // --locked refuses what only the trust store pins.
+    let o = run(&["run", c, "--locked", "--raw", "-p", "Hi", "-n", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--locked refuses unpinned files"));
+    // A changed file is refused, naming it and both digests.
+    std::fs::OpenOptions::new().append(true).open(&copy).unwrap().write_all(b"x").unwrap();
+    let o = run(&["run", c, "--raw", "-p", "Hi", "-n", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("model.gguf") && err.contains("size mismatch") && err.contains("trust store"), "{err}");
+    assert!(o.stdout.is_empty());
+    // --sha256 wins over the store: the right digest for the changed bytes is accepted.
+    let wrong = "0".repeat(64);
+    let o = run(&["info", c]);
+    assert!(o.status.success(), "info does not run the model and needs no pin");
+    let o = run(&["run", c, "--sha256", &wrong, "--raw", "-p", "Hi", "-n", "1"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("sha256 mismatch"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn lock_and_verify_exit_codes() {
+    use std::io::Write as _;
+    let dir = std::env::temp_dir().join(format!("glassbox-lock-{}", std::process::id()));
+    let models = dir.join("models");
+    std::fs::create_dir_all(models.join("sub")).unwrap();
+    std::fs::write(models.join("a.bin"), b"alpha").unwrap();
+    std::fs::write(models.join("sub/b.bin"), b"beta").unwrap();
+    let store = dir.join("trust.toml");
+    let run = |args: &[&str]| glassbox_in(&dir, &store, args);
+    assert!(run(&["lock", "models"]).status.success());
+    let lock = std::fs::read_to_string(dir.join("glassbox.lock")).unwrap();
+    assert!(lock.contains("path = \"models/a.bin\"") && lock.find("models/a.bin") < lock.find("models/sub/b.bin"), "{lock}");
+    // alpha's sha256
+    assert!(lock.contains("8ed3f6ad685b959ead7022518e1af76cd816f8e8ec7ccdda1ed4018e8f2223f8"), "{lock}");
+    let o = run(&["verify", "models", "--json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["files"].as_array().unwrap().len(), 2);
+    // changed file → 1, naming the file
+    std::fs::write(models.join("a.bin"), b"alphA").unwrap();
+    let o = run(&["verify", "models"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("a.bin: sha256 mismatch"));
+    // added (unpinned) file → 1
+    std::fs::write(models.join("a.bin"), b"alpha").unwrap();
+    std::fs::File::create(models.join("new.bin")).unwrap().write_all(b"n").unwrap();
+    let o = run(&["verify", "models"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("new.bin is not pinned"));
+    // missing lockfile or path → 2
+    assert_eq!(run(&["verify", "models", "--lock", "nope.lock"]).status.code(), Some(2));
+    assert_eq!(run(&["verify", "missing"]).status.code(), Some(2));
+    // --sha256 on one file
+    let o = run(&["verify", "models/sub/b.bin", "--sha256", "sha256:F44E64E76F60C7A4D0E2F71F2B8C3EC4D1B7ECA5AB8F7B0B1B4C1F6C1A0AA0B9"]);
+    assert_eq!(o.status.code(), Some(1));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

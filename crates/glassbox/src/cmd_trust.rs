@@ -1,0 +1,123 @@
+//! lock, verify, and the trust policy every model-loading command applies.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use glassbox_trust::{Lockfile, Policy, Verdict};
+use serde_json::json;
+
+use crate::cli::{LockArgs, TrustArgs, VerifyArgs};
+
+/// The lockfile to use: the one named, else ./glassbox.lock when present.
+pub fn lockfile(named: &Option<PathBuf>) -> Result<Option<Lockfile>> {
+    let path = match named {
+        Some(p) => p.clone(),
+        None if Path::new("glassbox.lock").is_file() => PathBuf::from("glassbox.lock"),
+        None => return Ok(None),
+    };
+    Ok(Some(Lockfile::load(&path).with_context(|| format!("cannot use lockfile {}", path.display()))?))
+}
+
+pub fn policy(t: &TrustArgs) -> Result<Policy> {
+    Ok(Policy { sha256: t.sha256.clone(), lockfile: lockfile(&t.lock)?, locked: t.locked, store: Some(glassbox_trust::default_store()) })
+}
+
+pub fn announce(path: &Path, sha256: &str, verdict: &Verdict, policy: &Policy) {
+    if *verdict == Verdict::PinnedOnFirstUse {
+        let store = policy.store.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        eprintln!("note: {} was not pinned; pinned on first use as sha256 {sha256} in {store} (a later change is refused)", path.display());
+    }
+}
+
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut stack = vec![p.clone()];
+            while let Some(d) = stack.pop() {
+                let mut entries: Vec<_> = std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))?.collect::<Result<_, _>>()?;
+                entries.sort_by_key(|e| e.path());
+                for e in entries {
+                    let ft = e.file_type()?;
+                    if ft.is_dir() {
+                        stack.push(e.path());
+                    } else if ft.is_file() {
+                        out.push(e.path());
+                    }
+                }
+            }
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            anyhow::bail!("{} is not a file or folder", p.display());
+        }
+    }
+    Ok(out)
+}
+
+pub fn lock(a: LockArgs) -> Result<()> {
+    let files = expand(&a.paths)?;
+    let out = std::fs::canonicalize(a.output.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")))?.join(a.output.file_name().unwrap_or_default());
+    let files: Vec<PathBuf> = files.into_iter().filter(|f| std::fs::canonicalize(f).map(|c| c != out).unwrap_or(true)).collect();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let hashed = glassbox_trust::hash_files(&files, threads)?;
+    Lockfile::write(&a.output, &hashed)?;
+    for (p, size, sha) in &hashed {
+        eprintln!("pinned {} ({size} bytes) sha256 {sha}", p.display());
+    }
+    eprintln!("wrote {} ({} files)", a.output.display(), hashed.len());
+    Ok(())
+}
+
+/// Exit codes: 0 every file matches its pin, 1 a mismatch or an unpinned file, 2 usage/IO.
+pub fn verify(a: VerifyArgs) -> Result<()> {
+    let code = match run_verify(&a) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run_verify(a: &VerifyArgs) -> Result<i32> {
+    let files = expand(std::slice::from_ref(&a.path))?;
+    let policy = match &a.sha256 {
+        Some(d) => {
+            anyhow::ensure!(files.len() == 1, "--sha256 checks a single file, {} has {}", a.path.display(), files.len());
+            Policy { sha256: Some(d.clone()), ..Policy::default() }
+        }
+        None => Policy { lockfile: Some(Lockfile::load(&a.lock).with_context(|| format!("cannot use lockfile {}", a.lock.display()))?), locked: true, ..Policy::default() },
+    };
+    let lock_canonical = std::fs::canonicalize(&a.lock).ok();
+    let mut results = Vec::new();
+    let mut failed = false;
+    for f in files {
+        if lock_canonical.is_some() && std::fs::canonicalize(&f).ok() == lock_canonical {
+            continue;
+        }
+        match glassbox_trust::open_verified(&f, &policy) {
+            Ok(v) => results.push(json!({"path": f.display().to_string(), "ok": true, "sha256": v.sha256, "size": v.size})),
+            Err(e @ (glassbox_trust::Error::Io { .. } | glassbox_trust::Error::BadDigest(_))) => return Err(e.into()),
+            Err(e) => {
+                failed = true;
+                results.push(json!({"path": f.display().to_string(), "ok": false, "error": e.to_string()}));
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", json!({"ok": !failed, "files": results}))?;
+    } else {
+        for r in &results {
+            if r["ok"] == true {
+                writeln!(out, "ok      {}  {}", r["sha256"].as_str().unwrap_or(""), r["path"].as_str().unwrap_or(""))?;
+            } else {
+                writeln!(out, "FAILED  {}", r["error"].as_str().unwrap_or(""))?;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
