@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite, exactly as CI runs it: fetch + verify every pinned test model (SHA-256), one
 # release build of the whole workspace and all its tests (real-model tests included), then the
-# official `openai` Python client against a live `glassbox serve`.
+# official `openai` Python client against a live `glassbox serve`, and OpenSSF model-signing
+# interop with the `model-signing` Python package (both directions, offline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 scripts/fetch_models.py --all
@@ -11,5 +12,6 @@ venv=target/py-test-venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check openai==3.54.0 pytest==9.2.0
-"$venv/bin/python" -m pytest -q tests/openai
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+  openai==3.54.0 pytest==9.2.0 model-signing==1.1.1 pyopenssl==26.4.0
+"$venv/bin/python" -m pytest -q tests/openai tests/signing

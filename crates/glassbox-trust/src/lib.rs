@@ -10,6 +10,8 @@
 
 mod digest;
 mod lockfile;
+pub mod manifest;
+pub mod signing;
 mod store;
 
 use std::path::{Path, PathBuf};

@@ -27,8 +27,22 @@ pub enum Command {
     Serve(ServeArgs),
     /// Pin the SHA-256 and size of files (or every file under folders) in a lockfile
     Lock(LockArgs),
-    /// Check files against their pins: exit 0 all match, 1 mismatch or unpinned, 2 usage error
+    /// Check files against their pins or an OpenSSF model-signing signature: exit 0 ok,
+    /// 1 mismatch, unpinned or bad signature, 2 usage error
     Verify(VerifyArgs),
+    /// Sign a model file or folder (OpenSSF model-signing v1.0, key method, P-256)
+    Sign(SignArgs),
+}
+
+#[derive(Args)]
+pub struct SignArgs {
+    /// Model file or folder
+    pub path: PathBuf,
+    /// P-256 private key (SEC1 or PKCS#8 PEM)
+    #[arg(long)]
+    pub private_key: PathBuf,
+    #[arg(long, short = 'o', default_value = "model.sig")]
+    pub output: PathBuf,
 }
 
 #[derive(Args)]
@@ -49,6 +63,12 @@ pub struct VerifyArgs {
     /// Check a single file against this SHA-256 instead of the lockfile
     #[arg(long, value_name = "HEX")]
     pub sha256: Option<String>,
+    /// Verify an OpenSSF model-signing signature (bundle) instead of the lockfile
+    #[arg(long, value_name = "FILE", requires = "public_key")]
+    pub signature: Option<PathBuf>,
+    /// Public key (PEM, P-256/P-384/P-521) for --signature
+    #[arg(long, value_name = "FILE", requires = "signature")]
+    pub public_key: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }

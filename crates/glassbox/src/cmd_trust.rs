@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use glassbox_trust::{Lockfile, Policy, Verdict};
 use serde_json::json;
 
-use crate::cli::{LockArgs, TrustArgs, VerifyArgs};
+use crate::cli::{LockArgs, SignArgs, TrustArgs, VerifyArgs};
 
 /// The lockfile to use: the one named, else ./glassbox.lock when present.
 pub fn lockfile(named: &Option<PathBuf>) -> Result<Option<Lockfile>> {
@@ -82,7 +82,42 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
     std::process::exit(code);
 }
 
+pub fn sign(a: SignArgs) -> Result<()> {
+    glassbox_trust::signing::sign(&a.path, &a.private_key, &a.output)?;
+    eprintln!("signed {} → {}", a.path.display(), a.output.display());
+    Ok(())
+}
+
+fn verify_signature(a: &VerifyArgs, sig: &Path, key: &Path) -> Result<i32> {
+    use glassbox_trust::signing::{PublicKey, SignError};
+    let pk = PublicKey::from_pem_file(key)?;
+    let result = glassbox_trust::signing::verify(&a.path, sig, &pk, key);
+    let mut out = std::io::stdout().lock();
+    match result {
+        Ok(r) => {
+            if a.json {
+                writeln!(out, "{}", json!({"ok": true, "subject": r.subject_name, "subject_sha256": r.subject_sha256, "method": r.method, "hash_type": r.hash_type, "files": r.files}))?;
+            } else {
+                writeln!(out, "ok      signature {} ({} files, {} / {}) subject {} sha256 {}", sig.display(), r.files, r.method, r.hash_type, r.subject_name, r.subject_sha256)?;
+            }
+            Ok(0)
+        }
+        Err(e @ (SignError::BadSignature { .. } | SignError::Mismatch { .. })) => {
+            if a.json {
+                writeln!(out, "{}", json!({"ok": false, "error": e.to_string()}))?;
+            } else {
+                writeln!(out, "FAILED  {e}")?;
+            }
+            Ok(1)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn run_verify(a: &VerifyArgs) -> Result<i32> {
+    if let (Some(sig), Some(key)) = (&a.signature, &a.public_key) {
+        return verify_signature(a, sig, key);
+    }
     let files = expand(std::slice::from_ref(&a.path))?;
     let policy = match &a.sha256 {
         Some(d) => {

@@ -22,6 +22,7 @@ fn main() {
         cli::Command::Serve(a) => cmd_serve::serve(a),
         cli::Command::Lock(a) => cmd_trust::lock(a),
         cli::Command::Verify(a) => cmd_trust::verify(a),
+        cli::Command::Sign(a) => cmd_trust::sign(a),
     };
     if let Err(e) = result {
         // A closed pipe (e.g. `glassbox run … | head`) is not an error.
