@@ -32,6 +32,20 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Sign a model file or folder (OpenSSF model-signing v1.0, key method, P-256)
     Sign(SignArgs),
+    /// Scan files for unsafe formats (pickle code execution in .pkl/.pt/.bin/.npy/.npz/zip);
+    /// exit 1 when any finding is high
+    Scan(ScanArgs),
+}
+
+#[derive(Args)]
+pub struct ScanArgs {
+    /// A file or a folder
+    pub path: PathBuf,
+    #[arg(long, conflicts_with = "sarif")]
+    pub json: bool,
+    /// SARIF 2.1.0 output for code-scanning tools
+    #[arg(long)]
+    pub sarif: bool,
 }
 
 #[derive(Args)]

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use glassbox_trust::{Lockfile, Policy, Verdict};
 use serde_json::json;
 
-use crate::cli::{LockArgs, SignArgs, TrustArgs, VerifyArgs};
+use crate::cli::{LockArgs, ScanArgs, SignArgs, TrustArgs, VerifyArgs};
 
 /// The lockfile to use: the one named, else ./glassbox.lock when present.
 pub fn lockfile(named: &Option<PathBuf>) -> Result<Option<Lockfile>> {
@@ -155,4 +155,30 @@ fn run_verify(a: &VerifyArgs) -> Result<i32> {
         }
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// Exit codes: 0 nothing high, 1 a high finding (possible code execution), 2 usage/IO.
+pub fn scan(a: ScanArgs) -> Result<()> {
+    let report = match glassbox_scan::scan_path(&a.path) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot scan {}: {e}", a.path.display());
+            std::process::exit(2);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if a.sarif {
+        writeln!(out, "{}", glassbox_scan::to_sarif(&report))?;
+    } else if a.json {
+        writeln!(out, "{}", json!({"files": report.files, "high": report.has_high(), "findings": report.findings}))?;
+    } else {
+        for f in &report.findings {
+            let sev = format!("{:?}", f.severity).to_uppercase();
+            let at = f.offset.map(|o| format!(" @{o}")).unwrap_or_default();
+            writeln!(out, "{sev:<6} {}{at}: {}", f.location, f.message)?;
+        }
+        writeln!(out, "{} files scanned, {} findings{}", report.files, report.findings.len(), if report.has_high() { ", HIGH: do not load" } else { "" })?;
+    }
+    out.flush()?;
+    std::process::exit(if report.has_high() { 1 } else { 0 });
 }

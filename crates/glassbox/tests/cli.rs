@@ -239,3 +239,22 @@ fn lock_and_verify_exit_codes() {
     assert_eq!(o.status.code(), Some(1));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn scan_exit_codes_and_formats() {
+    let corpus = glassbox_testdata::shared("corpora/pickle/data");
+    let bad = corpus.join("malicious2_v4.pkl");
+    let good = corpus.join("pytorch_model.bin");
+    let o = glassbox(&["scan", bad.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["high"], true);
+    assert_eq!(v["findings"][0]["import"], "posix.system");
+    let o = glassbox(&["scan", good.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = glassbox(&["scan", bad.to_str().unwrap(), "--sarif"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    assert_eq!(v["runs"][0]["results"][0]["level"], "error");
+    assert_eq!(glassbox(&["scan", "/nonexistent/x"]).status.code(), Some(2));
+}
