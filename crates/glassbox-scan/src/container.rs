@@ -20,6 +20,12 @@ pub(crate) fn scan_bytes(data: &[u8], location: &str, depth: usize, findings: &m
         zip(data, location, depth, findings);
     } else if data.starts_with(NPY_MAGIC) {
         npy(data, location, findings);
+    } else if data.starts_with(b"GGUF") {
+        crate::formats::gguf(data, location, findings);
+    } else if (data.len() >= 8 && location.to_ascii_lowercase().ends_with(".safetensors"))
+        || (data.len() >= 10 && data[8] == b'{' && data[9] == b'"')
+    {
+        crate::formats::safetensors(data, location, findings);
     } else if data.starts_with(SEVEN_Z) {
         findings.push(Finding::new(Severity::High, "uninspectable-archive", location, Some(0), "7z archive: its members cannot be inspected here, so pickles inside it cannot be ruled out; refusing".into()));
     } else {

@@ -1,4 +1,5 @@
-//! Scanners for unsafe model formats. Pickles (raw, several in a row as legacy PyTorch writes
+//! Scanners for unsafe model formats. GGUF files are checked structurally and their chat
+//! templates analysed for injection; safetensors headers are validated strictly. Pickles (raw, several in a row as legacy PyTorch writes
 //! them, inside zip archives such as PyTorch checkpoints and numpy `.npz`, inside `.npy` object
 //! arrays) are analysed opcode by opcode; formats are recognised by content, never by file
 //! extension. Findings carry severity, file and offset, as JSON or SARIF 2.1.0.
@@ -6,7 +7,9 @@
 //! This crate never executes, imports or unpickles anything, and never writes files.
 
 mod container;
+mod formats;
 pub mod pickle;
+mod template;
 mod sarif;
 
 use std::path::Path;
@@ -94,5 +97,12 @@ pub fn scan_path(path: &Path) -> std::io::Result<Report> {
 pub fn scan_bytes(data: &[u8], name: &str) -> Report {
     let mut findings = Vec::new();
     container::scan_bytes(data, name, 0, &mut findings);
+    Report { files: 1, findings }
+}
+
+/// Analyse a chat template's text on its own (without executing it).
+pub fn scan_template(src: &str, name: &str) -> Report {
+    let mut findings = Vec::new();
+    template::analyse(src, name, 0, &mut findings);
     Report { files: 1, findings }
 }
