@@ -107,6 +107,26 @@ impl Lockfile {
         })
     }
 
+    /// Add or replace pins for `files` in the lockfile at `path` (created if missing).
+    pub fn add(path: &Path, files: &[(PathBuf, u64, String)]) -> Result<()> {
+        let mut all: Vec<(PathBuf, u64, String)> = Vec::new();
+        if path.exists() {
+            let l = Lockfile::load(path)?;
+            for p in &l.pins {
+                let abs = l.dir.join(&p.path);
+                let abs = std::fs::canonicalize(&abs).unwrap_or(abs);
+                all.push((abs, p.size, p.sha256.clone()));
+            }
+        }
+        for (f, size, sha) in files {
+            let c = std::fs::canonicalize(f).map_err(|source| Error::Io { path: f.clone(), source })?;
+            all.retain(|(p, _, _)| *p != c);
+            all.push((c, *size, sha.clone()));
+        }
+        let existing: Vec<_> = all.into_iter().filter(|(p, _, _)| p.exists()).collect();
+        Lockfile::write(path, &existing)
+    }
+
     /// Write pins for `files` (path, size, sha256) to `path`, paths relative to its folder.
     pub fn write(path: &Path, files: &[(PathBuf, u64, String)]) -> Result<()> {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));

@@ -32,9 +32,27 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Sign a model file or folder (OpenSSF model-signing v1.0, key method, P-256)
     Sign(SignArgs),
+    /// Download a model (http(s) URL or Hugging Face `org/repo/file`), verify its SHA-256,
+    /// and pin it in the lockfile; interrupted downloads resume
+    Pull(PullArgs),
     /// Scan files for unsafe formats (pickle code execution in .pkl/.pt/.bin/.npy/.npz/zip);
     /// exit 1 when any finding is high
     Scan(ScanArgs),
+}
+
+#[derive(Args)]
+pub struct PullArgs {
+    /// URL, or `org/repo/path/file[@revision]` on Hugging Face
+    pub source: String,
+    /// Expected SHA-256 (required: nothing unverified is kept)
+    #[arg(long, value_name = "HEX")]
+    pub sha256: String,
+    /// Destination folder
+    #[arg(long, short = 'o', default_value = ".")]
+    pub dir: PathBuf,
+    /// Lockfile to pin the file in
+    #[arg(long, default_value = "glassbox.lock")]
+    pub lock: PathBuf,
 }
 
 #[derive(Args)]

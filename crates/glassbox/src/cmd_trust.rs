@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use glassbox_trust::{Lockfile, Policy, Verdict};
 use serde_json::json;
 
-use crate::cli::{LockArgs, ScanArgs, SignArgs, TrustArgs, VerifyArgs};
+use crate::cli::{LockArgs, PullArgs, ScanArgs, SignArgs, TrustArgs, VerifyArgs};
 
 /// The lockfile to use: the one named, else ./glassbox.lock when present.
 pub fn lockfile(named: &Option<PathBuf>) -> Result<Option<Lockfile>> {
@@ -181,4 +181,27 @@ pub fn scan(a: ScanArgs) -> Result<()> {
     }
     out.flush()?;
     std::process::exit(if report.has_high() { 1 } else { 0 });
+}
+
+pub fn pull(a: PullArgs) -> Result<()> {
+    let url = glassbox_pull::resolve(&a.source)?;
+    let name = glassbox_pull::file_name(&url).with_context(|| format!("cannot tell a file name from {url}"))?;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last = std::time::Instant::now();
+    let p = glassbox_pull::pull(&url, &a.sha256, &a.dir, &name, |done, total| {
+        if tty && last.elapsed().as_millis() > 200 {
+            last = std::time::Instant::now();
+            match total {
+                Some(t) if t > 0 => eprint!("\r{name}: {:.1} / {:.1} MB ({:.0}%)", done as f64 / 1e6, t as f64 / 1e6, 100.0 * done as f64 / t as f64),
+                _ => eprint!("\r{name}: {:.1} MB", done as f64 / 1e6),
+            }
+        }
+    })?;
+    if tty {
+        eprintln!();
+    }
+    Lockfile::add(&a.lock, &[(p.path.clone(), p.size, p.sha256.clone())])?;
+    let how = if p.already_present { "already present".to_owned() } else if p.resumed_from > 0 { format!("resumed at byte {}", p.resumed_from) } else { "downloaded".to_owned() };
+    eprintln!("{} ({} bytes, {how}) sha256 {} verified; pinned in {}", p.path.display(), p.size, p.sha256, a.lock.display());
+    Ok(())
 }

@@ -24,6 +24,7 @@ fn main() {
         cli::Command::Verify(a) => cmd_trust::verify(a),
         cli::Command::Sign(a) => cmd_trust::sign(a),
         cli::Command::Scan(a) => cmd_trust::scan(a),
+        cli::Command::Pull(a) => cmd_trust::pull(a),
     };
     if let Err(e) = result {
         // A closed pipe (e.g. `glassbox run … | head`) is not an error.
