@@ -7,6 +7,7 @@
 //! it. It does not read files or run models.
 
 mod bpe;
+mod merge;
 mod pretok;
 mod spm;
 mod vocab;
