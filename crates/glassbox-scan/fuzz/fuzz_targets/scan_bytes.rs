@@ -1,5 +1,6 @@
-//! Fuzz the format scanners (pickle opcodes, zip walking, npy headers): any input must be
-//! analysed without panicking, and every finding must point inside the input.
+//! Fuzz the format scanners (pickle opcodes, zip walking, npy headers, GGUF + templates, strict
+//! safetensors headers): any input must be analysed without panicking, and every finding must
+//! point inside the input.
 //! Run: cd crates/glassbox-scan/fuzz && cargo +nightly fuzz run scan_bytes
 #![no_main]
 
@@ -13,4 +14,6 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = glassbox_scan::to_sarif(&r);
+    // The same bytes as a file named .safetensors take the strict header path.
+    let _ = glassbox_scan::scan_bytes(data, "fuzz.safetensors");
 });
