@@ -8,6 +8,7 @@
 //!
 //! This crate never parses model formats and never touches the network.
 
+mod certs;
 mod digest;
 mod lockfile;
 pub mod manifest;

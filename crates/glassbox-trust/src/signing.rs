@@ -62,6 +62,10 @@ impl PublicKey {
         Err(SignError::Key { path: path.to_owned(), msg: "not a PEM public key on NIST P-256, P-384 or P-521 (the curves model-signing accepts)".into() })
     }
 
+    pub(crate) fn verify_message(&self, msg: &[u8], der: &[u8]) -> bool {
+        self.verify(msg, der)
+    }
+
     fn verify(&self, msg: &[u8], der: &[u8]) -> bool {
         use ecdsa::signature::Verifier;
         match self {
@@ -98,8 +102,23 @@ fn canonical(p: &Path) -> Result<PathBuf> {
     std::fs::canonicalize(p).map_err(|source| SignError::Io { path: p.to_owned(), source })
 }
 
+/// How the signer is identified.
+pub enum Signer<'a> {
+    /// A public key (key method).
+    Key(&'a PublicKey, &'a Path),
+    /// Trust anchors (PEM certificates) for the bundle's certificate chain (certificate method).
+    Anchors(&'a Path),
+}
+
 /// Verify `model` (folder or file) against the bundle at `sig` with `key`.
 pub fn verify(model: &Path, sig: &Path, key: &PublicKey, key_path: &Path) -> Result<SignatureReport> {
+    verify_with(model, sig, Signer::Key(key, key_path), &[])
+}
+
+/// Verify `model` against the bundle at `sig`, with a key or with certificate trust anchors.
+/// `extra_ignore` adds paths (relative to the model) to those the statement ignores, for
+/// signatures whose format did not record them (model-signing before v1.1).
+pub fn verify_with(model: &Path, sig: &Path, signer: Signer, extra_ignore: &[String]) -> Result<SignatureReport> {
     let fmt = |msg: String| SignError::Format { path: sig.to_owned(), msg };
     let len = std::fs::metadata(sig).map_err(|source| SignError::Io { path: sig.to_owned(), source })?.len();
     if len > MAX_BUNDLE_BYTES {
@@ -117,6 +136,22 @@ pub fn verify(model: &Path, sig: &Path, key: &PublicKey, key_path: &Path) -> Res
         return Err(fmt("the envelope carries no signature".into()));
     }
     let msg = pae(&payload);
+    let chain_key;
+    let (key, key_path): (&PublicKey, &Path) = match signer {
+        Signer::Key(k, p) => (k, p),
+        Signer::Anchors(anchors) => {
+            let certs = bundle
+                .pointer("/verificationMaterial/x509CertificateChain/certificates")
+                .and_then(Value::as_array)
+                .ok_or_else(|| fmt("the bundle carries no x509CertificateChain (was it signed with a key?)".into()))?;
+            let der: Vec<Vec<u8>> = certs
+                .iter()
+                .map(|c| c.get("rawBytes").and_then(Value::as_str).and_then(|b| B64.decode(b).ok()).ok_or_else(|| fmt("certificate rawBytes is not base64".into())))
+                .collect::<Result<_>>()?;
+            chain_key = crate::certs::validate_chain(&der, anchors, sig)?;
+            (&chain_key, anchors)
+        }
+    };
     let mut ok = false;
     for s in sigs {
         let der = B64.decode(string(s, &["sig"], sig)?).map_err(|e| fmt(format!("signature is not base64: {e}")))?;
@@ -152,6 +187,7 @@ pub fn verify(model: &Path, sig: &Path, key: &PublicKey, key_path: &Path) -> Res
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).map(|p| model_c.join(p)).collect())
         .unwrap_or_default();
+    ignore.extend(extra_ignore.iter().map(|p| model_c.join(p)));
     // The signature file itself, when it sits inside the model folder.
     ignore.push(canonical(sig)?);
     let signed: Vec<Resource> = serde_json::from_value::<Vec<Value>>(field(&st, &["predicate", "resources"], sig)?.clone())

@@ -102,3 +102,43 @@ fn our_signatures_verify_and_catch_changes() {
     let e = sign(&m, &corpus("key-rsa.pem"), &out).unwrap_err().to_string();
     assert!(e.contains("P-256"), "{e}");
 }
+
+mod certificate_method {
+    use super::*;
+    use glassbox_trust::signing::{Signer, verify_with};
+
+    #[test]
+    fn python_certificate_signature_verifies_against_its_ca() {
+        let r = verify_with(&corpus("model"), &corpus("model-cert.sig"), Signer::Anchors(&corpus("pki/ca-cert.pem")), &[]).unwrap();
+        assert_eq!(r.files, 4);
+    }
+
+    #[test]
+    fn upstream_certificate_vectors_verify() {
+        let ca = corpus("upstream/keys/certificate/ca-cert.pem");
+        for v in ["v1.0.0-certificate", "v1.0.1-certificate", "v1.1.0-certificate"] {
+            let dir = corpus(&format!("upstream/{v}"));
+            // v1.0.x bundles do not record ignore_paths; upstream verifies them with one.
+            let r = verify_with(&dir, &dir.join("model.sig"), Signer::Anchors(&ca), &["ignore-me".into()]);
+            assert!(r.is_ok(), "{v}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn failures_are_named() {
+        // Anchors that did not issue the chain.
+        let e = verify_with(&corpus("model"), &corpus("model-cert.sig"), Signer::Anchors(&corpus("upstream/keys/certificate/ca-cert.pem")), &[]).unwrap_err().to_string();
+        assert!(e.contains("does not chain to a trust anchor"), "{e}");
+        // A key-method bundle has no chain.
+        let e = verify_with(&corpus("model"), &corpus("model-p256.sig"), Signer::Anchors(&corpus("pki/ca-cert.pem")), &[]).unwrap_err().to_string();
+        assert!(e.contains("no x509CertificateChain"), "{e}");
+        // Right chain, changed model.
+        let m = copy_model("cert");
+        std::fs::write(m.join("config.json"), "{}").unwrap();
+        let e = verify_with(&m, &corpus("model-cert.sig"), Signer::Anchors(&corpus("pki/ca-cert.pem")), &[]).unwrap_err().to_string();
+        assert!(e.contains("config.json changed"), "{e}");
+        // Not a certificate file.
+        let e = verify_with(&corpus("model"), &corpus("model-cert.sig"), Signer::Anchors(&corpus("key-p256.pub.pem")), &[]).unwrap_err().to_string();
+        assert!(e.contains("no certificate"), "{e}");
+    }
+}

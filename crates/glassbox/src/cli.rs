@@ -96,11 +96,17 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "HEX")]
     pub sha256: Option<String>,
     /// Verify an OpenSSF model-signing signature (bundle) instead of the lockfile
-    #[arg(long, value_name = "FILE", requires = "public_key")]
+    #[arg(long, value_name = "FILE")]
     pub signature: Option<PathBuf>,
-    /// Public key (PEM, P-256/P-384/P-521) for --signature
-    #[arg(long, value_name = "FILE", requires = "signature")]
+    /// Public key (PEM, P-256/P-384/P-521) for --signature (key method)
+    #[arg(long, value_name = "FILE", requires = "signature", conflicts_with = "certificate_chain")]
     pub public_key: Option<PathBuf>,
+    /// Trust anchors (PEM certificates) for --signature (certificate method)
+    #[arg(long, value_name = "FILE", requires = "signature")]
+    pub certificate_chain: Option<PathBuf>,
+    /// Extra paths (relative to the model) to ignore, for signatures that did not record them
+    #[arg(long, value_name = "PATH")]
+    pub ignore_path: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }

@@ -88,10 +88,16 @@ pub fn sign(a: SignArgs) -> Result<()> {
     Ok(())
 }
 
-fn verify_signature(a: &VerifyArgs, sig: &Path, key: &Path) -> Result<i32> {
-    use glassbox_trust::signing::{PublicKey, SignError};
-    let pk = PublicKey::from_pem_file(key)?;
-    let result = glassbox_trust::signing::verify(&a.path, sig, &pk, key);
+fn verify_signature(a: &VerifyArgs, sig: &Path) -> Result<i32> {
+    use glassbox_trust::signing::{PublicKey, SignError, Signer, verify_with};
+    let result = match (&a.public_key, &a.certificate_chain) {
+        (Some(key), None) => {
+            let pk = PublicKey::from_pem_file(key)?;
+            verify_with(&a.path, sig, Signer::Key(&pk, key), &a.ignore_path)
+        }
+        (None, Some(anchors)) => verify_with(&a.path, sig, Signer::Anchors(anchors), &a.ignore_path),
+        _ => anyhow::bail!("--signature needs --public-key or --certificate-chain"),
+    };
     let mut out = std::io::stdout().lock();
     match result {
         Ok(r) => {
@@ -102,7 +108,7 @@ fn verify_signature(a: &VerifyArgs, sig: &Path, key: &Path) -> Result<i32> {
             }
             Ok(0)
         }
-        Err(e @ (SignError::BadSignature { .. } | SignError::Mismatch { .. })) => {
+        Err(e @ (SignError::BadSignature { .. } | SignError::Mismatch { .. } | SignError::Key { .. })) if a.certificate_chain.is_some() || !matches!(e, SignError::Key { .. }) => {
             if a.json {
                 writeln!(out, "{}", json!({"ok": false, "error": e.to_string()}))?;
             } else {
@@ -115,8 +121,8 @@ fn verify_signature(a: &VerifyArgs, sig: &Path, key: &Path) -> Result<i32> {
 }
 
 fn run_verify(a: &VerifyArgs) -> Result<i32> {
-    if let (Some(sig), Some(key)) = (&a.signature, &a.public_key) {
-        return verify_signature(a, sig, key);
+    if let Some(sig) = &a.signature {
+        return verify_signature(a, sig);
     }
     let files = expand(std::slice::from_ref(&a.path))?;
     let policy = match &a.sha256 {
