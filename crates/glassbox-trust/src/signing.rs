@@ -110,6 +110,48 @@ pub enum Signer<'a> {
     Anchors(&'a Path),
 }
 
+/// A bundle's parts, decoded (nothing verified yet).
+#[derive(Debug)]
+pub struct ParsedBundle {
+    pub payload: Vec<u8>,
+    /// DER ECDSA signatures.
+    pub signatures: Vec<Vec<u8>>,
+    /// DER certificates (leaf first), empty for the key method.
+    pub chain: Vec<Vec<u8>>,
+}
+
+/// Parse a Sigstore bundle (v0.1–v0.3 JSON) holding a DSSE envelope: every field is checked,
+/// nothing is trusted. `sig` names the file in errors.
+pub fn parse_bundle(text: &[u8], sig: &Path) -> Result<ParsedBundle> {
+    let fmt = |msg: String| SignError::Format { path: sig.to_owned(), msg };
+    if text.len() as u64 > MAX_BUNDLE_BYTES {
+        return Err(fmt(format!("{} bytes is over the {MAX_BUNDLE_BYTES}-byte limit", text.len())));
+    }
+    let bundle: Value = serde_json::from_slice(text).map_err(|e| fmt(format!("not JSON: {e}")))?;
+    let env = field(&bundle, &["dsseEnvelope"], sig)?;
+    if string(env, &["payloadType"], sig)? != PAYLOAD_TYPE {
+        return Err(fmt(format!("payloadType is not {PAYLOAD_TYPE}")));
+    }
+    let payload = B64.decode(string(env, &["payload"], sig)?).map_err(|e| fmt(format!("payload is not base64: {e}")))?;
+    let sigs = field(env, &["signatures"], sig)?.as_array().ok_or_else(|| fmt("signatures is not a list".into()))?;
+    if sigs.is_empty() {
+        return Err(fmt("the envelope carries no signature".into()));
+    }
+    let signatures = sigs
+        .iter()
+        .map(|s| B64.decode(string(s, &["sig"], sig)?).map_err(|e| fmt(format!("signature is not base64: {e}"))))
+        .collect::<Result<_>>()?;
+    let chain = match bundle.pointer("/verificationMaterial/x509CertificateChain/certificates") {
+        None => vec![],
+        Some(Value::Array(certs)) => certs
+            .iter()
+            .map(|c| c.get("rawBytes").and_then(Value::as_str).and_then(|b| B64.decode(b).ok()).ok_or_else(|| fmt("certificate rawBytes is not base64".into())))
+            .collect::<Result<_>>()?,
+        Some(_) => return Err(fmt("x509CertificateChain.certificates is not a list".into())),
+    };
+    Ok(ParsedBundle { payload, signatures, chain })
+}
+
 /// Verify `model` (folder or file) against the bundle at `sig` with `key`.
 pub fn verify(model: &Path, sig: &Path, key: &PublicKey, key_path: &Path) -> Result<SignatureReport> {
     verify_with(model, sig, Signer::Key(key, key_path), &[])
@@ -125,37 +167,24 @@ pub fn verify_with(model: &Path, sig: &Path, signer: Signer, extra_ignore: &[Str
         return Err(fmt(format!("{len} bytes is over the {MAX_BUNDLE_BYTES}-byte limit")));
     }
     let text = std::fs::read(sig).map_err(|source| SignError::Io { path: sig.to_owned(), source })?;
-    let bundle: Value = serde_json::from_slice(&text).map_err(|e| fmt(format!("not JSON: {e}")))?;
-    let env = field(&bundle, &["dsseEnvelope"], sig)?;
-    if string(env, &["payloadType"], sig)? != PAYLOAD_TYPE {
-        return Err(fmt(format!("payloadType is not {PAYLOAD_TYPE}")));
-    }
-    let payload = B64.decode(string(env, &["payload"], sig)?).map_err(|e| fmt(format!("payload is not base64: {e}")))?;
-    let sigs = field(env, &["signatures"], sig)?.as_array().ok_or_else(|| fmt("signatures is not a list".into()))?;
-    if sigs.is_empty() {
-        return Err(fmt("the envelope carries no signature".into()));
-    }
-    let msg = pae(&payload);
+    let parsed = parse_bundle(&text, sig)?;
+    let msg = pae(&parsed.payload);
+    let payload = parsed.payload;
     let chain_key;
     let (key, key_path): (&PublicKey, &Path) = match signer {
         Signer::Key(k, p) => (k, p),
         Signer::Anchors(anchors) => {
-            let certs = bundle
-                .pointer("/verificationMaterial/x509CertificateChain/certificates")
-                .and_then(Value::as_array)
-                .ok_or_else(|| fmt("the bundle carries no x509CertificateChain (was it signed with a key?)".into()))?;
-            let der: Vec<Vec<u8>> = certs
-                .iter()
-                .map(|c| c.get("rawBytes").and_then(Value::as_str).and_then(|b| B64.decode(b).ok()).ok_or_else(|| fmt("certificate rawBytes is not base64".into())))
-                .collect::<Result<_>>()?;
-            chain_key = crate::certs::validate_chain(&der, anchors, sig)?;
+            if parsed.chain.is_empty() {
+                return Err(fmt("the bundle carries no x509CertificateChain (was it signed with a key?)".into()));
+            }
+            chain_key = crate::certs::validate_chain(&parsed.chain, anchors, sig)?;
             (&chain_key, anchors)
         }
     };
+    let sigs = &parsed.signatures;
     let mut ok = false;
-    for s in sigs {
-        let der = B64.decode(string(s, &["sig"], sig)?).map_err(|e| fmt(format!("signature is not base64: {e}")))?;
-        ok |= key.verify(&msg, &der);
+    for der in sigs {
+        ok |= key.verify(&msg, der);
     }
     if !ok {
         return Err(SignError::BadSignature { path: sig.to_owned(), key: key_path.to_owned() });
