@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 scripts/fetch_models.py --all
-cargo test --release --locked --workspace
-cargo build --release --locked -p glassbox
+cargo test --release --locked --workspace   # also builds target/release/glassbox (CLI tests use it)
+test -x target/release/glassbox
 venv=target/py-test-venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
