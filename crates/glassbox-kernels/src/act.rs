@@ -112,6 +112,12 @@ pub fn quantize_q8k(x: &[f32], out: &mut [Q8KBlock]) {
     }
 }
 
+/// Whether the SIMD quantisers (bit-identical to the scalar ones) can run on this CPU.
+#[cfg(target_arch = "x86_64")]
+fn simd_quantise() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c")
+}
+
 /// Activations for `n` tokens of `cols` features, in the form a weight type needs.
 #[derive(Default)]
 pub struct ActBuf {
@@ -143,7 +149,7 @@ impl ActBuf {
                 assert_eq!(cols % QK, 0);
                 self.q8.resize(x.len() / QK, Q8Block::default());
                 #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c") {
+                if simd_quantise() {
                     // SAFETY: features checked above.
                     unsafe { crate::simd::x86::quantize_q8_avx2(x, &mut self.q8) };
                     return;
@@ -154,7 +160,7 @@ impl ActBuf {
                 assert_eq!(cols % QK_K, 0);
                 self.q8k.resize(x.len() / QK_K, Q8KBlock::default());
                 #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c") {
+                if simd_quantise() {
                     // SAFETY: features checked above.
                     unsafe { crate::simd::x86::quantize_q8k_avx2(x, &mut self.q8k) };
                     return;

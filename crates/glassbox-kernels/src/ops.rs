@@ -4,11 +4,16 @@ use half::f16;
 
 use crate::Isa;
 
-/// RMS norm in place-free form: out = x / sqrt(mean(x²) + eps) · w (sum in f64, like ggml).
-pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+/// 1 / sqrt(mean(x²) + eps), the sum taken in f64 like ggml.
+fn rms_scale(x: &[f32], eps: f32) -> f32 {
     let sum: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
     let mean = (sum / x.len() as f64) as f32;
-    let scale = 1.0 / (mean + eps).sqrt();
+    1.0 / (mean + eps).sqrt()
+}
+
+/// RMS norm in place-free form: out = x / sqrt(mean(x²) + eps) · w.
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let scale = rms_scale(x, eps);
     for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
         *o = v * scale * g;
     }
@@ -16,9 +21,7 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
 
 /// RMS norm of `x` in place, then multiply by `w`.
 pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
-    let sum: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
-    let mean = (sum / x.len() as f64) as f32;
-    let scale = 1.0 / (mean + eps).sqrt();
+    let scale = rms_scale(x, eps);
     for (v, &g) in x.iter_mut().zip(w) {
         *v = *v * scale * g;
     }
@@ -69,16 +72,6 @@ pub fn gelu_tanh(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     const C: f32 = 0.044715;
     0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + C * x * x)).tanh())
-}
-
-/// Dot of two f32 slices.
-pub fn dot_f32(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if isa != Isa::Scalar {
-        return unsafe { crate::simd::x86::dot_f32_avx2(a, b) };
-    }
-    let _ = isa;
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Dot of f32 `a` with f16 `b` (bits).

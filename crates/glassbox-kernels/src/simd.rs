@@ -398,28 +398,6 @@ pub(crate) mod x86 {
         a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
     }
 
-    /// f32 dot (auto-vectorised under AVX2+FMA with 8 independent accumulators).
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_f32_avx2(a: &[f32], b: &[f32]) -> f32 {
-        let n = a.len().min(b.len());
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut i = 0;
-        while i + 32 <= n {
-            for k in 0..4 {
-                let va = _mm256_loadu_ps(a.as_ptr().add(i + 8 * k));
-                let vb = _mm256_loadu_ps(b.as_ptr().add(i + 8 * k));
-                acc[k] = _mm256_fmadd_ps(va, vb, acc[k]);
-            }
-            i += 32;
-        }
-        let mut s = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-        while i < n {
-            s += a[i] * b[i];
-            i += 1;
-        }
-        s
-    }
-
     /// Dot of f32 `a` with f16 `b` (raw little-endian bits).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_f32_f16_avx2(a: &[f32], b: &[u16]) -> f32 {

@@ -217,15 +217,4 @@ impl Model {
     pub fn file(&self) -> &Arc<GgufFile> {
         &self.file
     }
-
-    /// Weight bytes per token of decode (every matrix read once), for bandwidth reports.
-    pub fn weight_bytes(&self) -> usize {
-        let mut n = self.output.range.len();
-        for l in &self.layers {
-            for m in [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down] {
-                n += m.range.len();
-            }
-        }
-        n
-    }
 }

@@ -240,6 +240,39 @@ fn chat_logprob(p: &Prepared, lp: &TokenLogprob) -> Value {
     v
 }
 
+/// Time to first token, inter-token latency (of choice 0) and duration of one request.
+struct Latency {
+    t0: Instant,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Latency {
+    fn new(t0: Instant) -> Latency {
+        Latency { t0, first: None, last: None }
+    }
+    fn token(&mut self, st: &AppState, model: &str, choice: usize) {
+        let now = Instant::now();
+        self.first.get_or_insert(now);
+        if choice == 0 {
+            if let Some(prev) = self.last {
+                st.metrics.itl(model, (now - prev).as_secs_f64());
+            }
+            self.last = Some(now);
+        }
+    }
+    fn finish(&self, st: &AppState, model: &str) {
+        if let Some(f) = self.first {
+            st.metrics.ttft(model, (f - self.t0).as_secs_f64());
+        }
+        st.metrics.duration(model, self.t0.elapsed().as_secs_f64());
+    }
+}
+
+fn usage(prompt_tokens: usize, completion_tokens: usize) -> Value {
+    json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens})
+}
+
 #[derive(Default)]
 struct ChoiceOut {
     text: String,
@@ -270,21 +303,13 @@ fn completion_logprobs(p: &Prepared, lps: &[TokenLogprob]) -> Value {
 async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::handlers::Slot, mpsc::UnboundedReceiver<SeqEvent>)>, ep: Endpoint, id: u64, t0: Instant) -> Response {
     let model = p.handle.name.clone();
     let mut outs = Vec::with_capacity(choices.len());
-    let mut first = None;
-    let mut last_tok: Option<Instant> = None;
+    let mut latency = Latency::new(t0);
     for (i, (slot, mut rx)) in choices.into_iter().enumerate() {
         let mut o = ChoiceOut::default();
         while let Some(ev) = rx.recv().await {
             match ev {
                 SeqEvent::Token { text, logprob, .. } => {
-                    let now = Instant::now();
-                    first.get_or_insert(now);
-                    if i == 0 && let Some(prev) = last_tok {
-                        st.metrics.itl(&model, (now - prev).as_secs_f64());
-                    }
-                    if i == 0 {
-                        last_tok = Some(now);
-                    }
+                    latency.token(&st, &model, i);
                     o.text.push_str(&text);
                     o.tokens += 1;
                     if let Some(lp) = logprob {
@@ -310,12 +335,9 @@ async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::h
         }
         outs.push(o);
     }
-    if let Some(f) = first {
-        st.metrics.ttft(&model, (f - t0).as_secs_f64());
-    }
-    st.metrics.duration(&model, t0.elapsed().as_secs_f64());
+    latency.finish(&st, &model);
     let completion_tokens: usize = outs.iter().map(|o| o.tokens).sum();
-    let usage = json!({"prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens, "total_tokens": p.prompt.len() + completion_tokens});
+    let usage = usage(p.prompt.len(), completion_tokens);
     let choices: Vec<Value> = outs
         .iter()
         .enumerate()
@@ -381,20 +403,12 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
         }
         let mut merged = futures_util::stream::select_all(rxs.into_iter().enumerate().map(|(i, rx)| UnboundedReceiverStream::new(rx).map(move |ev| (i, ev))));
         let (mut completion_tokens, mut finished) = (0usize, 0usize);
-        let mut first = None;
-        let mut last_tok: Option<Instant> = None;
+        let mut latency = Latency::new(t0);
         while let Some((i, ev)) = merged.next().await {
             let choice = match ev {
                 SeqEvent::Token { text, logprob, .. } => {
                     completion_tokens += 1;
-                    let now = Instant::now();
-                    first.get_or_insert(now);
-                    if i == 0 {
-                        if let Some(prev) = last_tok {
-                            st.metrics.itl(&model, (now - prev).as_secs_f64());
-                        }
-                        last_tok = Some(now);
-                    }
+                    latency.token(&st, &model, i);
                     let lp = match (&logprob, ep) {
                         (Some(lp), Endpoint::Chat) => json!({"content": [chat_logprob(&p, lp)]}),
                         (Some(lp), Endpoint::Completion) => completion_logprobs(&p, std::slice::from_ref(lp)),
@@ -437,13 +451,9 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
                 break;
             }
         }
-        if let Some(f) = first {
-            st.metrics.ttft(&model, (f - t0).as_secs_f64());
-        }
-        st.metrics.duration(&model, t0.elapsed().as_secs_f64());
+        latency.finish(&st, &model);
         if include_usage {
-            let usage = json!({"prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens, "total_tokens": p.prompt.len() + completion_tokens});
-            let _ = out_tx.send(Ok(chunk(json!([]), Some(usage)))).await;
+            let _ = out_tx.send(Ok(chunk(json!([]), Some(usage(p.prompt.len(), completion_tokens))))).await;
         }
         let _ = out_tx.send(Ok(Event::default().data("[DONE]"))).await;
         st.metrics.request(&model, ep.name(), 200);

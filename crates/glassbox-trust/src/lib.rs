@@ -88,36 +88,34 @@ pub fn open_verified(path: &Path, policy: &Policy) -> Result<Verified> {
     let file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     let canonical = std::fs::canonicalize(path).map_err(io)?;
+    // The pin, from the first source that has one: --sha256, lockfile, trust store.
     let explicit = policy.sha256.as_deref().map(normalize_digest).transpose()?;
     let locked_pin = policy.lockfile.as_ref().and_then(|l| l.pin_for(&canonical).map(|p| (l.path().to_owned(), p.clone())));
-    let store = match &policy.store {
-        Some(p) if explicit.is_none() && locked_pin.is_none() => Some(TrustStore::load(p)?),
-        _ => None,
-    };
     if policy.locked && explicit.is_none() && locked_pin.is_none() {
         let where_ = policy.lockfile.as_ref().map(|l| format!(" in {}", l.path().display())).unwrap_or_default();
         return Err(Error::Unpinned { path: path.to_owned(), where_ });
     }
-    // Size first: a truncated or extended file fails before any hashing.
-    let pin_size = locked_pin.as_ref().map(|(_, p)| p.size).or_else(|| store.as_ref().and_then(|s| s.get(&canonical)).map(|p| p.size));
-    let source_of_pin = |v: &Verdict| match v {
+    let store = match &policy.store {
+        Some(p) if explicit.is_none() && locked_pin.is_none() => Some(TrustStore::load(p)?),
+        _ => None,
+    };
+    // (verdict, expected sha256, expected size)
+    let (verdict, expected, pin_size) = match (explicit, locked_pin, store.as_ref().and_then(|s| s.get(&canonical))) {
+        (Some(d), _, _) => (Verdict::ExplicitDigest, Some(d), None),
+        (None, Some((l, p)), _) => (Verdict::Lockfile(l), Some(p.sha256), Some(p.size)),
+        (None, None, Some(p)) => (Verdict::TrustStore, Some(p.sha256.clone()), Some(p.size)),
+        (None, None, None) => (Verdict::PinnedOnFirstUse, None, None),
+    };
+    let source_of_pin = match &verdict {
         Verdict::ExplicitDigest => "--sha256".to_owned(),
         Verdict::Lockfile(l) => format!("lockfile {}", l.display()),
         _ => "trust store, pinned on first use".to_owned(),
     };
-    let verdict = if explicit.is_some() {
-        Verdict::ExplicitDigest
-    } else if let Some((l, _)) = &locked_pin {
-        Verdict::Lockfile(l.clone())
-    } else if store.as_ref().and_then(|s| s.get(&canonical)).is_some() {
-        Verdict::TrustStore
-    } else {
-        Verdict::PinnedOnFirstUse
-    };
+    // Size first: a truncated or extended file fails before any hashing.
     if let Some(expected) = pin_size
         && expected != size
     {
-        return Err(Error::SizeMismatch { path: path.to_owned(), expected, actual: size, source_of_pin: source_of_pin(&verdict) });
+        return Err(Error::SizeMismatch { path: path.to_owned(), expected, actual: size, source_of_pin });
     }
     // SAFETY: read-only map of a regular file; concurrent modification of model files by other
     // processes while loading is outside this tool's threat model (see SECURITY.md).
@@ -132,12 +130,9 @@ pub fn open_verified(path: &Path, policy: &Policy) -> Result<Verified> {
     let actual = sha256_hex(&sha256_of(&map));
     #[cfg(unix)]
     let _ = map.advise(memmap2::Advice::Normal);
-    let expected = explicit
-        .or_else(|| locked_pin.as_ref().map(|(_, p)| p.sha256.clone()))
-        .or_else(|| store.as_ref().and_then(|s| s.get(&canonical)).map(|p| p.sha256.clone()));
     match expected {
         Some(e) if e != actual => {
-            return Err(Error::Mismatch { path: path.to_owned(), expected: e, actual, source_of_pin: source_of_pin(&verdict) });
+            return Err(Error::Mismatch { path: path.to_owned(), expected: e, actual, source_of_pin });
         }
         Some(_) => {}
         None => {

@@ -9,14 +9,20 @@ use serde_json::json;
 
 use crate::cli::{BenchArgs, ChatArgs, ModelArgs, RunArgs, SamplingArgs, TokenizeArgs};
 
-fn load(m: &ModelArgs) -> Result<Engine> {
-    let mut opts = EngineOptions { ctx_size: m.ctx_size, ..EngineOptions::default() };
-    if let Some(t) = m.threads {
+/// Engine options from `--ctx-size` / `--threads` (default: physical cores).
+pub fn engine_options(ctx_size: usize, threads: Option<usize>) -> Result<EngineOptions> {
+    let mut opts = EngineOptions { ctx_size, ..EngineOptions::default() };
+    if let Some(t) = threads {
         if t == 0 {
             bail!("--threads must be at least 1");
         }
         opts.threads = t;
     }
+    Ok(opts)
+}
+
+fn load(m: &ModelArgs) -> Result<Engine> {
+    let opts = engine_options(m.ctx_size, m.threads)?;
     let policy = crate::cmd_trust::policy(&m.trust)?;
     let (engine, v) = Engine::load_verified(&m.model, &opts, &policy).with_context(|| format!("cannot load model {}", m.model.display()))?;
     crate::cmd_trust::announce(&m.model, &v.sha256, &v.verdict, &policy);
@@ -177,7 +183,7 @@ fn first_token(engine: &mut Engine) -> Result<()> {
 
 fn cold_start(a: &BenchArgs) -> Result<()> {
     let m = &a.model;
-    let opts = EngineOptions { ctx_size: 64, threads: m.threads.unwrap_or_else(|| EngineOptions::default().threads), ..EngineOptions::default() };
+    let opts = engine_options(64, m.threads)?;
     let policy = crate::cmd_trust::policy(&m.trust)?;
     let (mut verified, mut plain) = (Vec::new(), Vec::new());
     for _ in 0..a.repetitions.max(1) {

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use glassbox_engine::EngineOptions;
 use glassbox_server::{ModelSpec, ServerConfig};
 
 use crate::cli::ServeArgs;
@@ -45,19 +44,9 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         Some(p) => read_keys(p)?,
         None => vec![],
     };
-    let mut engine = EngineOptions { ctx_size: a.ctx_size, ..EngineOptions::default() };
-    if let Some(t) = a.threads {
-        if t == 0 {
-            bail!("--threads must be at least 1");
-        }
-        engine.threads = t;
-    }
-    let policy = glassbox_trust::Policy {
-        sha256: None,
-        lockfile: crate::cmd_trust::lockfile(&a.lock)?,
-        locked: a.locked,
-        store: Some(glassbox_trust::default_store()),
-    };
+    let engine = crate::cmd_run::engine_options(a.ctx_size, a.threads)?;
+    // The same trust policy as every other loading command (no --sha256: there may be several models).
+    let policy = crate::cmd_trust::policy(&crate::cli::TrustArgs { lock: a.lock.clone(), sha256: None, locked: a.locked })?;
     let cfg = ServerConfig {
         trust: policy,
         host: a.host,
