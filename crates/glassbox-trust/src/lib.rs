@@ -13,6 +13,7 @@ mod digest;
 mod lockfile;
 pub mod manifest;
 pub mod signing;
+pub mod sigstore;
 mod store;
 
 use std::path::{Path, PathBuf};

@@ -26,6 +26,10 @@ pub enum SignError {
     Key { path: PathBuf, msg: String },
     #[error("signature {path} does not verify with key {key}: the signature or its payload was modified, or it was made with another key")]
     BadSignature { path: PathBuf, key: PathBuf },
+    #[error("signature {path} fails keyless (sigstore) verification: {msg}")]
+    Keyless { path: PathBuf, msg: String },
+    #[error("trusted root {path}: {msg}")]
+    TrustRoot { path: PathBuf, msg: String },
     #[error("model {model} does not match signature {sig}: {problems}")]
     Mismatch { model: PathBuf, sig: PathBuf, problems: String },
 }
@@ -79,6 +83,8 @@ impl PublicKey {
 /// What a valid signature says about the model.
 #[derive(Debug)]
 pub struct SignatureReport {
+    /// Who signed, for keyless signatures (checked against the caller's policy).
+    pub keyless: Option<crate::sigstore::KeylessSigner>,
     pub subject_name: String,
     pub subject_sha256: String,
     pub method: String,
@@ -108,6 +114,8 @@ pub enum Signer<'a> {
     Key(&'a PublicKey, &'a Path),
     /// Trust anchors (PEM certificates) for the bundle's certificate chain (certificate method).
     Anchors(&'a Path),
+    /// A Sigstore keyless signer: identity, OIDC issuer and trusted root (sigstore method).
+    Keyless(crate::sigstore::KeylessPolicy<'a>),
 }
 
 /// A bundle's parts, decoded (nothing verified yet).
@@ -170,27 +178,32 @@ pub fn verify_with(model: &Path, sig: &Path, signer: Signer, extra_ignore: &[Str
     let parsed = parse_bundle(&text, sig)?;
     let msg = pae(&parsed.payload);
     let payload = parsed.payload;
+    let st: Value = serde_json::from_slice(&payload).map_err(|e| fmt(format!("payload is not JSON: {e}")))?;
     let chain_key;
-    let (key, key_path): (&PublicKey, &Path) = match signer {
-        Signer::Key(k, p) => (k, p),
+    let mut keyless = None;
+    let checked_key: Option<(&PublicKey, &Path)> = match signer {
+        Signer::Key(k, p) => Some((k, p)),
         Signer::Anchors(anchors) => {
             if parsed.chain.is_empty() {
                 return Err(fmt("the bundle carries no x509CertificateChain (was it signed with a key?)".into()));
             }
             chain_key = crate::certs::validate_chain(&parsed.chain, anchors, sig)?;
-            (&chain_key, anchors)
+            Some((&chain_key, anchors))
+        }
+        Signer::Keyless(policy) => {
+            // Bind the signature to the subject digest the statement names; the statement's
+            // resources are tied to that digest, and the model's files to them, below.
+            let claimed = st.pointer("/subject/0/digest/sha256").and_then(Value::as_str).ok_or_else(|| fmt("statement has no subject sha256 digest".into()))?;
+            keyless = Some(crate::sigstore::verify_bundle(&text, claimed, &policy, sig)?);
+            None
         }
     };
-    let sigs = &parsed.signatures;
-    let mut ok = false;
-    for der in sigs {
-        ok |= key.verify(&msg, der);
-    }
-    if !ok {
-        return Err(SignError::BadSignature { path: sig.to_owned(), key: key_path.to_owned() });
+    if let Some((key, key_path)) = checked_key {
+        if !parsed.signatures.iter().any(|der| key.verify(&msg, der)) {
+            return Err(SignError::BadSignature { path: sig.to_owned(), key: key_path.to_owned() });
+        }
     }
     // The payload is authentic from here on; now check it describes this model.
-    let st: Value = serde_json::from_slice(&payload).map_err(|e| fmt(format!("payload is not JSON: {e}")))?;
     if string(&st, &["predicateType"], sig)? != PREDICATE_TYPE {
         return Err(fmt(format!("predicateType is not {PREDICATE_TYPE}")));
     }
@@ -245,7 +258,7 @@ pub fn verify_with(model: &Path, sig: &Path, signer: Signer, extra_ignore: &[Str
     if !problems.is_empty() {
         return Err(SignError::Mismatch { model: model.to_owned(), sig: sig.to_owned(), problems: problems.join("; ") });
     }
-    Ok(SignatureReport { subject_name, subject_sha256: subject_sha, method: method_name, hash_type: hash_name, files: files.len() })
+    Ok(SignatureReport { keyless, subject_name, subject_sha256: subject_sha, method: method_name, hash_type: hash_name, files: files.len() })
 }
 
 /// Sign `model` with a P-256 private key (SEC1 or PKCS#8 PEM), writing a bundle that

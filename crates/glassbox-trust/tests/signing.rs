@@ -142,3 +142,144 @@ mod certificate_method {
         assert!(e.contains("no certificate"), "{e}");
     }
 }
+
+/// Sigstore keyless bundles made by model-signing's upstream release tests (Fulcio certificate
+/// for stefanb@us.ibm.com, logged in the public-good Rekor), verified offline.
+mod keyless {
+    use super::*;
+    use glassbox_trust::signing::{Signer, verify_with};
+    use glassbox_trust::sigstore::KeylessPolicy;
+    use sigstore_verify::trust_root::{SIGSTORE_PRODUCTION_TRUSTED_ROOT, SIGSTORE_STAGING_TRUSTED_ROOT};
+
+    const IDENTITY: &str = "stefanb@us.ibm.com";
+    const ISSUER: &str = "https://sigstore.verify.ibm.com/oauth2";
+    const VERSIONS: [&str; 4] = ["v0.3.1-sigstore", "v1.0.0-sigstore", "v1.0.1-sigstore", "v1.1.0-sigstore"];
+
+    fn policy<'a>(identity: &'a str, issuer: &'a str, root: Option<&'a Path>) -> Signer<'a> {
+        Signer::Keyless(KeylessPolicy { identity, issuer, trusted_root: root })
+    }
+
+    fn run(dir: &Path, sig: &Path, signer: Signer) -> Result<glassbox_trust::signing::SignatureReport, SignError> {
+        // Bundles before v1.1 do not record ignore_paths; upstream verifies them with one.
+        verify_with(dir, sig, signer, &["ignore-me".into()])
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("glassbox-keyless-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A copy of the v1.1.0 vector's model (without its signature) and its bundle as JSON.
+    fn copy_vector(tag: &str) -> (PathBuf, serde_json::Value) {
+        let src = corpus("upstream/v1.1.0-sigstore");
+        let d = scratch(tag);
+        for f in ["signme-1", "signme-2", "ignore-me"] {
+            std::fs::copy(src.join(f), d.join(f)).unwrap();
+        }
+        let bundle = serde_json::from_slice(&std::fs::read(src.join("model.sig")).unwrap()).unwrap();
+        (d, bundle)
+    }
+
+    fn write_sig(dir: &Path, bundle: &serde_json::Value) -> PathBuf {
+        let p = dir.join("model.sig");
+        std::fs::write(&p, serde_json::to_vec(bundle).unwrap()).unwrap();
+        p
+    }
+
+    #[test]
+    fn upstream_vectors_verify_with_the_built_in_root() {
+        for v in VERSIONS {
+            let dir = corpus(&format!("upstream/{v}"));
+            let r = run(&dir, &dir.join("model.sig"), policy(IDENTITY, ISSUER, None)).unwrap_or_else(|e| panic!("{v}: {e}"));
+            let k = r.keyless.expect("keyless signer reported");
+            assert_eq!((k.identity.as_str(), k.issuer.as_str()), (IDENTITY, ISSUER));
+            assert!(k.logged_at.as_deref().is_some_and(|t| t.starts_with("2025-")), "{v}: {:?}", k.logged_at);
+            assert_eq!(r.files, 2, "{v}");
+        }
+    }
+
+    #[test]
+    fn a_supplied_trusted_root_is_used_and_a_wrong_one_refused() {
+        let d = scratch("roots");
+        let good = d.join("public-good.json");
+        std::fs::write(&good, SIGSTORE_PRODUCTION_TRUSTED_ROOT).unwrap();
+        let v = corpus("upstream/v1.1.0-sigstore");
+        let r = run(&v, &v.join("model.sig"), policy(IDENTITY, ISSUER, Some(&good))).unwrap();
+        assert_eq!(r.keyless.unwrap().trusted_root, good.display().to_string());
+        // The staging root has other CAs and logs: nothing of this bundle chains to it.
+        let staging = d.join("staging.json");
+        std::fs::write(&staging, SIGSTORE_STAGING_TRUSTED_ROOT).unwrap();
+        let e = run(&v, &v.join("model.sig"), policy(IDENTITY, ISSUER, Some(&staging))).unwrap_err();
+        assert!(matches!(e, SignError::Keyless { .. }), "{e}");
+        // Not a trusted root at all.
+        let junk = d.join("junk.json");
+        std::fs::write(&junk, "{\"mediaType\": 3}").unwrap();
+        let e = run(&v, &v.join("model.sig"), policy(IDENTITY, ISSUER, Some(&junk))).unwrap_err().to_string();
+        assert!(e.contains("junk.json") && e.contains("not a Sigstore trusted root"), "{e}");
+    }
+
+    #[test]
+    fn identity_and_issuer_must_match() {
+        let v = corpus("upstream/v1.1.0-sigstore");
+        let e = run(&v, &v.join("model.sig"), policy("eve@example.com", ISSUER, None)).unwrap_err().to_string();
+        assert!(e.contains("identity mismatch") && e.contains("eve@example.com"), "{e}");
+        let e = run(&v, &v.join("model.sig"), policy(IDENTITY, "https://accounts.google.com", None)).unwrap_err().to_string();
+        assert!(e.contains("issuer mismatch"), "{e}");
+    }
+
+    #[test]
+    fn changed_added_or_removed_files_fail() {
+        let (d, b) = copy_vector("files");
+        let sig = write_sig(&d, &b);
+        run(&d, &sig, policy(IDENTITY, ISSUER, None)).unwrap();
+        std::fs::write(d.join("signme-1"), "changed\n").unwrap();
+        let e = run(&d, &sig, policy(IDENTITY, ISSUER, None)).unwrap_err().to_string();
+        assert!(e.contains("signme-1 changed"), "{e}");
+        std::fs::copy(corpus("upstream/v1.1.0-sigstore/signme-1"), d.join("signme-1")).unwrap();
+        std::fs::write(d.join("extra"), "x").unwrap();
+        let e = run(&d, &sig, policy(IDENTITY, ISSUER, None)).unwrap_err().to_string();
+        assert!(e.contains("extra is not covered"), "{e}");
+        std::fs::remove_file(d.join("extra")).unwrap();
+        std::fs::remove_file(d.join("signme-2")).unwrap();
+        let e = run(&d, &sig, policy(IDENTITY, ISSUER, None)).unwrap_err().to_string();
+        assert!(e.contains("signme-2 is signed but missing"), "{e}");
+    }
+
+    #[test]
+    fn modified_bundles_fail() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let (d, orig) = copy_vector("bundle");
+        let check = |b: &serde_json::Value| run(&d, &write_sig(&d, b), policy(IDENTITY, ISSUER, None)).map(|_| ()).unwrap_err().to_string();
+        // A flipped signature byte: the timestamp authority's countersignature no longer matches.
+        let mut b = orig.clone();
+        let mut s = b64.decode(b["dsseEnvelope"]["signatures"][0]["sig"].as_str().unwrap()).unwrap();
+        let n = s.len();
+        s[n - 3] ^= 1;
+        b["dsseEnvelope"]["signatures"][0]["sig"] = b64.encode(&s).into();
+        let e = check(&b);
+        assert!(e.contains("keyless") && e.contains("timestamp"), "{e}");
+        // A payload that claims another digest for a file (re-encoded, signature unchanged).
+        let mut b = orig.clone();
+        let p = b64.decode(b["dsseEnvelope"]["payload"].as_str().unwrap()).unwrap();
+        let mut st: serde_json::Value = serde_json::from_slice(&p).unwrap();
+        st["predicate"]["resources"][0]["digest"] = "00".repeat(32).into();
+        b["dsseEnvelope"]["payload"] = b64.encode(serde_json::to_vec(&st).unwrap()).into();
+        let e = check(&b);
+        assert!(e.contains("keyless") && e.contains("DSSE signature verification failed"), "{e}");
+        // A tampered inclusion proof, and no log entry at all.
+        let mut b = orig.clone();
+        b["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"][0] = b64.encode([0u8; 32]).into();
+        let e = check(&b);
+        assert!(e.contains("keyless") && e.contains("inclusion proof"), "{e}");
+        let mut b = orig.clone();
+        b["verificationMaterial"]["tlogEntries"] = serde_json::json!([]);
+        let e = check(&b);
+        assert!(e.contains("inclusion proof"), "{e}");
+        // A key-method bundle carries no certificate to check an identity against.
+        let e = run(&corpus("model"), &corpus("model-p256.sig"), policy(IDENTITY, ISSUER, None)).unwrap_err().to_string();
+        assert!(e.contains("no signing certificate"), "{e}");
+    }
+}

@@ -102,8 +102,17 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE", requires = "signature", conflicts_with = "certificate_chain")]
     pub public_key: Option<PathBuf>,
     /// Trust anchors (PEM certificates) for --signature (certificate method)
-    #[arg(long, value_name = "FILE", requires = "signature")]
+    #[arg(long, value_name = "FILE", requires = "signature", conflicts_with = "identity")]
     pub certificate_chain: Option<PathBuf>,
+    /// Sigstore keyless signer the certificate must name (email or URI); needs --issuer
+    #[arg(long, value_name = "SAN", requires_all = ["signature", "issuer"], conflicts_with = "public_key")]
+    pub identity: Option<String>,
+    /// OIDC issuer that must have authenticated --identity (e.g. https://accounts.google.com)
+    #[arg(long, alias = "identity-provider", value_name = "URL", requires = "identity")]
+    pub issuer: Option<String>,
+    /// Sigstore trusted_root.json for keyless verification (default: the public-good root built in)
+    #[arg(long, value_name = "FILE", requires = "identity")]
+    pub trusted_root: Option<PathBuf>,
     /// Extra paths (relative to the model) to ignore, for signatures that did not record them
     #[arg(long, value_name = "PATH")]
     pub ignore_path: Vec<String>,

@@ -75,7 +75,7 @@ pub fn verify(a: VerifyArgs) -> Result<()> {
     let code = match run_verify(&a) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprint!("{}", crate::report(&e));
             2
         }
     };
@@ -90,25 +90,36 @@ pub fn sign(a: SignArgs) -> Result<()> {
 
 fn verify_signature(a: &VerifyArgs, sig: &Path) -> Result<i32> {
     use glassbox_trust::signing::{PublicKey, SignError, Signer, verify_with};
-    let result = match (&a.public_key, &a.certificate_chain) {
-        (Some(key), None) => {
+    use glassbox_trust::sigstore::KeylessPolicy;
+    let result = match (&a.public_key, &a.certificate_chain, &a.identity, &a.issuer) {
+        (Some(key), None, None, _) => {
             let pk = PublicKey::from_pem_file(key)?;
             verify_with(&a.path, sig, Signer::Key(&pk, key), &a.ignore_path)
         }
-        (None, Some(anchors)) => verify_with(&a.path, sig, Signer::Anchors(anchors), &a.ignore_path),
-        _ => anyhow::bail!("--signature needs --public-key or --certificate-chain"),
+        (None, Some(anchors), None, _) => verify_with(&a.path, sig, Signer::Anchors(anchors), &a.ignore_path),
+        (None, None, Some(identity), Some(issuer)) => {
+            let policy = KeylessPolicy { identity, issuer, trusted_root: a.trusted_root.as_deref() };
+            verify_with(&a.path, sig, Signer::Keyless(policy), &a.ignore_path)
+        }
+        _ => anyhow::bail!("--signature needs one of --public-key, --certificate-chain, or --identity with --issuer"),
     };
     let mut out = std::io::stdout().lock();
     match result {
         Ok(r) => {
+            let signer = r.keyless.as_ref().map(|k| json!({"identity": k.identity, "issuer": k.issuer, "logged_at": k.logged_at, "trusted_root": k.trusted_root}));
             if a.json {
-                writeln!(out, "{}", json!({"ok": true, "subject": r.subject_name, "subject_sha256": r.subject_sha256, "method": r.method, "hash_type": r.hash_type, "files": r.files}))?;
+                writeln!(out, "{}", json!({"ok": true, "subject": r.subject_name, "subject_sha256": r.subject_sha256, "method": r.method, "hash_type": r.hash_type, "files": r.files, "keyless": signer}))?;
             } else {
                 writeln!(out, "ok      signature {} ({} files, {} / {}) subject {} sha256 {}", sig.display(), r.files, r.method, r.hash_type, r.subject_name, r.subject_sha256)?;
+                if let Some(k) = &r.keyless {
+                    writeln!(out, "        signed by {} (issuer {}), logged {} — trusted root: {}", k.identity, k.issuer, k.logged_at.as_deref().unwrap_or("at an unknown time"), k.trusted_root)?;
+                }
             }
             Ok(0)
         }
-        Err(e @ (SignError::BadSignature { .. } | SignError::Mismatch { .. } | SignError::Key { .. })) if a.certificate_chain.is_some() || !matches!(e, SignError::Key { .. }) => {
+        // A bad key file is a usage error; with a certificate chain it means the chain is bad.
+        Err(e @ SignError::Key { .. }) if a.certificate_chain.is_none() => Err(e.into()),
+        Err(e @ (SignError::BadSignature { .. } | SignError::Mismatch { .. } | SignError::Key { .. } | SignError::Keyless { .. })) => {
             if a.json {
                 writeln!(out, "{}", json!({"ok": false, "error": e.to_string()}))?;
             } else {

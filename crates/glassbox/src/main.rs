@@ -32,10 +32,22 @@ fn main() {
             std::process::exit(0);
         }
         let _ = std::io::stdout().flush();
-        eprintln!("error: {e}");
-        for cause in e.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
-        }
+        eprint!("{}", report(&e));
         std::process::exit(1);
     }
+}
+
+/// `error: …` then each cause on its own line, leaving out a cause whose text the message
+/// before it already quotes (library errors name their source inline).
+pub(crate) fn report(e: &anyhow::Error) -> String {
+    let mut out = format!("error: {e}\n");
+    let mut said = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !said.contains(&text) {
+            out.push_str(&format!("  caused by: {text}\n"));
+        }
+        said = text;
+    }
+    out
 }

@@ -258,3 +258,23 @@ fn scan_exit_codes_and_formats() {
     assert_eq!(v["runs"][0]["results"][0]["level"], "error");
     assert_eq!(glassbox(&["scan", "/nonexistent/x"]).status.code(), Some(2));
 }
+
+#[test]
+fn verify_keyless_signature_exit_codes() {
+    let v = glassbox_testdata::shared("corpora/model-signing/upstream/v1.1.0-sigstore");
+    let (dir, sig) = (v.display().to_string(), v.join("model.sig").display().to_string());
+    let issuer = "https://sigstore.verify.ibm.com/oauth2";
+    let o = glassbox(&["verify", &dir, "--signature", &sig, "--identity", "stefanb@us.ibm.com", "--issuer", issuer, "--json"]);
+    let j = stdout_json(&o);
+    assert_eq!((j["ok"].as_bool(), j["files"].as_u64()), (Some(true), Some(2)));
+    assert_eq!(j["keyless"]["identity"], "stefanb@us.ibm.com");
+    // Another signer → 1, naming the mismatch.
+    let o = glassbox(&["verify", &dir, "--signature", &sig, "--identity", "eve@example.com", "--issuer", issuer]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("identity mismatch"));
+    // Missing --issuer, or an unreadable trusted root → 2.
+    assert_eq!(glassbox(&["verify", &dir, "--signature", &sig, "--identity", "stefanb@us.ibm.com"]).status.code(), Some(2));
+    let o = glassbox(&["verify", &dir, "--signature", &sig, "--identity", "stefanb@us.ibm.com", "--issuer", issuer, "--trusted-root", "/nonexistent/root.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/root.json"));
+}
