@@ -178,7 +178,7 @@ pub fn verify_with(model: &Path, sig: &Path, signer: Signer, extra_ignore: &[Str
     let parsed = parse_bundle(&text, sig)?;
     let msg = pae(&parsed.payload);
     let payload = parsed.payload;
-    let st: Value = serde_json::from_slice(&payload).map_err(|e| fmt(format!("payload is not JSON: {e}")))?;
+    let parse_payload = || serde_json::from_slice::<Value>(&payload).map_err(|e| fmt(format!("payload is not JSON: {e}")));
     let chain_key;
     let mut keyless = None;
     let checked_key: Option<(&PublicKey, &Path)> = match signer {
@@ -193,6 +193,7 @@ pub fn verify_with(model: &Path, sig: &Path, signer: Signer, extra_ignore: &[Str
         Signer::Keyless(policy) => {
             // Bind the signature to the subject digest the statement names; the statement's
             // resources are tied to that digest, and the model's files to them, below.
+            let st = parse_payload()?;
             let claimed = st.pointer("/subject/0/digest/sha256").and_then(Value::as_str).ok_or_else(|| fmt("statement has no subject sha256 digest".into()))?;
             keyless = Some(crate::sigstore::verify_bundle(&text, claimed, &policy, sig)?);
             None
@@ -204,6 +205,7 @@ pub fn verify_with(model: &Path, sig: &Path, signer: Signer, extra_ignore: &[Str
         }
     }
     // The payload is authentic from here on; now check it describes this model.
+    let st = parse_payload()?;
     if string(&st, &["predicateType"], sig)? != PREDICATE_TYPE {
         return Err(fmt(format!("predicateType is not {PREDICATE_TYPE}")));
     }
