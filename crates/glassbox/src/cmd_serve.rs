@@ -40,6 +40,14 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             bail!("model file {} does not exist", m.path.display());
         }
     }
+    if let Some(p) = &a.policy {
+        // Verify each file first (the same pins the server will check), then gate on the policy.
+        let trust = crate::cmd_trust::policy(&crate::cli::TrustArgs { lock: a.lock.clone(), sha256: None, locked: a.locked })?;
+        for m in &models {
+            glassbox_trust::open_verified(&m.path, &trust).with_context(|| format!("cannot verify {}", m.path.display()))?;
+            crate::cmd_audit::gate(&m.path, p)?;
+        }
+    }
     let api_keys = match &a.api_key_file {
         Some(p) => read_keys(p)?,
         None => vec![],

@@ -2,6 +2,7 @@
 //! tokenizer or parsing logic lives here.
 
 mod cli;
+mod cmd_audit;
 mod cmd_info;
 mod cmd_run;
 mod cmd_serve;
@@ -25,6 +26,8 @@ fn main() {
         cli::Command::Sign(a) => cmd_trust::sign(a),
         cli::Command::Scan(a) => cmd_trust::scan(a),
         cli::Command::Pull(a) => cmd_trust::pull(a),
+        cli::Command::Audit(a) => cmd_audit::audit(a),
+        cli::Command::Bom(a) => cmd_audit::bom(a),
     };
     if let Err(e) = result {
         // A closed pipe (e.g. `glassbox run … | head`) is not an error.
