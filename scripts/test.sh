@@ -2,7 +2,8 @@
 # The test suite, exactly as CI runs it: fetch + verify every pinned test model (SHA-256), one
 # release build of the whole workspace and all its tests (real-model tests included), then the
 # official `openai` Python client against a live `glassbox serve`, and OpenSSF model-signing
-# interop with the `model-signing` Python package (both directions, offline).
+# interop with the `model-signing` Python package (both directions, offline), and our AI-BOMs
+# through CycloneDX's own validator (cyclonedx-python-lib, schema 1.6).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 scripts/fetch_models.py --all
@@ -13,5 +14,6 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-  openai==3.54.0 pytest==9.2.0 model-signing==1.1.1 pyopenssl==26.4.0
-"$venv/bin/python" -m pytest -q tests/openai tests/signing
+  openai==3.54.0 pytest==9.2.0 model-signing==1.1.1 pyopenssl==26.4.0 \
+  "cyclonedx-python-lib[json-validation]==11.12.0"
+"$venv/bin/python" -m pytest -q tests/openai tests/signing tests/bom

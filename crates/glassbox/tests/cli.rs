@@ -278,3 +278,50 @@ fn verify_keyless_signature_exit_codes() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/root.json"));
 }
+
+#[test]
+fn audit_exit_codes_formats_and_the_run_policy_gate() {
+    let dir = std::env::temp_dir().join(format!("glassbox-audit-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = smollm2();
+    let deny = dir.join("deny.toml");
+    std::fs::write(&deny, "[licenses]\ndeny = [\"Apache-2.0\"]\n").unwrap();
+    let allow = dir.join("allow.toml");
+    std::fs::write(&allow, "[licenses]\nallow = [\"Apache-2.0\"]\n[use]\ncommercial = true\n").unwrap();
+    // No policy: 0 and a report; JSON and SARIF parse.
+    let o = glassbox(&["audit", &model]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Apache License 2.0"));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains('\x1b'), "no colour when stdout is not a TTY");
+    let j = stdout_json(&glassbox(&["audit", &model, "--json"]));
+    assert_eq!(j["licences"][0]["id"], "Apache-2.0");
+    let s = stdout_json(&glassbox(&["audit", &model, "--format", "sarif"]));
+    assert_eq!(s["version"], "2.1.0");
+    let b = stdout_json(&glassbox(&["bom", &model]));
+    assert_eq!(b["specVersion"], "1.6");
+    // A failing policy: 1, with the reason; a passing one: 0.
+    let o = glassbox(&["audit", &model, "--policy", deny.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("denied"));
+    assert_eq!(glassbox(&["audit", &model, "--policy", allow.to_str().unwrap()]).status.code(), Some(0));
+    // Usage and input errors: 2, naming the problem.
+    let o = glassbox(&["audit", "/nonexistent/model"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/model"));
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[licenses]\nalow = []\n").unwrap();
+    let o = glassbox(&["audit", &model, "--policy", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("alow"), "{}", String::from_utf8_lossy(&o.stderr));
+    // run refuses a model that fails the policy, before any token, and runs one that passes.
+    let o = glassbox(&["run", &model, "--raw", "-p", "Hello", "-n", "4", "--policy", deny.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("fails policy") && err.contains("licenses.deny"), "{err}");
+    let o = glassbox(&["run", &model, "--raw", "-p", "Hello", "-n", "4", "--temperature", "0", "--policy", allow.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!o.stdout.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,159 @@
+//! Synthetic folders for the traps: a metadata label that contradicts the licence text, no
+//! licence at all, a Llama-based fine-tune labelled MIT, an unknown licence text — and every
+//! licence of the corpus shipped as LICENSE, with its expected id and key clauses.
+
+mod common;
+
+use common::{card, corpus_licence, gguf, scratch};
+use glassbox_audit::{Severity, audit};
+
+fn codes(r: &glassbox_audit::Report) -> Vec<(&'static str, Severity)> {
+    r.findings.iter().map(|f| (f.code, f.severity)).collect()
+}
+
+#[test]
+fn gguf_label_that_contradicts_the_licence_text_is_a_high_conflict() {
+    let d = scratch("label");
+    gguf(&d.join("m.gguf"), &[("general.license", "apache-2.0"), ("general.name", "Some Llama Quant")]);
+    std::fs::write(d.join("LICENSE"), corpus_licence("llama-3.1-license-2024")).unwrap();
+    let r = audit(&d, None).unwrap();
+    assert_eq!(r.licences.len(), 1);
+    assert_eq!(r.licences[0].governing.id, "LicenseRef-scancode-llama-3.1-license-2024");
+    let f = r.findings.iter().find(|f| f.code == "licence-conflict").expect("conflict");
+    assert_eq!(f.severity, Severity::High);
+    assert!(f.message.contains("apache-2.0") && f.message.contains("Llama 3.1"), "{}", f.message);
+    assert!(f.sources[0].contains("general.license"), "{:?}", f.sources);
+}
+
+#[test]
+fn no_licence_means_no_rights() {
+    let d = scratch("none");
+    gguf(&d.join("m.gguf"), &[("general.name", "Nameless")]);
+    let r = audit(&d, None).unwrap();
+    assert!(codes(&r).contains(&("no-licence", Severity::High)), "{:?}", codes(&r));
+    assert!(r.openness.verdict.starts_with("no licence"), "{}", r.openness.verdict);
+}
+
+#[test]
+fn a_llama_fine_tune_labelled_mit_keeps_llama_obligations() {
+    let d = scratch("mit-llama");
+    std::fs::write(d.join("model.safetensors"), b"{}").unwrap();
+    card(&d, "license: mit\nbase_model: meta-llama/Llama-3.1-8B-Instruct\nbase_model_relation: finetune");
+    let r = audit(&d, None).unwrap();
+    let f = r.findings.iter().find(|f| f.code == "base-licence-not-carried").expect("lineage finding");
+    assert_eq!(f.severity, Severity::High);
+    assert!(f.message.contains("Llama 3.1 Community License") && f.message.contains("MIT"), "{}", f.message);
+    assert_eq!(r.lineage.len(), 2);
+    assert_eq!(r.lineage[1].relation.as_deref(), Some("finetune"));
+    assert_eq!(r.lineage[1].license_id.as_deref(), Some("LicenseRef-scancode-llama-3.1-license-2024"));
+}
+
+#[test]
+fn a_quantized_gemma_labelled_apache_is_flagged_through_its_base() {
+    let d = scratch("gemma-apache");
+    gguf(&d.join("m.gguf"), &[("general.license", "apache-2.0"), ("general.base_model.0.organization", "google"), ("general.base_model.0.name", "gemma-3-270m")]);
+    let r = audit(&d, None).unwrap();
+    assert!(codes(&r).contains(&("base-licence-not-carried", Severity::High)), "{:?}", r.findings);
+}
+
+#[test]
+fn an_unknown_licence_text_asks_for_a_human() {
+    let d = scratch("unknown");
+    gguf(&d.join("m.gguf"), &[]);
+    std::fs::write(d.join("LICENSE"), "You may use this model on Tuesdays only, and never for chess.\n").unwrap();
+    let r = audit(&d, None).unwrap();
+    assert!(codes(&r).contains(&("unknown-licence-text", Severity::Medium)), "{:?}", r.findings);
+    assert!(codes(&r).contains(&("no-licence", Severity::High)), "{:?}", r.findings);
+}
+
+#[test]
+fn hf_other_with_license_name_and_gguf_family_names_resolve() {
+    let d = scratch("other");
+    gguf(&d.join("m.gguf"), &[("general.license", "gemma")]);
+    card(&d, "license: other\nlicense_name: llama3.3\nlicense_link: LICENSE");
+    let r = audit(&d, None).unwrap();
+    // Two different licences named by metadata, no text: a conflict, and unpinned Gemma version.
+    assert!(codes(&r).contains(&("licence-conflict", Severity::High)), "{:?}", r.findings);
+    assert!(r.licences.iter().any(|l| l.governing.id == "LicenseRef-scancode-llama-3.3-license-2024"));
+    assert!(codes(&r).contains(&("licence-version-unpinned", Severity::Info)), "{:?}", r.findings);
+}
+
+#[test]
+fn every_corpus_licence_shipped_as_license_gets_its_id_and_key_clauses() {
+    // (ScanCode key, expected id, topic, expected verdict)
+    let cases = [
+        ("llama-2-license-2023", "LicenseRef-scancode-llama-2-license-2023", "train-other-models", "forbidden"),
+        ("llama-3.1-license-2024", "LicenseRef-scancode-llama-3.1-license-2024", "naming", "required"),
+        ("llama-3.2-license-2024", "LicenseRef-scancode-llama-3.2-license-2024", "user-threshold", "conditional"),
+        ("llama-3.3-license-2024", "LicenseRef-scancode-llama-3.3-license-2024", "attribution", "required"),
+        ("llama-license-2023", "LicenseRef-scancode-llama-license-2023", "commercial-use", "forbidden"),
+        ("gemma-tou-2024-04-01", "LicenseRef-scancode-gemma-tou-2024-04-01", "remote-restriction", "conditional"),
+        ("gemma-tou-2025-03-24", "LicenseRef-scancode-gemma-tou-2025-03-24", "downstream-restrictions", "required"),
+        ("deepseek-la-1.0", "LicenseRef-scancode-deepseek-la-1.0", "remote-restriction", "conditional"),
+        ("qwen-2024", "LicenseRef-scancode-qwen-2024", "user-threshold", "conditional"),
+        ("tongyi-qianwen-2023", "LicenseRef-scancode-tongyi-qianwen-2023", "train-other-models", "forbidden"),
+        ("falcon-2-11b-1.0", "LicenseRef-scancode-falcon-2-11b-1.0", "unilateral-change", "conditional"),
+        ("bigscience-open-rail-m", "LicenseRef-scancode-bigscience-open-rail-m", "downstream-restrictions", "required"),
+        ("bigscience-rail-1.0", "LicenseRef-scancode-bigscience-rail-1.0", "acceptable-use", "required"),
+        ("bigcode-open-rail-m-v1", "LicenseRef-scancode-bigcode-open-rail-m-v1", "downstream-restrictions", "required"),
+        ("nvidia-open-model-2025-04-28", "LicenseRef-scancode-nvidia-open-model-2025-04-28", "commercial-use", "allowed"),
+        ("apache-2.0", "Apache-2.0", "commercial-use", "allowed"),
+        ("mit", "MIT", "attribution", "required"),
+        ("bsd-new", "BSD-3-Clause", "commercial-use", "allowed"),
+        ("cc-by-4.0", "CC-BY-4.0", "commercial-use", "allowed"),
+        ("cc-by-nc-4.0", "CC-BY-NC-4.0", "commercial-use", "forbidden"),
+        ("cc-by-sa-4.0", "CC-BY-SA-4.0", "downstream-restrictions", "required"),
+        ("gpl-3.0", "GPL-3.0-only", "downstream-restrictions", "required"),
+    ];
+    for (key, id, topic, verdict) in cases {
+        let d = scratch(&format!("corpus-{key}"));
+        std::fs::write(d.join("model.safetensors"), b"{}").unwrap();
+        std::fs::write(d.join("LICENSE"), corpus_licence(key)).unwrap();
+        let r = audit(&d, None).unwrap();
+        assert_eq!(r.licences.len(), 1, "{key}: {:#?}", r.licences);
+        let l = &r.licences[0];
+        assert_eq!(l.governing.id, id, "{key}");
+        let row = l.clauses.iter().find(|c| c.topic == topic).unwrap();
+        assert_eq!(row.verdict, verdict, "{key} {topic}");
+        if !row.quote.is_empty() {
+            assert!(row.found_in.starts_with("LICENSE line"), "{key} {topic}: {}", row.found_in);
+        }
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
+
+#[test]
+fn use_policies_are_reported_beside_their_licence() {
+    let d = scratch("aup");
+    std::fs::write(d.join("model.safetensors"), b"{}").unwrap();
+    let wild = glassbox_testdata::shared("corpora/licenses/in-the-wild/meta-llama_llama-models/models/llama3_2");
+    std::fs::copy(wild.join("LICENSE"), d.join("LICENSE")).unwrap();
+    std::fs::copy(wild.join("USE_POLICY.md"), d.join("USE_POLICY.md")).unwrap();
+    let r = audit(&d, None).unwrap();
+    assert_eq!(r.licences[0].governing.id, "LicenseRef-scancode-llama-3.2-license-2024");
+    assert_eq!(r.policies.len(), 1);
+    assert_eq!(r.policies[0].name, "Llama 3.2 Acceptable Use Policy");
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+}
+
+#[test]
+fn bad_model_cards_get_clear_errors() {
+    let d = scratch("badcard");
+    std::fs::write(d.join("README.md"), "---\nlicense: [unclosed\n---\n").unwrap();
+    let e = audit(&d, None).unwrap_err().to_string();
+    assert!(e.contains("README.md") && e.contains("YAML"), "{e}");
+    std::fs::write(d.join("README.md"), "---\n- a list\n---\n").unwrap();
+    let e = audit(&d, None).unwrap_err().to_string();
+    assert!(e.contains("mapping"), "{e}");
+    // A billion-laughs alias bomb is refused or bounded, never expanded without limit.
+    let mut bomb = String::from("---\na: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]\n");
+    for i in 0..9 {
+        let prev = if i == 0 { "a".to_owned() } else { format!("l{}", i - 1) };
+        bomb.push_str(&format!("l{i}: &l{i} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+    }
+    bomb.push_str("license: mit\n---\n");
+    std::fs::write(d.join("README.md"), bomb).unwrap();
+    let t = std::time::Instant::now();
+    let _ = audit(&d, None);
+    assert!(t.elapsed().as_secs() < 10);
+}
