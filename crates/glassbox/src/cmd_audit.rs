@@ -29,14 +29,7 @@ fn run_audit(a: &AuditArgs) -> Result<i32> {
 
 /// Exit codes: 0 no policy violation, 1 violation (only with --policy), 2 usage/IO error.
 pub fn audit(a: AuditArgs) -> Result<()> {
-    let code = match run_audit(&a) {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("{}", crate::report(&e));
-            2
-        }
-    };
-    std::process::exit(code);
+    crate::exit_with(run_audit(&a))
 }
 
 pub fn bom(a: BomArgs) -> Result<()> {

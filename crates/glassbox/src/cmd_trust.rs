@@ -72,14 +72,7 @@ pub fn lock(a: LockArgs) -> Result<()> {
 
 /// Exit codes: 0 every file matches its pin, 1 a mismatch or an unpinned file, 2 usage/IO.
 pub fn verify(a: VerifyArgs) -> Result<()> {
-    let code = match run_verify(&a) {
-        Ok(c) => c,
-        Err(e) => {
-            eprint!("{}", crate::report(&e));
-            2
-        }
-    };
-    std::process::exit(code);
+    crate::exit_with(run_verify(&a))
 }
 
 pub fn sign(a: SignArgs) -> Result<()> {

@@ -40,6 +40,16 @@ fn main() {
     }
 }
 
+/// Exit with the code a checking command computed (0 ok, 1 check failed), or 2 with the error
+/// printed when it could not run (usage, I/O).
+pub(crate) fn exit_with(result: anyhow::Result<i32>) -> ! {
+    let code = result.unwrap_or_else(|e| {
+        eprint!("{}", report(&e));
+        2
+    });
+    std::process::exit(code)
+}
+
 /// `error: …` then each cause on its own line, leaving out a cause whose text the message
 /// before it already quotes (library errors name their source inline).
 pub(crate) fn report(e: &anyhow::Error) -> String {
