@@ -323,5 +323,9 @@ fn audit_exit_codes_formats_and_the_run_policy_gate() {
     let o = glassbox(&["run", &model, "--raw", "-p", "Hello", "-n", "4", "--temperature", "0", "--policy", allow.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!o.stdout.is_empty());
+    // serve refuses before binding.
+    let o = glassbox(&["serve", &model, "--port", "1", "--policy", deny.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fails policy"), "{}", String::from_utf8_lossy(&o.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
