@@ -189,6 +189,10 @@ fn cold_start(a: &BenchArgs) -> Result<()> {
     let m = &a.model;
     let opts = engine_options(64, m.threads)?;
     let policy = crate::cmd_trust::policy(&m.trust)?;
+    if let Some(p) = &m.policy {
+        glassbox_trust::open_verified(&m.model, &policy)?;
+        crate::cmd_audit::gate(&m.model, p)?;
+    }
     let (mut verified, mut plain) = (Vec::new(), Vec::new());
     for _ in 0..a.repetitions.max(1) {
         evict(&m.model)?;
