@@ -76,6 +76,13 @@ impl Isa {
     }
 }
 
+impl Isa {
+    /// Whether matrices of type `ty` run faster repacked ([`PackedMatrix`]) on this ISA.
+    pub fn packs(self, ty: QType) -> bool {
+        self != Isa::Scalar && crate::packed::PackFormat::for_type(ty).is_some()
+    }
+}
+
 /// A weight matrix as the kernels see it: in place in the GGUF bytes, or repacked.
 #[derive(Clone, Copy)]
 pub enum MatRef<'a> {
@@ -181,6 +188,16 @@ unsafe fn packed_rows(isa: Isa, p: &PackedMatrix, x: &ActBuf, groups: std::ops::
                 crate::simd::x86::packed_k_rows_avxvnni(p, groups, &x.q8k, x.n, y, ldy)
             } else {
                 crate::simd::x86::packed_rows_avxvnni(p, groups, &x.q8, x.n, y, ldy)
+            }
+        };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        return unsafe {
+            if p.fmt.k {
+                crate::simd::x86::packed_k_rows_avx2(p, groups, &x.q8k, x.n, y, ldy)
+            } else {
+                crate::simd::x86::packed_rows_avx2(p, groups, &x.q8, x.n, y, ldy)
             }
         };
     }

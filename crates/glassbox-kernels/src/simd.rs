@@ -160,27 +160,70 @@ pub(crate) mod x86 {
         _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), a, b)
     }
 
+    /// `acc + Σ₄ a·b` per i32 lane, a unsigned and b signed bytes. AVX-VNNI does it in one
+    /// instruction; plain AVX2 multiplies pairs into i16 (saturating: callers keep
+    /// |2·a·b| < 2¹⁵, i.e. weights below 128) and sums pairs into i32.
+    pub(crate) trait Dp {
+        unsafe fn dp(acc: __m256i, a: __m256i, b: __m256i) -> __m256i;
+        /// Whether [`Dp::dp_q8`] works on the offset (value + 128) bytes, so the caller
+        /// subtracts `128 · Σx`.
+        const Q8_OFFSET: bool;
+        /// `acc + Σ₄ w·x` for Q8_0 weights stored as value + 128.
+        unsafe fn dp_q8(acc: __m256i, w: __m256i, x: __m256i) -> __m256i;
+    }
+    pub(crate) struct Vnni;
+    pub(crate) struct Madd;
+    impl Dp for Vnni {
+        #[inline(always)]
+        unsafe fn dp(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+            _mm256_dpbusd_avx_epi32(acc, a, b)
+        }
+        const Q8_OFFSET: bool = true;
+        #[inline(always)]
+        unsafe fn dp_q8(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
+            _mm256_dpbusd_avx_epi32(acc, w, x)
+        }
+    }
+    impl Dp for Madd {
+        #[inline(always)]
+        unsafe fn dp(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+            _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)))
+        }
+        // 8-bit weights would saturate the i16 pair sums as offset bytes; back to i8 and
+        // multiply |w| by x·sign(w) instead (|pair| ≤ 2·128·127 < 2¹⁵).
+        const Q8_OFFSET: bool = false;
+        #[inline(always)]
+        unsafe fn dp_q8(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
+            let ws = _mm256_xor_si256(w, _mm256_set1_epi8(-128));
+            Self::dp(acc, _mm256_sign_epi8(ws, ws), _mm256_sign_epi8(x, ws))
+        }
+    }
+
     define_rows_q8!(rows_q8_avx2, "avx2,fma,f16c", dot_maddubs);
     define_rows_q8!(rows_q8_avxvnni, "avx2,fma,f16c,avxvnni", dot_avxvnni);
 
     /// Packed (8-row interleaved) kernel: rows of `groups` for `n_tok` tokens.
     /// Requires AVX2 + FMA + F16C + AVX-VNNI.
     #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-    pub unsafe fn packed_rows_avxvnni(
-        p: &crate::packed::PackedMatrix,
-        groups: std::ops::Range<usize>,
-        x: &[Q8Block],
-        n_tok: usize,
-        y: *mut f32,
-        ldy: usize,
-    ) {
+    pub unsafe fn packed_rows_avxvnni(p: &crate::packed::PackedMatrix, groups: std::ops::Range<usize>, x: &[Q8Block], n_tok: usize, y: *mut f32, ldy: usize) {
+        packed_rows_with::<Vnni>(p, groups, x, n_tok, y, ldy)
+    }
+
+    /// The same on plain AVX2 (+ FMA + F16C); see [`Dp`] for how pairs stay unsaturated.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn packed_rows_avx2(p: &crate::packed::PackedMatrix, groups: std::ops::Range<usize>, x: &[Q8Block], n_tok: usize, y: *mut f32, ldy: usize) {
+        packed_rows_with::<Madd>(p, groups, x, n_tok, y, ldy)
+    }
+
+    #[inline(always)]
+    unsafe fn packed_rows_with<D: Dp>(p: &crate::packed::PackedMatrix, groups: std::ops::Range<usize>, x: &[Q8Block], n_tok: usize, y: *mut f32, ldy: usize) {
         let f = p.fmt;
         match (f.has_min, f.nibbles, f.high_bits) {
-            (false, true, false) => packed_kernel::<false, true, false>(p, groups, x, n_tok, y, ldy),
-            (true, true, false) => packed_kernel::<true, true, false>(p, groups, x, n_tok, y, ldy),
-            (false, true, true) => packed_kernel::<false, true, true>(p, groups, x, n_tok, y, ldy),
-            (true, true, true) => packed_kernel::<true, true, true>(p, groups, x, n_tok, y, ldy),
-            (false, false, false) => packed_kernel::<false, false, false>(p, groups, x, n_tok, y, ldy),
+            (false, true, false) => packed_kernel::<D, false, true, false>(p, groups, x, n_tok, y, ldy),
+            (true, true, false) => packed_kernel::<D, true, true, false>(p, groups, x, n_tok, y, ldy),
+            (false, true, true) => packed_kernel::<D, false, true, true>(p, groups, x, n_tok, y, ldy),
+            (true, true, true) => packed_kernel::<D, true, true, true>(p, groups, x, n_tok, y, ldy),
+            (false, false, false) => packed_kernel::<D, false, false, false>(p, groups, x, n_tok, y, ldy),
             _ => unreachable!("no such packed format"),
         }
     }
@@ -237,8 +280,8 @@ pub(crate) mod x86 {
         _mm256_set1_epi32((p as *const i32).read_unaligned())
     }
 
-    #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-    unsafe fn packed_kernel<const MIN: bool, const NIB: bool, const HB: bool>(
+    #[inline(always)]
+    unsafe fn packed_kernel<D: Dp, const MIN: bool, const NIB: bool, const HB: bool>(
         p: &crate::packed::PackedMatrix,
         groups: std::ops::Range<usize>,
         x: &[Q8Block],
@@ -290,16 +333,17 @@ pub(crate) mod x86 {
                         let xb = x.get_unchecked((t0 + t) * nb + b);
                         let xq = xb.qs.as_ptr();
                         let z = _mm256_setzero_si256();
-                        let p0 = _mm256_dpbusd_avx_epi32(z, v[0], bcast4(xq));
-                        let p1 = _mm256_dpbusd_avx_epi32(z, v[1], bcast4(xq.add(4)));
-                        let p2 = _mm256_dpbusd_avx_epi32(z, v[2], bcast4(xq.add(8)));
-                        let p3 = _mm256_dpbusd_avx_epi32(z, v[3], bcast4(xq.add(12)));
-                        let p0 = _mm256_dpbusd_avx_epi32(p0, v[4], bcast4(xq.add(16)));
-                        let p1 = _mm256_dpbusd_avx_epi32(p1, v[5], bcast4(xq.add(20)));
-                        let p2 = _mm256_dpbusd_avx_epi32(p2, v[6], bcast4(xq.add(24)));
-                        let p3 = _mm256_dpbusd_avx_epi32(p3, v[7], bcast4(xq.add(28)));
+                        let dp = |acc, w, x| if NIB { D::dp(acc, w, x) } else { D::dp_q8(acc, w, x) };
+                        let p0 = dp(z, v[0], bcast4(xq));
+                        let p1 = dp(z, v[1], bcast4(xq.add(4)));
+                        let p2 = dp(z, v[2], bcast4(xq.add(8)));
+                        let p3 = dp(z, v[3], bcast4(xq.add(12)));
+                        let p0 = dp(p0, v[4], bcast4(xq.add(16)));
+                        let p1 = dp(p1, v[5], bcast4(xq.add(20)));
+                        let p2 = dp(p2, v[6], bcast4(xq.add(24)));
+                        let p3 = dp(p3, v[7], bcast4(xq.add(28)));
                         let mut s = _mm256_add_epi32(_mm256_add_epi32(p0, p1), _mm256_add_epi32(p2, p3));
-                        if off != 0 {
+                        if off != 0 && (NIB || D::Q8_OFFSET) {
                             s = _mm256_sub_epi32(s, _mm256_set1_epi32(off * xb.isum));
                         }
                         let scale = _mm256_mul_ps(dv, _mm256_set1_ps(xb.d));
@@ -317,7 +361,18 @@ pub(crate) mod x86 {
 
     /// Packed K-quant kernel (Q8_K activations): rows of `groups` for `n_tok` tokens.
     #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-    pub unsafe fn packed_k_rows_avxvnni(
+    pub unsafe fn packed_k_rows_avxvnni(p: &crate::packed::PackedMatrix, groups: std::ops::Range<usize>, x: &[crate::act::Q8KBlock], n_tok: usize, y: *mut f32, ldy: usize) {
+        packed_k_kernel::<Vnni>(p, groups, x, n_tok, y, ldy)
+    }
+
+    /// The same on plain AVX2: K-quant weights are at most 6 bits, so pairs never saturate.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn packed_k_rows_avx2(p: &crate::packed::PackedMatrix, groups: std::ops::Range<usize>, x: &[crate::act::Q8KBlock], n_tok: usize, y: *mut f32, ldy: usize) {
+        packed_k_kernel::<Madd>(p, groups, x, n_tok, y, ldy)
+    }
+
+    #[inline(always)]
+    unsafe fn packed_k_kernel<D: Dp>(
         p: &crate::packed::PackedMatrix,
         groups: std::ops::Range<usize>,
         x: &[crate::act::Q8KBlock],
@@ -352,10 +407,10 @@ pub(crate) mod x86 {
                         for t in 0..nt {
                             let xq = x.get_unchecked((t0 + t) * nb + b).qs.as_ptr().add(16 * s);
                             let z = _mm256_setzero_si256();
-                            let a = _mm256_dpbusd_avx_epi32(z, w0, bcast4(xq));
-                            let c = _mm256_dpbusd_avx_epi32(z, w1, bcast4(xq.add(4)));
-                            let a = _mm256_dpbusd_avx_epi32(a, w2, bcast4(xq.add(8)));
-                            let c = _mm256_dpbusd_avx_epi32(c, w3, bcast4(xq.add(12)));
+                            let a = D::dp(z, w0, bcast4(xq));
+                            let c = D::dp(z, w1, bcast4(xq.add(4)));
+                            let a = D::dp(a, w2, bcast4(xq.add(8)));
+                            let c = D::dp(c, w3, bcast4(xq.add(12)));
                             isc[t] = _mm256_add_epi32(isc[t], _mm256_mullo_epi32(_mm256_add_epi32(a, c), scv));
                         }
                     }

@@ -93,12 +93,10 @@ fn simd_matches_scalar_for_every_type() {
 
 #[test]
 fn packed_matches_unpacked_for_every_packable_type() {
-    let vnni = {
-        #[cfg(target_arch = "x86_64")]
-        { std::arch::is_x86_feature_detected!("avxvnni") }
-        #[cfg(not(target_arch = "x86_64"))]
-        { false }
-    };
+    #[cfg(target_arch = "x86_64")]
+    let (avx2, vnni) = (std::arch::is_x86_feature_detected!("avx2"), std::arch::is_x86_feature_detected!("avxvnni"));
+    #[cfg(not(target_arch = "x86_64"))]
+    let (avx2, vnni) = (false, false);
     for ty in [QType::Q4_0, QType::Q4_1, QType::Q5_0, QType::Q5_1, QType::Q8_0, QType::Q2K, QType::Q3K, QType::Q4K, QType::Q5K, QType::Q6K] {
         for rows in [8, 13, 24, 3] {
             let cols = if ty.block().0 == 256 { 512 } else { 96 };
@@ -110,6 +108,9 @@ fn packed_matches_unpacked_for_every_packable_type() {
                 let mut act = ActBuf::default();
                 act.fill(ty.act_format(), &x, cols);
                 let mut isas = vec![Isa::Scalar];
+                if avx2 {
+                    isas.push(Isa::Avx2);
+                }
                 if vnni {
                     isas.push(Isa::Avx2Vnni);
                 }

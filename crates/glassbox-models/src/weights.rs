@@ -183,13 +183,9 @@ impl Model {
         }
     }
 
-    /// Repack every matrix that has a faster packed kernel on `isa` (8-row interleaved blocks
-    /// for VNNI). Costs about one pass over the weights; memory moves from the file mapping to
+    /// Repack every matrix that has a faster packed kernel on `isa` (8-row interleaved blocks). Costs about one pass over the weights; memory moves from the file mapping to
     /// an owned copy of the same size. Returns the number of bytes repacked.
     pub fn pack(&mut self, isa: Isa) -> usize {
-        if isa != Isa::Avx2Vnni {
-            return 0;
-        }
         let file = &self.file;
         let bytes = file.bytes();
         let mut total = 0;
@@ -199,6 +195,7 @@ impl Model {
             let start = m.range.start;
             let mut release = |r: std::ops::Range<usize>| file.release(start + r.start..start + r.end);
             if m.packed.is_none()
+                && isa.packs(m.ty)
                 && let Some(p) = PackedMatrix::pack_releasing(m.ty, m.rows, m.cols, &bytes[m.range.clone()], &mut release)
             {
                 total += m.range.len();
