@@ -182,22 +182,14 @@ pub fn matmul_many(pool: &ThreadPool, isa: Isa, jobs: &mut [MatmulJob]) {
 unsafe fn packed_rows(isa: Isa, p: &PackedMatrix, x: &ActBuf, groups: std::ops::Range<usize>, y: *mut f32) {
     let ldy = p.rows;
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Vnni {
+    if isa != Isa::Scalar {
+        use crate::simd::x86 as k;
         return unsafe {
-            if p.fmt.k {
-                crate::simd::x86::packed_k_rows_avxvnni(p, groups, &x.q8k, x.n, y, ldy)
-            } else {
-                crate::simd::x86::packed_rows_avxvnni(p, groups, &x.q8, x.n, y, ldy)
-            }
-        };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2 {
-        return unsafe {
-            if p.fmt.k {
-                crate::simd::x86::packed_k_rows_avx2(p, groups, &x.q8k, x.n, y, ldy)
-            } else {
-                crate::simd::x86::packed_rows_avx2(p, groups, &x.q8, x.n, y, ldy)
+            match (p.fmt.k, isa == Isa::Avx2Vnni) {
+                (true, true) => k::packed_k_rows_avxvnni(p, groups, &x.q8k, x.n, y, ldy),
+                (true, false) => k::packed_k_rows_avx2(p, groups, &x.q8k, x.n, y, ldy),
+                (false, true) => k::packed_rows_avxvnni(p, groups, &x.q8, x.n, y, ldy),
+                (false, false) => k::packed_rows_avx2(p, groups, &x.q8, x.n, y, ldy),
             }
         };
     }
