@@ -123,6 +123,33 @@ fn every_corpus_licence_shipped_as_license_gets_its_id_and_key_clauses() {
 }
 
 #[test]
+fn vendor_files_as_found_in_the_wild_get_their_ids_and_key_clauses() {
+    // (file under in-the-wild/, expected id, expected name prefix, topic, verdict)
+    let cases = [
+        ("meta-llama_llama3/LICENSE", "unknown", "Meta Llama 3 Community", "naming", "required"),
+        ("meta-llama_llama3/LICENSE", "unknown", "Meta Llama 3 Community", "train-other-models", "forbidden"),
+        ("meta-llama_llama-models/models/llama4/LICENSE", "unknown", "Llama 4 Community", "user-threshold", "conditional"),
+        ("meta-llama_llama-models/models/llama3_1/LICENSE", "LicenseRef-scancode-llama-3.1-license-2024", "Llama 3.1", "train-other-models", "conditional"),
+        ("meta-llama_llama/LICENSE", "LicenseRef-scancode-llama-2-license-2023", "Llama 2", "train-other-models", "forbidden"),
+        ("deepseek-ai_DeepSeek-V3/LICENSE-MODEL", "LicenseRef-scancode-deepseek-la-1.0", "DeepSeek", "remote-restriction", "conditional"),
+        ("deepseek-ai_DeepSeek-R1/LICENSE", "MIT", "MIT", "commercial-use", "allowed"),
+        ("QwenLM_Qwen/LICENSE", "Apache-2.0", "Apache", "commercial-use", "allowed"),
+        ("InternLM_InternLM/LICENSE", "Apache-2.0", "Apache", "commercial-use", "allowed"),
+    ];
+    for (rel, id, name, topic, verdict) in cases {
+        let d = scratch("wild");
+        std::fs::write(d.join("model.safetensors"), b"{}").unwrap();
+        std::fs::copy(glassbox_testdata::shared("corpora/licenses/in-the-wild").join(rel), d.join("LICENSE")).unwrap();
+        let r = audit(&d, None).unwrap();
+        assert_eq!(r.licences.len(), 1, "{rel}: {:#?}", r.licences);
+        let l = &r.licences[0];
+        assert_eq!(l.governing.id, id, "{rel}");
+        assert!(l.governing.name.starts_with(name), "{rel}: {}", l.governing.name);
+        assert_eq!(l.clauses.iter().find(|c| c.topic == topic).unwrap().verdict, verdict, "{rel} {topic}");
+    }
+}
+
+#[test]
 fn use_policies_are_reported_beside_their_licence() {
     let d = scratch("aup");
     std::fs::write(d.join("model.safetensors"), b"{}").unwrap();
