@@ -190,6 +190,14 @@ fn gather_files(path: &Path, files: Vec<PathBuf>) -> Result<Evidence, Error> {
         if is_card(&name) && ev.card.is_none() {
             card_facts(p, &rel(&root, p), &mut ev)?;
             ev.card = Some(p.clone());
+            // Some cards carry the licence text in their body: count it when it is identified.
+            let bytes = read_limited(p, MAX_CARD_BYTES)?;
+            if let Ok(text) = to_plain(&rel(&root, p), &bytes, Format::Markdown) {
+                let identification = identify(&text);
+                if identification.is_known() && identification.confidence >= glassbox_license::identify::ACCEPT {
+                    ev.licence_files.push(LicenceFile { path: p.clone(), identification, text });
+                }
+            }
         } else if is_licence_file(&name) {
             let bytes = read_limited(p, glassbox_license::normalize::MAX_TEXT_BYTES as u64)?;
             let head = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).to_string();

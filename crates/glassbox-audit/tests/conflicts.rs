@@ -150,6 +150,24 @@ fn vendor_files_as_found_in_the_wild_get_their_ids_and_key_clauses() {
 }
 
 #[test]
+fn a_licence_text_in_the_model_card_body_counts_as_text() {
+    let d = scratch("card-body");
+    std::fs::write(d.join("model.safetensors"), b"{}").unwrap();
+    std::fs::write(d.join("README.md"), format!("---\nlicense: mit\n---\n\n# My model\n\nIt is small.\n\n## License\n\n{}\n", corpus_licence("mit"))).unwrap();
+    let r = audit(&d, None).unwrap();
+    assert_eq!(r.licences.len(), 1, "{:#?}", r.licences);
+    assert_eq!((r.licences[0].governing.id.as_str(), r.licences[0].governing.basis), ("MIT", "text"));
+    assert!(r.licences[0].governing.sources[0].starts_with("README.md lines"), "{:?}", r.licences[0].governing.sources);
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    // A card that only names its licence is not a licence text.
+    let d = scratch("card-name-only");
+    std::fs::write(d.join("model.safetensors"), b"{}").unwrap();
+    card(&d, "license: mit");
+    let r = audit(&d, None).unwrap();
+    assert_eq!(r.licences[0].governing.basis, "metadata");
+}
+
+#[test]
 fn use_policies_are_reported_beside_their_licence() {
     let d = scratch("aup");
     std::fs::write(d.join("model.safetensors"), b"{}").unwrap();
