@@ -202,3 +202,25 @@ fn bad_model_cards_get_clear_errors() {
     let _ = audit(&d, None);
     assert!(t.elapsed().as_secs() < 10);
 }
+
+#[test]
+fn the_base_model_table_parses_and_the_longest_prefix_wins() {
+    use glassbox_audit::assess::base_licence;
+    assert_eq!(base_licence("deepseek-ai/DeepSeek-V3-0324").unwrap().key, "mit");
+    assert_eq!(base_licence("deepseek-ai/DeepSeek-V3-Base").unwrap().key, "deepseek-la-1.0");
+    assert_eq!(base_licence("https://huggingface.co/Qwen/Qwen2.5-72B-Instruct").unwrap().key, "qwen-2024");
+    assert_eq!(base_licence("qwen/qwen2.5-7b").unwrap().key, "apache-2.0");
+    assert_eq!(base_licence("google/gemma-3-270m").unwrap().key, "gemma-tou-2025-03-24");
+    assert!(base_licence("someone/unknown-model").is_none());
+}
+
+#[test]
+fn every_base_model_row_names_a_registry_licence() {
+    let text = std::fs::read_to_string(glassbox_testdata::repo_root().join("crates/glassbox-audit/data/base-models.toml")).unwrap();
+    let rows: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("license = ")).collect();
+    assert!(rows.len() > 30);
+    for r in rows {
+        let key = r.trim_matches('"');
+        assert!(glassbox_license::by_key(key).is_some(), "unknown licence key {key}");
+    }
+}
