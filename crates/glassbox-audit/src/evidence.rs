@@ -151,20 +151,19 @@ pub fn gather(path: &Path) -> Result<Evidence, Error> {
 /// and licence files beside it (other weights in the folder are not part of this model).
 pub fn gather_for_file(path: &Path) -> Result<Evidence, Error> {
     let mut files = vec![path.to_owned()];
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()).or(Some(Path::new("."))) {
-        let mut siblings: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(io(dir))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .filter(|p| {
-                let n = p.file_name().unwrap_or_default().to_string_lossy().to_string();
-                !n.starts_with('.') && weight_format(&n).is_none() && (is_card(&n) || is_licence_file(&n))
-            })
-            .take(MAX_FILES)
-            .collect();
-        siblings.sort();
-        files.extend(siblings);
-    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut siblings: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            let n = p.file_name().unwrap_or_default().to_string_lossy().to_string();
+            !n.starts_with('.') && weight_format(&n).is_none() && (is_card(&n) || is_licence_file(&n))
+        })
+        .take(MAX_FILES)
+        .collect();
+    siblings.sort();
+    files.extend(siblings);
     let mut ev = gather_files(path, files)?;
     ev.root = path.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok(ev)
@@ -188,10 +187,10 @@ fn gather_files(path: &Path, files: Vec<PathBuf>) -> Result<Evidence, Error> {
             continue;
         }
         if is_card(&name) && ev.card.is_none() {
-            card_facts(p, &rel(&root, p), &mut ev)?;
+            let bytes = read_limited(p, MAX_CARD_BYTES)?;
+            card_facts(p, &bytes, &rel(&root, p), &mut ev)?;
             ev.card = Some(p.clone());
             // Some cards carry the licence text in their body: count it when it is identified.
-            let bytes = read_limited(p, MAX_CARD_BYTES)?;
             if let Ok(text) = to_plain(&rel(&root, p), &bytes, Format::Markdown) {
                 let identification = identify(&text);
                 if identification.is_known() && identification.confidence >= glassbox_license::identify::ACCEPT {
@@ -289,9 +288,8 @@ fn yaml_strings(v: &serde_norway::Value) -> Vec<String> {
     }
 }
 
-fn card_facts(p: &Path, name: &str, ev: &mut Evidence) -> Result<(), Error> {
-    let bytes = read_limited(p, MAX_CARD_BYTES)?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| Error::Card { path: p.to_owned(), msg: format!("not UTF-8 (invalid byte at offset {})", e.valid_up_to()) })?;
+fn card_facts(p: &Path, bytes: &[u8], name: &str, ev: &mut Evidence) -> Result<(), Error> {
+    let text = std::str::from_utf8(bytes).map_err(|e| Error::Card { path: p.to_owned(), msg: format!("not UTF-8 (invalid byte at offset {})", e.valid_up_to()) })?;
     let Some(yaml) = front_matter(text) else {
         ev.facts.push(Fact { key: "card".into(), value: "present, no YAML front matter".into(), source: name.to_owned() });
         return Ok(());

@@ -86,12 +86,11 @@ impl Report {
     }
 }
 
-fn clause_rows(g: &Governing) -> Vec<ClauseRow> {
+/// The clause table of `g`, each quote located in the licence text the model ships (already
+/// read and converted while gathering evidence), when there is one.
+fn clause_rows(g: &Governing, ev: &Evidence) -> Vec<ClauseRow> {
     let Some(e) = g.entry() else { return vec![] };
-    let shipped = g.file.as_ref().and_then(|f| std::fs::read(f).ok()).map(|b| {
-        let name = g.file.as_ref().map(|f| f.display().to_string()).unwrap_or_default();
-        glassbox_license::to_plain(&name, &b, glassbox_license::Format::detect(&name, &String::from_utf8_lossy(&b[..b.len().min(512)]))).unwrap_or_default()
-    });
+    let shipped = g.file.as_ref().and_then(|f| ev.licence_files.iter().find(|l| &l.path == f)).map(|l| l.text.as_str());
     let file_name = g.file.as_ref().and_then(|f| f.file_name()).map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     glassbox_license::Topic::ALL
         .iter()
@@ -132,7 +131,7 @@ fn report(path: &Path, evidence: Evidence, policy: Option<&Policy>) -> Result<Re
     let a = assess::assess(&evidence);
     let openness = openness::grade(&evidence, &a);
     let checks = policy.map(|p| p.check(&evidence, &a, &openness)).unwrap_or_default();
-    let licences = a.governing.iter().map(|g| LicenceReport { governing: g.clone(), category: g.entry().map(|e| e.category.as_str()), clauses: clause_rows(g) }).collect();
+    let licences = a.governing.iter().map(|g| LicenceReport { governing: g.clone(), category: g.entry().map(|e| e.category.as_str()), clauses: clause_rows(g, &evidence) }).collect();
     Ok(Report {
         path: path.to_owned(),
         policy_pass: checks.iter().all(|c| c.pass),
