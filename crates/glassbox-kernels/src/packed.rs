@@ -275,59 +275,55 @@ impl PackedMatrix {
     }
 }
 
-/// Scalar reference over the packed layout: y[t·ldy + r] for rows of groups `groups`.
-pub(crate) fn packed_rows_scalar(p: &PackedMatrix, groups: std::ops::Range<usize>, x: &[crate::act::Q8Block], n_tok: usize, y: &mut dyn FnMut(usize, usize, f32)) {
+/// Calls `row(g, k, t)` for every real row (group `g`, lane `k`) of `groups` and every token
+/// `t`, handing each result to `y(t, r, value)`; padding rows are skipped.
+fn each_row(p: &PackedMatrix, groups: std::ops::Range<usize>, n_tok: usize, y: &mut dyn FnMut(usize, usize, f32), mut row: impl FnMut(usize, usize, usize) -> f32) {
     for g in groups {
-        for k in 0..GROUP {
-            let r = g * GROUP + k;
-            if r >= p.rows {
-                break;
-            }
+        for k in (0..GROUP).take_while(|k| g * GROUP + k < p.rows) {
             for t in 0..n_tok {
-                let mut acc = 0f32;
-                for b in 0..p.nb {
-                    let xb = &x[t * p.nb + b];
-                    let mut isum = 0i32;
-                    for e in 0..QK {
-                        isum += p.value(g, b, k, e) * xb.qs[e] as i32;
-                    }
-                    isum -= p.fmt.off * xb.isum;
-                    let (d, m) = p.scales(g, b, k);
-                    acc += d * xb.d * isum as f32 + m * xb.s;
-                }
-                y(t, r, acc);
+                y(t, g * GROUP + k, row(g, k, t));
             }
         }
     }
 }
 
+/// Scalar reference over the packed layout: y[t·ldy + r] for rows of groups `groups`.
+pub(crate) fn packed_rows_scalar(p: &PackedMatrix, groups: std::ops::Range<usize>, x: &[crate::act::Q8Block], n_tok: usize, y: &mut dyn FnMut(usize, usize, f32)) {
+    each_row(p, groups, n_tok, y, |g, k, t| {
+        let mut acc = 0f32;
+        for b in 0..p.nb {
+            let xb = &x[t * p.nb + b];
+            let mut isum = 0i32;
+            for e in 0..QK {
+                isum += p.value(g, b, k, e) * xb.qs[e] as i32;
+            }
+            isum -= p.fmt.off * xb.isum;
+            let (d, m) = p.scales(g, b, k);
+            acc += d * xb.d * isum as f32 + m * xb.s;
+        }
+        acc
+    });
+}
+
 /// Scalar reference for packed K-quants with Q8_K activations.
 pub(crate) fn packed_k_rows_scalar(p: &PackedMatrix, groups: std::ops::Range<usize>, x: &[crate::act::Q8KBlock], n_tok: usize, y: &mut dyn FnMut(usize, usize, f32)) {
-    for g in groups {
-        for k in 0..GROUP {
-            let r = g * GROUP + k;
-            if r >= p.rows {
-                break;
-            }
-            for t in 0..n_tok {
-                let mut acc = 0f32;
-                for b in 0..p.nb {
-                    let xb = &x[t * p.nb + b];
-                    let (mut isc, mut imn) = (0i32, 0i32);
-                    for s in 0..16 {
-                        let (sc, mn) = p.sub_scales(g, b, k, s);
-                        let mut qd = 0i32;
-                        for e in s * 16..s * 16 + 16 {
-                            qd += (p.value(g, b, k, e) - p.fmt.off) * xb.qs[e] as i32;
-                        }
-                        isc += sc * qd;
-                        imn += mn * xb.bsums[s];
-                    }
-                    let (d, dmin) = p.scales(g, b, k);
-                    acc += xb.d * d * isc as f32 - xb.d * dmin * imn as f32;
+    each_row(p, groups, n_tok, y, |g, k, t| {
+        let mut acc = 0f32;
+        for b in 0..p.nb {
+            let xb = &x[t * p.nb + b];
+            let (mut isc, mut imn) = (0i32, 0i32);
+            for s in 0..16 {
+                let (sc, mn) = p.sub_scales(g, b, k, s);
+                let mut qd = 0i32;
+                for e in s * 16..s * 16 + 16 {
+                    qd += (p.value(g, b, k, e) - p.fmt.off) * xb.qs[e] as i32;
                 }
-                y(t, r, acc);
+                isc += sc * qd;
+                imn += mn * xb.bsums[s];
             }
+            let (d, dmin) = p.scales(g, b, k);
+            acc += xb.d * d * isc as f32 - xb.d * dmin * imn as f32;
         }
-    }
+        acc
+    });
 }
