@@ -123,7 +123,7 @@ pub fn to_cyclonedx(r: &Report) -> Value {
     }
     let mut props = vec![json!({"name": "glassbox:openness:verdict", "value": r.openness.verdict}), json!({"name": "glassbox:openness:pseudo-open", "value": r.openness.pseudo_open.to_string()})];
     if let Some(c) = r.openness.class {
-        let class = ["I", "II", "III"][usize::from(c - 1)];
+        let class = crate::openness::class_name(c);
         props.push(json!({"name": "glassbox:openness:mof-class", "value": class}));
     }
     if !r.policy.is_empty() {

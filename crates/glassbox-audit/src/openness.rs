@@ -143,11 +143,20 @@ pub fn grade(ev: &Evidence, a: &Assessment) -> Openness {
         _ if eff.is_none() => "no licence: all rights reserved; not open".to_owned(),
         (Some(Category::Restricted), _) => format!("open-weight, not open source: the weights' licence ({licence_name}) restricts use"),
         (Some(Category::Noncommercial), _) => format!("open-weight, non-commercial only ({licence_name}): not open source"),
-        (_, Some(c)) => format!("open model: MOF Class {}", ["I", "II", "III"][usize::from(c - 1)]),
+        (_, Some(c)) => format!("open model: MOF Class {}", class_name(c)),
         (Some(_), None) => format!("open weights under an open licence ({licence_name}); MOF Class III not reached (not present: {})", missing3.join(", ")),
         (None, _) => format!("licence {licence_name} has no clause table: openness not graded beyond the weights"),
     };
     Openness { components: comps, class, verdict, pseudo_open }
+}
+
+/// "I", "II" or "III" for a MOF class number (1 is best).
+pub fn class_name(class: u8) -> &'static str {
+    match class {
+        1 => "I",
+        2 => "II",
+        _ => "III",
+    }
 }
 
 fn opt(f: Option<String>) -> (Status, String) {

@@ -92,7 +92,7 @@ pub fn human(r: &Report, color: bool) -> String {
             crate::openness::Status::Referenced => st.paint("33", "referenced"),
             crate::openness::Status::Missing => st.paint("2", "missing   "),
         };
-        let _ = writeln!(o, "    class {:<3} {:<32} {mark} {}", ["I", "II", "III"][usize::from(c.class - 1)], c.name, c.evidence);
+        let _ = writeln!(o, "    class {:<3} {:<32} {mark} {}", crate::openness::class_name(c.class), c.name, c.evidence);
     }
     if !r.policy.is_empty() {
         let _ = writeln!(o, "\n{}", st.bold("policy"));
@@ -152,7 +152,7 @@ pub fn markdown(r: &Report) -> String {
     }
     let _ = writeln!(o, "\n## Openness (MOF)\n\n| class | component | status | evidence |\n|---|---|---|---|");
     for c in &r.openness.components {
-        let _ = writeln!(o, "| {} | {} | {:?} | {} |", ["I", "II", "III"][usize::from(c.class - 1)], c.name, c.status, md_cell(&c.evidence));
+        let _ = writeln!(o, "| {} | {} | {:?} | {} |", crate::openness::class_name(c.class), c.name, c.status, md_cell(&c.evidence));
     }
     if !r.policy.is_empty() {
         let _ = writeln!(o, "\n## Policy\n\n| rule | result | reason |\n|---|---|---|");
