@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "tests" / "fixtures"
-SHARED = ROOT.parent / "shared"
+CORPORA = ROOT / "tests" / "corpora"  # vendored public corpora (see its README)
 sys.path.insert(0, str(ROOT / "scripts"))
 from fetch_models import default_cache  # noqa: E402
 
@@ -138,8 +138,8 @@ def gen_greedy(model_path: Path, name: str) -> None:
 def perplexity_text() -> tuple[list[str], str]:
     """The text perplexity is measured on: the five seed articles, in name order, joined by a
     blank line (tests rebuild it the same way)."""
-    files = sorted((SHARED / "seeds").glob("*.txt"))
-    return [f"../shared/seeds/{f.name}" for f in files], "\n\n".join(f.read_text() for f in files)
+    files = sorted((CORPORA / "seeds").glob("*.txt"))
+    return [f"tests/corpora/seeds/{f.name}" for f in files], "\n\n".join(f.read_text() for f in files)
 
 
 def gen_perplexity(model_path: Path, name: str) -> None:
@@ -209,7 +209,7 @@ def gen_templates() -> None:
     r = gguf.GGUFReader(str(default_cache() / MODELS["smollm2"]))
     sources["smollm2-gguf"] = r.fields["tokenizer.chat_template"].contents()
     for f in TEMPLATE_FILES:
-        sources[f.removesuffix(".jinja")] = (SHARED / "corpora" / "chat-templates" / f).read_text()
+        sources[f.removesuffix(".jinja")] = (CORPORA / "chat-templates" / f).read_text()
     cases = []
     for name, src in sources.items():
         tmpl = env.from_string(src)

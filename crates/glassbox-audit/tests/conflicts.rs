@@ -139,7 +139,7 @@ fn vendor_files_as_found_in_the_wild_get_their_ids_and_key_clauses() {
     for (rel, id, name, topic, verdict) in cases {
         let d = scratch("wild");
         std::fs::write(d.join("model.safetensors"), b"{}").unwrap();
-        std::fs::copy(glassbox_testdata::shared("corpora/licenses/in-the-wild").join(rel), d.join("LICENSE")).unwrap();
+        std::fs::copy(glassbox_testdata::corpus("licenses/in-the-wild").join(rel), d.join("LICENSE")).unwrap();
         let r = audit(&d, None).unwrap();
         assert_eq!(r.licences.len(), 1, "{rel}: {:#?}", r.licences);
         let l = &r.licences[0];
@@ -171,7 +171,7 @@ fn a_licence_text_in_the_model_card_body_counts_as_text() {
 fn use_policies_are_reported_beside_their_licence() {
     let d = scratch("aup");
     std::fs::write(d.join("model.safetensors"), b"{}").unwrap();
-    let wild = glassbox_testdata::shared("corpora/licenses/in-the-wild/meta-llama_llama-models/models/llama3_2");
+    let wild = glassbox_testdata::corpus("licenses/in-the-wild/meta-llama_llama-models/models/llama3_2");
     std::fs::copy(wild.join("LICENSE"), d.join("LICENSE")).unwrap();
     std::fs::copy(wild.join("USE_POLICY.md"), d.join("USE_POLICY.md")).unwrap();
     let r = audit(&d, None).unwrap();

@@ -81,7 +81,7 @@ fn integrity_rules_check_the_lock_and_the_signature() {
     std::fs::write(d.join("model.safetensors"), b"{ }").unwrap();
     assert!(failed(&audit(&d, Some(&p)).unwrap())[0].contains("does not match the pin"));
     // Signature: the model-signing corpus folder, signed with the P-256 key.
-    let ms = glassbox_testdata::shared("corpora/model-signing");
+    let ms = glassbox_testdata::corpus("model-signing");
     let p = policy(&d, &format!("[integrity]\nrequire_signature = {{ signature = {:?}, public_key = {:?} }}\n", ms.join("model-p256.sig"), ms.join("key-p256.pub.pem")));
     let r = audit(&ms.join("model"), Some(&p)).unwrap();
     assert!(r.policy.iter().any(|c| c.rule == "integrity.require_signature" && c.pass), "{:?}", r.policy);

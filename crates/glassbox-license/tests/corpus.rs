@@ -1,10 +1,10 @@
-//! Every licence text in ../shared/corpora/licenses (ScanCode's reference texts and the vendors'
+//! Every licence text in tests/corpora/licenses (ScanCode's reference texts and the vendors'
 //! files as found in the wild) is identified with its expected id.
 
 use glassbox_license::{Format, identify, to_plain};
 
 fn corpus(rel: &str) -> std::path::PathBuf {
-    glassbox_testdata::shared("corpora/licenses").join(rel)
+    glassbox_testdata::corpus("licenses").join(rel)
 }
 
 /// A ScanCode `.LICENSE` file: YAML front matter, then the text.

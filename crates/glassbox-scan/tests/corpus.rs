@@ -1,11 +1,11 @@
-//! picklescan's corpus with its verdicts (../shared/corpora/pickle/picklescan-1.0.5-oracle.json):
+//! picklescan's corpus with its verdicts (tests/corpora/pickle/picklescan-1.0.5-oracle.json):
 //! every file picklescan flags must be flagged high here, and every file it passes must pass.
 
 use glassbox_scan::{Severity, scan_path};
 
 #[test]
 fn matches_or_beats_picklescan_on_its_corpus() {
-    let root = glassbox_testdata::shared("corpora/pickle");
+    let root = glassbox_testdata::corpus("pickle");
     let oracle: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("picklescan-1.0.5-oracle.json")).unwrap()).unwrap();
     let mut wrong = Vec::new();
     let (mut flagged, mut clean) = (0, 0);

@@ -1,11 +1,11 @@
-//! GGUF chat-template injection (../shared/corpora/gguf-templates), no false positives on the 70
+//! GGUF chat-template injection (tests/corpora/gguf-templates), no false positives on the 70
 //! real templates of popular models, real GGUF models pass, and strict safetensors checks.
 
 use glassbox_scan::{scan_bytes, scan_path, scan_template};
 
 #[test]
 fn gguf_template_injection_is_flagged_and_benign_passes() {
-    let dir = glassbox_testdata::shared("corpora/gguf-templates");
+    let dir = glassbox_testdata::corpus("gguf-templates");
     assert!(!scan_path(&dir.join("benign.gguf")).unwrap().has_high());
     for evil in ["ssti_lipsum.gguf", "ssti_obfuscated.gguf"] {
         let r = scan_path(&dir.join(evil)).unwrap();
@@ -16,7 +16,7 @@ fn gguf_template_injection_is_flagged_and_benign_passes() {
 
 #[test]
 fn real_templates_have_no_high_findings() {
-    let dir = glassbox_testdata::shared("corpora/chat-templates");
+    let dir = glassbox_testdata::corpus("chat-templates");
     let mut n = 0;
     for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();

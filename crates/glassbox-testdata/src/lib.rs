@@ -40,7 +40,8 @@ pub fn fixture(rel: &str) -> PathBuf {
     repo_root().join("tests").join("fixtures").join(rel)
 }
 
-/// `../shared` beside the repository (public test corpora).
-pub fn shared(rel: &str) -> PathBuf {
-    repo_root().join("..").join("shared").join(rel)
+/// A vendored public test corpus under `tests/corpora/` (provenance in its README). Tests read
+/// nothing outside the repository.
+pub fn corpus(rel: &str) -> PathBuf {
+    repo_root().join("tests").join("corpora").join(rel)
 }

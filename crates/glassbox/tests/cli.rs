@@ -242,7 +242,7 @@ fn lock_and_verify_exit_codes() {
 
 #[test]
 fn scan_exit_codes_and_formats() {
-    let corpus = glassbox_testdata::shared("corpora/pickle/data");
+    let corpus = glassbox_testdata::corpus("pickle/data");
     let bad = corpus.join("malicious2_v4.pkl");
     let good = corpus.join("pytorch_model.bin");
     let o = glassbox(&["scan", bad.to_str().unwrap(), "--json"]);
@@ -261,7 +261,7 @@ fn scan_exit_codes_and_formats() {
 
 #[test]
 fn verify_keyless_signature_exit_codes() {
-    let v = glassbox_testdata::shared("corpora/model-signing/upstream/v1.1.0-sigstore");
+    let v = glassbox_testdata::corpus("model-signing/upstream/v1.1.0-sigstore");
     let (dir, sig) = (v.display().to_string(), v.join("model.sig").display().to_string());
     let issuer = "https://sigstore.verify.ibm.com/oauth2";
     let o = glassbox(&["verify", &dir, "--signature", &sig, "--identity", "stefanb@us.ibm.com", "--issuer", issuer, "--json"]);

@@ -32,7 +32,7 @@ pub fn card(dir: &Path, front: &str) {
 
 /// The text of a licence from the shared corpus (ScanCode file: front matter removed).
 pub fn corpus_licence(key: &str) -> String {
-    let s = std::fs::read_to_string(glassbox_testdata::shared("corpora/licenses").join(format!("{key}.LICENSE"))).unwrap();
+    let s = std::fs::read_to_string(glassbox_testdata::corpus("licenses").join(format!("{key}.LICENSE"))).unwrap();
     let r = s.strip_prefix("---\n").unwrap();
     r[r.find("\n---\n").unwrap() + 5..].to_owned()
 }
