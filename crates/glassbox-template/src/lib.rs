@@ -6,6 +6,7 @@
 //!
 //! This crate never tokenizes and never decides what a model "means" by sniffing template text.
 
+mod bounded;
 mod pyjson;
 mod strftime;
 
@@ -75,6 +76,10 @@ pub struct ChatTemplate {
 
 const NAME: &str = "chat_template";
 
+/// Bytes every `{{ … }}` together may write (into the output or into captured blocks), as a
+/// multiple of the output limit: a template may build text in a `{% set %}` block and print it.
+const EMISSION_FACTOR: usize = 4;
+
 impl ChatTemplate {
     pub fn new(source: &str, limits: Limits) -> Result<ChatTemplate, Error> {
         if source.len() > limits.max_source_bytes {
@@ -91,7 +96,10 @@ impl ChatTemplate {
         env.set_fuel(Some(limits.fuel));
         env.set_recursion_limit(64);
         minijinja_contrib::add_to_environment(&mut env);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_unknown_method_callback(bounded::checked_method_callback(limits.max_output_bytes));
+        bounded::install_filter_checks(&mut env, limits.max_output_bytes);
+        // Chat templates are plain text: jinja2 as transformers runs it has no autoescape.
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.add_function("raise_exception", |msg: String| -> Result<Value, minijinja::Error> {
             Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("raise_exception: {msg}")))
         });
@@ -104,23 +112,35 @@ impl ChatTemplate {
         let mut env = self.env.clone();
         let now = opts.now;
         env.add_function("strftime_now", move |fmt: String| strftime::strftime_now(&fmt, now));
-        let tmpl = env.get_template(NAME).map_err(|e| Error::Syntax(describe(&e)))?;
         let ctx = minijinja::context! {
             messages => Value::from(minijinja::value::Serde(messages)),
             add_generation_prompt => opts.add_generation_prompt,
             bos_token => opts.bos_token.clone(),
             eos_token => opts.eos_token.clone(),
         };
-        let out = tmpl.render(ctx).map_err(|e| {
+        // Every `{{ … }}` is counted as it is written, captured blocks and macro bodies
+        // included (they bypass the output writer); the output writer itself refuses to grow
+        // past the limit. Both stop rendering at the first byte over.
+        let budget = bounded::Budget::new(self.limits.max_output_bytes.saturating_mul(EMISSION_FACTOR));
+        env.set_formatter(budget.clone().formatter());
+        let tmpl = env.get_template(NAME).map_err(|e| Error::Syntax(describe(&e)))?;
+        let mut out = bounded::CappedBuf { buf: Vec::new(), limit: self.limits.max_output_bytes, exceeded: false };
+        let rendered = tmpl.render_captured_to(ctx, &mut out).map(drop);
+        if out.exceeded || budget.exceeded() {
+            return Err(Error::OutputTooLarge(self.limits.max_output_bytes));
+        }
+        rendered.map_err(|e| {
             let d = describe(&e);
+            if d.contains(bounded::OVER_LIMIT) {
+                return Error::OutputTooLarge(self.limits.max_output_bytes);
+            }
             match d.find("raise_exception: ") {
                 Some(i) => Error::Raised(d[i + 17..].to_owned()),
                 None => Error::Render(d),
             }
         })?;
-        if out.len() > self.limits.max_output_bytes {
-            return Err(Error::OutputTooLarge(self.limits.max_output_bytes));
-        }
+        // minijinja writes whole `str`s, so the bytes are UTF-8.
+        let out = String::from_utf8(out.buf).map_err(|e| Error::Render(e.to_string()))?;
         Ok(out)
     }
 }

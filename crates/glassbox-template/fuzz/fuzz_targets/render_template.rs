@@ -1,0 +1,22 @@
+//! Fuzz hostile chat templates: any source must parse or fail cleanly, and any render must
+//! finish (fuel), stay within the output limit, or fail with an error — never panic, never
+//! allocate without bound. The input is `template \0 message content`.
+//! Seeds: the real templates in tests/corpora/chat-templates plus `seeds/` here.
+//! Run: cd crates/glassbox-template/fuzz && cargo +nightly fuzz run render_template \
+//!   corpus/ seeds/ ../../../tests/corpora/chat-templates -- -max_len=8192 -rss_limit_mb=1024
+#![no_main]
+
+use glassbox_template::{ChatTemplate, Limits, Message, RenderOptions};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (src, content) = text.split_once('\0').unwrap_or((text, "hello"));
+    let limits = Limits { max_source_bytes: 64 << 10, max_output_bytes: 256 << 10, fuel: 200_000 };
+    let Ok(t) = ChatTemplate::new(src, limits.clone()) else { return };
+    let msgs = [Message::new("system", "be brief"), Message::new("user", content), Message::new("assistant", content)];
+    let opts = RenderOptions { add_generation_prompt: true, bos_token: "<s>".into(), eos_token: "</s>".into(), now: Some((2026, 1, 1, 0, 0, 0)) };
+    if let Ok(out) = t.render(&msgs, &opts) {
+        assert!(out.len() <= limits.max_output_bytes);
+    }
+});
