@@ -489,8 +489,8 @@ impl GgufFile {
         Ok(GgufFile { path: path.to_owned(), map, gguf })
     }
 
-    /// Parse an existing read-only mapping (e.g. one whose digest was just verified, so the
-    /// bytes parsed are exactly the bytes hashed).
+    /// Parse bytes already in memory (e.g. the anonymous copy whose digest was just verified,
+    /// so the bytes parsed are exactly the bytes hashed, and the file is never read again).
     pub fn from_map(path: &Path, map: memmap2::Mmap, limits: &Limits) -> Result<GgufFile> {
         let gguf = Gguf::parse(&map, limits)?;
         Ok(GgufFile { path: path.to_owned(), map, gguf })
@@ -509,16 +509,21 @@ impl GgufFile {
         self.gguf.tensor_data(&self.map, t)
     }
 
-    /// Tell the OS this process no longer needs the resident pages of `range` (e.g. a tensor
-    /// that was copied into a repacked form), so they stop counting towards its memory. The
-    /// bytes stay readable: a later access faults them in again from the file.
-    pub fn release(&self, range: std::ops::Range<usize>) {
+    /// Tell the OS this process no longer needs the pages of `range` (e.g. a tensor that was
+    /// copied into a repacked form), so they stop counting towards its memory.
+    ///
+    /// # Safety
+    /// The bytes of `range` must never be read again through this file: a verified file lives
+    /// in anonymous memory, where released pages read back as zeros (only a file mapping, as
+    /// [`GgufFile::open`] makes, re-reads them from disk).
+    pub unsafe fn release(&self, range: std::ops::Range<usize>) {
         if range.start >= range.end || range.end > self.map.len() {
             return;
         }
         #[cfg(unix)]
-        // SAFETY: the mapping is read-only and file-backed, so MADV_DONTNEED discards no data;
-        // the pages are re-read from the file if touched again.
+        // SAFETY: `range` is inside the mapping (checked above); the caller guarantees nothing
+        // reads it again, so discarding the pages (file-backed: re-read on access; anonymous:
+        // zero-filled) cannot change a value anyone observes.
         unsafe {
             let _ = self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, range.start, range.len());
         }

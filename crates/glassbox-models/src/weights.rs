@@ -173,7 +173,7 @@ impl Model {
     }
 
     pub(crate) fn raw(&self, m: &Mat) -> WeightMatrix<'_> {
-        WeightMatrix { ty: m.ty, rows: m.rows, cols: m.cols, data: &self.file.bytes()[m.range.clone()] }
+        WeightMatrix::new(m.ty, m.rows, m.cols, &self.file.bytes()[m.range.clone()]).expect("matrix shape checked at load")
     }
 
     pub(crate) fn w<'a>(&'a self, m: &'a Mat) -> MatRef<'a> {
@@ -189,11 +189,22 @@ impl Model {
         let file = &self.file;
         let bytes = file.bytes();
         let mut total = 0;
+        // Raw bytes still read after packing: the token embedding (looked up row by row), which
+        // a tied output matrix shares.
+        let embd = self.tok_embd.range.clone();
         let mut pack_one = |m: &mut Mat| {
-            // The packed copy replaces the mapped bytes, which are dropped from memory as they
-            // are consumed (embedding lookups of a tied output fault in just the rows they read).
+            // The packed copy replaces the file's bytes, which are dropped from memory as they
+            // are consumed — unless something still reads them raw.
             let start = m.range.start;
-            let mut release = |r: std::ops::Range<usize>| file.release(start + r.start..start + r.end);
+            let shared = m.range.start < embd.end && embd.start < m.range.end;
+            let mut release = |r: std::ops::Range<usize>| {
+                if !shared {
+                    // SAFETY: `r` lies within this matrix's own range, which no other tensor
+                    // overlaps (checked above against the only raw reader, the embedding) and
+                    // which is read only through the packed copy from now on.
+                    unsafe { file.release(start + r.start..start + r.end) }
+                }
+            };
             if m.packed.is_none()
                 && isa.packs(m.ty)
                 && let Some(p) = PackedMatrix::pack_releasing(m.ty, m.rows, m.cols, &bytes[m.range.clone()], &mut release)

@@ -4,7 +4,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
-/// SHA-256 of a byte slice, fed in 4 MiB pieces (touching a mapping's pages in order).
+/// SHA-256 of a byte slice, fed in 4 MiB pieces.
 pub fn sha256_of(bytes: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     for chunk in bytes.chunks(4 << 20) {
@@ -33,14 +33,24 @@ pub fn hash_files(paths: &[PathBuf], threads: usize) -> Result<Vec<(PathBuf, u64
     out.into_iter().map(|r| r.expect("every file hashed")).collect()
 }
 
+/// Streams the file through SHA-256 (no mapping: a file truncated while it is hashed is a read
+/// error, not a SIGBUS).
 fn hash_one(path: &Path) -> Result<(PathBuf, u64, String)> {
+    use std::io::Read;
     let io = |source| Error::Io { path: path.to_owned(), source };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
-    if size == 0 {
-        return Ok((path.to_owned(), 0, sha256_hex(&sha256_of(&[]))));
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io(e)),
+        };
+        h.update(&buf[..n]);
+        size += n as u64;
     }
-    // SAFETY: read-only map, only hashed.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    Ok((path.to_owned(), size, sha256_hex(&sha256_of(&map))))
+    Ok((path.to_owned(), size, sha256_hex(&h.finalize().into())))
 }

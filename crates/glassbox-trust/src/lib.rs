@@ -1,10 +1,13 @@
 //! File trust: nothing of a model file is used before its SHA-256 matches a pin.
 //!
-//! The file is memory-mapped once and the digest is computed over that mapping — the very bytes
-//! the parser will read — so verification also warms the pages inference reads next. Pins come
-//! from a lockfile (`glassbox.lock`, sorted TOML, paths relative to it), from an explicit
-//! `--sha256`, or from the user's trust-on-first-use store (pinned and announced on first use,
-//! refused if the file later changes). `locked` mode refuses unpinned files.
+//! The file is read once into anonymous memory owned by this process and the digest is computed
+//! over that copy — the very bytes the parser and inference will read. Nothing is read from the
+//! file system after that: overwriting or truncating the file later changes nothing in a
+//! running model (a shared file mapping would re-read released pages from disk, and fault with
+//! SIGBUS past a truncation). Pins come from a lockfile (`glassbox.lock`, sorted TOML, paths
+//! relative to it), from an explicit `--sha256`, or from the user's trust-on-first-use store
+//! (pinned and announced on first use, refused if the file later changes). Every source that
+//! pins the file must agree; `locked` mode refuses unpinned files.
 //!
 //! This crate never parses model formats and never touches the network.
 
@@ -38,6 +41,8 @@ pub enum Error {
     Lockfile { path: PathBuf, msg: String },
     #[error("trust store {path}: {msg}")]
     Store { path: PathBuf, msg: String },
+    #[error("{path}: pins disagree: {a_source} pins {a}, {b_source} pins {b}; refusing to choose (fix or remove the stale pin)")]
+    ConflictingPins { path: PathBuf, a_source: String, a: String, b_source: String, b: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -70,7 +75,8 @@ pub struct Verified {
     pub sha256: String,
     pub size: u64,
     pub verdict: Verdict,
-    /// The mapping that was hashed; parse this, not a fresh read.
+    /// The bytes that were hashed, in anonymous read-only memory (not a file mapping); parse
+    /// this, never a fresh read.
     pub map: memmap2::Mmap,
 }
 
@@ -83,57 +89,74 @@ pub fn normalize_digest(d: &str) -> Result<String> {
     Ok(d)
 }
 
-/// Map `path`, hash the mapping, and check it against the policy's pin for it.
+/// One pin of a file and where it came from.
+struct PinFrom {
+    sha256: String,
+    size: Option<u64>,
+    source: String,
+    verdict: Verdict,
+}
+
+/// Every pin the policy holds for `canonical`, in priority order: `--sha256`, lockfile, trust
+/// store. They must all agree.
+fn pins_for(path: &Path, canonical: &Path, policy: &Policy) -> Result<(Vec<PinFrom>, Option<TrustStore>)> {
+    let mut pins = Vec::new();
+    if let Some(d) = policy.sha256.as_deref() {
+        pins.push(PinFrom { sha256: normalize_digest(d)?, size: None, source: "--sha256".into(), verdict: Verdict::ExplicitDigest });
+    }
+    if let Some(l) = &policy.lockfile
+        && let Some(p) = l.pin_for(canonical)
+    {
+        let source = format!("lockfile {}", l.path().display());
+        pins.push(PinFrom { sha256: p.sha256.clone(), size: Some(p.size), source, verdict: Verdict::Lockfile(l.path().to_owned()) });
+    }
+    let store = policy.store.as_deref().map(TrustStore::load).transpose()?;
+    if let (Some(s), Some(sp)) = (&store, &policy.store)
+        && let Some(p) = s.get(canonical)
+    {
+        let source = format!("trust store {}", sp.display());
+        pins.push(PinFrom { sha256: p.sha256.clone(), size: Some(p.size), source, verdict: Verdict::TrustStore });
+    }
+    for w in pins.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        let size = |p: &PinFrom| p.size.map(|s| format!(" ({s} bytes)")).unwrap_or_default();
+        if a.sha256 != b.sha256 || matches!((a.size, b.size), (Some(x), Some(y)) if x != y) {
+            return Err(Error::ConflictingPins {
+                path: path.to_owned(),
+                a_source: a.source.clone(),
+                a: format!("sha256 {}{}", a.sha256, size(a)),
+                b_source: b.source.clone(),
+                b: format!("sha256 {}{}", b.sha256, size(b)),
+            });
+        }
+    }
+    Ok((pins, store))
+}
+
+/// Read `path` into anonymous memory, hash exactly those bytes, and check them against every
+/// pin the policy holds for the file.
 pub fn open_verified(path: &Path, policy: &Policy) -> Result<Verified> {
     let io = |source| Error::Io { path: path.to_owned(), source };
-    let file = std::fs::File::open(path).map_err(io)?;
+    let mut file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     let canonical = std::fs::canonicalize(path).map_err(io)?;
-    // The pin, from the first source that has one: --sha256, lockfile, trust store.
-    let explicit = policy.sha256.as_deref().map(normalize_digest).transpose()?;
-    let locked_pin = policy.lockfile.as_ref().and_then(|l| l.pin_for(&canonical).map(|p| (l.path().to_owned(), p.clone())));
-    if policy.locked && explicit.is_none() && locked_pin.is_none() {
+    let (pins, store) = pins_for(path, &canonical, policy)?;
+    if policy.locked && !pins.iter().any(|p| p.verdict != Verdict::TrustStore) {
         let where_ = policy.lockfile.as_ref().map(|l| format!(" in {}", l.path().display())).unwrap_or_default();
         return Err(Error::Unpinned { path: path.to_owned(), where_ });
     }
-    let store = match &policy.store {
-        Some(p) if explicit.is_none() && locked_pin.is_none() => Some(TrustStore::load(p)?),
-        _ => None,
-    };
-    // (verdict, expected sha256, expected size)
-    let (verdict, expected, pin_size) = match (explicit, locked_pin, store.as_ref().and_then(|s| s.get(&canonical))) {
-        (Some(d), _, _) => (Verdict::ExplicitDigest, Some(d), None),
-        (None, Some((l, p)), _) => (Verdict::Lockfile(l), Some(p.sha256), Some(p.size)),
-        (None, None, Some(p)) => (Verdict::TrustStore, Some(p.sha256.clone()), Some(p.size)),
-        (None, None, None) => (Verdict::PinnedOnFirstUse, None, None),
-    };
-    let source_of_pin = match &verdict {
-        Verdict::ExplicitDigest => "--sha256".to_owned(),
-        Verdict::Lockfile(l) => format!("lockfile {}", l.display()),
-        _ => "trust store, pinned on first use".to_owned(),
-    };
-    // Size first: a truncated or extended file fails before any hashing.
-    if let Some(expected) = pin_size
+    let pin = pins.first();
+    let source_of_pin = pin.map(|p| p.source.clone()).unwrap_or_default();
+    // Size first: a truncated or extended file fails before any reading.
+    if let Some(expected) = pins.iter().find_map(|p| p.size)
         && expected != size
     {
         return Err(Error::SizeMismatch { path: path.to_owned(), expected, actual: size, source_of_pin });
     }
-    // SAFETY: read-only map of a regular file; concurrent modification of model files by other
-    // processes while loading is outside this tool's threat model (see SECURITY.md).
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-    // Read the whole file ahead asynchronously so disk reads overlap hashing; the same pages are
-    // then resident for inference.
-    #[cfg(unix)]
-    {
-        let _ = map.advise(memmap2::Advice::Sequential);
-        let _ = map.advise(memmap2::Advice::WillNeed);
-    }
-    let actual = sha256_hex(&sha256_of(&map));
-    #[cfg(unix)]
-    let _ = map.advise(memmap2::Advice::Normal);
-    match expected {
-        Some(e) if e != actual => {
-            return Err(Error::Mismatch { path: path.to_owned(), expected: e, actual, source_of_pin });
+    let (map, actual) = read_and_hash(&mut file, size).map_err(io)?;
+    match pin {
+        Some(p) if p.sha256 != actual => {
+            return Err(Error::Mismatch { path: path.to_owned(), expected: p.sha256.clone(), actual, source_of_pin });
         }
         Some(_) => {}
         None => {
@@ -143,7 +166,31 @@ pub fn open_verified(path: &Path, policy: &Policy) -> Result<Verified> {
             }
         }
     }
+    let verdict = pin.map_or(Verdict::PinnedOnFirstUse, |p| p.verdict.clone());
     Ok(Verified { path: path.to_owned(), sha256: actual, size, verdict, map })
+}
+
+/// Copy `size` bytes of `file` into a private anonymous mapping, hashing each piece as it
+/// arrives (the piece is still in cache), then make the mapping read-only. Costs one copy of
+/// the file in process memory (instead of shared page-cache pages) and one memcpy per byte;
+/// reading stops at `size` even if the file grew, and fails if it shrank.
+fn read_and_hash(file: &mut std::fs::File, size: u64) -> std::io::Result<(memmap2::Mmap, String)> {
+    use sha2::Digest;
+    use std::io::Read;
+    let len = usize::try_from(size).map_err(|_| std::io::Error::other("file too large for this address space"))?;
+    let mut anon = memmap2::MmapOptions::new().len(len).map_anon()?;
+    #[cfg(target_os = "linux")]
+    {
+        // Large weight tensors are read sequentially by the kernels: huge pages cut TLB misses.
+        let _ = anon.advise(memmap2::Advice::HugePage);
+    }
+    let mut h = sha2::Sha256::new();
+    for chunk in anon.chunks_mut(4 << 20) {
+        file.read_exact(chunk)?;
+        h.update(&*chunk);
+    }
+    let digest: [u8; 32] = h.finalize().into();
+    Ok((anon.make_read_only()?, sha256_hex(&digest)))
 }
 
 /// The default trust store: `$GLASSBOX_TRUST_STORE`, else `$XDG_DATA_HOME/glassbox/trust.toml`,
