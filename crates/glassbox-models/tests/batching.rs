@@ -1,12 +1,17 @@
 //! Continuous-batching readiness: sequences at different positions share one forward pass, and
 //! a sequence's logits are bit-identical whether it runs alone, beside others, or with its
-//! prompt prefilled in chunks.
+//! prompt prefilled in chunks. Runs on the production path: weights repacked for the detected
+//! ISA (CI runs the suite once per ISA the CPU supports, so every kernel path is covered).
 
 use glassbox_kernels::{Isa, ThreadPool};
 use glassbox_models::{Error, KvCache, Logits, Model, Scratch, SeqBatch};
 
 fn model() -> Model {
-    Model::load(&glassbox_testdata::model(glassbox_testdata::SMOLLM2)).unwrap()
+    let mut m = Model::load(&glassbox_testdata::model(glassbox_testdata::SMOLLM2)).unwrap();
+    let packed = m.pack(Isa::detect());
+    // Every matrix of SmolLM2 (Q4_1/Q8_0) has a packed kernel wherever the ISA has one.
+    assert_eq!(packed > 0, Isa::detect().packs(glassbox_kernels::QType::Q4_1), "packing did not match the ISA");
+    m
 }
 
 #[test]

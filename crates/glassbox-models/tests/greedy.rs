@@ -9,14 +9,23 @@
 //! - at every compared step, our logits for llama.cpp's top-8 tokens must be within that bound;
 //! - the next token is always llama.cpp's (teacher forcing), so both implementations see the
 //!   same context at every step and every one of the 24 × 32 steps is compared;
-//! - our argmax must equal llama.cpp's at every step, except where llama.cpp's own top-2 margin
-//!   at that step is below the bound (a near-tie either implementation may resolve either
-//!   way); those steps are counted and reported, and must stay under 10%.
+//! - our argmax must equal llama.cpp's at every step, except at a near-tie: llama.cpp's own
+//!   logit for our token must then be within a fixed `NEAR_TIE_MARGIN` of its top logit (our
+//!   token is its runner-up, or one of several within the margin); such waivers are counted
+//!   and reported and capped at `MAX_WAIVERS_PERCENT` of the steps. Anything else fails. (The distribution-level yardstick,
+//!   KL divergence against a higher-precision reference, is the engine-fidelity issue's.)
 
 use glassbox_kernels::{Isa, ThreadPool};
 use glassbox_models::{KvCache, Logits, Model, Scratch, SeqBatch};
 use serde::Deserialize;
 
+
+/// Largest gap (logits, llama.cpp's) between llama.cpp's choice and ours at a waived step.
+/// Measured 2026-11-30 (AVX-VNNI): largest 0.370 (Gemma 3), 0.236 (SmolLM2).
+const NEAR_TIE_MARGIN: f32 = 0.5;
+/// At most this share of all compared steps may be near-tie waivers (measured: Gemma 3 23/768
+/// = 3.0 %, SmolLM2 16/768 = 2.1 %).
+const MAX_WAIVERS_PERCENT: usize = 5;
 
 #[derive(Deserialize)]
 struct Case {
@@ -69,8 +78,16 @@ fn check(model_file: &str, fixture: &str) {
                 assert!(d <= bound, "{model_file}: prompt {:?} step {i}: logit of token {id} is {} vs llama.cpp {v} (bound {bound})", c.prompt, logits[id as usize]);
             }
             if got != want {
-                assert!(c.margins[i] < bound, "{model_file}: prompt {:?} step {i}: argmax {got}, llama.cpp {want}, with llama.cpp's margin {} above the near-tie bound {bound}", c.prompt, c.margins[i]);
-                report.push(format!("{:?} step {i} (margin {:.3})", c.prompt, c.margins[i]));
+                // llama.cpp's own logit for our token: how far behind its choice it was there.
+                let rank = c.top[i].iter().position(|t| t.0 == got);
+                let gap = rank.map(|r| c.top[i][0].1 - c.top[i][r].1);
+                assert!(
+                    matches!(gap, Some(g) if g < NEAR_TIE_MARGIN),
+                    "{model_file}: prompt {:?} step {i}: argmax {got}, llama.cpp {want}; our token is llama.cpp's #{} ({gap:?} logits behind), not a near-tie within {NEAR_TIE_MARGIN}",
+                    c.prompt,
+                    rank.map_or("unranked".into(), |r| (r + 1).to_string())
+                );
+                report.push(format!("{:?} step {i} (our token llama.cpp's #{}, {:.3} behind)", c.prompt, rank.unwrap() + 1, gap.unwrap()));
             } else {
                 matched += 1;
             }
@@ -83,7 +100,7 @@ fn check(model_file: &str, fixture: &str) {
     let n_all = fx.cases.len() * fx.cases[0].ids.len();
     eprintln!("{model_file}: {matched}/{n_all} greedy steps identical, largest top-8 logit difference {worst:.3}; near-ties resolved the other way: {}", report.join("; "));
     assert_eq!(total, n_all);
-    assert!(matched * 100 >= n_all * 90, "{matched}/{n_all}");
+    assert!(report.len() * 100 <= n_all * MAX_WAIVERS_PERCENT, "{model_file}: {} near-tie waivers in {n_all} steps, over {MAX_WAIVERS_PERCENT}%", report.len());
 }
 
 #[test]
