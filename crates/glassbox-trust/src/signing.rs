@@ -66,10 +66,6 @@ impl PublicKey {
         Err(SignError::Key { path: path.to_owned(), msg: "not a PEM public key on NIST P-256, P-384 or P-521 (the curves model-signing accepts)".into() })
     }
 
-    pub(crate) fn verify_message(&self, msg: &[u8], der: &[u8]) -> bool {
-        self.verify(msg, der)
-    }
-
     fn verify(&self, msg: &[u8], der: &[u8]) -> bool {
         use ecdsa::signature::Verifier;
         match self {
@@ -199,10 +195,10 @@ pub fn verify_with(model: &Path, sig: &Path, signer: Signer, extra_ignore: &[Str
             None
         }
     };
-    if let Some((key, key_path)) = checked_key {
-        if !parsed.signatures.iter().any(|der| key.verify(&msg, der)) {
-            return Err(SignError::BadSignature { path: sig.to_owned(), key: key_path.to_owned() });
-        }
+    if let Some((key, key_path)) = checked_key
+        && !parsed.signatures.iter().any(|der| key.verify(&msg, der))
+    {
+        return Err(SignError::BadSignature { path: sig.to_owned(), key: key_path.to_owned() });
     }
     // The payload is authentic from here on; now check it describes this model.
     let st = parse_payload()?;

@@ -1,4 +1,4 @@
-//! OpenSSF model-signing interop on ../shared/corpora/model-signing (signatures made by the
+//! OpenSSF model-signing interop on tests/corpora/model-signing (signatures made by the
 //! `model-signing` Python package and by the upstream project's test vectors).
 
 use std::path::{Path, PathBuf};
@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use glassbox_trust::signing::{PublicKey, SignError, sign, verify};
 
 fn corpus(rel: &str) -> PathBuf {
-    glassbox_testdata::shared("corpora/model-signing").join(rel)
+    glassbox_testdata::corpus("model-signing").join(rel)
 }
 
 fn check(model: &Path, sig: &Path, key: &Path) -> Result<glassbox_trust::signing::SignatureReport, SignError> {
@@ -113,13 +113,22 @@ mod certificate_method {
         assert_eq!(r.files, 4);
     }
 
+    /// Upstream's certificate vectors are signed by a certificate with basicConstraints cA=true
+    /// ("CN=intermediate-ca", issued by the intermediate "CN=intermediate-ca" under "CN=root-ca").
+    /// OpenSSL (which model-signing uses) accepts a CA as the signer; webpki's path validation
+    /// does not, so glassbox refuses them and says why. Their signatures and manifests are
+    /// still checked here with the signing certificate's public key (key method).
     #[test]
-    fn upstream_certificate_vectors_verify() {
+    fn upstream_certificate_vectors_are_refused_for_a_ca_signing_certificate() {
         let ca = corpus("upstream/keys/certificate/ca-cert.pem");
+        let key = corpus("upstream/keys/certificate/signing-key-pub.pem");
+        let pk = PublicKey::from_pem_file(&key).unwrap();
         for v in ["v1.0.0-certificate", "v1.0.1-certificate", "v1.1.0-certificate"] {
             let dir = corpus(&format!("upstream/{v}"));
             // v1.0.x bundles do not record ignore_paths; upstream verifies them with one.
-            let r = verify_with(&dir, &dir.join("model.sig"), Signer::Anchors(&ca), &["ignore-me".into()]);
+            let e = verify_with(&dir, &dir.join("model.sig"), Signer::Anchors(&ca), &["ignore-me".into()]).unwrap_err().to_string();
+            assert!(e.contains("certificate chain rejected: signing certificate \"CN=intermediate-ca\" is a CA certificate"), "{v}: {e}");
+            let r = verify_with(&dir, &dir.join("model.sig"), Signer::Key(&pk, &key), &["ignore-me".into()]);
             assert!(r.is_ok(), "{v}: {r:?}");
         }
     }
