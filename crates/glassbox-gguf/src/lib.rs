@@ -9,6 +9,9 @@
 //! What this crate never does: run a model, tokenize text, render a template, or touch the
 //! network. Reading a path is the only I/O (`GgufFile::open`, memory-mapped).
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod error;
 mod ggml_type;
 mod read;

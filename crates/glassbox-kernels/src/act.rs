@@ -7,6 +7,7 @@
 
 use half::f16;
 
+use crate::isa::Isa;
 use crate::quant::{QK, QK_K, QType};
 
 /// A 32-element activation block serving both Q8_0 and Q8_1 dot products.
@@ -112,30 +113,30 @@ pub fn quantize_q8k(x: &[f32], out: &mut [Q8KBlock]) {
     }
 }
 
-/// Whether the SIMD quantisers (bit-identical to the scalar ones) can run on this CPU.
-#[cfg(target_arch = "x86_64")]
-fn simd_quantise() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c")
-}
-
 /// Activations for `n` tokens of `cols` features, in the form a weight type needs.
+///
+/// The fields are private so the kernels can rely on what [`ActBuf::fill`] establishes: for
+/// the current format, `f32s` holds `n × cols` values, `q8` `n × cols / 32` blocks or `q8k`
+/// `n × cols / 256` blocks.
 #[derive(Default)]
 pub struct ActBuf {
-    pub format: Option<ActFormat>,
-    pub cols: usize,
-    pub n: usize,
-    pub f32s: Vec<f32>,
-    pub q8: Vec<Q8Block>,
-    pub q8k: Vec<Q8KBlock>,
+    format: Option<ActFormat>,
+    cols: usize,
+    n: usize,
+    f32s: Vec<f32>,
+    q8: Vec<Q8Block>,
+    q8k: Vec<Q8KBlock>,
 }
 
 impl ActBuf {
-    /// Quantise `x` (`n` rows of `cols`) for `format`, reusing this buffer's memory.
-    pub fn fill(&mut self, format: ActFormat, x: &[f32], cols: usize) {
-        assert!(cols > 0 && x.len() % cols == 0);
-        self.format = Some(format);
-        self.cols = cols;
-        self.n = x.len() / cols;
+    /// Quantise `x` (`n` rows of `cols`) for `format`, reusing this buffer's memory. `isa`
+    /// picks the quantiser; every path produces bit-identical blocks.
+    ///
+    /// Panics if `cols` is 0, `x` is not whole rows, or `cols` is not a multiple of the
+    /// format's block size.
+    pub fn fill(&mut self, isa: Isa, format: ActFormat, x: &[f32], cols: usize) {
+        assert!(cols > 0 && x.len().is_multiple_of(cols), "{} values are not rows of {cols}", x.len());
+        self.format = None; // until the new contents are complete
         match format {
             ActFormat::F32 => {
                 self.f32s.clear();
@@ -146,27 +147,58 @@ impl ActBuf {
                 self.f32s.extend(x.iter().map(|&v| f16_round(v)));
             }
             ActFormat::Q8 => {
-                assert_eq!(cols % QK, 0);
+                assert_eq!(cols % QK, 0, "Q8 activations need whole blocks of {QK}");
                 self.q8.resize(x.len() / QK, Q8Block::default());
                 #[cfg(target_arch = "x86_64")]
-                if simd_quantise() {
-                    // SAFETY: features checked above.
-                    unsafe { crate::simd::x86::quantize_q8_avx2(x, &mut self.q8) };
-                    return;
+                if let Some(t) = isa.avx2() {
+                    crate::simd::x86::quantize_q8(t, x, &mut self.q8);
+                    return self.set(format, x.len(), cols);
                 }
                 quantize_q8(x, &mut self.q8);
             }
             ActFormat::Q8K => {
-                assert_eq!(cols % QK_K, 0);
+                assert_eq!(cols % QK_K, 0, "Q8_K activations need whole blocks of {QK_K}");
                 self.q8k.resize(x.len() / QK_K, Q8KBlock::default());
                 #[cfg(target_arch = "x86_64")]
-                if simd_quantise() {
-                    // SAFETY: features checked above.
-                    unsafe { crate::simd::x86::quantize_q8k_avx2(x, &mut self.q8k) };
-                    return;
+                if let Some(t) = isa.avx2() {
+                    crate::simd::x86::quantize_q8k(t, x, &mut self.q8k);
+                    return self.set(format, x.len(), cols);
                 }
                 quantize_q8k(x, &mut self.q8k);
             }
         }
+        let _ = isa;
+        self.set(format, x.len(), cols);
+    }
+
+    fn set(&mut self, format: ActFormat, len: usize, cols: usize) {
+        self.format = Some(format);
+        self.cols = cols;
+        self.n = len / cols;
+    }
+
+    /// The format of the last [`ActBuf::fill`], `None` before the first.
+    pub fn format(&self) -> Option<ActFormat> {
+        self.format
+    }
+    /// Features per token.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Number of tokens.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// F32/F16 activations (`n × cols` values; F16 rounded), valid for those formats.
+    pub fn f32s(&self) -> &[f32] {
+        &self.f32s
+    }
+    /// Q8 blocks (`n × cols / 32`), valid for [`ActFormat::Q8`].
+    pub fn q8(&self) -> &[Q8Block] {
+        &self.q8
+    }
+    /// Q8_K blocks (`n × cols / 256`), valid for [`ActFormat::Q8K`].
+    pub fn q8k(&self) -> &[Q8KBlock] {
+        &self.q8k
     }
 }

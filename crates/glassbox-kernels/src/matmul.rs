@@ -1,18 +1,24 @@
 //! Matrix multiplication y = x · Wᵀ for quantised W, parallel over rows, SIMD-dispatched.
 
+use std::ops::Range;
+
 use crate::act::{ActBuf, ActFormat};
+use crate::isa::Isa;
 use crate::packed::{GROUP, PackedMatrix};
 use crate::pool::ThreadPool;
 use crate::quant::{QK, QK_K, QType, decode_superblock};
 use crate::{Error, dot};
 
 /// A row-major weight matrix: `rows` rows of `cols` elements, each row `ty.row_bytes(cols)`.
+///
+/// The fields are private so that the one constructor, [`WeightMatrix::new`], can guarantee
+/// what the SIMD kernels read by offset: `data` is exactly `rows × ty.row_bytes(cols)` bytes.
 #[derive(Clone, Copy)]
 pub struct WeightMatrix<'a> {
-    pub ty: QType,
-    pub rows: usize,
-    pub cols: usize,
-    pub data: &'a [u8],
+    ty: QType,
+    rows: usize,
+    cols: usize,
+    data: &'a [u8],
 }
 
 impl<'a> WeightMatrix<'a> {
@@ -33,53 +39,24 @@ impl<'a> WeightMatrix<'a> {
         }
         Ok(WeightMatrix { ty, rows, cols, data })
     }
+    pub fn ty(&self) -> QType {
+        self.ty
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
     pub fn row_bytes(&self) -> usize {
         self.data.len() / self.rows.max(1)
     }
     pub fn row(&self, r: usize) -> &'a [u8] {
         let rb = self.row_bytes();
         &self.data[r * rb..(r + 1) * rb]
-    }
-}
-
-/// Instruction set used for the dot products.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isa {
-    Scalar,
-    Avx2,
-    Avx2Vnni,
-}
-
-impl Isa {
-    /// The best instruction set this CPU supports (`GLASSBOX_ISA=scalar|avx2` caps it).
-    pub fn detect() -> Isa {
-        let cap = std::env::var("GLASSBOX_ISA").ok();
-        #[cfg(target_arch = "x86_64")]
-        {
-            let avx2 = is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c");
-            let vnni = avx2 && is_x86_feature_detected!("avxvnni");
-            match cap.as_deref() {
-                Some("scalar") => Isa::Scalar,
-                Some("avx2") if avx2 => Isa::Avx2,
-                _ if vnni => Isa::Avx2Vnni,
-                _ if avx2 => Isa::Avx2,
-                _ => Isa::Scalar,
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = cap;
-            Isa::Scalar
-        }
-    }
-}
-
-impl Isa {
-    /// Whether matrices of type `ty` run faster repacked ([`PackedMatrix`]) on this ISA.
-    pub fn packs(self, ty: QType) -> bool {
-        self != Isa::Scalar && crate::packed::PackFormat::for_type(ty).is_some()
     }
 }
 
@@ -127,14 +104,61 @@ impl<'a> From<WeightMatrix<'a>> for MatRef<'a> {
 pub struct MatmulJob<'a, 'b> {
     pub w: MatRef<'a>,
     pub x: &'b ActBuf,
-    /// Output, `x.n` rows of `w.rows` values.
+    /// Output, `x.n()` rows of `w.rows()` values.
     pub y: &'b mut [f32],
 }
 
+/// An `n × ldy` f32 output shared by the threads of one parallel section, each of which
+/// writes its own rows (columns `r` of every token row `t`).
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
+pub(crate) struct SharedOut {
+    ptr: *mut f32,
+    len: usize,
+    ldy: usize,
+}
+
+// SAFETY: a `SharedOut` is only a pointer and bounds; every access is an `unsafe` method whose
+// contract makes threads touch disjoint elements while the source slice is borrowed.
+unsafe impl Send for SharedOut {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    fn new(y: &mut [f32], ldy: usize) -> SharedOut {
+        SharedOut { ptr: y.as_mut_ptr(), len: y.len(), ldy }
+    }
+
+    /// Panics unless elements (t, r) for t < `n_tok`, r < `row_end` are inside the output.
+    pub(crate) fn check(&self, n_tok: usize, row_end: usize) {
+        assert!(row_end <= self.ldy, "row {row_end} beyond the output width {}", self.ldy);
+        if n_tok > 0 {
+            let end = (n_tok - 1).checked_mul(self.ldy).and_then(|n| n.checked_add(row_end));
+            assert!(end.is_some_and(|e| e <= self.len), "{n_tok} tokens × {} outputs exceed {}", self.ldy, self.len);
+        }
+    }
+
+    /// Pointer to element (t, r).
+    ///
+    /// # Safety
+    /// (t, r) is inside a region passed to [`SharedOut::check`] (or one past its last row).
+    #[inline(always)]
+    pub(crate) unsafe fn row_ptr(&self, t: usize, r: usize) -> *mut f32 {
+        debug_assert!(t * self.ldy + r <= self.len);
+        // SAFETY: in bounds of the source slice by this function's contract.
+        unsafe { self.ptr.add(t * self.ldy + r) }
+    }
+
+    /// y[t, r] = v.
+    ///
+    /// # Safety
+    /// (t, r) is inside a region passed to [`SharedOut::check`], the source slice is still
+    /// mutably borrowed, and no other thread accesses this element meanwhile.
+    #[inline(always)]
+    pub(crate) unsafe fn write(&self, t: usize, r: usize, v: f32) {
+        // SAFETY: in bounds and exclusive by this function's contract.
+        unsafe { *self.row_ptr(t, r) = v }
+    }
+}
 
 /// y = x · Wᵀ.
 pub fn matmul<'a>(pool: &ThreadPool, isa: Isa, w: impl Into<MatRef<'a>>, x: &ActBuf, y: &mut [f32]) {
@@ -142,17 +166,20 @@ pub fn matmul<'a>(pool: &ThreadPool, isa: Isa, w: impl Into<MatRef<'a>>, x: &Act
 }
 
 /// Several independent multiplications in one parallel section (e.g. Q, K and V).
+///
+/// Panics if a job's activations are not in the format and width its weights need, or its
+/// output is not `x.n() × w.rows()` values.
 pub fn matmul_many(pool: &ThreadPool, isa: Isa, jobs: &mut [MatmulJob]) {
     for j in jobs.iter() {
-        assert_eq!(j.x.format, Some(j.w.ty().act_format()), "activation format mismatch");
-        assert_eq!(j.x.cols, j.w.cols(), "activation width mismatch");
-        assert_eq!(j.y.len(), j.x.n * j.w.rows(), "output size mismatch");
+        assert_eq!(j.x.format(), Some(j.w.ty().act_format()), "activation format mismatch");
+        assert_eq!(j.x.cols(), j.w.cols(), "activation width mismatch");
+        assert_eq!(Some(j.y.len()), j.x.n().checked_mul(j.w.rows()), "output size mismatch");
     }
-    let ptrs: Vec<SendPtr> = jobs.iter_mut().map(|j| SendPtr(j.y.as_mut_ptr())).collect();
+    let outs: Vec<SharedOut> = jobs.iter_mut().map(|j| SharedOut::new(j.y, j.w.rows())).collect();
     let jobs = &*jobs;
     let nt = pool.n_threads();
     pool.run(&|tid| {
-        for (j, p) in jobs.iter().zip(&ptrs) {
+        for (j, &y) in jobs.iter().zip(&outs) {
             match j.w {
                 MatRef::Raw(w) => {
                     // Rows in chunks aligned to 4 so threads rarely share a cache line of output.
@@ -160,8 +187,9 @@ pub fn matmul_many(pool: &ThreadPool, isa: Isa, jobs: &mut [MatmulJob]) {
                     let start = (tid * per).min(w.rows);
                     let end = ((tid + 1) * per).min(w.rows);
                     if start < end {
-                        // SAFETY: threads write disjoint row ranges of each output.
-                        unsafe { rows(isa, w, j.x, start..end, p.0) };
+                        // SAFETY: `y` comes from `j.y`, mutably borrowed until `run` returns;
+                        // thread `tid` alone handles rows start..end of this job.
+                        unsafe { rows(isa, w, j.x, start..end, y) };
                     }
                 }
                 MatRef::Packed(pm) => {
@@ -170,8 +198,8 @@ pub fn matmul_many(pool: &ThreadPool, isa: Isa, jobs: &mut [MatmulJob]) {
                     let start = (tid * per).min(n_groups);
                     let end = ((tid + 1) * per).min(n_groups);
                     if start < end {
-                        // SAFETY: threads write disjoint groups of rows.
-                        unsafe { packed_rows(isa, pm, j.x, start..end, p.0) };
+                        // SAFETY: as above; thread `tid` alone handles groups start..end.
+                        unsafe { packed_rows(isa, pm, j.x, start..end, y) };
                     }
                 }
             }
@@ -179,111 +207,123 @@ pub fn matmul_many(pool: &ThreadPool, isa: Isa, jobs: &mut [MatmulJob]) {
     });
 }
 
-unsafe fn packed_rows(isa: Isa, p: &PackedMatrix, x: &ActBuf, groups: std::ops::Range<usize>, y: *mut f32) {
-    let ldy = p.rows;
+/// # Safety
+/// `y` is still mutably borrowed, and no other thread touches rows of `groups` meanwhile.
+unsafe fn packed_rows(isa: Isa, p: &PackedMatrix, x: &ActBuf, groups: Range<usize>, y: SharedOut) {
     #[cfg(target_arch = "x86_64")]
-    if isa != Isa::Scalar {
+    if let Some(simd) = isa.simd() {
         use crate::simd::x86 as k;
-        return unsafe {
-            match (p.fmt.k, isa == Isa::Avx2Vnni) {
-                (true, true) => k::packed_k_rows_avxvnni(p, groups, &x.q8k, x.n, y, ldy),
-                (true, false) => k::packed_k_rows_avx2(p, groups, &x.q8k, x.n, y, ldy),
-                (false, true) => k::packed_rows_avxvnni(p, groups, &x.q8, x.n, y, ldy),
-                (false, false) => k::packed_rows_avx2(p, groups, &x.q8, x.n, y, ldy),
+        // SAFETY: forwarded contract; the kernels check all lengths themselves.
+        unsafe {
+            if p.fmt.k {
+                k::packed_k_rows(simd, p, groups, x.q8k(), x.n(), y);
+            } else {
+                k::packed_rows(simd, p, groups, x.q8(), x.n(), y);
             }
-        };
+        }
+        return;
     }
     let _ = isa;
-    let mut put = |t: usize, r: usize, v: f32| unsafe { *y.add(t * ldy + r) = v };
+    y.check(x.n(), p.rows);
+    // SAFETY: (t, r) has t < x.n() and r < p.rows (`each_row` visits real rows only), inside
+    // `y` by the check above; exclusive by this function's contract.
+    let mut put = |t: usize, r: usize, v: f32| unsafe { y.write(t, r, v) };
     if p.fmt.k {
-        crate::packed::packed_k_rows_scalar(p, groups, &x.q8k, x.n, &mut put);
+        crate::packed::packed_k_rows_scalar(p, groups, x.q8k(), x.n(), &mut put);
     } else {
-        crate::packed::packed_rows_scalar(p, groups, &x.q8, x.n, &mut put);
+        crate::packed::packed_rows_scalar(p, groups, x.q8(), x.n(), &mut put);
     }
 }
 
-/// Compute rows `range` of y for all tokens. `y` points at an `x.n × w.rows` buffer.
-unsafe fn rows(isa: Isa, w: WeightMatrix, x: &ActBuf, range: std::ops::Range<usize>, y: *mut f32) {
-    let ldy = w.rows;
+/// Compute rows `range` of y for all tokens.
+///
+/// # Safety
+/// `y` is still mutably borrowed, and no other thread touches rows of `range` meanwhile.
+unsafe fn rows(isa: Isa, w: WeightMatrix, x: &ActBuf, range: Range<usize>, y: SharedOut) {
     let rb = w.row_bytes();
+    let n = x.n();
+    y.check(n, range.end);
+    // SAFETY (for every `y.write` below): t < n and r < range.end, inside `y` by the check
+    // above; exclusive by this function's contract.
     match w.ty.act_format() {
         ActFormat::Q8 => {
             let nb = w.cols / QK;
+            let xq = x.q8();
             #[cfg(target_arch = "x86_64")]
-            match isa {
-                Isa::Avx2Vnni => {
-                    return unsafe {
-                        crate::simd::x86::rows_q8_avxvnni(w.ty, w.data, rb, range, &x.q8, nb, x.n, y, ldy)
-                    };
-                }
-                Isa::Avx2 => {
-                    return unsafe {
-                        crate::simd::x86::rows_q8_avx2(w.ty, w.data, rb, range, &x.q8, nb, x.n, y, ldy)
-                    };
-                }
-                Isa::Scalar => {}
+            if let Some(simd) = isa.simd() {
+                // SAFETY: forwarded contract; `rows_q8` checks all lengths itself.
+                unsafe { crate::simd::x86::rows_q8(simd, w.ty, w.data, rb, range, xq, nb, n, y) };
+                return;
             }
             for r in range {
                 let row = w.row(r);
-                for t in 0..x.n {
-                    let v = dot::dot_q8_scalar(w.ty, row, &x.q8[t * nb..(t + 1) * nb]);
-                    unsafe { *y.add(t * ldy + r) = v };
+                for t in 0..n {
+                    let v = dot::dot_q8_scalar(w.ty, row, &xq[t * nb..(t + 1) * nb]);
+                    // SAFETY: see above.
+                    unsafe { y.write(t, r, v) };
                 }
             }
         }
         ActFormat::Q8K => {
             let nb = w.cols / QK_K;
             let bs = w.ty.block().1;
-            let simd = isa != Isa::Scalar;
-            if !simd {
+            let xq = x.q8k();
+            #[cfg(target_arch = "x86_64")]
+            let simd = isa.avx2();
+            #[cfg(not(target_arch = "x86_64"))]
+            let simd: Option<()> = {
+                let _ = isa;
+                None
+            };
+            let Some(simd) = simd else {
                 for r in range {
-                    for t in 0..x.n {
-                        let v = dot::dot_q8k_scalar(w.ty, w.row(r), &x.q8k[t * nb..(t + 1) * nb]);
-                        unsafe { *y.add(t * ldy + r) = v };
+                    for t in 0..n {
+                        let v = dot::dot_q8k_scalar(w.ty, w.row(r), &xq[t * nb..(t + 1) * nb]);
+                        // SAFETY: see above.
+                        unsafe { y.write(t, r, v) };
                     }
                 }
                 return;
-            }
+            };
             for r in range {
                 let row = w.row(r);
                 // Decode the row's superblocks once, reuse for every token.
                 let sbs: Vec<_> = row.chunks_exact(bs).map(|b| decode_superblock(w.ty, b)).collect();
-                for t in 0..x.n {
-                    let xs = &x.q8k[t * nb..(t + 1) * nb];
+                for t in 0..n {
+                    let xs = &xq[t * nb..(t + 1) * nb];
                     let mut sum = 0f32;
                     for (sb, xb) in sbs.iter().zip(xs) {
                         let (mut isc, mut imn) = (0i32, 0i32);
                         for s in 0..16 {
                             let (a, b) = (&sb.q[s * 16..s * 16 + 16], &xb.qs[s * 16..s * 16 + 16]);
-                            let qd = idot(simd, a, b);
+                            #[cfg(target_arch = "x86_64")]
+                            let qd = crate::simd::x86::idot_i8(simd, a, b);
+                            #[cfg(not(target_arch = "x86_64"))]
+                            let qd = {
+                                let _ = simd;
+                                a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum::<i32>()
+                            };
                             isc += sb.sc[s] * qd;
                             imn += sb.mn[s] * xb.bsums[s];
                         }
                         sum += xb.d * sb.d * isc as f32 - xb.d * sb.dmin * imn as f32;
                     }
-                    unsafe { *y.add(t * ldy + r) = sum };
+                    // SAFETY: see above.
+                    unsafe { y.write(t, r, sum) };
                 }
             }
         }
         ActFormat::F32 | ActFormat::F16 => {
             let c = w.cols;
+            let xf = x.f32s();
             for r in range {
                 let row = w.row(r);
-                for t in 0..x.n {
-                    let v = dot::dot_f32_scalar(w.ty, row, &x.f32s[t * c..(t + 1) * c]);
-                    unsafe { *y.add(t * ldy + r) = v };
+                for t in 0..n {
+                    let v = dot::dot_f32_scalar(w.ty, row, &xf[t * c..(t + 1) * c]);
+                    // SAFETY: see above.
+                    unsafe { y.write(t, r, v) };
                 }
             }
         }
     }
-}
-
-#[inline]
-fn idot(simd: bool, a: &[i8], b: &[i8]) -> i32 {
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        return unsafe { crate::simd::x86::idot_i8_avx2(a, b) };
-    }
-    let _ = simd;
-    a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
 }

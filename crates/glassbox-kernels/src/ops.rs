@@ -77,8 +77,8 @@ pub fn gelu_tanh(x: f32) -> f32 {
 /// Dot of f32 `a` with f16 `b` (bits).
 pub fn dot_f32_f16(isa: Isa, a: &[f32], b: &[u16]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if isa != Isa::Scalar {
-        return unsafe { crate::simd::x86::dot_f32_f16_avx2(a, b) };
+    if let Some(t) = isa.avx2() {
+        return crate::simd::x86::dot_f32_f16(t, a, b);
     }
     let _ = isa;
     a.iter().zip(b).map(|(&x, &y)| x * f16::from_bits(y).to_f32()).sum()
@@ -87,8 +87,8 @@ pub fn dot_f32_f16(isa: Isa, a: &[f32], b: &[u16]) -> f32 {
 /// out += a · b (b in f16 bits).
 pub fn axpy_f16(isa: Isa, out: &mut [f32], a: f32, b: &[u16]) {
     #[cfg(target_arch = "x86_64")]
-    if isa != Isa::Scalar {
-        return unsafe { crate::simd::x86::axpy_f16_avx2(out, a, b) };
+    if let Some(t) = isa.avx2() {
+        return crate::simd::x86::axpy_f16(t, out, a, b);
     }
     let _ = isa;
     for (o, &y) in out.iter_mut().zip(b) {
@@ -99,8 +99,8 @@ pub fn axpy_f16(isa: Isa, out: &mut [f32], a: f32, b: &[u16]) {
 /// f32 → f16 bits (round to nearest even).
 pub fn f32_to_f16(isa: Isa, src: &[f32], dst: &mut [u16]) {
     #[cfg(target_arch = "x86_64")]
-    if isa != Isa::Scalar {
-        return unsafe { crate::simd::x86::f32_to_f16_avx2(src, dst) };
+    if let Some(t) = isa.avx2() {
+        return crate::simd::x86::f32_to_f16(t, src, dst);
     }
     let _ = isa;
     for (d, &s) in dst.iter_mut().zip(src) {
@@ -150,8 +150,8 @@ pub fn round_to_f16_inplace(isa: Isa, x: &mut [f32]) {
 /// f16 bits → f32.
 pub fn f16_to_f32(isa: Isa, src: &[u16], dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if isa != Isa::Scalar {
-        return unsafe { crate::simd::x86::f16_to_f32_avx2(src, dst) };
+    if let Some(t) = isa.avx2() {
+        return crate::simd::x86::f16_to_f32(t, src, dst);
     }
     let _ = isa;
     for (d, &s) in dst.iter_mut().zip(src) {

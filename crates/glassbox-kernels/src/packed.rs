@@ -96,8 +96,12 @@ fn block_values(ty: QType, b: &[u8]) -> ([u8; QK], u16, u16) {
     (q, d, m)
 }
 
-/// A weight matrix repacked for the VNNI kernels. Owns its memory (anonymous, huge-page
+/// A weight matrix repacked for the SIMD kernels. Owns its memory (anonymous, huge-page
 /// advised where the OS supports it).
+///
+/// Built only by [`PackedMatrix::pack`] / [`PackedMatrix::pack_releasing`], which establish
+/// what the kernels read by offset: `data` holds `rows.div_ceil(8) × nb` records of
+/// `fmt.record_bytes()` bytes, laid out as `fmt` says for `ty`.
 pub struct PackedMatrix {
     pub(crate) ty: QType,
     pub(crate) fmt: PackFormat,
@@ -125,17 +129,19 @@ impl PackedMatrix {
     ) -> Option<PackedMatrix> {
         let fmt = PackFormat::for_type(ty)?;
         let (bk, bs) = ty.block();
-        if cols % bk != 0 || src.len() < rows * (cols / bk) * bs {
+        let row_bytes = ty.row_bytes(cols)?;
+        if src.len() < row_bytes.checked_mul(rows)? {
             return None;
         }
         let nb = cols / bk;
         let n_groups = rows.div_ceil(GROUP);
         let rec = fmt.record_bytes();
-        let len = (n_groups * nb * rec).max(1);
+        // The kernels read every record (g < n_groups, b < nb) by offset: this is their extent.
+        let len = n_groups.checked_mul(nb)?.checked_mul(rec)?.max(1);
         let mut data = memmap2::MmapMut::map_anon(len).ok()?;
         #[cfg(target_os = "linux")]
         let _ = data.advise(memmap2::Advice::HugePage);
-        let row_bytes = nb * bs;
+        debug_assert_eq!(row_bytes, nb * bs);
         const RELEASE_EVERY: usize = 512; // groups
         for g in 0..n_groups {
             if g > 0 && g % RELEASE_EVERY == 0 {

@@ -46,10 +46,11 @@ impl QType {
             .find(|t| t.name() == s)
     }
 
-    /// Bytes of one row of `cols` elements; `None` if `cols` is not a whole number of blocks.
+    /// Bytes of one row of `cols` elements; `None` if `cols` is not a whole number of blocks
+    /// (or the size overflows).
     pub fn row_bytes(self, cols: usize) -> Option<usize> {
         let (b, s) = self.block();
-        (cols % b == 0).then(|| cols / b * s)
+        if cols.is_multiple_of(b) { (cols / b).checked_mul(s) } else { None }
     }
 }
 
@@ -245,8 +246,8 @@ pub(crate) fn decode_superblock(ty: QType, b: &[u8]) -> SuperBlock {
                     s.q[base + l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
                     s.q[base + l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
                 }
-                for k in 0..8 {
-                    s.sc[n * 8 + k] = sc[k] as i8 as i32;
+                for (d, &v) in s.sc[n * 8..n * 8 + 8].iter_mut().zip(sc) {
+                    *d = v as i8 as i32;
                 }
             }
         }

@@ -1,7 +1,10 @@
-//! Every SIMD path against the scalar reference, and quantised dots against f32 math on the
-//! dequantised weights.
+//! Every SIMD path the CPU supports against the scalar reference (whatever `GLASSBOX_ISA`
+//! says: a path the CPU has but a test did not compare fails the test), and quantised dots
+//! against f32 math on the dequantised weights.
 
-use glassbox_kernels::{ActBuf, ActFormat, Isa, PackedMatrix, Q8Block, QType, ThreadPool, WeightMatrix, dequantize_row, matmul, ops, quantize_q8, quantize_q8k, Q8KBlock};
+use std::collections::BTreeSet;
+
+use glassbox_kernels::{ActBuf, ActFormat, Isa, IsaKind, PackedMatrix, Q8Block, Q8KBlock, QType, ThreadPool, WeightMatrix, dequantize_row, matmul, ops, quantize_q8, quantize_q8k};
 use proptest::prelude::*;
 
 const TYPES: [QType; 13] = [
@@ -38,7 +41,7 @@ fn random_weights(ty: QType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
             blk[o..o + 2].copy_from_slice(&small_f16(next()));
         }
         if ty == QType::F32 {
-            blk.copy_from_slice(&(((next() % 2000) as f32 / 1000.0 - 1.0)).to_le_bytes());
+            blk.copy_from_slice(&((next() % 2000) as f32 / 1000.0 - 1.0).to_le_bytes());
         }
         if ty == QType::Bf16 {
             blk.copy_from_slice(&half::bf16::from_f32((next() % 2000) as f32 / 1000.0 - 1.0).to_le_bytes());
@@ -55,8 +58,8 @@ fn run(isa: Isa, threads: usize, ty: QType, w: &[u8], rows: usize, cols: usize, 
     let pool = ThreadPool::new(threads);
     let wm = WeightMatrix::new(ty, rows, cols, w).unwrap();
     let mut act = ActBuf::default();
-    act.fill(ty.act_format(), x, cols);
-    let mut y = vec![0f32; act.n * rows];
+    act.fill(isa, ty.act_format(), x, cols);
+    let mut y = vec![0f32; act.n() * rows];
     matmul(&pool, isa, wm, &act, &mut y);
     y
 }
@@ -65,56 +68,99 @@ fn close(a: f32, b: f32, rel: f32) -> bool {
     (a - b).abs() <= rel * (1.0 + a.abs().max(b.abs()))
 }
 
+/// Whether this CPU can run `kind`, decided here independently of the crate's detection.
+fn cpu_has(kind: IsaKind) -> bool {
+    match kind {
+        IsaKind::Scalar => true,
+        #[cfg(target_arch = "x86_64")]
+        IsaKind::Avx2 => {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c")
+        }
+        #[cfg(target_arch = "x86_64")]
+        IsaKind::Avx2Vnni => cpu_has(IsaKind::Avx2) && std::arch::is_x86_feature_detected!("avxvnni"),
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+/// A token for every path this CPU supports (whatever `GLASSBOX_ISA` says), failing if the
+/// crate withholds one the CPU has or offers one it lacks.
+fn every_supported_isa() -> Vec<Isa> {
+    let mut isas = Vec::new();
+    for kind in IsaKind::ALL {
+        let isa = Isa::new(kind);
+        assert_eq!(isa.is_some(), cpu_has(kind), "{kind:?}: the crate's detection disagrees with the CPU");
+        assert_eq!(kind.is_supported(), cpu_has(kind), "{kind:?}");
+        isas.extend(isa);
+    }
+    assert_eq!(isas, Isa::supported());
+    isas
+}
+
+/// Which (path, case) pairs a test compared against the scalar reference; `complete` fails
+/// unless every supported path was compared for every case, so nothing is skipped silently.
+#[derive(Default)]
+struct Coverage(BTreeSet<(IsaKind, String)>);
+
+impl Coverage {
+    fn hit(&mut self, isa: Isa, case: impl std::fmt::Debug) {
+        self.0.insert((isa.kind(), format!("{case:?}")));
+    }
+    fn complete<C: std::fmt::Debug>(&self, cases: impl IntoIterator<Item = C> + Clone) {
+        for kind in IsaKind::ALL.into_iter().filter(|&k| cpu_has(k)) {
+            for c in cases.clone() {
+                let c = format!("{c:?}");
+                assert!(self.0.contains(&(kind, c.clone())), "{kind:?} supported by this CPU but not tested for {c}");
+            }
+        }
+        let tested: BTreeSet<IsaKind> = self.0.iter().map(|(k, _)| *k).collect();
+        eprintln!("compared against scalar: {tested:?}");
+    }
+}
+
 #[test]
 fn simd_matches_scalar_for_every_type() {
-    let isas: Vec<Isa> = [Isa::Avx2, Isa::Avx2Vnni].into_iter().filter(|&i| {
-        #[cfg(target_arch = "x86_64")]
-        { if i == Isa::Avx2Vnni { return std::arch::is_x86_feature_detected!("avxvnni"); } return std::arch::is_x86_feature_detected!("avx2"); }
-        #[allow(unreachable_code)]
-        false
-    }).collect();
+    let mut cov = Coverage::default();
     for ty in TYPES {
         let (rows, cols) = (13, 512);
         let w = random_weights(ty, rows, cols, 7);
         for n_tok in [1, 3, 4, 9] {
             let x = random_x(n_tok * cols, n_tok as u64);
-            let reference = run(Isa::Scalar, 1, ty, &w, rows, cols, &x);
-            for &isa in &isas {
+            let reference = run(Isa::scalar(), 1, ty, &w, rows, cols, &x);
+            for isa in every_supported_isa() {
                 for threads in [1, 2, 3] {
                     let got = run(isa, threads, ty, &w, rows, cols, &x);
+                    assert_eq!(got.len(), reference.len());
                     for (i, (a, b)) in got.iter().zip(&reference).enumerate() {
                         assert!(close(*a, *b, 1e-5), "{ty:?} {isa:?} t={threads} n={n_tok} [{i}]: {a} vs {b}");
                     }
                 }
+                cov.hit(isa, ty);
             }
         }
     }
+    cov.complete(TYPES);
 }
+
+const PACKABLE: [QType; 10] =
+    [QType::Q4_0, QType::Q4_1, QType::Q5_0, QType::Q5_1, QType::Q8_0, QType::Q2K, QType::Q3K, QType::Q4K, QType::Q5K, QType::Q6K];
 
 #[test]
 fn packed_matches_unpacked_for_every_packable_type() {
-    #[cfg(target_arch = "x86_64")]
-    let (avx2, vnni) = (std::arch::is_x86_feature_detected!("avx2"), std::arch::is_x86_feature_detected!("avxvnni"));
-    #[cfg(not(target_arch = "x86_64"))]
-    let (avx2, vnni) = (false, false);
-    for ty in [QType::Q4_0, QType::Q4_1, QType::Q5_0, QType::Q5_1, QType::Q8_0, QType::Q2K, QType::Q3K, QType::Q4K, QType::Q5K, QType::Q6K] {
+    let mut cov = Coverage::default();
+    for ty in PACKABLE {
         for rows in [8, 13, 24, 3] {
             let cols = if ty.block().0 == 256 { 512 } else { 96 };
             let w = random_weights(ty, rows, cols, rows as u64 * 31);
             let packed = PackedMatrix::pack(ty, rows, cols, &w).unwrap();
             for n_tok in [1, 2, 5] {
                 let x = random_x(n_tok * cols, 17 + n_tok as u64);
-                let reference = run(Isa::Scalar, 1, ty, &w, rows, cols, &x);
-                let mut act = ActBuf::default();
-                act.fill(ty.act_format(), &x, cols);
-                let mut isas = vec![Isa::Scalar];
-                if avx2 {
-                    isas.push(Isa::Avx2);
-                }
-                if vnni {
-                    isas.push(Isa::Avx2Vnni);
-                }
-                for isa in isas {
+                let reference = run(Isa::scalar(), 1, ty, &w, rows, cols, &x);
+                for isa in every_supported_isa() {
+                    let mut act = ActBuf::default();
+                    act.fill(isa, ty.act_format(), &x, cols);
                     for threads in [1, 2, 3] {
                         let pool = ThreadPool::new(threads);
                         let mut y = vec![f32::NAN; n_tok * rows];
@@ -123,9 +169,91 @@ fn packed_matches_unpacked_for_every_packable_type() {
                             assert!(close(*a, *b, 1e-5), "{ty:?} rows={rows} n={n_tok} {isa:?} t={threads} [{i}]: {a} vs {b}");
                         }
                     }
+                    cov.hit(isa, ty);
                 }
             }
         }
+    }
+    cov.complete(PACKABLE);
+}
+
+#[test]
+fn every_isa_the_cpu_has_is_available_and_glassbox_isa_is_honoured() {
+    let isas = every_supported_isa();
+    assert_eq!(isas[0], Isa::scalar());
+    let best = *isas.last().unwrap();
+    assert_eq!(Isa::best(), best);
+    assert!(isas.iter().all(|i| i.kind() <= best.kind()));
+    for kind in IsaKind::ALL {
+        assert_eq!(IsaKind::from_name(kind.name()), Some(kind));
+        assert_eq!(IsaKind::from_name(&kind.name().to_uppercase()), Some(kind));
+    }
+    assert_eq!(IsaKind::from_name("avx512"), None);
+    // `GLASSBOX_ISA` is a cap, never an upgrade. A run under a cap must name a path this CPU
+    // has, so a CI loop over ISAs cannot silently test a lower path than it names.
+    match Isa::env_cap() {
+        Ok(None) => assert_eq!(Isa::detect(), best),
+        Ok(Some(cap)) => {
+            assert!(cpu_has(cap), "GLASSBOX_ISA={} but this CPU cannot run it (best: {best})", cap.name());
+            assert_eq!(Isa::detect().kind(), cap);
+        }
+        Err(v) => panic!("GLASSBOX_ISA={v:?} is not one of scalar, avx2, avxvnni"),
+    }
+}
+
+/// For CI: prints `glassbox-isa: NAME` for every path this CPU supports (see scripts/test.sh).
+#[test]
+#[ignore = "prints the supported ISAs for scripts; run with --ignored --exact"]
+fn list_supported_isas() {
+    for isa in every_supported_isa() {
+        println!("glassbox-isa: {isa}");
+    }
+}
+
+#[test]
+fn isa_reports_as_before() {
+    // `glassbox run` prints `{:?}` of the engine's ISA.
+    assert_eq!(format!("{:?}", Isa::scalar()), "Scalar");
+    assert_eq!(format!("{}", Isa::scalar()), "scalar");
+}
+
+#[test]
+fn pool_refuses_reentry_and_recovers() {
+    thread_local! { static POOL: ThreadPool = ThreadPool::new(2); }
+    let nested = std::panic::catch_unwind(|| {
+        POOL.with(|p| {
+            p.run(&|tid| {
+                if tid == 0 {
+                    POOL.with(|q| q.run(&|_| {}));
+                }
+            })
+        })
+    });
+    let msg = nested.expect_err("nested run must panic");
+    let msg = msg.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| msg.downcast_ref::<String>().cloned()).unwrap_or_default();
+    assert!(msg.contains("re-entered"), "{msg}");
+    let hits = std::sync::atomic::AtomicUsize::new(0);
+    POOL.with(|p| p.run(&|_| {
+        hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }));
+    assert_eq!(hits.into_inner(), 2);
+}
+
+#[test]
+fn matmul_rejects_inconsistent_shapes() {
+    let (rows, cols) = (4, 64);
+    let w = random_weights(QType::Q8_0, rows, cols, 1);
+    let wm = WeightMatrix::new(QType::Q8_0, rows, cols, &w).unwrap();
+    let pool = ThreadPool::new(2);
+    for isa in every_supported_isa() {
+        let mut act = ActBuf::default();
+        act.fill(isa, ActFormat::Q8, &random_x(2 * cols, 1), cols);
+        let short = std::panic::catch_unwind(|| matmul(&pool, isa, wm, &act, &mut vec![0f32; 2 * rows - 1]));
+        assert!(short.is_err(), "{isa:?}: short output accepted");
+        let mut wrong = ActBuf::default();
+        wrong.fill(isa, ActFormat::Q8K, &random_x(256, 1), 256);
+        let fmt = std::panic::catch_unwind(|| matmul(&pool, isa, wm, &wrong, &mut vec![0f32; rows]));
+        assert!(fmt.is_err(), "{isa:?}: wrong activation format accepted");
     }
 }
 
@@ -135,7 +263,7 @@ fn quantised_dot_matches_dequantised_f32() {
         let (rows, cols) = (5, 256);
         let w = random_weights(ty, rows, cols, 11);
         let x = random_x(cols, 3);
-        let got = run(Isa::Scalar, 1, ty, &w, rows, cols, &x);
+        let got = run(Isa::scalar(), 1, ty, &w, rows, cols, &x);
         let rb = ty.row_bytes(cols).unwrap();
         for r in 0..rows {
             let mut deq = vec![0f32; cols];
@@ -171,8 +299,8 @@ fn dequantize_known_blocks() {
     }
     let mut y = [0f32; 32];
     dequantize_row(QType::Q8_0, &b, &mut y);
-    for j in 0..32 {
-        assert_eq!(y[j], (j as f32 - 16.0) * 2.0);
+    for (j, v) in y.iter().enumerate() {
+        assert_eq!(*v, (j as f32 - 16.0) * 2.0);
     }
 }
 
@@ -208,34 +336,18 @@ fn simd_activation_quantisation_is_bit_identical_to_scalar() {
     x[200] = -3.0e4;
     let mut reference = vec![Q8Block::default(); 64];
     quantize_q8(&x, &mut reference);
-    let mut act = ActBuf::default();
-    act.fill(ActFormat::Q8, &x, 32 * 64);
-    for (i, (a, b)) in act.q8.iter().zip(&reference).enumerate() {
-        assert_eq!(a.qs, b.qs, "block {i}");
-        assert_eq!((a.d.to_bits(), a.s.to_bits(), a.isum), (b.d.to_bits(), b.s.to_bits(), b.isum), "block {i}");
+    let mut cov = Coverage::default();
+    for isa in every_supported_isa() {
+        let mut act = ActBuf::default();
+        act.fill(isa, ActFormat::Q8, &x, 32 * 64);
+        assert_eq!(act.q8().len(), reference.len());
+        for (i, (a, b)) in act.q8().iter().zip(&reference).enumerate() {
+            assert_eq!(a.qs, b.qs, "{isa:?} block {i}");
+            assert_eq!((a.d.to_bits(), a.s.to_bits(), a.isum), (b.d.to_bits(), b.s.to_bits(), b.isum), "{isa:?} block {i}");
+        }
+        cov.hit(isa, ActFormat::Q8);
     }
-}
-
-#[test]
-fn gelu_table_and_f16_helpers_match_scalar() {
-    let isa = Isa::detect();
-    let mut g = random_x(1000, 5);
-    g[0] = -11.0;
-    g[1] = 12.0;
-    let u = random_x(1000, 6);
-    let mut want = g.clone();
-    for (w, &uu) in want.iter_mut().zip(&u) {
-        let x = *w;
-        *w = if x <= -10.0 { 0.0 } else if x >= 10.0 { x * uu } else {
-            half::f16::from_f32(ops::gelu_tanh(half::f16::from_f32(x).to_f32())).to_f32() * uu
-        };
-    }
-    ops::geglu_inplace(isa, &mut g, &u);
-    assert_eq!(g, want);
-    let mut r = random_x(77, 8);
-    let want: Vec<f32> = r.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
-    ops::round_to_f16_inplace(isa, &mut r);
-    assert_eq!(r, want);
+    cov.complete([ActFormat::Q8]);
 }
 
 #[test]
@@ -249,11 +361,66 @@ fn simd_q8k_quantisation_is_bit_identical_to_scalar() {
     }
     let mut reference = vec![Q8KBlock::default(); 8];
     quantize_q8k(&x, &mut reference);
-    let mut act = ActBuf::default();
-    act.fill(ActFormat::Q8K, &x, 256 * 8);
-    for (i, (a, b)) in act.q8k.iter().zip(&reference).enumerate() {
-        assert_eq!(a.qs, b.qs, "block {i}");
-        assert_eq!(a.bsums, b.bsums, "block {i}");
-        assert_eq!(a.d.to_bits(), b.d.to_bits(), "block {i}");
+    let mut cov = Coverage::default();
+    for isa in every_supported_isa() {
+        let mut act = ActBuf::default();
+        act.fill(isa, ActFormat::Q8K, &x, 256 * 8);
+        assert_eq!(act.q8k().len(), reference.len());
+        for (i, (a, b)) in act.q8k().iter().zip(&reference).enumerate() {
+            assert_eq!(a.qs, b.qs, "{isa:?} block {i}");
+            assert_eq!(a.bsums, b.bsums, "{isa:?} block {i}");
+            assert_eq!(a.d.to_bits(), b.d.to_bits(), "{isa:?} block {i}");
+        }
+        cov.hit(isa, ActFormat::Q8K);
     }
+    cov.complete([ActFormat::Q8K]);
+}
+
+#[test]
+fn gelu_table_and_f16_helpers_match_scalar() {
+    let mut cov = Coverage::default();
+    let f16 = |v: f32| half::f16::from_f32(v);
+    for isa in every_supported_isa() {
+        // geglu with ggml's f16 table (1000 values: SIMD body + scalar tail).
+        let mut g = random_x(1000, 5);
+        g[0] = -11.0;
+        g[1] = 12.0;
+        let u = random_x(1000, 6);
+        let mut want = g.clone();
+        for (w, &uu) in want.iter_mut().zip(&u) {
+            let x = *w;
+            *w = if x <= -10.0 { 0.0 } else if x >= 10.0 { x * uu } else {
+                f16(ops::gelu_tanh(f16(x).to_f32())).to_f32() * uu
+            };
+        }
+        ops::geglu_inplace(isa, &mut g, &u);
+        assert_eq!(g, want, "{isa:?}");
+        // f32 → f16 → f32 rounding.
+        let mut r = random_x(77, 8);
+        let want: Vec<f32> = r.iter().map(|&v| f16(v).to_f32()).collect();
+        ops::round_to_f16_inplace(isa, &mut r);
+        assert_eq!(r, want, "{isa:?}");
+        // f16 conversions directly, 8-wide body plus a tail.
+        let src = random_x(45, 9);
+        let mut bits = vec![0u16; 45];
+        ops::f32_to_f16(isa, &src, &mut bits);
+        assert_eq!(bits, src.iter().map(|&v| f16(v).to_bits()).collect::<Vec<_>>(), "{isa:?}");
+        let mut back = vec![0f32; 45];
+        ops::f16_to_f32(isa, &bits, &mut back);
+        assert_eq!(back, bits.iter().map(|&b| half::f16::from_bits(b).to_f32()).collect::<Vec<_>>(), "{isa:?}");
+        // Attention helpers: dot with an f16 row (16-wide body plus a tail), and axpy.
+        let a = random_x(45, 10);
+        let dot_ref: f32 = a.iter().zip(&bits).map(|(&x, &b)| x * half::f16::from_bits(b).to_f32()).sum();
+        let dot = ops::dot_f32_f16(isa, &a, &bits);
+        assert!(close(dot, dot_ref, 1e-5), "{isa:?}: {dot} vs {dot_ref}");
+        let mut out = random_x(45, 11);
+        let mut out_ref = out.clone();
+        out_ref.iter_mut().zip(&bits).for_each(|(o, &b)| *o += 0.37 * half::f16::from_bits(b).to_f32());
+        ops::axpy_f16(isa, &mut out, 0.37, &bits);
+        for (o, r) in out.iter().zip(&out_ref) {
+            assert!(close(*o, *r, 1e-6), "{isa:?}: {o} vs {r}");
+        }
+        cov.hit(isa, "f16 helpers");
+    }
+    cov.complete(["f16 helpers"]);
 }

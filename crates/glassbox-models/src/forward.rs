@@ -50,21 +50,26 @@ fn fmt_idx(f: ActFormat) -> usize {
 }
 
 /// Quantise `x` once per activation format the given matrices need.
-fn prepare(acts: &mut [ActBuf; 4], mats: &[&Mat], x: &[f32], cols: usize) {
+fn prepare(isa: Isa, acts: &mut [ActBuf; 4], mats: &[&Mat], x: &[f32], cols: usize) {
     let mut done = [false; 4];
     for m in mats {
         let f = m.ty.act_format();
         let i = fmt_idx(f);
         if !done[i] {
-            acts[i].fill(f, x, cols);
+            acts[i].fill(isa, f, x, cols);
             done[i] = true;
         }
     }
 }
 
+/// A raw pointer handed to the pool's threads, each of which touches a disjoint part of what
+/// it points to (the users below say which part and why it is in bounds).
 #[derive(Clone, Copy)]
 struct SyncPtr<T>(*mut T);
+// SAFETY: only dereferenced inside `pool.run` on disjoint elements (see each use), while the
+// owning buffer is borrowed mutably by the caller for the whole parallel section.
 unsafe impl<T> Send for SyncPtr<T> {}
+// SAFETY: as for `Send`: shared only to give each thread its own disjoint part.
 unsafe impl<T> Sync for SyncPtr<T> {}
 impl<T> SyncPtr<T> {
     fn get(&self) -> *mut T {
@@ -115,7 +120,7 @@ impl Model {
         for s in batch.iter() {
             for &tok in s.tokens {
                 let row = &mut sc.x[ti * d..(ti + 1) * d];
-                dequantize_row(embd.ty, embd.row(tok as usize), row);
+                dequantize_row(embd.ty(), embd.row(tok as usize), row);
                 if emb_scale != 1.0 {
                     row.iter_mut().for_each(|v| *v *= emb_scale);
                 }
@@ -144,7 +149,7 @@ impl Model {
             for t in 0..n {
                 rms_norm(&sc.x[t * d..(t + 1) * d], &l.attn_norm, c.rms_eps, &mut sc.xn[t * d..(t + 1) * d]);
             }
-            prepare(&mut sc.acts, &[&l.wq, &l.wk, &l.wv], &sc.xn, d);
+            prepare(isa, &mut sc.acts, &[&l.wq, &l.wk, &l.wv], &sc.xn, d);
             {
                 let a = &sc.acts;
                 let act = |m: &Mat| &a[fmt_idx(m.ty.act_format())];
@@ -186,7 +191,7 @@ impl Model {
             ops::round_to_f16_inplace(isa, &mut sc.q);
             self.attention(pool, isa, batch, &toks, il, swa, sc);
             // --- output projection + residual ---
-            prepare(&mut sc.acts, &[&l.wo], &sc.attn, c.n_head * hdv);
+            prepare(isa, &mut sc.acts, &[&l.wo], &sc.attn, c.n_head * hdv);
             matmul_many(pool, isa, &mut [MatmulJob {
                 w: self.w(&l.wo),
                 x: &sc.acts[fmt_idx(l.wo.ty.act_format())],
@@ -202,7 +207,7 @@ impl Model {
             for t in 0..n {
                 rms_norm(&sc.x[t * d..(t + 1) * d], &l.ffn_norm, c.rms_eps, &mut sc.xn[t * d..(t + 1) * d]);
             }
-            prepare(&mut sc.acts, &[&l.w_gate, &l.w_up], &sc.xn, d);
+            prepare(isa, &mut sc.acts, &[&l.w_gate, &l.w_up], &sc.xn, d);
             {
                 let a = &sc.acts;
                 let act = |m: &Mat| &a[fmt_idx(m.ty.act_format())];
@@ -218,7 +223,7 @@ impl Model {
                     *g = silu(*g) * u;
                 }
             }
-            prepare(&mut sc.acts, &[&l.w_down], &sc.gate, c.n_ff);
+            prepare(isa, &mut sc.acts, &[&l.w_down], &sc.gate, c.n_ff);
             matmul_many(pool, isa, &mut [MatmulJob {
                 w: self.w(&l.w_down),
                 x: &sc.acts[fmt_idx(l.w_down.ty.act_format())],
@@ -255,7 +260,7 @@ impl Model {
         for (i, &t) in rows.iter().enumerate() {
             rms_norm(&sc.x[t * d..(t + 1) * d], &self.output_norm, c.rms_eps, &mut sc.xn[i * d..(i + 1) * d]);
         }
-        prepare(&mut sc.acts, &[&self.output], &sc.xn, d);
+        prepare(isa, &mut sc.acts, &[&self.output], &sc.xn, d);
         let start = out.len();
         out.resize(start + rows.len() * c.n_vocab, 0.0);
         matmul_many(pool, isa, &mut [MatmulJob {
@@ -285,13 +290,17 @@ impl Model {
         // heads that share it (grouped-query attention).
         let n_items = toks.len() * c.n_head_kv;
         let window = if swa { c.sliding_window } else { None };
+        let nt = pool.n_threads();
+        // The bounds the unsafe accesses below rely on.
+        assert!(sc.scores.len() >= nt, "one scores buffer per thread");
+        assert!(sc.attn.len() >= toks.len() * c.n_head * hdv, "attention output sized for the batch");
         let out = SyncPtr(sc.attn.as_mut_ptr());
         let scores = SyncPtr(sc.scores.as_mut_ptr());
         let q = &sc.q;
-        let nt = pool.n_threads();
         pool.run(&|tid| {
             let per = n_items.div_ceil(nt);
-            // SAFETY: each thread uses its own scores buffer and writes disjoint output heads.
+            // SAFETY: `tid < nt <= sc.scores.len()` (asserted above), and thread `tid` is the
+            // only one that touches element `tid`, so this is the one live `&mut` to it.
             let sbuf = unsafe { &mut *scores.get().add(tid) };
             for item in tid * per..((tid + 1) * per).min(n_items) {
                 let (t, kvh) = (item / c.n_head_kv, item % c.n_head_kv);
@@ -317,7 +326,9 @@ impl Model {
                     // V cache with a f16 matmul, rounding them to f16 first.
                     ops::round_to_f16_inplace(isa, sg);
                     let h = kvh * group + g;
-                    // SAFETY: head h of token t is written by this item only.
+                    // SAFETY: `t < toks.len()` and `h < n_head`, so the range lies within
+                    // `sc.attn` (asserted above); head h of token t belongs to this item only, and
+                    // the slice dies before the next one over the same range is made.
                     let o = unsafe { std::slice::from_raw_parts_mut(out.get().add(t * c.n_head * hdv + h * hdv), hdv) };
                     o.fill(0.0);
                 }
@@ -325,6 +336,7 @@ impl Model {
                     let v = &vc[p * v_dim + kvh * hdv..p * v_dim + (kvh + 1) * hdv];
                     for g in 0..group {
                         let h = kvh * group + g;
+                        // SAFETY: as above: in bounds, owned by this item, one live slice at a time.
                         let o = unsafe { std::slice::from_raw_parts_mut(out.get().add(t * c.n_head * hdv + h * hdv), hdv) };
                         ops::axpy_f16(isa, o, s[g * n_keys + i], v);
                     }

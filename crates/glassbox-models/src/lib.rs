@@ -8,6 +8,9 @@
 //! This crate never tokenizes, samples, renders templates or schedules requests; it never
 //! copies weights out of the memory map (quantised matrices are used in place).
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod config;
 mod forward;
 mod kv;
