@@ -239,6 +239,38 @@ impl PackedMatrix {
     pub fn bytes(&self) -> usize {
         self.data.len()
     }
+    /// Row `r`, dequantized exactly as [`crate::dequantize_row`] dequantizes the GGUF blocks it
+    /// was packed from (same values, same float operations in the same order: bit-identical),
+    /// so a tensor that is both multiplied and looked up row by row — a token embedding tied to
+    /// the output matrix — needs only this packed copy in memory.
+    ///
+    /// Panics if `r` is not a row or `out` is not one row long.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        assert!(r < self.rows, "row {r} of a {}-row matrix", self.rows);
+        assert_eq!(out.len(), self.cols, "output is not one row");
+        let (g, k) = (r / GROUP, r % GROUP);
+        let bk = self.ty.block().0;
+        for (b, y) in out.chunks_exact_mut(bk).enumerate() {
+            let (d, m) = self.scales(g, b, k);
+            if self.fmt.k {
+                for (i, yi) in y.iter_mut().enumerate() {
+                    let (sc, mn) = self.sub_scales(g, b, k, i / 16);
+                    let q = self.value(g, b, k, i) - self.fmt.off;
+                    *yi = d * sc as f32 * q as f32 - m * mn as f32;
+                }
+                continue;
+            }
+            for (e, yi) in y.iter_mut().enumerate() {
+                let v = self.value(g, b, k, e);
+                *yi = match self.ty {
+                    QType::Q4_1 | QType::Q5_1 => v as f32 * d + m,
+                    // Q4_0, Q5_0 and Q8_0: signed values stored with an offset.
+                    _ => (v - self.fmt.off) as f32 * d,
+                };
+            }
+        }
+    }
+
     pub(crate) fn record(&self, g: usize, b: usize) -> &[u8] {
         let rec = self.fmt.record_bytes();
         &self.data[(g * self.nb + b) * rec..(g * self.nb + b + 1) * rec]

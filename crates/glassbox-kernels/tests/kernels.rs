@@ -177,6 +177,27 @@ fn packed_matches_unpacked_for_every_packable_type() {
     cov.complete(PACKABLE);
 }
 
+/// A row read back from the packed copy equals the row dequantized from the GGUF blocks, bit
+/// for bit (tied embeddings are looked up from the packed output matrix).
+#[test]
+fn packed_rows_dequantize_bit_identically() {
+    for ty in PACKABLE {
+        for rows in [8, 13, 3] {
+            let cols = if ty.block().0 == 256 { 512 } else { 96 };
+            let w = random_weights(ty, rows, cols, 7 + rows as u64);
+            let packed = PackedMatrix::pack(ty, rows, cols, &w).unwrap();
+            let row_bytes = w.len() / rows;
+            for r in 0..rows {
+                let (mut want, mut got) = (vec![0f32; cols], vec![f32::NAN; cols]);
+                dequantize_row(ty, &w[r * row_bytes..(r + 1) * row_bytes], &mut want);
+                packed.dequantize_row(r, &mut got);
+                let (a, b): (Vec<u32>, Vec<u32>) = (want.iter().map(|v| v.to_bits()).collect(), got.iter().map(|v| v.to_bits()).collect());
+                assert_eq!(a, b, "{ty:?} rows={rows} row {r}");
+            }
+        }
+    }
+}
+
 #[test]
 fn every_isa_the_cpu_has_is_available_and_glassbox_isa_is_honoured() {
     let isas = every_supported_isa();

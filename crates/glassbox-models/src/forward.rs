@@ -114,13 +114,19 @@ impl Model {
         let (q_dim, kv_dim, v_dim) = (c.n_head * hd, c.n_head_kv * hd, c.n_head_kv * hdv);
         let sc = scratch;
         resize(&mut sc.x, n * d);
-        let embd = self.raw(&self.tok_embd);
         let emb_scale = if c.spec.embed_scale { (d as f32).sqrt() } else { 1.0 };
         let mut ti = 0;
         for s in batch.iter() {
             for &tok in s.tokens {
                 let row = &mut sc.x[ti * d..(ti + 1) * d];
-                dequantize_row(embd.ty(), embd.row(tok as usize), row);
+                match &self.tok_embd.packed {
+                    // Tied to the packed output matrix: same values, bit for bit.
+                    Some(p) => p.dequantize_row(tok as usize, row),
+                    None => {
+                        let embd = self.raw(&self.tok_embd);
+                        dequantize_row(embd.ty(), embd.row(tok as usize), row);
+                    }
+                }
                 if emb_scale != 1.0 {
                     row.iter_mut().for_each(|v| *v *= emb_scale);
                 }

@@ -189,9 +189,11 @@ impl Model {
         let file = &self.file;
         let bytes = file.bytes();
         let mut total = 0;
-        // Raw bytes still read after packing: the token embedding (looked up row by row), which
-        // a tied output matrix shares.
-        let embd = self.tok_embd.range.clone();
+        // An output matrix tied to the token embedding: once packed, embedding rows are read
+        // from the packed copy (bit-identical), so the file's bytes can go.
+        let tied = self.output.range == self.tok_embd.range;
+        // Raw bytes still read after packing: the token embedding, unless tied.
+        let embd = if tied { 0..0 } else { self.tok_embd.range.clone() };
         let mut pack_one = |m: &mut Mat| {
             // The packed copy replaces the file's bytes, which are dropped from memory as they
             // are consumed — unless something still reads them raw.
@@ -199,9 +201,10 @@ impl Model {
             let shared = m.range.start < embd.end && embd.start < m.range.end;
             let mut release = |r: std::ops::Range<usize>| {
                 if !shared {
-                    // SAFETY: `r` lies within this matrix's own range, which no other tensor
-                    // overlaps (checked above against the only raw reader, the embedding) and
-                    // which is read only through the packed copy from now on.
+                    // SAFETY: `r` lies within this matrix's own range, which no raw reader
+                    // overlaps (the embedding, checked above; a tied embedding switches to the
+                    // packed copy below, before any forward pass), and which is read only
+                    // through the packed copy from now on.
                     unsafe { file.release(start + r.start..start + r.end) }
                 }
             };
@@ -219,6 +222,9 @@ impl Model {
             }
         }
         pack_one(&mut self.output);
+        if tied {
+            self.tok_embd.packed = self.output.packed.clone();
+        }
         total
     }
 

@@ -32,7 +32,6 @@ struct Case {
     prompt: String,
     prompt_ids: Vec<u32>,
     ids: Vec<u32>,
-    margins: Vec<f32>,
     top: Vec<Vec<(u32, f32)>>,
     llama_self_max_diff: f32,
 }
