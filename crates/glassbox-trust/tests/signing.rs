@@ -107,10 +107,20 @@ mod certificate_method {
     use super::*;
     use glassbox_trust::signing::{Signer, verify_with};
 
+    /// The corpus leaf (made 2026-11-22) is valid for one year and glassbox checks validity
+    /// now: until it expires it verifies; after that it must be refused for its date (the
+    /// long-lived bundles in tests/pki keep covering the package's signatures).
     #[test]
     fn python_certificate_signature_verifies_against_its_ca() {
-        let r = verify_with(&corpus("model"), &corpus("model-cert.sig"), Signer::Anchors(&corpus("pki/ca-cert.pem")), &[]).unwrap();
-        assert_eq!(r.files, 4);
+        const LEAF_NOT_AFTER_UNIX: u64 = 1_826_856_835; // 2027-11-22T04:13:55Z
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let r = verify_with(&corpus("model"), &corpus("model-cert.sig"), Signer::Anchors(&corpus("pki/ca-cert.pem")), &[]);
+        if now < LEAF_NOT_AFTER_UNIX {
+            assert_eq!(r.unwrap().files, 4);
+        } else {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("not valid now"), "{e}");
+        }
     }
 
     /// Upstream's certificate vectors are signed by a certificate with basicConstraints cA=true
