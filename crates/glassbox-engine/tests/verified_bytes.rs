@@ -10,7 +10,7 @@ use glassbox_engine::{Engine, EngineOptions, GenerateRequest, SamplingParams};
 fn answer(e: &mut Engine, prompt: &[u32]) -> Vec<u32> {
     let req = GenerateRequest {
         prompt: prompt.to_vec(),
-        max_tokens: 12,
+        max_tokens: 24,
         sampling: SamplingParams { temperature: 0.0, ..SamplingParams::default() },
         stop: vec![],
     };
@@ -29,6 +29,11 @@ fn survives_file_changes(file: &str) {
     let (mut e, _) = Engine::load_verified(&copy, &opts, &policy).unwrap();
     let prompt = e.tokenizer.encode("The capital of France is");
     let before = answer(&mut e, &prompt);
+    // The verified copy (anonymous memory, pages released as matrices are repacked) answers as
+    // the plain file mapping does: releasing never touches bytes still in use.
+    let mut plain = Engine::load(&src, &opts).unwrap();
+    assert_eq!(answer(&mut plain, &prompt), before, "{file}: the verified load answers differently from the plain one");
+    drop(plain);
 
     // Overwrite every byte in place (same inode, same length), as a careless copy would.
     let len = std::fs::metadata(&copy).unwrap().len() as usize;

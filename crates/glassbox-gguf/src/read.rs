@@ -510,22 +510,37 @@ impl GgufFile {
     }
 
     /// Tell the OS this process no longer needs the pages of `range` (e.g. a tensor that was
-    /// copied into a repacked form), so they stop counting towards its memory.
+    /// copied into a repacked form), so they stop counting towards its memory. Only whole pages
+    /// inside `range` are released: the pages it shares at either end with neighbouring bytes
+    /// are kept, so nothing outside `range` is ever affected.
     ///
     /// # Safety
     /// The bytes of `range` must never be read again through this file: a verified file lives
     /// in anonymous memory, where released pages read back as zeros (only a file mapping, as
     /// [`GgufFile::open`] makes, re-reads them from disk).
     pub unsafe fn release(&self, range: std::ops::Range<usize>) {
-        if range.start >= range.end || range.end > self.map.len() {
-            return;
-        }
         #[cfg(unix)]
-        // SAFETY: `range` is inside the mapping (checked above); the caller guarantees nothing
-        // reads it again, so discarding the pages (file-backed: re-read on access; anonymous:
-        // zero-filled) cannot change a value anyone observes.
-        unsafe {
-            let _ = self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, range.start, range.len());
+        {
+            // SAFETY: sysconf has no preconditions.
+            let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(0);
+            if page == 0 || !page.is_power_of_two() || range.end > self.map.len() {
+                return;
+            }
+            // The mapping starts on a page boundary, so offsets round like addresses.
+            let start = range.start.next_multiple_of(page);
+            let end = range.end & !(page - 1);
+            if start >= end {
+                return;
+            }
+            // SAFETY: [start, end) is whole pages inside `range`, itself inside the mapping
+            // (checked above); the caller guarantees nothing reads `range` again, so discarding
+            // those pages (file-backed: re-read on access; anonymous: zero-filled) cannot change
+            // a value anyone observes.
+            unsafe {
+                let _ = self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start);
+            }
         }
+        #[cfg(not(unix))]
+        let _ = range;
     }
 }

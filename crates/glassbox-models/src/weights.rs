@@ -201,11 +201,13 @@ impl Model {
             let shared = m.range.start < embd.end && embd.start < m.range.end;
             let mut release = |r: std::ops::Range<usize>| {
                 if !shared {
-                    // SAFETY: `r` lies within this matrix's own range, which no raw reader
+                    // From the matrix's start, not the chunk's: `release` frees only whole pages
+                    // inside the range, so a page straddling two consumed chunks is freed too.
+                    // SAFETY: the range lies within this matrix's own bytes, which no raw reader
                     // overlaps (the embedding, checked above; a tied embedding switches to the
-                    // packed copy below, before any forward pass), and which is read only
+                    // packed copy below, before any forward pass), and which are read only
                     // through the packed copy from now on.
-                    unsafe { file.release(start + r.start..start + r.end) }
+                    unsafe { file.release(start..start + r.end) }
                 }
             };
             if m.packed.is_none()

@@ -191,12 +191,21 @@ fn trust_on_first_use_then_refuse_a_changed_file() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("model.gguf") && err.contains("size mismatch") && err.contains("trust store"), "{err}");
     assert!(o.stdout.is_empty());
-    // --sha256 wins over the store: the right digest for the changed bytes is accepted.
-    let wrong = "0".repeat(64);
     let o = run(&["info", c]);
     assert!(o.status.success(), "info does not run the model and needs no pin");
+    // Pins never silently disagree: --sha256 for the changed bytes against the store's older pin
+    // is refused naming both, until the stale store entry is removed.
+    let changed = glassbox_trust::hash_files(std::slice::from_ref(&copy), 1).unwrap()[0].2.clone();
+    let o = run(&["run", c, "--sha256", &changed, "--raw", "-p", "Hi", "-n", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("pins disagree") && err.contains("--sha256") && err.contains("trust store") && err.contains(&changed), "{err}");
+    std::fs::remove_file(&store).unwrap();
+    let wrong = "0".repeat(64);
     let o = run(&["run", c, "--sha256", &wrong, "--raw", "-p", "Hi", "-n", "1"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("sha256 mismatch"));
+    let o = run(&["run", c, "--sha256", &changed, "--raw", "-p", "Hi", "-n", "1", "--temperature", "0"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
