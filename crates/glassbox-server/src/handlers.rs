@@ -13,12 +13,13 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use glassbox_engine::{EventSink, GenerateRequest, SchedRequest, SeqEvent, TokenLogprob};
+use glassbox_engine::{EventSink, GenerateRequest, SamplingParams, SchedRequest, SeqEvent, TokenLogprob};
+use glassbox_template::Message;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
 
-use crate::openai::{self, ApiError, Common};
+use crate::openai::{self, ApiError, Common, Input, Validated};
 use crate::{AppState, ModelHandle, retry_after, status};
 
 pub(crate) fn error_response(e: &ApiError) -> Response {
@@ -43,7 +44,7 @@ pub(crate) async fn ready(State(st): State<Arc<AppState>>) -> Response {
 
 pub(crate) async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let models: Vec<_> = st.models.read().unwrap().values().map(|m| (m.name.clone(), Arc::clone(&m.stats))).collect();
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render(&models)).into_response()
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render(&models, st.conns.len())).into_response()
 }
 
 pub(crate) async fn list_models(State(st): State<Arc<AppState>>) -> Response {
@@ -77,6 +78,7 @@ impl Endpoint {
 struct Prepared {
     handle: Arc<ModelHandle>,
     common: Common,
+    sampling: SamplingParams,
     prompt: Vec<u32>,
     max_tokens: usize,
 }
@@ -99,40 +101,41 @@ impl EventSink for ChanSink {
     }
 }
 
-fn prepare(st: &AppState, body: &[u8], ep: Endpoint) -> Result<Prepared, ApiError> {
-    if !st.ready.load(Ordering::SeqCst) {
-        return Err(ApiError { status: 503, message: "models are still loading; retry when /ready returns 200".into(), kind: "server_error", param: None, code: Some("not_ready") });
-    }
-    if st.shutdown.load(Ordering::SeqCst) {
-        return Err(ApiError { status: 503, message: "server is shutting down".into(), kind: "server_error", param: None, code: None });
-    }
-    let obj = openai::parse_body(body)?;
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-    let common = openai::common(&obj, ep == Endpoint::Chat, seed)?;
-    let handle = st.models.read().unwrap().get(&common.model).cloned().ok_or_else(|| ApiError {
+fn unavailable(message: &str, code: Option<&'static str>) -> ApiError {
+    ApiError { status: 503, message: message.into(), kind: "server_error", param: None, code }
+}
+
+/// The served model a validated request names, if it can serve the endpoint. Cheap: no model
+/// work happens before admission.
+fn lookup(st: &AppState, v: &Validated, ep: Endpoint) -> Result<Arc<ModelHandle>, ApiError> {
+    let model = &v.common.model;
+    let handle = st.models.read().unwrap().get(model).cloned().ok_or_else(|| ApiError {
         status: 404,
-        message: format!("the model `{}` does not exist (see /v1/models)", common.model),
+        message: format!("the model `{model}` does not exist (see /v1/models)"),
         kind: "invalid_request_error",
         param: Some("model".into()),
         code: Some("model_not_found"),
     })?;
+    if ep == Endpoint::Chat && !handle.frontend.has_chat_template() {
+        return Err(ApiError::invalid("messages", format!("model `{model}` has no chat template; use /v1/completions")));
+    }
+    Ok(handle)
+}
+
+/// Render and tokenize the prompt and size the completion: the heavy part of preparing a
+/// request, run on the blocking pool after admission.
+fn tokenize(handle: &ModelHandle, input: &Input, max_tokens: Option<usize>) -> Result<(Vec<u32>, usize), ApiError> {
     let fe = &handle.frontend;
-    let prompt = match ep {
-        Endpoint::Chat => {
-            let msgs = openai::messages(&obj)?;
-            if !fe.has_chat_template() {
-                return Err(ApiError::invalid("messages", format!("model `{}` has no chat template; use /v1/completions", common.model)));
-            }
+    let (prompt, param) = match input {
+        Input::Messages(msgs) => {
+            let msgs: Vec<Message> = msgs.iter().map(|m| Message::new(&m.role, &m.content)).collect();
             let text = fe.render_chat(&msgs).map_err(|e| ApiError::invalid("messages", e.to_string()))?;
-            fe.tokenize_chat(&text)
+            (fe.tokenize_chat(&text), "messages")
         }
-        Endpoint::Completion => {
-            let p = openai::prompt(&obj)?;
-            fe.tokenizer.encode(&p)
-        }
+        Input::Prompt(p) => (fe.tokenizer.encode(p), "prompt"),
     };
     if prompt.is_empty() {
-        return Err(ApiError::invalid(if ep == Endpoint::Chat { "messages" } else { "prompt" }, "the prompt is empty"));
+        return Err(ApiError::invalid(param, "the prompt is empty"));
     }
     let ctx = fe.ctx_size;
     if prompt.len() + 1 > ctx {
@@ -140,11 +143,11 @@ fn prepare(st: &AppState, body: &[u8], ep: Endpoint) -> Result<Prepared, ApiErro
             status: 400,
             message: format!("this model's context is {ctx} tokens, but the prompt is {} tokens (at least one token must be generated)", prompt.len()),
             kind: "invalid_request_error",
-            param: Some(if ep == Endpoint::Chat { "messages" } else { "prompt" }.into()),
+            param: Some(param.into()),
             code: Some("context_length_exceeded"),
         });
     }
-    let max_tokens = common.max_tokens.unwrap_or(ctx - prompt.len());
+    let max_tokens = max_tokens.unwrap_or(ctx - prompt.len());
     if prompt.len() + max_tokens > ctx {
         return Err(ApiError {
             status: 400,
@@ -154,7 +157,7 @@ fn prepare(st: &AppState, body: &[u8], ep: Endpoint) -> Result<Prepared, ApiErro
             code: Some("context_length_exceeded"),
         });
     }
-    Ok(Prepared { handle, common, prompt, max_tokens })
+    Ok((prompt, max_tokens))
 }
 
 /// Reserve `n` in-flight slots, or fail fast when running + waiting would exceed the bound.
@@ -177,14 +180,14 @@ fn submit(p: &Prepared, slots: Vec<Slot>) -> Result<Vec<(Slot, mpsc::UnboundedRe
     let mut out = Vec::with_capacity(slots.len());
     for (i, slot) in slots.into_iter().enumerate() {
         let (etx, erx) = mpsc::unbounded_channel();
-        let mut sampling = p.common.sampling.clone();
+        let mut sampling = p.sampling.clone();
         sampling.seed = sampling.seed.wrapping_add(i as u64);
         let req = SchedRequest {
             request: GenerateRequest { prompt: p.prompt.clone(), max_tokens: p.max_tokens, sampling, stop: p.common.stop.clone() },
             top_logprobs: p.common.logprobs.then_some(p.common.top_logprobs),
             sink: Box::new(ChanSink(etx)),
         };
-        tx.send(req).map_err(|_| ApiError { status: 503, message: "the model's scheduler has stopped".into(), kind: "server_error", param: None, code: None })?;
+        tx.send(req).map_err(|_| unavailable("the model's scheduler has stopped", None))?;
         out.push((slot, erx));
     }
     Ok(out)
@@ -198,26 +201,72 @@ pub(crate) async fn completions(State(st): State<Arc<AppState>>, body: Bytes) ->
     handle(st, body, Endpoint::Completion).await
 }
 
+type Choices = Vec<(Slot, mpsc::UnboundedReceiver<SeqEvent>)>;
+
+/// A rejected request: the error, the configured model it named ("" if none: the metrics
+/// label), and the model name the client sent (logged escaped).
+struct Rejected(ApiError, String, Option<String>);
+
+/// Validate (cheap, on the runtime), admit or refuse with 429, then render and tokenize on the
+/// blocking pool, then hand the choices to the model's scheduler.
+async fn prepare(st: &AppState, body: &[u8], ep: Endpoint, id: u64) -> Result<(Prepared, Choices), Rejected> {
+    if !st.ready.load(Ordering::SeqCst) {
+        return Err(Rejected(unavailable("models are still loading; retry when /ready returns 200", Some("not_ready")), String::new(), None));
+    }
+    if st.shutdown.load(Ordering::SeqCst) {
+        return Err(Rejected(unavailable("server is shutting down", None), String::new(), None));
+    }
+    let v = openai::validate(body, ep == Endpoint::Chat, &st.limits).map_err(|e| Rejected(e, String::new(), None))?;
+    let handle = lookup(st, &v, ep).map_err(|e| {
+        let label = if e.status == 404 { String::new() } else { v.common.model.clone() };
+        Rejected(e, label, Some(v.common.model.clone()))
+    })?;
+    let reject = |e: ApiError| Rejected(e, handle.name.clone(), Some(handle.name.clone()));
+    let slots = admit(st, &handle, v.common.n).map_err(reject)?;
+    let t = Instant::now();
+    let (h, input, max_tokens, log_content) = (Arc::clone(&handle), v.input, v.common.max_tokens, st.cfg.log_content);
+    let tokenized = tokio::task::spawn_blocking(move || {
+        let (prompt, max_tokens) = tokenize(&h, &input, max_tokens)?;
+        // Detokenized here too: no tokenizer work on the runtime.
+        let text = log_content.then(|| h.frontend.tokenizer.decode(&prompt, true).unwrap_or_default());
+        Ok((prompt, max_tokens, text))
+    })
+    .await;
+    st.metrics.tokenize(&handle.name, t.elapsed().as_secs_f64());
+    let (prompt, max_tokens, text) = tokenized.map_err(|_| reject(ApiError { status: 500, message: "internal error while preparing the prompt".into(), kind: "server_error", param: None, code: None }))?.map_err(reject)?;
+    if let Some(text) = text {
+        tracing::info!(request_id = id, user = ?v.common.user.as_deref().unwrap_or_default(), prompt = ?text, "prompt");
+    }
+    let c = v.common.sampling.clone();
+    let default_seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let sampling = SamplingParams {
+        temperature: c.temperature,
+        top_k: 0,
+        top_p: c.top_p,
+        min_p: 0.0,
+        repeat_penalty: 1.0,
+        repeat_last_n: 64,
+        presence_penalty: c.presence_penalty,
+        frequency_penalty: c.frequency_penalty,
+        seed: c.seed.unwrap_or(default_seed),
+    };
+    let p = Prepared { handle: Arc::clone(&handle), common: v.common, sampling, prompt, max_tokens };
+    let choices = submit(&p, slots).map_err(reject)?;
+    Ok((p, choices))
+}
+
 async fn handle(st: Arc<AppState>, body: Bytes, ep: Endpoint) -> Response {
     let t0 = Instant::now();
     let id = st.next_id.fetch_add(1, Ordering::Relaxed);
-    let prepared = prepare(&st, &body, ep).and_then(|p| {
-        let slots = admit(&st, &p.handle, p.common.n)?;
-        let rx = submit(&p, slots)?;
-        Ok((p, rx))
-    });
-    let (p, choices) = match prepared {
+    let (p, choices) = match prepare(&st, &body, ep, id).await {
         Ok(x) => x,
-        Err(e) => {
-            let model = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("model").and_then(Value::as_str).map(str::to_owned)).unwrap_or_default();
-            st.metrics.request(&model, ep.name(), e.status);
-            tracing::info!(request_id = id, model = %model, endpoint = ep.name(), status = e.status, error = %e.message, "rejected");
+        Err(Rejected(e, label, requested)) => {
+            st.metrics.request(&label, ep.name(), e.status);
+            // Client text goes to the log escaped (`?`): no forged lines, no terminal escapes.
+            tracing::info!(request_id = id, model = ?requested.unwrap_or_default(), endpoint = ep.name(), status = e.status, error = ?e.message, "rejected");
             return error_response(&e);
         }
     };
-    if st.cfg.log_content {
-        tracing::info!(request_id = id, prompt = %p.handle.frontend.tokenizer.decode(&p.prompt, true).unwrap_or_default(), "prompt");
-    }
     if p.common.stream {
         stream_response(st, p, choices, ep, id, t0)
     } else {
@@ -361,9 +410,9 @@ async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::h
         Endpoint::Completion => ("cmpl", "text_completion"),
     };
     st.metrics.request(&model, ep.name(), 200);
-    tracing::info!(request_id = id, model = %model, endpoint = ep.name(), status = 200, prompt_tokens = p.prompt.len(), completion_tokens, latency_ms = t0.elapsed().as_millis() as u64, user = p.common.user.as_deref().unwrap_or(""), "completed");
+    tracing::info!(request_id = id, model = ?model, endpoint = ep.name(), status = 200, prompt_tokens = p.prompt.len(), completion_tokens, latency_ms = t0.elapsed().as_millis() as u64, "completed");
     if st.cfg.log_content {
-        tracing::info!(request_id = id, completion = %outs.iter().map(|o| o.text.as_str()).collect::<Vec<_>>().join(" | "), "completion");
+        tracing::info!(request_id = id, user = ?p.common.user.as_deref().unwrap_or_default(), completion = ?outs.iter().map(|o| o.text.as_str()).collect::<Vec<_>>().join(" | "), "completion");
     }
     Json(json!({
         "id": format!("{prefix}-{id}"), "object": object, "created": now_secs(), "model": model,
@@ -443,7 +492,7 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
             };
             if out_tx.send(Ok(chunk(json!([choice]), None))).await.is_err() {
                 // Client gone: dropping the receivers tells the scheduler to free the slots.
-                tracing::info!(request_id = id, model = %model, "client disconnected mid-stream");
+                tracing::info!(request_id = id, model = ?model, "client disconnected mid-stream");
                 st.metrics.request(&model, ep.name(), 499);
                 return;
             }
@@ -457,7 +506,7 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
         }
         let _ = out_tx.send(Ok(Event::default().data("[DONE]"))).await;
         st.metrics.request(&model, ep.name(), 200);
-        tracing::info!(request_id = id, model = %model, endpoint = ep.name(), status = 200, prompt_tokens = p.prompt.len(), completion_tokens, latency_ms = t0.elapsed().as_millis() as u64, "streamed");
+        tracing::info!(request_id = id, model = ?model, endpoint = ep.name(), status = 200, prompt_tokens = p.prompt.len(), completion_tokens, latency_ms = t0.elapsed().as_millis() as u64, "streamed");
     });
     Sse::new(ReceiverStream::new(out_rx)).into_response()
 }

@@ -1,28 +1,33 @@
 //! `glassbox serve`: an OpenAI-compatible HTTP API over continuous-batching schedulers.
 //!
-//! Each model runs on its own scheduler thread; HTTP handlers validate and tokenize requests,
-//! apply admission control (running + waiting bounded, 429 with `Retry-After` immediately when
-//! full), then exchange events with the scheduler over channels. Auth is by bearer key with a
-//! constant-time compare; bodies are size-limited; nothing here makes outbound connections.
+//! Each model runs on its own scheduler thread. The connection layer (`conn`) caps open
+//! connections, times out slow headers, bodies and writes, and checks `Host`, `Content-Type` and
+//! API keys (constant-time) before a body is read. Handlers then validate the body (cheap, 400
+//! naming the field), apply admission control (running + waiting bounded, 429 with
+//! `Retry-After` at once when full), and only then render and tokenize the prompt on the
+//! blocking pool, and exchange events with the scheduler over channels. Nothing here makes
+//! outbound connections.
 //!
-//! This crate never runs model code on the async runtime and never logs prompt or completion
-//! text unless `log_content` is set.
+//! This crate never runs model code on the async runtime and never logs prompt, completion or
+//! `user` text unless `log_content` is set; client text that is logged is escaped.
 
+mod conn;
+pub mod guard;
 mod handlers;
 mod metrics;
-mod openai;
+pub mod openai;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use glassbox_engine::{Engine, EngineOptions, Frontend, SchedRequest, SchedulerStats};
@@ -37,6 +42,8 @@ pub enum Error {
     Bind { addr: String, source: std::io::Error },
     #[error("model names must be unique: {0:?} appears twice (use --alias)")]
     DuplicateName(String),
+    #[error("max_connections must be at least 1")]
+    NoConnections,
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -58,13 +65,46 @@ pub struct ServerConfig {
     /// Requests allowed to wait for a slot, per model.
     pub max_queue: usize,
     pub max_body_bytes: usize,
+    /// Open connections at most; when full, the oldest connection not running a request is
+    /// closed to make room, and when every one runs a request the newcomer gets 503.
+    pub max_connections: usize,
+    /// Time a client gets to send a request's headers; also the keep-alive idle timeout.
+    pub header_timeout: Duration,
+    /// Time a client gets to send a request's body.
+    pub body_timeout: Duration,
+    /// Time a write to a client may make no progress before the connection is closed.
+    pub send_timeout: Duration,
     pub engine: EngineOptions,
     pub prefill_chunk: usize,
+    /// Log prompt, completion and `user` text (escaped) — off by default.
     pub log_content: bool,
     pub shutdown_grace: Duration,
     /// Every model file is verified against its pin (lockfile, or trust on first use) before
     /// it is served.
     pub trust: glassbox_trust::Policy,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            api_keys: vec![],
+            insecure_no_auth: false,
+            parallel: 8,
+            max_queue: 64,
+            max_body_bytes: 4 << 20,
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(30),
+            engine: EngineOptions::default(),
+            prefill_chunk: 256,
+            log_content: false,
+            shutdown_grace: Duration::from_secs(10),
+            trust: glassbox_trust::Policy::default(),
+        }
+    }
 }
 
 pub(crate) struct ModelHandle {
@@ -78,49 +118,19 @@ pub(crate) struct ModelHandle {
 
 pub(crate) struct AppState {
     pub cfg: ServerConfig,
+    pub limits: openai::Limits,
     pub models: std::sync::RwLock<HashMap<String, Arc<ModelHandle>>>,
     pub order: std::sync::RwLock<Vec<String>>,
     pub ready: AtomicBool,
     pub shutdown: Arc<AtomicBool>,
     pub metrics: metrics::Metrics,
     pub next_id: AtomicU64,
+    /// Open connections.
+    pub conns: conn::Registry,
 }
 
 fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Constant-time comparison of a presented key with each configured key.
-fn key_ok(presented: &[u8], keys: &[String]) -> bool {
-    let mut ok = false;
-    for k in keys {
-        let k = k.as_bytes();
-        let mut diff = (k.len() != presented.len()) as u8;
-        for i in 0..k.len() {
-            diff |= k[i] ^ presented.get(i).copied().unwrap_or(0);
-        }
-        ok |= diff == 0;
-    }
-    ok
-}
-
-async fn auth(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if st.cfg.api_keys.is_empty() || req.uri().path() == "/health" {
-        return next.run(req).await;
-    }
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|k| k.trim().as_bytes().to_vec());
-    match presented {
-        Some(k) if key_ok(&k, &st.cfg.api_keys) => next.run(req).await,
-        _ => {
-            let e = ApiError { status: 401, message: "invalid or missing API key (send Authorization: Bearer <key>)".into(), kind: "invalid_request_error", param: None, code: Some("invalid_api_key") };
-            handlers::error_response(&e)
-        }
-    }
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Bind, load and verify every model (readiness turns on when all are loaded), then serve until
@@ -130,25 +140,42 @@ pub async fn serve(models: Vec<ModelSpec>, cfg: ServerConfig) -> Result<(), Erro
     if cfg.api_keys.is_empty() && !is_loopback(&cfg.host) && !cfg.insecure_no_auth {
         return Err(Error::OpenBind(cfg.host.clone()));
     }
+    // An IPv6 literal needs brackets before the port.
+    let addr = if cfg.host.contains(':') && !cfg.host.starts_with('[') { format!("[{}]:{}", cfg.host, cfg.port) } else { format!("{}:{}", cfg.host, cfg.port) };
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|source| Error::Bind { addr: addr.clone(), source })?;
+    serve_on(listener, models, cfg, wait_for_signal()).await
+}
+
+/// [`serve`] on a bound listener, until `stop` resolves (then as after SIGTERM). `cfg.host`
+/// names the bound address for the `Host` check (`localhost` also admits `127.0.0.1` and
+/// `[::1]`); `cfg.port` is not used.
+pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>, cfg: ServerConfig, stop: impl Future<Output = ()> + Send) -> Result<(), Error> {
+    let local: SocketAddr = listener.local_addr()?;
+    let loopback = local.ip().is_loopback();
+    if cfg.api_keys.is_empty() && !loopback && !cfg.insecure_no_auth {
+        return Err(Error::OpenBind(local.ip().to_string()));
+    }
+    if cfg.max_connections == 0 {
+        return Err(Error::NoConnections);
+    }
     let mut seen = std::collections::HashSet::new();
     for m in &models {
         if !seen.insert(m.name.clone()) {
             return Err(Error::DuplicateName(m.name.clone()));
         }
     }
-    let addr = format!("{}:{}", cfg.host, cfg.port);
-    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|source| Error::Bind { addr: addr.clone(), source })?;
-    let local: SocketAddr = listener.local_addr()?;
     eprintln!("glassbox serving on http://{local}/v1 (models loading; /ready turns 200 when done)");
     let shutdown = Arc::new(AtomicBool::new(false));
     let st = Arc::new(AppState {
         cfg: cfg.clone(),
+        limits: openai::Limits { max_text_bytes: cfg.max_body_bytes, ..openai::Limits::default() },
         models: Default::default(),
         order: Default::default(),
         ready: AtomicBool::new(false),
         shutdown: Arc::clone(&shutdown),
         metrics: Default::default(),
         next_id: AtomicU64::new(1),
+        conns: Default::default(),
     });
     // Load models off the async runtime; each gets its own scheduler thread.
     let loader = {
@@ -157,7 +184,7 @@ pub async fn serve(models: Vec<ModelSpec>, cfg: ServerConfig) -> Result<(), Erro
             for spec in models {
                 match load_model(&spec, &st.cfg, Arc::clone(&st.shutdown)) {
                     Ok(h) => {
-                        eprintln!("loaded {} as \"{}\" (ctx {})", spec.path.display(), h.name, h.frontend.ctx_size);
+                        eprintln!("loaded {} as {:?} (ctx {})", spec.path.display(), h.name, h.frontend.ctx_size);
                         st.order.write().unwrap().push(h.name.clone());
                         st.models.write().unwrap().insert(h.name.clone(), Arc::new(h));
                     }
@@ -179,19 +206,43 @@ pub async fn serve(models: Vec<ModelSpec>, cfg: ServerConfig) -> Result<(), Erro
         .route("/ready", get(handlers::ready))
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
+        // The body was read (and bounded) before routing; this only lifts axum's own default.
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
-        .layer(middleware::from_fn_with_state(Arc::clone(&st), auth))
         .with_state(Arc::clone(&st));
+    let hosts = (cfg.api_keys.is_empty() && loopback).then(|| guard::HostPolicy::new(&cfg.host, local));
+    let shared = Arc::new(conn::Shared {
+        app,
+        gate: conn::Gate::new(&cfg.api_keys, hosts),
+        limits: conn::ConnLimits {
+            max_connections: cfg.max_connections,
+            header_timeout: cfg.header_timeout,
+            body_timeout: cfg.body_timeout,
+            send_timeout: cfg.send_timeout,
+            max_body_bytes: cfg.max_body_bytes,
+        },
+        st: Arc::clone(&st),
+    });
+    conn::accept_loop(listener, Arc::clone(&shared), stop).await;
+    // Stopped accepting; idle connections are closed, running ones finish their response.
     let grace = cfg.shutdown_grace;
-    let stop = async move {
-        wait_for_signal().await;
-        eprintln!("shutting down: no new requests; in-flight work has {grace:?} to finish");
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
+    eprintln!("shutting down: no new requests; in-flight work has {grace:?} to finish");
+    let deadline = Instant::now() + grace;
+    let mut cancelled = false;
+    loop {
+        if st.conns.len() == 0 {
+            break;
+        }
+        if !cancelled && Instant::now() >= deadline {
+            // Grace over: cancel what still runs; its connections close as their streams end.
             shutdown.store(true, Ordering::SeqCst);
-        });
-    };
-    axum::serve(listener, app).with_graceful_shutdown(stop).await?;
+            cancelled = true;
+        }
+        if Instant::now() >= deadline + Duration::from_secs(5) {
+            tracing::warn!(open = st.conns.len(), "connections still open after the grace period; closing them");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     st.shutdown.store(true, Ordering::SeqCst);
     let _ = loader.await;
     Ok(())

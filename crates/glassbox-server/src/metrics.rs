@@ -1,10 +1,13 @@
 //! Prometheus text-format metrics: request counts by status, token counters, queue depth and
-//! running sequences (read from each scheduler), and latency histograms.
+//! running sequences (read from each scheduler), latency histograms, and connection counts.
+//!
+//! Model labels only ever name configured models: callers pass `""` for a request whose model
+//! is unknown, so a client cannot create label values (or series) at will.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const BUCKETS: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
 
@@ -35,17 +38,23 @@ impl Histogram {
     }
 }
 
+/// Name, type, help, and how to read it from a scheduler.
+type Gauge = (&'static str, &'static str, &'static str, fn(&glassbox_engine::SchedulerStats) -> usize);
+
 #[derive(Default)]
 struct Inner {
     requests: BTreeMap<(String, String, u16), u64>,
     ttft: BTreeMap<String, Histogram>,
     itl: BTreeMap<String, Histogram>,
     duration: BTreeMap<String, Histogram>,
+    tokenize: BTreeMap<String, Histogram>,
 }
 
 #[derive(Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    evicted: AtomicU64,
+    refused: AtomicU64,
 }
 
 fn escape(s: &str) -> String {
@@ -66,15 +75,28 @@ impl Metrics {
     pub fn duration(&self, model: &str, secs: f64) {
         self.inner.lock().unwrap().duration.entry(escape(model)).or_default().observe(secs);
     }
+    /// Time spent rendering the chat template and tokenizing one request (off the runtime).
+    pub fn tokenize(&self, model: &str, secs: f64) {
+        self.inner.lock().unwrap().tokenize.entry(escape(model)).or_default().observe(secs);
+    }
+    pub fn conn_evicted(&self) {
+        self.evicted.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn conn_refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
 
-    pub fn render(&self, models: &[(String, std::sync::Arc<glassbox_engine::SchedulerStats>)]) -> String {
+    pub fn render(&self, models: &[(String, std::sync::Arc<glassbox_engine::SchedulerStats>)], open_connections: usize) -> String {
         let g = self.inner.lock().unwrap();
         let mut out = String::new();
+        let _ = writeln!(out, "# HELP glassbox_open_connections Open HTTP connections.\n# TYPE glassbox_open_connections gauge\nglassbox_open_connections {open_connections}");
+        let _ = writeln!(out, "# HELP glassbox_connections_evicted_total Idle or stalled connections closed to make room for a new one.\n# TYPE glassbox_connections_evicted_total counter\nglassbox_connections_evicted_total {}", self.evicted.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP glassbox_connections_refused_total Connections refused (503) because every slot was running a request.\n# TYPE glassbox_connections_refused_total counter\nglassbox_connections_refused_total {}", self.refused.load(Ordering::Relaxed));
         out.push_str("# HELP glassbox_requests_total HTTP requests by model, endpoint and status.\n# TYPE glassbox_requests_total counter\n");
         for ((m, e, s), n) in &g.requests {
             let _ = writeln!(out, "glassbox_requests_total{{model=\"{m}\",endpoint=\"{e}\",status=\"{s}\"}} {n}");
         }
-        let gauges: [(&str, &str, &str, fn(&glassbox_engine::SchedulerStats) -> usize); 4] = [
+        let gauges: [Gauge; 4] = [
             ("glassbox_queue_depth", "gauge", "Requests waiting for a batch slot.", |s| s.waiting.load(Ordering::Relaxed)),
             ("glassbox_running_sequences", "gauge", "Sequences in the running batch.", |s| s.running.load(Ordering::Relaxed)),
             ("glassbox_prompt_tokens_total", "counter", "Prompt tokens processed.", |s| s.prompt_tokens.load(Ordering::Relaxed)),
@@ -90,6 +112,7 @@ impl Metrics {
             ("glassbox_time_to_first_token_seconds", "Time from request to first generated token.", &g.ttft),
             ("glassbox_inter_token_latency_seconds", "Time between consecutive generated tokens.", &g.itl),
             ("glassbox_request_duration_seconds", "Time from request to last token.", &g.duration),
+            ("glassbox_tokenize_seconds", "Time spent rendering and tokenizing a prompt, after admission.", &g.tokenize),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
             for (m, hist) in h {

@@ -1,9 +1,12 @@
 //! OpenAI request parsing and validation. Bodies are parsed from JSON values field by field so
-//! every invalid value gets a 400 naming the field (`param`), unknown fields are ignored, and
-//! nothing is accepted silently out of range.
+//! every invalid value gets a 400 naming the field (`param`), and nothing is accepted silently
+//! out of range. OpenAI fields this server does not implement (`tools`, `response_format`,
+//! `logit_bias`, ...) get a 400 naming the field unless their value means "off" (`null`, `[]`,
+//! `{}`, `{"type":"text"}`, ...); fields that are bookkeeping only (`user`, `metadata`,
+//! `service_tier`, ...) and other vendors' extensions are ignored.
+//!
+//! This file depends on nothing but `serde_json`, so the fuzz target includes it as it is.
 
-use glassbox_engine::SamplingParams;
-use glassbox_template::Message;
 use serde_json::{Map, Value, json};
 
 /// An error in OpenAI's shape: `{"error":{"message","type","param","code"}}` plus its status.
@@ -20,9 +23,45 @@ impl ApiError {
     pub fn invalid(param: &str, message: impl Into<String>) -> ApiError {
         ApiError { status: 400, message: message.into(), kind: "invalid_request_error", param: Some(param.into()), code: None }
     }
+    fn unsupported(param: &str, message: impl Into<String>) -> ApiError {
+        ApiError { code: Some("unsupported_parameter"), ..ApiError::invalid(param, message) }
+    }
     pub fn body(&self) -> Value {
         json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
     }
+}
+
+/// Per-request bounds, checked before any model work.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_messages: usize,
+    /// Message contents together, or the prompt, in bytes.
+    pub max_text_bytes: usize,
+    pub max_stop: usize,
+    pub max_stop_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_messages: MAX_MESSAGES, max_text_bytes: 4 << 20, max_stop: MAX_STOP, max_stop_bytes: MAX_STOP_BYTES }
+    }
+}
+
+pub const MAX_N: usize = 8;
+pub const MAX_STOP: usize = 4;
+pub const MAX_STOP_BYTES: usize = 256;
+pub const MAX_MESSAGES: usize = 1024;
+pub const MAX_TOP_LOGPROBS: usize = 20;
+pub const MAX_MODEL_BYTES: usize = 256;
+
+/// Sampling settings as requested; the seed is drawn by the server when absent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampling {
+    pub temperature: f32,
+    pub top_p: f32,
+    pub presence_penalty: f32,
+    pub frequency_penalty: f32,
+    pub seed: Option<u64>,
 }
 
 /// What both endpoints share once validated.
@@ -30,7 +69,7 @@ impl ApiError {
 pub struct Common {
     pub model: String,
     pub max_tokens: Option<usize>,
-    pub sampling: SamplingParams,
+    pub sampling: Sampling,
     pub stop: Vec<String>,
     pub n: usize,
     pub stream: bool,
@@ -40,9 +79,37 @@ pub struct Common {
     pub user: Option<String>,
 }
 
-pub const MAX_N: usize = 8;
-pub const MAX_STOP: usize = 4;
-pub const MAX_TOP_LOGPROBS: usize = 20;
+/// One chat message: role (`developer` mapped to `system`) and its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Input {
+    Messages(Vec<ChatMessage>),
+    Prompt(String),
+}
+
+/// A request that passed every check that needs no model.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub common: Common,
+    pub input: Input,
+}
+
+/// Parse and validate a `/v1/chat/completions` (`chat`) or `/v1/completions` body.
+pub fn validate(body: &[u8], chat: bool, limits: &Limits) -> Result<Validated, ApiError> {
+    let obj = parse_body(body)?;
+    unsupported(&obj, chat)?;
+    let common = common(&obj, chat, limits)?;
+    if !chat {
+        best_of(&obj, common.n)?;
+    }
+    let input = if chat { Input::Messages(messages(&obj, limits)?) } else { Input::Prompt(prompt(&obj, limits)?) };
+    Ok(Validated { common, input })
+}
 
 fn num(obj: &Map<String, Value>, key: &str, lo: f64, hi: f64) -> Result<Option<f64>, ApiError> {
     match obj.get(key) {
@@ -80,14 +147,74 @@ fn boolean(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError
 pub fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::invalid("body", "the request body must be a JSON object")),
-        Err(e) => Err(ApiError::invalid("body", format!("the request body is not valid JSON: {e}"))),
+        Ok(_) => Err(ApiError::invalid("body", "the request body must be a json object")),
+        Err(e) => Err(ApiError::invalid("body", format!("the request body is not valid json: {e}"))),
     }
 }
 
-pub fn common(obj: &Map<String, Value>, chat: bool, default_seed: u64) -> Result<Common, ApiError> {
+fn empty_array(v: &Value) -> bool {
+    v.as_array().is_some_and(Vec::is_empty)
+}
+
+fn empty_object(v: &Value) -> bool {
+    v.as_object().is_some_and(Map::is_empty)
+}
+
+/// An OpenAI field this server does not implement, and the values that mean "not used".
+struct Unsupported {
+    field: &'static str,
+    chat: bool,
+    completion: bool,
+    off: fn(&Value) -> bool,
+    what: &'static str,
+}
+
+const UNSUPPORTED: &[Unsupported] = &[
+    Unsupported { field: "tools", chat: true, completion: false, off: empty_array, what: "tool calling is not implemented" },
+    Unsupported { field: "tool_choice", chat: true, completion: false, off: |v| v == "none", what: "tool calling is not implemented" },
+    Unsupported { field: "parallel_tool_calls", chat: true, completion: false, off: |_| false, what: "tool calling is not implemented" },
+    Unsupported { field: "functions", chat: true, completion: false, off: empty_array, what: "function calling is not implemented" },
+    Unsupported { field: "function_call", chat: true, completion: false, off: |v| v == "none", what: "function calling is not implemented" },
+    Unsupported { field: "response_format", chat: true, completion: false, off: |v| *v == json!({"type": "text"}), what: "only {\"type\": \"text\"} is" },
+    Unsupported { field: "logit_bias", chat: true, completion: true, off: empty_object, what: "only an empty map is" },
+    Unsupported { field: "audio", chat: true, completion: false, off: |_| false, what: "audio output is not implemented" },
+    Unsupported { field: "modalities", chat: true, completion: false, off: |v| *v == json!(["text"]), what: "only [\"text\"] is" },
+    Unsupported { field: "prediction", chat: true, completion: false, off: |_| false, what: "predicted outputs are not implemented" },
+    Unsupported { field: "web_search_options", chat: true, completion: false, off: |_| false, what: "web search is not implemented" },
+    Unsupported { field: "reasoning_effort", chat: true, completion: false, off: |_| false, what: "no served model reasons" },
+    Unsupported { field: "verbosity", chat: true, completion: false, off: |_| false, what: "not implemented" },
+    Unsupported { field: "store", chat: true, completion: false, off: |v| *v == Value::Bool(false), what: "it stores nothing; only false is" },
+    Unsupported { field: "echo", chat: false, completion: true, off: |v| *v == Value::Bool(false), what: "only false is" },
+    Unsupported { field: "suffix", chat: false, completion: true, off: |v| v == "", what: "insertion is not implemented; only \"\" is" },
+];
+
+fn unsupported(obj: &Map<String, Value>, chat: bool) -> Result<(), ApiError> {
+    for u in UNSUPPORTED {
+        if (chat && !u.chat) || (!chat && !u.completion) {
+            continue;
+        }
+        match obj.get(u.field) {
+            None | Some(Value::Null) => {}
+            Some(v) if (u.off)(v) => {}
+            Some(_) => return Err(ApiError::unsupported(u.field, format!("{} is not supported by this server ({})", u.field, u.what))),
+        }
+    }
+    Ok(())
+}
+
+/// `best_of` equal to `n` returns the same choices as `n`; anything else would need ranking.
+fn best_of(obj: &Map<String, Value>, n: usize) -> Result<(), ApiError> {
+    match obj.get("best_of") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Number(b)) if b.as_u64() == Some(n as u64) => Ok(()),
+        Some(_) => Err(ApiError::unsupported("best_of", format!("best_of is not supported by this server (it may only equal n, here {n})"))),
+    }
+}
+
+pub fn common(obj: &Map<String, Value>, chat: bool, limits: &Limits) -> Result<Common, ApiError> {
     let model = match obj.get("model") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_MODEL_BYTES => s.clone(),
+        Some(Value::String(s)) if !s.is_empty() => return Err(ApiError::invalid("model", format!("model may be at most {MAX_MODEL_BYTES} bytes"))),
         Some(_) => return Err(ApiError::invalid("model", "model must be a non-empty string")),
         None => return Err(ApiError::invalid("model", "you must provide a model parameter")),
     };
@@ -110,19 +237,7 @@ pub fn common(obj: &Map<String, Value>, chat: bool, default_seed: u64) -> Result
         Some(Value::Object(o)) => boolean(o, "include_usage").map_err(|_| ApiError::invalid("stream_options.include_usage", "include_usage must be a boolean"))?.unwrap_or(false),
         Some(_) => return Err(ApiError::invalid("stream_options", "stream_options must be an object")),
     };
-    let stop = match obj.get("stop") {
-        None | Some(Value::Null) => vec![],
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => {
-            if a.len() > MAX_STOP {
-                return Err(ApiError::invalid("stop", format!("stop may hold at most {MAX_STOP} sequences")));
-            }
-            a.iter()
-                .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| ApiError::invalid("stop", "stop must be a string or a list of strings")))
-                .collect::<Result<_, _>>()?
-        }
-        Some(_) => return Err(ApiError::invalid("stop", "stop must be a string or a list of strings")),
-    };
+    let stop = stop(obj, limits)?;
     let (logprobs, top_logprobs) = if chat {
         let lp = boolean(obj, "logprobs")?.unwrap_or(false);
         let top = int(obj, "top_logprobs", 0, MAX_TOP_LOGPROBS as i64)?;
@@ -142,31 +257,55 @@ pub fn common(obj: &Map<String, Value>, chat: bool, default_seed: u64) -> Result
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(ApiError::invalid("user", "user must be a string")),
     };
-    let sampling = SamplingParams {
-        temperature,
-        top_k: 0,
-        top_p,
-        min_p: 0.0,
-        repeat_penalty: 1.0,
-        repeat_last_n: 64,
-        presence_penalty: presence,
-        frequency_penalty: frequency,
-        seed: seed.map(|s| s as u64).unwrap_or(default_seed),
-    };
+    let sampling = Sampling { temperature, top_p, presence_penalty: presence, frequency_penalty: frequency, seed: seed.map(|s| s as u64) };
     Ok(Common { model, max_tokens: max_tokens.map(|v| v as usize), sampling, stop, n, stream, include_usage, logprobs, top_logprobs, user })
 }
 
-pub fn messages(obj: &Map<String, Value>) -> Result<Vec<Message>, ApiError> {
+fn stop(obj: &Map<String, Value>, limits: &Limits) -> Result<Vec<String>, ApiError> {
+    let list: Vec<String> = match obj.get("stop") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => {
+            if a.len() > limits.max_stop {
+                return Err(ApiError::invalid("stop", format!("stop may hold at most {} sequences, got {}", limits.max_stop, a.len())));
+            }
+            a.iter()
+                .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| ApiError::invalid("stop", "stop must be a string or a list of strings")))
+                .collect::<Result<_, _>>()?
+        }
+        Some(_) => return Err(ApiError::invalid("stop", "stop must be a string or a list of strings")),
+    };
+    if let Some(s) = list.iter().find(|s| s.len() > limits.max_stop_bytes) {
+        return Err(ApiError::invalid("stop", format!("each stop sequence may be at most {} bytes, got {}", limits.max_stop_bytes, s.len())));
+    }
+    Ok(list)
+}
+
+/// Message fields OpenAI defines that this server cannot honour when set.
+const UNSUPPORTED_MESSAGE_FIELDS: &[&str] = &["name", "tool_calls", "tool_call_id", "function_call", "audio", "refusal"];
+
+pub fn messages(obj: &Map<String, Value>, limits: &Limits) -> Result<Vec<ChatMessage>, ApiError> {
     let Some(Value::Array(list)) = obj.get("messages") else {
         return Err(ApiError::invalid("messages", "messages must be a non-empty array"));
     };
     if list.is_empty() {
         return Err(ApiError::invalid("messages", "messages must be a non-empty array"));
     }
+    if list.len() > limits.max_messages {
+        return Err(ApiError::invalid("messages", format!("messages may hold at most {} messages, got {}", limits.max_messages, list.len())));
+    }
     let mut out = Vec::with_capacity(list.len());
+    let mut total = 0usize;
     for (i, m) in list.iter().enumerate() {
         let p = |f: &str| format!("messages[{i}].{f}");
         let Value::Object(m) = m else { return Err(ApiError::invalid(&format!("messages[{i}]"), "each message must be an object")) };
+        for f in UNSUPPORTED_MESSAGE_FIELDS {
+            match m.get(*f) {
+                None | Some(Value::Null) => {}
+                Some(v) if *f == "tool_calls" && empty_array(v) => {}
+                Some(_) => return Err(ApiError::unsupported(&p(f), format!("{} is not supported by this server", p(f)))),
+            }
+        }
         let role = match m.get("role") {
             Some(Value::String(r)) if matches!(r.as_str(), "system" | "developer" | "user" | "assistant" | "tool") => {
                 if r == "developer" { "system".to_owned() } else { r.clone() }
@@ -188,16 +327,121 @@ pub fn messages(obj: &Map<String, Value>) -> Result<Vec<Message>, ApiError> {
             None | Some(Value::Null) if role == "assistant" => String::new(),
             _ => return Err(ApiError::invalid(&p("content"), "content must be a string or a list of text parts")),
         };
-        out.push(Message::new(&role, &content));
+        total = total.saturating_add(content.len());
+        if total > limits.max_text_bytes {
+            return Err(ApiError::invalid("messages", format!("the messages' text may be at most {} bytes", limits.max_text_bytes)));
+        }
+        out.push(ChatMessage { role, content });
     }
     Ok(out)
 }
 
-pub fn prompt(obj: &Map<String, Value>) -> Result<String, ApiError> {
-    match obj.get("prompt") {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => Ok(a[0].as_str().unwrap_or("").to_owned()),
-        Some(Value::Array(_)) => Err(ApiError::invalid("prompt", "prompt must be a string (batched prompts are not supported; send one request per prompt)")),
-        _ => Err(ApiError::invalid("prompt", "prompt must be a string")),
+pub fn prompt(obj: &Map<String, Value>, limits: &Limits) -> Result<String, ApiError> {
+    let p = match obj.get("prompt") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => a[0].as_str().unwrap_or("").to_owned(),
+        Some(Value::Array(_)) => return Err(ApiError::invalid("prompt", "prompt must be a string (batched or token prompts are not supported; send one request per prompt)")),
+        _ => return Err(ApiError::invalid("prompt", "prompt must be a string")),
+    };
+    if p.len() > limits.max_text_bytes {
+        return Err(ApiError::invalid("prompt", format!("the prompt may be at most {} bytes", limits.max_text_bytes)));
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(body: Value) -> Result<Validated, ApiError> {
+        validate(body.to_string().as_bytes(), true, &Limits::default())
+    }
+
+    fn completion(body: Value) -> Result<Validated, ApiError> {
+        validate(body.to_string().as_bytes(), false, &Limits::default())
+    }
+
+    fn param(r: Result<Validated, ApiError>) -> String {
+        let e = r.expect_err("expected a 400");
+        assert_eq!(e.status, 400, "{e:?}");
+        e.param.unwrap_or_default()
+    }
+
+    fn msgs() -> Value {
+        json!([{"role": "user", "content": "hi"}])
+    }
+
+    #[test]
+    fn unimplemented_fields_are_named() {
+        for (field, value) in [
+            ("tools", json!([{"type": "function", "function": {"name": "f"}}])),
+            ("tool_choice", json!("auto")),
+            ("parallel_tool_calls", json!(false)),
+            ("functions", json!([{"name": "f"}])),
+            ("function_call", json!("auto")),
+            ("response_format", json!({"type": "json_object"})),
+            ("logit_bias", json!({"50256": -100})),
+            ("audio", json!({"voice": "alloy"})),
+            ("modalities", json!(["text", "audio"])),
+            ("prediction", json!({"type": "content", "content": "x"})),
+            ("web_search_options", json!({})),
+            ("reasoning_effort", json!("low")),
+            ("store", json!(true)),
+        ] {
+            let mut b = json!({"model": "m", "messages": msgs()});
+            b[field] = value;
+            let e = chat(b).expect_err(field);
+            assert_eq!((e.status, e.param.as_deref(), e.code), (400, Some(field), Some("unsupported_parameter")));
+            assert!(e.message.contains(field), "{}", e.message);
+        }
+        for (field, value) in [("logit_bias", json!({"1": 5})), ("echo", json!(true)), ("suffix", json!("end")), ("best_of", json!(3))] {
+            let mut b = json!({"model": "m", "prompt": "p"});
+            b[field] = value;
+            assert_eq!(param(completion(b)), field);
+        }
+    }
+
+    #[test]
+    fn off_values_and_nulls_are_accepted() {
+        let b = json!({"model": "m", "messages": [{"role": "assistant", "content": null, "tool_calls": [], "name": null, "refusal": null}, {"role": "user", "content": "x"}],
+            "tools": [], "tool_choice": "none", "functions": null, "function_call": null, "response_format": {"type": "text"}, "logit_bias": {},
+            "audio": null, "modalities": ["text"], "store": false, "parallel_tool_calls": null, "metadata": {"k": "v"}, "service_tier": "auto", "user": "u"});
+        chat(b).unwrap();
+        completion(json!({"model": "m", "prompt": "p", "echo": false, "suffix": null, "best_of": 2, "n": 2, "logit_bias": null})).unwrap();
+        completion(json!({"model": "m", "prompt": "p", "best_of": 1})).unwrap();
+    }
+
+    #[test]
+    fn message_fields_we_cannot_honour_are_named() {
+        for f in ["name", "tool_calls", "tool_call_id", "function_call"] {
+            let mut m = json!({"role": "assistant", "content": "x"});
+            m[f] = json!("v");
+            assert_eq!(param(chat(json!({"model": "m", "messages": [m]}))), format!("messages[0].{f}"));
+        }
+    }
+
+    #[test]
+    fn bounds() {
+        let many: Vec<Value> = (0..=MAX_MESSAGES).map(|_| json!({"role": "user", "content": "x"})).collect();
+        assert_eq!(param(chat(json!({"model": "m", "messages": many}))), "messages");
+        assert_eq!(param(chat(json!({"model": "m", "messages": msgs(), "stop": ["a", "b", "c", "d", "e"]}))), "stop");
+        assert_eq!(param(chat(json!({"model": "m", "messages": msgs(), "stop": "x".repeat(MAX_STOP_BYTES + 1)}))), "stop");
+        chat(json!({"model": "m", "messages": msgs(), "stop": ["x".repeat(MAX_STOP_BYTES), "a", "b", "c"]})).unwrap();
+        assert_eq!(param(chat(json!({"model": "m", "messages": msgs(), "n": MAX_N + 1}))), "n");
+        assert_eq!(param(chat(json!({"model": "x".repeat(MAX_MODEL_BYTES + 1), "messages": msgs()}))), "model");
+        let small = Limits { max_text_bytes: 10, ..Limits::default() };
+        let two = json!({"model": "m", "messages": [{"role": "user", "content": "123456"}, {"role": "user", "content": [{"type": "text", "text": "12345"}]}]});
+        assert_eq!(param(validate(two.to_string().as_bytes(), true, &small)), "messages");
+        let p = json!({"model": "m", "prompt": "12345678901"});
+        assert_eq!(param(validate(p.to_string().as_bytes(), false, &small)), "prompt");
+    }
+
+    #[test]
+    fn garbage_is_a_400_naming_the_body() {
+        for b in [&b""[..], b"[]", b"{", b"\xff", b"null", b"{\"model\":1}"] {
+            let e = validate(b, true, &Limits::default()).unwrap_err();
+            assert_eq!(e.status, 400);
+            assert!(e.param.is_some());
+        }
     }
 }

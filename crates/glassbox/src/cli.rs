@@ -175,6 +175,9 @@ pub struct ServeArgs {
     /// Names for the models, in order (repeatable)
     #[arg(long)]
     pub alias: Vec<String>,
+    /// Address to bind. Without API keys, request bodies must be `Content-Type:
+    /// application/json` (else 415), and on loopback the `Host` header must name the bound
+    /// address, `localhost:PORT` or e.g. `127.0.0.1:PORT` (else 403: DNS-rebinding defence)
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     #[arg(long, default_value_t = 8080)]
@@ -204,10 +207,25 @@ pub struct ServeArgs {
     /// Maximum request body size in bytes (larger: 413)
     #[arg(long, default_value_t = 4 << 20)]
     pub max_body: usize,
+    /// Open connections at most; when full, the oldest connection not running a request (idle,
+    /// or still sending its request) is closed to make room; when all run requests: 503
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Seconds a client gets to send a request's headers; also how long an idle keep-alive
+    /// connection stays open
+    #[arg(long, default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+    /// Seconds a client gets to send a request's body (slower: 408)
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout: u64,
+    /// Seconds a response may make no progress (a client that stopped reading) before the
+    /// connection is closed and its generation cancelled
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub send_timeout: u64,
     /// Seconds in-flight requests get to finish after SIGTERM
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace: u64,
-    /// Log prompt and completion text (off by default)
+    /// Log prompt, completion and `user` text, escaped (off by default: none of them is logged)
     #[arg(long)]
     pub log_content: bool,
 }

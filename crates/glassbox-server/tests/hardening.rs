@@ -1,0 +1,387 @@
+//! The server against slow and hostile clients, in process on the real SmolLM2 file: connection
+//! cap and eviction, header/body/idle timeouts, slowloris, Host and Content-Type policy,
+//! metric labels, unimplemented fields, per-request bounds, and admission before tokenizing.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use glassbox_server::{ModelSpec, ServerConfig};
+use serde_json::{Value, json};
+
+const NAME: &str = "smollm2";
+
+struct Server {
+    addr: SocketAddr,
+    /// An `Authorization` header line when the server has keys.
+    auth: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<Result<(), glassbox_server::Error>>>,
+    rt: tokio::runtime::Runtime,
+}
+
+fn config() -> ServerConfig {
+    let mut cfg = ServerConfig { parallel: 2, max_queue: 4, shutdown_grace: Duration::from_secs(1), ..ServerConfig::default() };
+    cfg.engine.threads = 1;
+    cfg.engine.ctx_size = 512;
+    cfg
+}
+
+fn start(cfg: ServerConfig) -> Server {
+    start_with(cfg, 2)
+}
+
+fn start_with(cfg: ServerConfig, workers: usize) -> Server {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let auth = cfg.api_keys.first().map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
+    let models = vec![ModelSpec { path: glassbox_testdata::model(glassbox_testdata::SMOLLM2), name: NAME.into() }];
+    let done = rt.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        glassbox_server::serve_on(listener, models, cfg, async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    let s = Server { addr, auth, stop: Some(tx), done: Some(done), rt };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while s.get("/ready").status != 200 {
+        assert!(Instant::now() < deadline, "server did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let r = self.rt.block_on(async { tokio::time::timeout(Duration::from_secs(30), done).await });
+            if !std::thread::panicking() {
+                assert!(matches!(r, Ok(Ok(Ok(())))), "server did not stop cleanly: {r:?}");
+            }
+        }
+    }
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
+    }
+    fn param(&self) -> String {
+        self.json()["error"]["param"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// Send raw bytes and read the whole reply (the request asks the server to close).
+fn raw(addr: SocketAddr, request: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    parse(&out)
+}
+
+fn parse(out: &[u8]) -> Reply {
+    let text = String::from_utf8_lossy(out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Reply { status, head: head.to_ascii_lowercase(), body: body.to_owned() }
+}
+
+impl Server {
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.addr.port())
+    }
+    fn get(&self, path: &str) -> Reply {
+        raw(self.addr, format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{}Connection: close\r\n\r\n", self.host(), self.auth).as_bytes())
+    }
+    fn post_with(&self, path: &str, headers: &str, body: &[u8]) -> Reply {
+        let mut req = format!("POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n", self.host(), body.len()).into_bytes();
+        req.extend_from_slice(body);
+        raw(self.addr, &req)
+    }
+    fn post(&self, path: &str, body: &Value) -> Reply {
+        self.post_with(path, "Content-Type: application/json\r\n", body.to_string().as_bytes())
+    }
+    fn metric(&self, line_prefix: &str) -> Option<f64> {
+        self.get("/metrics").body.lines().find_map(|l| l.strip_prefix(line_prefix).and_then(|v| v.trim().parse().ok()))
+    }
+    /// A streaming completion that runs until dropped: returns once its first event arrived.
+    fn hold_a_slot(&self) -> TcpStream {
+        let body = json!({"model": NAME, "prompt": "Once upon a time", "max_tokens": 480, "stream": true}).to_string();
+        let mut s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        write!(s, "POST /v1/completions HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", self.host(), body.len()).unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("data: {") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "stream ended early: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        s
+    }
+}
+
+/// Whether the server closed this connection (EOF or reset) within `wait`.
+fn closed_within(mut s: &TcpStream, wait: Duration) -> bool {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // a timeout/refusal response before the close
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Whether the server has closed this connection already (without waiting).
+fn closed_now(mut s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break false,
+            Err(_) => break true,
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    closed
+}
+
+fn completion(max_tokens: usize) -> Value {
+    json!({"model": NAME, "prompt": "The capital of France is", "max_tokens": max_tokens, "temperature": 0})
+}
+
+#[test]
+fn slowloris_does_not_starve_a_normal_request() {
+    // Defaults: 256 connections, 10 s to send headers.
+    let s = start(config());
+    let slow: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut c = TcpStream::connect(s.addr).unwrap();
+            write!(c, "POST /v1/completions HTTP/1.1\r\nHost: {}\r\nX-Slow: ", s.host()).unwrap();
+            c
+        })
+        .collect();
+    // Keep them trickling, as slowloris does.
+    for mut c in &slow {
+        let _ = c.write_all(b"a");
+    }
+    let t = Instant::now();
+    let health = s.get("/health");
+    assert_eq!((health.status, health.body.as_str()), (200, "ok"));
+    let r = s.post("/v1/completions", &completion(2));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(5), "normal requests took {took:?} behind 300 slowloris connections");
+    std::thread::sleep(Duration::from_millis(300));
+    let closed = slow.iter().filter(|c| closed_now(c)).count();
+    // The 44 over the cap were evicted, plus one per normal request; the rest wait for the
+    // 10 s header timeout.
+    assert!((300 - 256..=300 - 256 + 8).contains(&closed), "{closed} of 300 stalled connections were evicted under a cap of 256");
+    eprintln!("slowloris: /health + /v1/completions answered in {took:?}; {closed} stalled connections evicted");
+    assert!(s.metric("glassbox_connections_evicted_total").unwrap() >= 44.0);
+}
+
+#[test]
+fn header_timeout_closes_stalled_and_idle_connections() {
+    let s = start(ServerConfig { header_timeout: Duration::from_secs(1), ..config() });
+    // Part of a request line, then nothing.
+    let mut stalled = TcpStream::connect(s.addr).unwrap();
+    stalled.write_all(b"GET /hea").unwrap();
+    let t = Instant::now();
+    assert!(closed_within(&stalled, Duration::from_secs(5)), "a stalled request was not closed");
+    assert!(t.elapsed() >= Duration::from_millis(800), "closed before the header timeout: {:?}", t.elapsed());
+    // A keep-alive connection left idle after one response.
+    let mut idle = TcpStream::connect(s.addr).unwrap();
+    write!(idle, "GET /health HTTP/1.1\r\nHost: {}\r\n\r\n", s.host()).unwrap();
+    let mut buf = [0u8; 512];
+    let n = idle.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let t = Instant::now();
+    assert!(closed_within(&idle, Duration::from_secs(5)), "an idle keep-alive connection was not closed");
+    assert!(t.elapsed() >= Duration::from_millis(800));
+}
+
+#[test]
+fn body_timeout_answers_408() {
+    let s = start(ServerConfig { body_timeout: Duration::from_secs(1), ..config() });
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    write!(c, "POST /v1/completions HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"model\":", s.host()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let r = parse(&out);
+    assert_eq!(r.status, 408, "{}", String::from_utf8_lossy(&out));
+    assert_eq!(r.json()["error"]["code"], "body_timeout");
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn connection_cap_evicts_idle_connections_and_refuses_when_all_are_busy() {
+    let s = start(ServerConfig { max_connections: 2, ..config() });
+    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(s.addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(s.get("/health").status, 200, "a new client must evict an idle connection");
+    assert!(idle.iter().any(|c| closed_within(c, Duration::from_secs(2))));
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(200));
+    // Both slots running requests: a newcomer is refused with 503 + Retry-After.
+    let busy = [s.hold_a_slot(), s.hold_a_slot()];
+    let r = s.get("/health");
+    assert_eq!(r.status, 503, "{} {}", r.head, r.body);
+    assert!(r.head.contains("retry-after: 1"), "{}", r.head);
+    assert_eq!(r.json()["error"]["code"], "too_many_connections");
+    drop(busy);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.get("/health").status != 200 {
+        assert!(Instant::now() < deadline, "slots were not freed after the streams closed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(s.metric("glassbox_connections_refused_total").unwrap() >= 1.0);
+}
+
+#[test]
+fn an_open_loopback_server_checks_content_type_and_host() {
+    let s = start(config());
+    let body = completion(1).to_string();
+    let b = body.as_bytes();
+    for headers in ["Content-Type: text/plain\r\n", "Content-Type: application/x-www-form-urlencoded\r\n", ""] {
+        let r = s.post_with("/v1/completions", headers, b);
+        assert_eq!(r.status, 415, "{headers:?}: {}", r.body);
+    }
+    assert_eq!(s.post_with("/v1/completions", "Content-Type: application/json; charset=utf-8\r\n", b).status, 200);
+    let port = s.addr.port();
+    let get = |host: &str| raw(s.addr, format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes());
+    for good in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("LocalHost:{port}")] {
+        assert_eq!(get(&good).status, 200, "{good}");
+    }
+    for bad in [format!("evil.example:{port}"), format!("127.0.0.1:{}", port.wrapping_add(1)), "127.0.0.1".into(), format!("[::1]:{port}"), format!("attacker.localhost:{port}")] {
+        let r = get(&bad);
+        assert_eq!(r.status, 403, "{bad}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], "host_not_allowed");
+    }
+    // No Host at all (HTTP/1.0), and an absolute request target naming another host.
+    assert_eq!(raw(s.addr, b"GET /health HTTP/1.0\r\n\r\n").status, 403);
+    assert_eq!(raw(s.addr, format!("GET http://evil.example/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").as_bytes()).status, 403);
+}
+
+#[test]
+fn with_api_keys_auth_decides_and_the_open_server_checks_are_off() {
+    let key = "sk-test-0123456789abcdef";
+    let s = start(ServerConfig { api_keys: vec!["another-key-0123456789".into(), key.into()], ..config() });
+    let body = completion(1).to_string();
+    let auth = format!("Authorization: Bearer {key}\r\n");
+    assert_eq!(s.post_with("/v1/completions", &format!("{auth}Content-Type: text/plain\r\n"), body.as_bytes()).status, 200);
+    for bad in ["Authorization: Bearer sk-test-0123456789abcdeF\r\n", "Authorization: Bearer sk-test-0123456789abcde\r\n", "Authorization: Bearer \r\n", ""] {
+        assert_eq!(s.post_with("/v1/completions", &format!("{bad}Content-Type: application/json\r\n"), body.as_bytes()).status, 401, "{bad:?}");
+    }
+    let r = raw(s.addr, b"GET /health HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn client_model_names_never_become_metric_labels() {
+    let s = start(config());
+    let evil = "no-such-model\"} 1\nglassbox_forged_total{x=\"";
+    let r = s.post("/v1/completions", &json!({"model": evil, "prompt": "x"}));
+    assert_eq!((r.status, r.param().as_str()), (404, "model"));
+    assert_eq!(s.post("/v1/completions", &completion(1)).status, 200);
+    let metrics = s.get("/metrics").body;
+    assert!(!metrics.contains("no-such-model") && !metrics.contains("glassbox_forged_total"), "{metrics}");
+    assert!(metrics.contains("glassbox_requests_total{model=\"\",endpoint=\"completions\",status=\"404\"} 1"), "{metrics}");
+    assert!(metrics.contains(&format!("glassbox_requests_total{{model=\"{NAME}\",endpoint=\"completions\",status=\"200\"}} 1")), "{metrics}");
+}
+
+#[test]
+fn tokenizing_runs_off_the_async_workers() {
+    // One async worker: if a 4 MB prompt were tokenized on it, /health would wait for it.
+    let s = start_with(config(), 1);
+    let big = std::thread::spawn({
+        let (addr, host) = (s.addr, s.host());
+        move || {
+            let body = json!({"model": NAME, "prompt": "word ".repeat(800_000), "max_tokens": 1}).to_string();
+            let t = Instant::now();
+            let r = raw(addr, format!("POST /v1/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+            (r, t.elapsed())
+        }
+    });
+    let mut worst = Duration::ZERO;
+    while !big.is_finished() {
+        let t = Instant::now();
+        assert_eq!(s.get("/health").status, 200);
+        worst = worst.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (r, took) = big.join().unwrap();
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (400, Some("context_length_exceeded")), "{}", r.body);
+    eprintln!("a 4 MB prompt took {took:?} to refuse; /health answered within {worst:?} meanwhile");
+    assert!(worst < Duration::from_millis(500) || worst < took / 4, "/health waited {worst:?} while a prompt was tokenized ({took:?})");
+}
+
+#[test]
+fn unimplemented_fields_and_oversized_requests_get_400_naming_the_field() {
+    let s = start(config());
+    let msgs = json!([{"role": "user", "content": "hi"}]);
+    let chat = |extra: Value| {
+        let mut b = json!({"model": NAME, "messages": msgs, "max_tokens": 1});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        s.post("/v1/chat/completions", &b)
+    };
+    for (field, value) in [("tools", json!([{"type": "function", "function": {"name": "f", "parameters": {}}}])), ("tool_choice", json!("auto")), ("response_format", json!({"type": "json_object"})), ("logit_bias", json!({"42": 10}))] {
+        let r = chat(json!({ field: value }));
+        assert_eq!((r.status, r.param()), (400, field.to_owned()), "{}", r.body);
+        assert!(r.json()["error"]["message"].as_str().unwrap().contains(field));
+    }
+    // Nulls and "off" values are what some clients send by default.
+    assert_eq!(chat(json!({"tools": null, "response_format": {"type": "text"}, "logit_bias": {}, "tool_choice": null})).status, 200);
+    let r = s.post("/v1/chat/completions", &json!({"model": NAME, "messages": [{"role": "assistant", "content": "x", "tool_calls": [{"id": "1"}]}, {"role": "user", "content": "y"}]}));
+    assert_eq!((r.status, r.param().as_str()), (400, "messages[0].tool_calls"));
+    let many: Vec<Value> = (0..1025).map(|_| json!({"role": "user", "content": "x"})).collect();
+    let r = s.post("/v1/chat/completions", &json!({"model": NAME, "messages": many}));
+    assert_eq!((r.status, r.param().as_str()), (400, "messages"));
+    assert_eq!(chat(json!({"stop": ["a", "b", "c", "d", "e"]})).param(), "stop");
+    assert_eq!(chat(json!({"stop": "x".repeat(257)})).param(), "stop");
+    let r = s.post("/v1/completions", &json!({"model": NAME, "prompt": "x", "echo": true}));
+    assert_eq!((r.status, r.param().as_str()), (400, "echo"));
+}
+
+#[test]
+fn admission_429_comes_before_rendering_and_tokenizing() {
+    let s = start(ServerConfig { parallel: 1, max_queue: 0, ..config() });
+    let tokenized = format!("glassbox_tokenize_seconds_count{{model=\"{NAME}\"}}");
+    let held = s.hold_a_slot();
+    assert_eq!(s.metric(&tokenized), Some(1.0));
+    // A 3 MB prompt, and a chat of 1000 messages, refused at once without any model work.
+    let t = Instant::now();
+    let r = s.post("/v1/completions", &json!({"model": NAME, "prompt": "word ".repeat(600_000), "max_tokens": 1}));
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.head.contains("retry-after: 1"));
+    let many: Vec<Value> = (0..1000).map(|i| json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": "hello there"})).collect();
+    let r = s.post("/v1/chat/completions", &json!({"model": NAME, "messages": many}));
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(t.elapsed() < Duration::from_secs(3), "429 took {:?}", t.elapsed());
+    assert_eq!(s.metric(&tokenized), Some(1.0), "a refused request was tokenized");
+    drop(held);
+}
