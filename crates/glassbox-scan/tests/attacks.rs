@@ -44,7 +44,7 @@ fn marshal_code_object_is_flagged() {
 #[test]
 fn memo_tricks_are_resolved() {
     // Strings stored with MEMOIZE / BINPUT, then fetched with BINGET for STACK_GLOBAL.
-    let p = proto4(&[&s("subprocess"), &[0x94], &[b'0'], &s("check_output"), &[b'q', 7], &[b'0'], &[b'h', 0], &[b'h', 7], &[0x93]]);
+    let p = proto4(&[&s("subprocess"), &[0x94], b"0", &s("check_output"), &[b'q', 7], b"0", &[b'h', 0], &[b'h', 7], &[0x93]]);
     assert_eq!(imports(&p), vec!["subprocess.check_output".to_string()]);
 }
 
@@ -69,7 +69,7 @@ fn submodule_disguises_are_flagged() {
 #[test]
 fn benign_state_dict_pickle_passes() {
     // OrderedDict() with a tensor rebuilt by torch._utils._rebuild_tensor_v2 from a FloatStorage.
-    let p = proto4(&[&s("collections"), &s("OrderedDict"), &[0x93], &[b')', b'R'], &s("torch._utils"), &s("_rebuild_tensor_v2"), &[0x93], &s("torch"), &s("FloatStorage"), &[0x93], &[b'0', b'0']]);
+    let p = proto4(&[&s("collections"), &s("OrderedDict"), &[0x93], b")R", &s("torch._utils"), &s("_rebuild_tensor_v2"), &[0x93], &s("torch"), &s("FloatStorage"), &[0x93], b"00"]);
     let r = scan_bytes(&p, "t.pkl");
     assert!(!r.has_high(), "{:?}", r.findings);
 }
