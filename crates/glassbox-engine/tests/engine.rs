@@ -63,11 +63,25 @@ fn prompt_longer_than_context_is_an_error_not_truncation() {
 
 #[test]
 fn generation_stops_at_context_end_with_length() {
+    // Whether a greedy continuation reaches the end of the context or the end-of-generation
+    // token first depends on near-ties that differ between kernel paths (CI runs every ISA), so
+    // several prompts: none may run past the context, and those that do not stop at EOG must
+    // end exactly there with `Length`.
     let mut e = engine(glassbox_testdata::SMOLLM2, 16);
-    let prompt = e.tokenizer.encode("One two three four five six");
-    let g = e.generate(&GenerateRequest { prompt: prompt.clone(), max_tokens: 100, sampling: greedy(), stop: vec![] }, |_| {}).unwrap();
-    assert_eq!(g.finish_reason, FinishReason::Length);
-    assert!(prompt.len() + g.completion_tokens <= 17, "{} + {}", prompt.len(), g.completion_tokens);
+    let mut reached_end = 0;
+    for text in ["One two three four five six", "1, 2, 3, 4, 5,", "The alphabet: a b c d", "Monday Tuesday Wednesday"] {
+        let prompt = e.tokenizer.encode(text);
+        let g = e.generate(&GenerateRequest { prompt: prompt.clone(), max_tokens: 100, sampling: greedy(), stop: vec![] }, |_| {}).unwrap();
+        let total = prompt.len() + g.completion_tokens;
+        assert!(total <= 17, "{text:?}: {} + {}", prompt.len(), g.completion_tokens);
+        if g.finish_reason == FinishReason::Length {
+            assert!(total >= 16, "{text:?}: length finish before the context end ({total})");
+            reached_end += 1;
+        } else {
+            assert_eq!(g.finish_reason, FinishReason::Stop, "{text:?}");
+        }
+    }
+    assert!(reached_end >= 1, "no prompt ran to the end of the context");
 }
 
 #[test]

@@ -184,6 +184,16 @@ fn read_and_hash(file: &mut std::fs::File, size: u64) -> std::io::Result<(memmap
         // Large weight tensors are read sequentially by the kernels: huge pages cut TLB misses.
         let _ = anon.advise(memmap2::Advice::HugePage);
     }
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // Ask for the whole file at once so disk reads run ahead of hashing (advice only: a
+        // failure changes nothing).
+        // SAFETY: plain syscall on a descriptor this function borrows for its whole duration.
+        let _ = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED) };
+        // SAFETY: as above.
+        let _ = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL) };
+    }
     let mut h = sha2::Sha256::new();
     for chunk in anon.chunks_mut(4 << 20) {
         file.read_exact(chunk)?;
