@@ -118,11 +118,22 @@ fn replace_size(s: &str, old: &str, new: &str, count: Option<usize>) -> Option<u
     s.len().checked_add(n.checked_mul(new.len())?)
 }
 
+/// Most items a `join` may take: filters iterate without spending fuel, and minijinja lets a
+/// template repeat a sequence to 100 M items (the fuzzer found `join` over 20 M items taking
+/// minutes). No chat template joins a million things.
+const MAX_JOIN_ITEMS: usize = 1 << 20;
+
 /// Upper bound of joining `items` with `sep`.
 fn join_size(items: &Value, sep: &str) -> Result<Option<usize>, JError> {
+    if items.len().is_some_and(|n| n > MAX_JOIN_ITEMS) {
+        return Err(over_limit());
+    }
     let mut total = 0usize;
     let mut n = 0usize;
     for item in items.try_iter()? {
+        if n == MAX_JOIN_ITEMS {
+            return Err(over_limit());
+        }
         let len = match item.as_str() {
             Some(s) => s.len(),
             None => item.to_string().len(),

@@ -82,6 +82,9 @@ fn amplifying_filters_and_methods_are_refused_before_they_allocate() {
     assert_refused("{{ '{:>1000000000}'.format('a') }}");
     assert_refused("{{ '%1000000000d'|format(1) }}");
     assert_refused("{{ ','.join(['y' * 1000000] * 100000) }}");
+    // Found by the fuzzer (slow unit, 777 s): joining 20 M undefined items by an attribute.
+    assert_refused("{{ ([joane000] * 2000* 10000)|join('', ')0') }}");
+    assert_refused("{{ ([0] * 2000000)|join }}");
     assert_refused("{% set s = 'a' * 10000000 %}{{ s.replace('a', 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb') }}");
 }
 
