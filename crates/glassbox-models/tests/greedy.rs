@@ -21,10 +21,12 @@ use serde::Deserialize;
 
 
 /// Largest gap (logits, llama.cpp's) between llama.cpp's choice and ours at a waived step.
-/// Measured 2026-11-30 (AVX-VNNI): largest 0.370 (Gemma 3), 0.236 (SmolLM2).
-const NEAR_TIE_MARGIN: f32 = 0.5;
+/// Measured 2026-11-30 (AMD EPYC, AVX-512 + AVX-VNNI), largest gap per kernel path:
+/// AVX-VNNI 0.370 (Gemma 3) / 0.236 (SmolLM2), AVX2 0.370 / 0.236, scalar 0.434 / 0.818 (the
+/// scalar path rounds differently from llama.cpp's x86 build, which the fixtures come from).
+const NEAR_TIE_MARGIN: f32 = 1.0;
 /// At most this share of all compared steps may be near-tie waivers (measured: Gemma 3 23/768
-/// = 3.0 %, SmolLM2 16/768 = 2.1 %).
+/// = 3.0 % on every path; SmolLM2 16/768 = 2.1 % on AVX-VNNI and AVX2, 28/768 = 3.6 % scalar).
 const MAX_WAIVERS_PERCENT: usize = 5;
 
 #[derive(Deserialize)]
