@@ -10,7 +10,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / "target" / "release" / "glassbox"
-LICENSES = ROOT.parent / "shared" / "corpora" / "licenses"
+LICENSES = ROOT / "tests" / "corpora" / "licenses"
 
 
 def cache() -> Path:

@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / "target" / "release" / "glassbox"
-CORPUS = ROOT.parent / "shared" / "corpora" / "model-signing"
+CORPUS = ROOT / "tests" / "corpora" / "model-signing"
 MS = [sys.executable, "-m", "model_signing"]
 
 
