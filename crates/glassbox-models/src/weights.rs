@@ -194,17 +194,20 @@ impl Model {
         let tied = self.output.range == self.tok_embd.range;
         // Raw bytes still read after packing: the token embedding, unless tied.
         let embd = if tied { 0..0 } else { self.tok_embd.range.clone() };
+        // Bytes are released only when this model is the file's sole holder: anyone else holding
+        // the `Arc` (a second model, `Model::file()`'s caller) could still read them.
+        let sole_holder = Arc::strong_count(&self.file) == 1;
         let mut pack_one = |m: &mut Mat| {
             // The packed copy replaces the file's bytes, which are dropped from memory as they
             // are consumed — unless something still reads them raw.
             let start = m.range.start;
-            let shared = m.range.start < embd.end && embd.start < m.range.end;
+            let shared = !sole_holder || (m.range.start < embd.end && embd.start < m.range.end);
             let mut release = |r: std::ops::Range<usize>| {
                 if !shared {
                     // From the matrix's start, not the chunk's: `release` frees only whole pages
                     // inside the range, so a page straddling two consumed chunks is freed too.
-                    // SAFETY: the range lies within this matrix's own bytes, which no raw reader
-                    // overlaps (the embedding, checked above; a tied embedding switches to the
+                    // SAFETY: this model is the file's only holder (checked above), and the range
+                    // lies within this matrix's own bytes, which no raw reader overlaps (the embedding, checked above; a tied embedding switches to the
                     // packed copy below, before any forward pass), and which are read only
                     // through the packed copy from now on.
                     unsafe { file.release(start..start + r.end) }
@@ -230,6 +233,8 @@ impl Model {
         total
     }
 
+    /// The parsed file. After [`Model::pack`], the bytes of packed tensors may have been released
+    /// (read back as zeros): read tensors through the model, not through this.
     pub fn file(&self) -> &Arc<GgufFile> {
         &self.file
     }
