@@ -125,7 +125,13 @@ impl ChatTemplate {
         env.set_formatter(budget.clone().formatter());
         let tmpl = env.get_template(NAME).map_err(|e| Error::Syntax(describe(&e)))?;
         let mut out = bounded::CappedBuf { buf: Vec::new(), limit: self.limits.max_output_bytes, exceeded: false };
-        let rendered = tmpl.render_captured_to(ctx, &mut out).map(drop);
+        // minijinja is third-party code running model-supplied templates: a panic inside it (the
+        // fuzzer found one in its `str.format` parser) becomes an error, never a crash.
+        let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tmpl.render_captured_to(ctx, &mut out).map(drop)))
+            .map_err(|p| {
+                let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+                Error::Render(format!("template engine panicked: {what}"))
+            })?;
         if out.exceeded || budget.exceeded() {
             return Err(Error::OutputTooLarge(self.limits.max_output_bytes));
         }

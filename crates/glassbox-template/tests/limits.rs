@@ -104,3 +104,20 @@ fn ordinary_uses_of_the_checked_filters_still_work() {
     ok("{{ 'a b'.replace(' ', '_') }}", "a_b");
     ok("{% set s %}{{ 'x' * 3 }}{% endset %}[{{ s }}]", "[xxx]");
 }
+
+/// Fuzzer crash (2026-11-30): minijinja's `str.format` parser sliced a string inside a
+/// multi-byte character and panicked; a render must fail with an error instead.
+#[test]
+fn regression_fuzz_format_char_boundary_panic_is_an_error() {
+    let src = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/regressions/fuzz-format-char-boundary.jinja")).unwrap();
+    let src = String::from_utf8_lossy(&src);
+    let (src, _) = src.split_once('\0').unwrap_or((&src, ""));
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Ok(t) = ChatTemplate::new(src, Limits::default()) {
+        let r = t.render(&[Message::new("user", "hello")], &RenderOptions::default());
+        assert!(r.is_err() || r.is_ok(), "no panic");
+    }
+    let t = ChatTemplate::new("{{ '{\u{616}}'.format('a') }}", Limits::default()).unwrap();
+    let r = t.render(&[], &RenderOptions::default());
+    assert!(r.is_err(), "{r:?}");
+}
