@@ -8,16 +8,17 @@
 
 mod bounded;
 mod pyjson;
+pub mod sandbox;
 mod strftime;
 
 use minijinja::value::Value;
 use minijinja::{Environment, ErrorKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use pyjson::to_python_json;
 
 /// Limits for untrusted templates.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
     pub max_source_bytes: usize,
     pub max_output_bytes: usize,
@@ -31,7 +32,7 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum Error {
     #[error("chat template is {0} bytes, over the {1}-byte limit")]
     TooLarge(usize, usize),
@@ -43,10 +44,13 @@ pub enum Error {
     Render(String),
     #[error("chat template output is over the {0}-byte limit")]
     OutputTooLarge(usize),
+    /// The worker process rendering the template failed: memory cap, deadline, or a crash.
+    #[error("{0}")]
+    Sandbox(String),
 }
 
 /// One chat message. `content` is a string or a list of `{type: "text", text}` parts.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Message {
     pub role: String,
     pub content: serde_json::Value,
@@ -59,7 +63,7 @@ impl Message {
 }
 
 /// What a template is rendered with, beyond the messages.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RenderOptions {
     pub add_generation_prompt: bool,
     pub bos_token: String,
@@ -72,6 +76,7 @@ pub struct RenderOptions {
 pub struct ChatTemplate {
     env: Environment<'static>,
     limits: Limits,
+    source: String,
 }
 
 const NAME: &str = "chat_template";
@@ -81,7 +86,13 @@ const NAME: &str = "chat_template";
 const EMISSION_FACTOR: usize = 4;
 
 impl ChatTemplate {
+    /// Parse `source`. Parsing happens here, in process (it is bounded by the source limit);
+    /// rendering happens in a worker process when a [`sandbox`] is installed.
     pub fn new(source: &str, limits: Limits) -> Result<ChatTemplate, Error> {
+        Self::new_in_process(source, limits)
+    }
+
+    pub(crate) fn new_in_process(source: &str, limits: Limits) -> Result<ChatTemplate, Error> {
         if source.len() > limits.max_source_bytes {
             return Err(Error::TooLarge(source.len(), limits.max_source_bytes));
         }
@@ -105,10 +116,21 @@ impl ChatTemplate {
         });
         env.add_filter("tojson", pyjson::tojson_filter);
         env.add_template_owned(NAME, source.to_owned()).map_err(|e| Error::Syntax(describe(&e)))?;
-        Ok(ChatTemplate { env, limits })
+        Ok(ChatTemplate { env, limits, source: source.to_owned() })
     }
 
+    /// Render with the bounds above; in a memory-capped worker process when
+    /// [`sandbox::install`] was called in this process, else here.
     pub fn render(&self, messages: &[Message], opts: &RenderOptions) -> Result<String, Error> {
+        match sandbox::installed() {
+            Some(sb) => sb.render(&self.source, &self.limits, messages, opts),
+            None => self.render_in_process(messages, opts),
+        }
+    }
+
+    /// Render in this process: bounded by fuel and the output and emission budgets, but not in
+    /// the memory the template engine's own values take (see [`sandbox`]).
+    pub fn render_in_process(&self, messages: &[Message], opts: &RenderOptions) -> Result<String, Error> {
         let mut env = self.env.clone();
         let now = opts.now;
         env.add_function("strftime_now", move |fmt: String| strftime::strftime_now(&fmt, now));

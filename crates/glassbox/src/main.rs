@@ -12,7 +12,24 @@ use std::io::Write;
 
 use clap::Parser;
 
+/// The argument that turns this binary into a chat-template worker (see glassbox_template::sandbox).
+const TEMPLATE_WORKER_ARG: &str = "__template-worker";
+
 fn main() {
+    // First thing: a worker process renders templates and nothing else.
+    if std::env::args_os().nth(1).is_some_and(|a| a == TEMPLATE_WORKER_ARG) {
+        glassbox_template::sandbox::worker_main();
+    }
+    // Chat templates are model code: every render runs in a memory-capped worker process.
+    match glassbox_template::sandbox::SandboxConfig::current_exe(TEMPLATE_WORKER_ARG) {
+        Ok(cfg) => {
+            glassbox_template::sandbox::install(cfg);
+        }
+        Err(e) => {
+            eprintln!("error: cannot locate this executable to start chat-template workers: {e}");
+            std::process::exit(1);
+        }
+    }
     let args = cli::Cli::parse();
     let result = match args.command {
         cli::Command::Run(a) => cmd_run::run(a),

@@ -22,7 +22,10 @@ fn store() -> std::path::PathBuf {
 }
 
 fn serve(extra: &[&str]) -> Serve {
-    let model = glassbox_testdata::model(glassbox_testdata::SMOLLM2);
+    serve_model(&glassbox_testdata::model(glassbox_testdata::SMOLLM2), extra)
+}
+
+fn serve_model(model: &std::path::Path, extra: &[&str]) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_glassbox"))
         .args(["serve", &model.display().to_string(), "--alias", "smollm2", "--port", "0", "-c", "512", "-t", "1", "--parallel", "2"])
         .args(extra)
@@ -170,4 +173,49 @@ fn connection_limit_flags_are_documented_and_checked() {
         let o = Command::new(env!("CARGO_BIN_EXE_glassbox")).args(["serve", &model, "--port", "0"]).args(bad).env("GLASSBOX_TRUST_STORE", store()).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&o.stderr));
     }
+}
+
+/// SmolLM2 with its chat template replaced by the render_template fuzzer's out-of-memory input
+/// (minijinja materialises a 46.5 M-item sequence, ~2 GB). Written once per test process.
+fn hostile_template_model() -> std::path::PathBuf {
+    let src = glassbox_testdata::model(glassbox_testdata::SMOLLM2);
+    let dst = std::env::temp_dir().join(format!("glassbox-hostile-template-{}.gguf", std::process::id()));
+    let bytes = std::fs::read(&src).unwrap();
+    let gguf = glassbox_gguf::Gguf::parse(&bytes, &Default::default()).unwrap();
+    let mut w = glassbox_gguf::GgufWriter::from_gguf(&gguf, &bytes);
+    let hostile = std::fs::read_to_string(glassbox_testdata::repo_root().join("crates/glassbox-template/tests/regressions/fuzz-oom-cycler-repeat.jinja")).unwrap();
+    let slot = w.metadata.iter_mut().find(|(k, _)| k == "tokenizer.chat_template").expect("SmolLM2 has a chat template");
+    slot.1 = glassbox_gguf::Value::String(hostile);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&dst).unwrap());
+    w.write(&mut out).unwrap();
+    out.flush().unwrap();
+    dst
+}
+
+#[test]
+fn hostile_chat_template_stops_its_worker_not_the_cli_or_the_server() {
+    let model = hostile_template_model();
+    let m = model.display().to_string();
+    // The CLI: a clear error naming the cap, exit 1, quickly, no panic.
+    let t = Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_glassbox")).args(["run", &m, "--prompt", "Hi", "-n", "1"]).env("GLASSBOX_TRUST_STORE", store()).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("chat template ran out of its 512 MiB memory cap"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(60), "took {:?}", t.elapsed());
+    // The server: the chat request fails with that error, twice (a fresh worker each time), and
+    // the server keeps serving requests that need no template.
+    let s = serve_model(&model, &[]);
+    let chat = json!({"model": "smollm2", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}).to_string();
+    for _ in 0..2 {
+        let (status, body) = s.request("POST", "/v1/chat/completions", &chat);
+        assert!((400..600).contains(&status), "{status} {body}");
+        assert!(body.contains("memory cap"), "{body}");
+    }
+    let plain = json!({"model": "smollm2", "prompt": "The capital of France is", "max_tokens": 2}).to_string();
+    assert_eq!(s.request("POST", "/v1/completions", &plain).0, 200);
+    assert_eq!(s.request("GET", "/health", "").0, 200);
+    drop(s);
+    let _ = std::fs::remove_file(&model);
 }

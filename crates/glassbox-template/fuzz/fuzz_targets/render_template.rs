@@ -1,9 +1,13 @@
 //! Fuzz hostile chat templates: any source must parse or fail cleanly, and any render must
-//! finish (fuel), stay within the output limit, or fail with an error — never panic, never
-//! allocate without bound. The input is `template \0 message content`.
+//! finish (fuel), stay within the output limit, or fail with an error — never panic. This renders
+//! in process, so it also finds values minijinja grows without bound; the `glassbox` binary's
+//! worker processes contain those (see `src/sandbox.rs`), and each one found becomes a sandbox
+//! regression test. The input is `template \0 message content`.
 //! Seeds: the real templates in tests/corpora/chat-templates plus `seeds/` here.
-//! Run: cd crates/glassbox-template/fuzz && cargo +nightly fuzz run render_template \
-//!   corpus/ seeds/ ../../../tests/corpora/chat-templates -- -max_len=8192 -rss_limit_mb=1024
+//! Run (fork mode keeps going past out-of-memory inputs and saves them under artifacts/):
+//!   cd crates/glassbox-template/fuzz && cargo +nightly fuzz run -s none render_template \
+//!   corpus/ seeds/ ../../../tests/corpora/chat-templates -- -fork=1 -ignore_ooms=1 \
+//!   -ignore_timeouts=1 -timeout=30 -max_len=8192 -rss_limit_mb=2048
 #![no_main]
 
 use glassbox_template::{ChatTemplate, Limits, Message, RenderOptions};
