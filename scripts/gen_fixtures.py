@@ -10,11 +10,12 @@ How to regenerate (about 20 minutes on 2 cores, most of it building llama.cpp):
   python3 scripts/fetch_models.py --all
   python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install gguf==0.19.0 jinja2==3.1.6 numpy \
       llama-cpp-python==0.3.36
-  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity]
+  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop]
 For the perplexity part, build llama-perplexity from the same sdist (`pip download --no-deps
 --no-binary :all: llama-cpp-python==0.3.36`, then cmake in vendor/llama.cpp with
 -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON; note GGML_NATIVE=ON enables AMX, which
-faults on VMs without AMX state) and set LLAMA_CPP_BIN to its bin/ folder. Setting
+faults on VMs without AMX state) and set LLAMA_CPP_BIN to its bin/ folder (perplexity, kld,
+kldtop; kld also runs target/release/glassbox, or $GLASSBOX, to write a base file llama.cpp reads). Setting
 LLAMA_CPP_LIB_PATH to that folder too lets llama-cpp-python use the same build.
 """
 import datetime, json, os, subprocess, sys
@@ -161,6 +162,102 @@ def gen_perplexity(model_path: Path, name: str) -> None:
     write(f"perplexity/{name}.json", {"reference": "llama-perplexity 0c1e570 -c 128 -b 128 --chunks 16",
                                        "texts": names, "joiner": "\n\n", "n_ctx": 128,
                                        "chunks": int(chunks.group(1)), "ppl": float(final.group(1))})
+
+
+# --- KL divergence: llama.cpp's --kl-divergence-base files, both ways --------------------------
+
+KLD_TEXT_FILE = "tests/corpora/seeds/000_aea0e097268c7e85.txt"
+
+
+def llama_tool(args: list[str]) -> str:
+    bindir = os.environ.get("LLAMA_CPP_BIN")
+    if not bindir:
+        sys.exit("error: set LLAMA_CPP_BIN to the folder holding llama-perplexity")
+    env = dict(os.environ, LD_LIBRARY_PATH=bindir)
+    r = subprocess.run([f"{bindir}/llama-perplexity", *args], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.exit(f"error: llama-perplexity {' '.join(args)} failed:\n{(r.stdout + r.stderr)[-3000:]}")
+    return r.stdout + r.stderr
+
+
+def parse_kld(log: str) -> dict:
+    import re
+    def num(label):
+        m = re.search(re.escape(label) + r"\s*:\s*(-?[0-9.]+)", log)
+        if not m:
+            sys.exit(f"error: no {label!r} in llama-perplexity output:\n{log[-3000:]}")
+        return float(m.group(1))
+    return {"ppl": num("Mean PPL(Q)"), "ppl_base": num("Mean PPL(base)"), "kld_mean": num("Mean    KLD"),
+            "kld_max": num("Maximum KLD"), "kld_median": num("Median  KLD"), "rms_dp": num("RMS Δp"),
+            "same_top": num("Same top p")}
+
+
+def gen_kld_tiny(arch: str) -> None:
+    """tiny-{arch}-f32.gguf (the exact dequantisation of tiny-{arch}.gguf, by
+    scripts/dequantize_gguf.py) and llama.cpp's base file over it; llama.cpp's KLD of the
+    quantised file against that base; and llama.cpp reading a base file glassbox wrote."""
+    import tempfile
+    tiny = FIX / "tiny" / f"tiny-{arch}.gguf"
+    f32 = FIX / "tiny" / f"tiny-{arch}-f32.gguf"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "dequantize_gguf.py"), str(tiny), str(f32)], check=True)
+    (FIX / "kld").mkdir(parents=True, exist_ok=True)
+    base = FIX / "kld" / f"tiny-{arch}-f32.kld"
+    text = ROOT / KLD_TEXT_FILE
+    common = ["-c", "32", "-b", "32", "-t", "2", "--chunks", "8"]
+    llama_tool(["-m", str(f32), "-f", str(text), *common, "--kl-divergence-base", str(base)])
+    quant = parse_kld(llama_tool(["-m", str(tiny), *common, "--kl-divergence-base", str(base), "--kl-divergence"]))
+    same = parse_kld(llama_tool(["-m", str(f32), *common, "--kl-divergence-base", str(base), "--kl-divergence"]))
+    glassbox = os.environ.get("GLASSBOX", str(ROOT / "target" / "release" / "glassbox"))
+    with tempfile.TemporaryDirectory() as d:
+        ours = Path(d) / "ours.kld"
+        subprocess.run([glassbox, "perplexity", str(f32), "-f", str(text), "-c", "32", "--chunks", "8", "-t", "2",
+                        "--kl-divergence-base", str(ours)], check=True, capture_output=True)
+        reads_ours = parse_kld(llama_tool(["-m", str(f32), *common, "--kl-divergence-base", str(ours), "--kl-divergence"]))
+    write(f"kld/tiny-{arch}.json", {
+        "reference": "llama-perplexity 0c1e570 -c 32 -b 32 --chunks 8 (CPU, AVX-512 build)",
+        "text": KLD_TEXT_FILE, "base": base.name, "base_model": f32.name,
+        "llama_quantized_vs_f32_base": quant, "llama_f32_vs_f32_base": same,
+        "llama_reads_glassbox_f32_base": reads_ours})
+
+
+KLD_TOP = 64
+
+
+def gen_kld_top(model_path: Path, name: str) -> None:
+    """llama.cpp's own log-probabilities on a short text, sparse: per scored position the top
+    KLD_TOP tokens and the actual next token (from a full base file, dequantised from its
+    16-bit form). Tests compare the engine's distribution over those tokens plus one bucket for
+    the rest: a coarse-grained KL divergence, which can only be lower than the full one."""
+    import tempfile
+    import numpy as np
+    n_ctx, chunks = 128, 4
+    names, text = perplexity_text()
+    with tempfile.TemporaryDirectory() as d:
+        base = Path(d) / "base.kld"
+        (Path(d) / "text.txt").write_text(text)
+        llama_tool(["-m", str(model_path), "-f", str(Path(d) / "text.txt"), "-c", str(n_ctx), "-b", str(n_ctx),
+                    "-t", "2", "--chunks", str(chunks), "--kl-divergence-base", str(base)])
+        raw = base.read_bytes()
+    n_ctx_f, n_vocab, n_chunk = np.frombuffer(raw[8:20], dtype="<i4")
+    assert (n_ctx_f, n_chunk) == (n_ctx, chunks)
+    tokens = np.frombuffer(raw[20:20 + 4 * n_ctx * n_chunk], dtype="<i4")
+    nv = 2 * ((n_vocab + 1) // 2) + 4
+    rows = np.frombuffer(raw[20 + 4 * n_ctx * n_chunk:], dtype="<u2").reshape(-1, nv)
+    first = n_ctx // 2
+    out = []
+    for i, row in enumerate(rows):
+        scale, min_lp = np.frombuffer(row[:4].tobytes(), dtype="<f4")
+        lp = scale * row[4:4 + n_vocab].astype(np.float32) + min_lp
+        top = np.argsort(-lp, kind="stable")[:KLD_TOP]
+        c, r = divmod(i, n_ctx - 1 - first)
+        nxt = int(tokens[c * n_ctx + first + 1 + r])
+        ids = [int(t) for t in top] + ([nxt] if nxt not in top else [])
+        out.append({"next": nxt, "ids": ids, "logprobs": [round(float(lp[t]), 5) for t in ids]})
+    write(f"kld/{name}-top{KLD_TOP}.json", {
+        "reference": f"llama-perplexity 0c1e570 -c {n_ctx} -b {n_ctx} --chunks {chunks} --kl-divergence-base "
+                     "(16-bit log-probs, top tokens kept)",
+        "model": model_path.name, "texts": names, "joiner": "\n\n", "n_ctx": n_ctx, "chunks": chunks,
+        "tokens": [int(t) for t in tokens], "rows": out})
 
 
 # --- chat templates, rendered as transformers.apply_chat_template does -----------------------
@@ -363,7 +460,7 @@ def write(rel: str, obj) -> None:
 
 
 def main() -> None:
-    parts = sys.argv[1:] or ["tokenize", "greedy", "templates", "perplexity", "quants", "tiny"]
+    parts = sys.argv[1:] or ["tokenize", "greedy", "templates", "perplexity", "quants", "tiny", "kld", "kldtop"]
     cache = default_cache()
     for part in parts:
         if part == "templates":
@@ -376,9 +473,14 @@ def main() -> None:
             gen_tiny("qwen2")
             gen_tiny("qwen3")
             continue
+        if part == "kld":
+            gen_kld_tiny("qwen2")
+            gen_kld_tiny("qwen3")
+            continue
         for name, file in MODELS.items():
             path = cache / file
-            {"tokenize": gen_tokenize, "greedy": gen_greedy, "perplexity": gen_perplexity}[part](path, name)
+            {"tokenize": gen_tokenize, "greedy": gen_greedy, "perplexity": gen_perplexity,
+             "kldtop": gen_kld_top}[part](path, name)
 
 
 if __name__ == "__main__":

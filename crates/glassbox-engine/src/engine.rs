@@ -272,39 +272,71 @@ impl Engine {
         })
     }
 
-    /// Perplexity as llama.cpp's `llama-perplexity` computes it: chunks of `n_ctx` tokens, BOS
-    /// in place of each chunk's first token when the model adds BOS, scoring the second half.
-    pub fn perplexity(&mut self, text: &str, n_ctx: usize, max_chunks: usize) -> Result<(f64, usize)> {
-        let tokens = self.tokenizer.encode_with(text, self.tokenizer.add_bos, false, true);
-        if n_ctx < 4 || tokens.len() < 2 * n_ctx {
-            return Err(Error::Other(format!("perplexity needs at least {} tokens, the text has {}", 2 * n_ctx, tokens.len())));
+    /// Tokens of a text for perplexity, as llama-perplexity tokenizes it (BOS when the model
+    /// adds one, special-token text not parsed).
+    pub fn perplexity_tokens(&self, text: &str) -> Vec<u32> {
+        self.tokenizer.encode_with(text, self.tokenizer.add_bos, false, false)
+    }
+
+    /// Run `tokens` in chunks of `n_ctx` as llama-perplexity does (the first token of each chunk
+    /// replaced by BOS when the model adds one, a fresh cache per chunk) and hand `on_chunk` the
+    /// chunk index and the logits of positions `n_ctx / 2 ..= n_ctx - 2`, each row predicting
+    /// the token after it: `tokens[chunk * n_ctx + n_ctx / 2 + 1 + row]`.
+    pub fn score_chunks(
+        &mut self,
+        tokens: &[u32],
+        n_ctx: usize,
+        n_chunk: usize,
+        mut on_chunk: impl FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        if n_ctx < 4 {
+            return Err(Error::Other(format!("perplexity needs a context of at least 4 tokens, not {n_ctx}")));
         }
-        let n_chunk = (tokens.len() / n_ctx).min(max_chunks);
+        let need = n_ctx.checked_mul(n_chunk).ok_or_else(|| Error::Other("n_ctx × chunks overflows".into()))?;
+        if n_chunk == 0 || tokens.len() < need {
+            return Err(Error::Other(format!("{n_chunk} chunks of {n_ctx} tokens need {need} tokens, the text has {}", tokens.len())));
+        }
+        if n_ctx > self.ctx_size {
+            return Err(Error::Other(format!("chunks of {n_ctx} tokens exceed the context size {}", self.ctx_size)));
+        }
         let first = n_ctx / 2;
         let n_vocab = self.model.config.n_vocab;
-        let (mut nll, mut count) = (0f64, 0usize);
+        let scored = glassbox_perplexity::scored_per_chunk(n_ctx);
         let mut cache = KvCache::new(&self.model.config, n_ctx);
         let mut logits = Vec::new();
+        let mut chunk = Vec::with_capacity(n_ctx);
         for i in 0..n_chunk {
-            let orig = &tokens[i * n_ctx..(i + 1) * n_ctx];
-            let mut chunk = orig.to_vec();
+            chunk.clear();
+            chunk.extend_from_slice(&tokens[i * n_ctx..(i + 1) * n_ctx]);
             if self.tokenizer.add_bos && let Some(b) = self.tokenizer.bos {
                 chunk[0] = b;
             }
             cache.clear();
             logits.clear();
-            let mut b = [SeqBatch { tokens: &chunk, cache: &mut cache, logits: Logits::All }];
+            let mut b = [SeqBatch { tokens: &chunk, cache: &mut cache, logits: Logits::From(first) }];
             self.model.forward(&self.pool, self.isa, &mut b, &mut self.scratch, &mut logits)?;
-            for j in first..n_ctx - 1 {
-                let row = &logits[j * n_vocab..(j + 1) * n_vocab];
-                let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-                let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
-                let target = orig[j + 1] as usize;
-                nll += -(row[target] as f64 - max - sum.ln());
-                count += 1;
-            }
+            on_chunk(i, &logits[..scored * n_vocab])?;
         }
-        Ok(((nll / count as f64).exp(), n_chunk))
+        Ok(())
+    }
+
+    /// Perplexity of `text` as llama-perplexity computes it: `(ppl, chunks)`.
+    pub fn perplexity(&mut self, text: &str, n_ctx: usize, max_chunks: usize) -> Result<(f64, usize)> {
+        let tokens = self.perplexity_tokens(text);
+        if n_ctx < 4 || tokens.len() < 2 * n_ctx {
+            return Err(Error::Other(format!("perplexity needs at least {} tokens, the text has {}", 2 * n_ctx, tokens.len())));
+        }
+        let n_chunk = (tokens.len() / n_ctx).min(max_chunks);
+        let n_vocab = self.model.config.n_vocab;
+        let first = n_ctx / 2;
+        let mut acc = glassbox_perplexity::PplAccumulator::default();
+        self.score_chunks(&tokens, n_ctx, n_chunk, |c, rows| {
+            for (r, row) in rows.chunks_exact(n_vocab).enumerate() {
+                acc.add(glassbox_perplexity::stats::nll(row, tokens[c * n_ctx + first + 1 + r] as usize));
+            }
+            Ok(())
+        })?;
+        Ok((acc.summary().ppl, n_chunk))
     }
 
     /// Prefill `n_prompt` tokens, then decode `n_gen` tokens one at a time (greedy on a fixed

@@ -13,6 +13,8 @@ pub enum Logits {
     None,
     Last,
     All,
+    /// Every token's from this index within the sequence's new tokens on.
+    From(usize),
 }
 
 /// One sequence's share of a forward step: new tokens appended after what its cache holds.
@@ -253,6 +255,7 @@ impl Model {
                 Logits::Last if m > 0 => rows.push(t0 + m - 1),
                 Logits::Last => {}
                 Logits::All => rows.extend(t0..t0 + m),
+                Logits::From(k) => rows.extend(t0 + k.min(m)..t0 + m),
             }
             t0 += m;
         }

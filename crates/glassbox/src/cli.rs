@@ -21,6 +21,9 @@ pub enum Command {
     Tokenize(TokenizeArgs),
     /// Measure prefill and decode speed
     Bench(BenchArgs),
+    /// Perplexity of a text as llama-perplexity computes it; with --kl-divergence-base, write
+    /// or compare against a reference model's log-probabilities (llama.cpp's file format)
+    Perplexity(PerplexityArgs),
     /// Show what a GGUF file contains: architecture, size, quantisation, tokenizer, template
     Info(InfoArgs),
     /// Serve models over an OpenAI-compatible HTTP API (continuous batching, API keys, metrics)
@@ -362,6 +365,29 @@ pub struct BenchArgs {
 pub struct InfoArgs {
     /// Path to a GGUF model file
     pub model: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct PerplexityArgs {
+    /// The model, verified as for `run`; -c sets the chunk size (default 512; with
+    /// --kl-divergence, the base file's)
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Text file to score (UTF-8)
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Score at most this many chunks (default: as many as the text fills)
+    #[arg(long)]
+    pub chunks: Option<usize>,
+    /// Log-probability file in llama.cpp's format: written from this model's run, or with
+    /// --kl-divergence read as the reference to compare against
+    #[arg(long, value_name = "FILE")]
+    pub kl_divergence_base: Option<PathBuf>,
+    /// Compare this model against --kl-divergence-base (the text and chunking come from that file)
+    #[arg(long, requires = "kl_divergence_base")]
+    pub kl_divergence: bool,
     #[arg(long)]
     pub json: bool,
 }

@@ -21,7 +21,7 @@ pub fn engine_options(ctx_size: usize, threads: Option<usize>) -> Result<EngineO
     Ok(opts)
 }
 
-fn load(m: &ModelArgs) -> Result<Engine> {
+pub fn load(m: &ModelArgs) -> Result<Engine> {
     let opts = engine_options(m.ctx_size, m.threads)?;
     let policy = crate::cmd_trust::policy(&m.trust)?;
     let (engine, v) = Engine::load_verified(&m.model, &opts, &policy).with_context(|| format!("cannot load model {}", m.model.display()))?;

@@ -4,6 +4,7 @@
 mod cli;
 mod cmd_audit;
 mod cmd_info;
+mod cmd_perplexity;
 mod cmd_run;
 mod cmd_serve;
 mod cmd_trust;
@@ -36,6 +37,7 @@ fn main() {
         cli::Command::Chat(a) => cmd_run::chat(a),
         cli::Command::Tokenize(a) => cmd_run::tokenize(a),
         cli::Command::Bench(a) => cmd_run::bench(a),
+        cli::Command::Perplexity(a) => cmd_perplexity::perplexity(a),
         cli::Command::Info(a) => cmd_info::info(a),
         cli::Command::Serve(a) => cmd_serve::serve(a),
         cli::Command::Lock(a) => cmd_trust::lock(a),

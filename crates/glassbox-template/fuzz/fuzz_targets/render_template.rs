@@ -13,7 +13,14 @@
 use glassbox_template::{ChatTemplate, Limits, Message, RenderOptions};
 use libfuzzer_sys::fuzz_target;
 
+static QUIET_PANICS: std::sync::Once = std::sync::Once::new();
+
 fuzz_target!(|data: &[u8]| {
+    // libfuzzer-sys's panic hook aborts before any `catch_unwind` runs, but `render` catches
+    // panics inside minijinja and turns them into errors (as it does in the product). Replace the
+    // hook: a panic `render` catches is an error here too, and one it does not catch still
+    // aborts (libfuzzer-sys aborts when a panic leaves this closure).
+    QUIET_PANICS.call_once(|| std::panic::set_hook(Box::new(|_| {})));
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (src, content) = text.split_once('\0').unwrap_or((text, "hello"));
     let limits = Limits { max_source_bytes: 64 << 10, max_output_bytes: 256 << 10, fuel: 200_000 };
