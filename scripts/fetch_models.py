@@ -128,12 +128,12 @@ def fetch_extras(model: dict, weights: Path, cache: Path) -> Path | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", help="model names (default: the default model)")
-    ap.add_argument("--all", action="store_true", help="fetch every pinned model")
+    ap.add_argument("--all", action="store_true", help="fetch every pinned model except opt-in ones")
     ap.add_argument("--cache", type=Path, default=default_cache())
     args = ap.parse_args()
     models = tomllib.loads(PINS.read_text())["model"]
     if args.all:
-        chosen = models
+        chosen = [m for m in models if not m.get("opt_in")]
     elif args.names:
         by = {m["name"]: m for m in models}
         unknown = [n for n in args.names if n not in by]

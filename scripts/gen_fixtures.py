@@ -164,6 +164,108 @@ def gen_perplexity(model_path: Path, name: str) -> None:
                                        "chunks": int(chunks.group(1)), "ppl": float(final.group(1))})
 
 
+# --- tiny F32 models for RoPE scaling and Gemma 3 layer kinds, checked by KL divergence ------
+
+ROPE_VARIANTS = ["llama31", "gemma3", "qwen2yarn"]
+
+
+def gen_tiny_rope(variant: str) -> None:
+    """All-F32 random models exercising the RoPE math llama.cpp applies: Llama 3.1-style
+    `rope_freqs` factors; Gemma 3 4B-style linear scaling (factor 8) on global layers only,
+    sliding-window layers with their own base, partial rotary dimensions, final logit
+    soft-capping; Qwen2 with YaRN (factor 4, original context 4096). llama.cpp's base file over
+    each (tests/fixtures/kld/tiny-{variant}.kld) is the reference: KLD < 1e-4 in F32."""
+    import numpy as np
+    import gguf
+    arch = {"llama31": "llama", "gemma3": "gemma3", "qwen2yarn": "qwen2"}[variant]
+    rng = np.random.default_rng({"llama31": 31, "gemma3": 43, "qwen2yarn": 25}[variant])
+    n_embd, n_ff, n_head, n_kv = 64, 128, 4, 2
+    n_layer = 6 if arch == "gemma3" else 2
+    hd = n_embd // n_head
+    tokens, types, merges = tiny_vocab()
+    n_vocab = len(tokens)
+    path = FIX / "tiny" / f"tiny-{variant}.gguf"
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name(f"tiny random {variant}")
+    w.add_context_length(16384 if variant == "qwen2yarn" else 256)
+    w.add_embedding_length(n_embd)
+    w.add_feed_forward_length(n_ff)
+    w.add_block_count(n_layer)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_file_type(0)
+    if variant == "llama31":
+        w.add_rope_freq_base(10000.0)
+        w.add_rope_dimension_count(hd)
+    elif variant == "gemma3":
+        w.add_key_length(hd)
+        w.add_value_length(hd)
+        w.add_rope_dimension_count(hd // 2)  # partial rotary
+        w.add_rope_freq_base(1000000.0)
+        w.add_float32(f"{arch}.rope.freq_base_swa", 10000.0)
+        w.add_sliding_window(8)
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(8.0)
+        w.add_final_logit_softcapping(3.0)
+    else:
+        w.add_rope_freq_base(10000.0)
+        w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+        w.add_rope_scaling_factor(4.0)
+        w.add_rope_scaling_orig_ctx_len(4096)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(n_vocab - 3)
+    w.add_eos_token_id(n_vocab - 1)
+    w.add_add_bos_token(False)
+
+    def t(name, shape, scale=0.08, offset=0.0):
+        w.add_tensor(name, (rng.standard_normal(shape) * scale + offset).astype(np.float32))
+
+    t("token_embd.weight", (n_vocab, n_embd), 0.5)
+    t("output_norm.weight", (n_embd,), 0.1, 1.0)
+    if arch != "gemma3":
+        t("output.weight", (n_vocab, n_embd), 0.2)
+    if variant == "llama31":
+        w.add_tensor("rope_freqs.weight", np.array([1, 1.5, 3, 6, 8, 8, 8, 8], dtype=np.float32))
+    for il in range(n_layer):
+        b = f"blk.{il}."
+        t(b + "attn_norm.weight", (n_embd,), 0.1, 1.0)
+        t(b + "attn_q.weight", (n_head * hd, n_embd))
+        t(b + "attn_k.weight", (n_kv * hd, n_embd))
+        t(b + "attn_v.weight", (n_kv * hd, n_embd))
+        t(b + "attn_output.weight", (n_embd, n_head * hd))
+        if arch == "qwen2":
+            t(b + "attn_q.bias", (n_head * hd,), 0.05)
+            t(b + "attn_k.bias", (n_kv * hd,), 0.05)
+            t(b + "attn_v.bias", (n_kv * hd,), 0.05)
+        if arch == "gemma3":
+            t(b + "attn_q_norm.weight", (hd,), 0.1, 1.0)
+            t(b + "attn_k_norm.weight", (hd,), 0.1, 1.0)
+            t(b + "post_attention_norm.weight", (n_embd,), 0.1, 1.0)
+            t(b + "post_ffw_norm.weight", (n_embd,), 0.1, 1.0)
+        t(b + "ffn_norm.weight", (n_embd,), 0.1, 1.0)
+        t(b + "ffn_gate.weight", (n_ff, n_embd))
+        t(b + "ffn_up.weight", (n_ff, n_embd))
+        t(b + "ffn_down.weight", (n_embd, n_ff))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    base = FIX / "kld" / f"tiny-{variant}.kld"
+    (FIX / "kld").mkdir(parents=True, exist_ok=True)
+    log = llama_tool(["-m", str(path), "-f", str(ROOT / KLD_TEXT_FILE), "-c", "64", "-b", "64", "-t", "2",
+                      "--chunks", "4", "--kl-divergence-base", str(base)])
+    same = llama_kld(["-m", str(path), "-c", "64", "-b", "64", "-t", "2", "--chunks", "4",
+                                 "--kl-divergence-base", str(base), "--kl-divergence"])
+    write(f"kld/tiny-{variant}.json", {"reference": "llama-perplexity 0c1e570 -c 64 -b 64 --chunks 4",
+                                        "text": KLD_TEXT_FILE, "base": base.name, "model": path.name,
+                                        "llama_vs_own_base": same})
+
+
 # --- KL divergence: llama.cpp's --kl-divergence-base files, both ways --------------------------
 
 KLD_TEXT_FILE = "tests/corpora/seeds/000_aea0e097268c7e85.txt"
@@ -177,7 +279,18 @@ def llama_tool(args: list[str]) -> str:
     r = subprocess.run([f"{bindir}/llama-perplexity", *args], capture_output=True, text=True, env=env)
     if r.returncode != 0:
         sys.exit(f"error: llama-perplexity {' '.join(args)} failed:\n{(r.stdout + r.stderr)[-3000:]}")
-    return r.stdout + r.stderr
+    # Results go to stdout; stderr carries the timestamped log (interleaving the two garbles lines).
+    return r.stdout
+
+
+def llama_kld(args: list[str]) -> dict:
+    """Run llama-perplexity --kl-divergence and parse its summary. llama.cpp logs from a
+    background thread and can exit before the last lines are written: retry until they are."""
+    for _ in range(8):
+        log = llama_tool(args)
+        if "Same top p" in log:
+            return parse_kld(log)
+    sys.exit(f"error: llama-perplexity never printed its KLD summary:\n{log[-3000:]}")
 
 
 def parse_kld(log: str) -> dict:
@@ -205,14 +318,14 @@ def gen_kld_tiny(arch: str) -> None:
     text = ROOT / KLD_TEXT_FILE
     common = ["-c", "32", "-b", "32", "-t", "2", "--chunks", "8"]
     llama_tool(["-m", str(f32), "-f", str(text), *common, "--kl-divergence-base", str(base)])
-    quant = parse_kld(llama_tool(["-m", str(tiny), *common, "--kl-divergence-base", str(base), "--kl-divergence"]))
-    same = parse_kld(llama_tool(["-m", str(f32), *common, "--kl-divergence-base", str(base), "--kl-divergence"]))
+    quant = llama_kld(["-m", str(tiny), *common, "--kl-divergence-base", str(base), "--kl-divergence"])
+    same = llama_kld(["-m", str(f32), *common, "--kl-divergence-base", str(base), "--kl-divergence"])
     glassbox = os.environ.get("GLASSBOX", str(ROOT / "target" / "release" / "glassbox"))
     with tempfile.TemporaryDirectory() as d:
         ours = Path(d) / "ours.kld"
         subprocess.run([glassbox, "perplexity", str(f32), "-f", str(text), "-c", "32", "--chunks", "8", "-t", "2",
                         "--kl-divergence-base", str(ours)], check=True, capture_output=True)
-        reads_ours = parse_kld(llama_tool(["-m", str(f32), *common, "--kl-divergence-base", str(ours), "--kl-divergence"]))
+        reads_ours = llama_kld(["-m", str(f32), *common, "--kl-divergence-base", str(ours), "--kl-divergence"])
     write(f"kld/tiny-{arch}.json", {
         "reference": "llama-perplexity 0c1e570 -c 32 -b 32 --chunks 8 (CPU, AVX-512 build)",
         "text": KLD_TEXT_FILE, "base": base.name, "base_model": f32.name,
@@ -476,6 +589,8 @@ def main() -> None:
         if part == "kld":
             gen_kld_tiny("qwen2")
             gen_kld_tiny("qwen3")
+            for v in ROPE_VARIANTS:
+                gen_tiny_rope(v)
             continue
         for name, file in MODELS.items():
             path = cache / file

@@ -27,28 +27,6 @@ pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
     }
 }
 
-/// Rotary embedding tables for one position: cos/sin of `pos · base^(-2i/n_rot)`.
-pub fn rope_cache(pos: usize, n_rot: usize, base: f32, cos: &mut [f32], sin: &mut [f32]) {
-    let theta_scale = base.powf(-2.0 / n_rot as f32);
-    let mut theta = pos as f32;
-    for i in 0..n_rot / 2 {
-        cos[i] = theta.cos();
-        sin[i] = theta.sin();
-        theta *= theta_scale;
-    }
-}
-
-/// Rotate one head in place. `neox` pairs (i, i + n_rot/2); otherwise adjacent pairs (2i, 2i+1).
-pub fn rope_apply(head: &mut [f32], n_rot: usize, cos: &[f32], sin: &[f32], neox: bool) {
-    let half = n_rot / 2;
-    for i in 0..half {
-        let (a, b) = if neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
-        let (x0, x1) = (head[a], head[b]);
-        head[a] = x0 * cos[i] - x1 * sin[i];
-        head[b] = x0 * sin[i] + x1 * cos[i];
-    }
-}
-
 /// Softmax in place over `x` (max-subtracted).
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));

@@ -1,6 +1,6 @@
 use glassbox_gguf::Gguf;
 
-use crate::{Error, Result};
+use crate::{Error, Result, RopeScaling};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
@@ -78,8 +78,13 @@ pub struct Config {
     pub head_dim_v: usize,
     pub n_rot: usize,
     pub rope_base: f32,
-    /// RoPE base of sliding-window layers (Gemma 3 uses 10 000 there).
+    /// RoPE base of sliding-window layers (Gemma 3: `rope.freq_base_swa`, default 10 000).
     pub rope_base_swa: f32,
+    /// RoPE scaling of the global (non-sliding-window) layers; sliding-window layers are never
+    /// frequency-scaled (as llama.cpp runs Gemma 3).
+    pub rope_scaling: RopeScaling,
+    /// Gemma: logits ← cap · tanh(logits / cap).
+    pub final_logit_softcap: Option<f32>,
     pub rms_eps: f32,
     pub ctx_train: usize,
     pub n_vocab: usize,
@@ -156,8 +161,11 @@ impl Config {
         if n_rot % 2 != 0 {
             return Err(Error::BadKey { key: k("rope.dimension_count"), msg: format!("{n_rot} is odd") });
         }
-        let default_base = if arch == Arch::Gemma3 { 1_000_000.0 } else { 10_000.0 };
-        let rope_base = g.get_f64(&k("rope.freq_base"))?.unwrap_or(default_base) as f32;
+        if n_rot != head_dim && arch != Arch::Gemma3 {
+            // llama.cpp refuses this for llama and asserts it for qwen2/qwen3.
+            return Err(Error::BadKey { key: k("rope.dimension_count"), msg: format!("{n_rot} differs from the head size {head_dim}, which {a} does not allow") });
+        }
+        let rope_base = g.get_f64(&k("rope.freq_base"))?.unwrap_or(10_000.0) as f32;
         if !(rope_base.is_finite() && rope_base > 1.0) {
             return Err(Error::BadKey { key: k("rope.freq_base"), msg: format!("{rope_base} is not > 1") });
         }
@@ -170,15 +178,35 @@ impl Config {
             Some(t) => t.len(),
             None => req(g, &k("vocab_size"))? as usize,
         };
-        let (sliding_window, swa_layers, rope_base_swa) = if arch == Arch::Gemma3 {
-            let w = g.get_u64(&k("attention.sliding_window"))?.unwrap_or(512);
-            let w = bounded(&k("attention.sliding_window"), w, 1, 1 << 24)?;
-            // Gemma 3: five sliding-window layers, then one global layer.
-            (Some(w), (0..n_layers).map(|il| il % 6 < 5).collect(), 10_000.0)
-        } else {
-            (None, vec![false; n_layers], rope_base)
+        let (sliding_window, swa_layers, rope_base_swa) = match (arch, g.get_u64(&k("attention.sliding_window"))?) {
+            (Arch::Gemma3, Some(w)) if w > 0 => {
+                let w = bounded(&k("attention.sliding_window"), w, 1, 1 << 24)?;
+                let base_swa = g.get_f64(&k("rope.freq_base_swa"))?.unwrap_or(10_000.0) as f32;
+                if !(base_swa.is_finite() && base_swa > 1.0) {
+                    return Err(Error::BadKey { key: k("rope.freq_base_swa"), msg: format!("{base_swa} is not > 1") });
+                }
+                (Some(w), swa_pattern(g, &k("attention.sliding_window_pattern"), n_layers)?, base_swa)
+            }
+            // Without a window every layer is global (llama.cpp ignores the key for the others).
+            _ => (None, vec![false; n_layers], rope_base),
         };
-        let attn_scale = 1.0 / (head_dim as f32).sqrt();
+        let attn_scale = if arch == Arch::Gemma3 && n_layers == 62 {
+            // llama.cpp's Gemma 3 27B: query_pre_attn_scalar = n_embd / n_head.
+            1.0 / ((n_embd / n_head) as f32).sqrt()
+        } else {
+            1.0 / (head_dim as f32).sqrt()
+        };
+        let rope_scaling = rope_scaling(g, a, ctx_train)?;
+        let final_logit_softcap = match g.get_f64(&k("final_logit_softcapping"))? {
+            Some(c) if c != 0.0 && arch == Arch::Gemma3 => {
+                if !(c.is_finite() && c > 0.0) {
+                    return Err(Error::BadKey { key: k("final_logit_softcapping"), msg: format!("{c} is not positive") });
+                }
+                Some(c as f32)
+            }
+            _ => None,
+        };
+        refuse_unimplemented(g, arch, head_dim, head_dim_v, n_rot, attn_scale)?;
         Ok(Config {
             arch,
             spec: ArchSpec::for_arch(arch),
@@ -192,6 +220,8 @@ impl Config {
             n_rot,
             rope_base,
             rope_base_swa,
+            rope_scaling,
+            final_logit_softcap,
             rms_eps,
             ctx_train,
             n_vocab,
@@ -200,4 +230,115 @@ impl Config {
             attn_scale,
         })
     }
+}
+
+/// `{arch}.attention.sliding_window_pattern`: an array of per-layer flags (1 = sliding window;
+/// missing trailing layers are global) or a period n (layer il slides unless il % n == n - 1);
+/// default period 6 (Gemma 3: five sliding-window layers, then one global).
+fn swa_pattern(g: &Gguf, key: &str, n_layers: usize) -> Result<Vec<bool>> {
+    use glassbox_gguf::{Array, Value};
+    let period = |n: u64| -> Vec<bool> { (0..n_layers as u64).map(|il| n == 0 || il % n < n - 1).collect() };
+    Ok(match g.get(key) {
+        None => period(6),
+        Some(Value::Array(arr)) => {
+            let flags: Vec<bool> = match arr {
+                Array::Bool(v) => v.clone(),
+                Array::I32(v) => v.iter().map(|&x| x != 0).collect(),
+                Array::U32(v) => v.iter().map(|&x| x != 0).collect(),
+                _ => return Err(Error::BadKey { key: key.into(), msg: "must be an array of bools or integers".into() }),
+            };
+            if flags.len() > n_layers {
+                return Err(Error::BadKey { key: key.into(), msg: format!("{} flags for {n_layers} layers", flags.len()) });
+            }
+            (0..n_layers).map(|il| flags.get(il).copied().unwrap_or(false)).collect()
+        }
+        Some(v) => match v.as_u64() {
+            Some(n) if n <= n_layers as u64 => period(n),
+            _ => return Err(Error::BadKey { key: key.into(), msg: "must be a layer period or per-layer flags".into() }),
+        },
+    })
+}
+
+fn rope_scaling(g: &Gguf, a: &str, ctx_train: usize) -> Result<RopeScaling> {
+    let k = |s: &str| format!("{a}.{s}");
+    let kind = g.get_str(&k("rope.scaling.type"))?.unwrap_or("linear");
+    let factor = match g.get_f64(&k("rope.scaling.factor"))? {
+        Some(f) => (k("rope.scaling.factor"), f),
+        None => (k("rope.scale_linear"), g.get_f64(&k("rope.scale_linear"))?.unwrap_or(0.0)),
+    };
+    if !(factor.1.is_finite() && factor.1 >= 0.0 && factor.1 <= 1024.0) {
+        return Err(Error::BadKey { key: factor.0, msg: format!("{} is outside [0, 1024]", factor.1) });
+    }
+    let attn = g.get_f64(&k("rope.scaling.attn_factor"))?.unwrap_or(1.0);
+    if !(attn.is_finite() && attn > 0.0 && attn <= 100.0) {
+        return Err(Error::BadKey { key: k("rope.scaling.attn_factor"), msg: format!("{attn} is outside (0, 100]") });
+    }
+    let n_ctx_orig = match g.get_u64(&k("rope.scaling.original_context_length"))? {
+        Some(n) => bounded(&k("rope.scaling.original_context_length"), n, 1, 1 << 24)?,
+        None => ctx_train,
+    };
+    RopeScaling::new(kind, &k("rope.scaling.type"), factor.1 as f32, attn as f32, n_ctx_orig)
+}
+
+/// Keys and values that change what a model computes and that this engine does not implement:
+/// the file is refused with the key named. Keys llama.cpp ignores for these architectures are
+/// accepted only at the value llama.cpp's computation implies (else glassbox would silently
+/// run the model differently from how its author meant it).
+fn refuse_unimplemented(g: &Gguf, arch: Arch, head_dim: usize, head_dim_v: usize, n_rot: usize, attn_scale: f32) -> Result<()> {
+    let a = arch.name();
+    let k = |s: &str| format!("{a}.{s}");
+    let refuse = |key: String, why: &str| Err(Error::Unimplemented { what: format!("metadata {key:?}"), why: why.into() });
+    let num = |s: &str| g.get_f64(&k(s));
+    if g.get_bool(&k("attention.causal"))? == Some(false) {
+        return refuse(k("attention.causal"), "non-causal attention");
+    }
+    for (key, why) in [("expert_count", "mixture-of-experts layers"), ("nextn_predict_layers", "multi-token-prediction layers")] {
+        if g.get_u64(&k(key))?.is_some_and(|n| n > 0) {
+            return refuse(k(key), why);
+        }
+    }
+    for key in ["attention.head_count", "attention.head_count_kv", "feed_forward_length"] {
+        if matches!(g.get(&k(key)), Some(glassbox_gguf::Value::Array(_))) {
+            return refuse(k(key), "per-layer sizes");
+        }
+    }
+    for (key, full) in [("rope.dimension_count_swa", n_rot), ("attention.key_length_swa", head_dim), ("attention.value_length_swa", head_dim_v)] {
+        if g.get_u64(&k(key))?.is_some_and(|v| v as usize != full) {
+            return refuse(k(key), "sliding-window layers with other head or rotary sizes");
+        }
+    }
+    if num("attn_logit_softcapping")?.is_some_and(|c| c != 0.0) {
+        return refuse(k("attn_logit_softcapping"), "attention logit soft-capping");
+    }
+    if arch != Arch::Gemma3 && num("final_logit_softcapping")?.is_some_and(|c| c != 0.0) {
+        return refuse(k("final_logit_softcapping"), "final logit soft-capping outside Gemma");
+    }
+    if let Some(s) = num("attention.scale")?
+        && ((s as f32) - attn_scale).abs() > attn_scale * 1e-6
+    {
+        return refuse(k("attention.scale"), &format!("an attention scale of {s} instead of {attn_scale}"));
+    }
+    let yarn = g.get_str(&k("rope.scaling.type"))? == Some("yarn");
+    // What llama.cpp uses regardless of these keys.
+    let implied: [(&str, f64); 4] = [
+        ("rope.scaling.yarn_ext_factor", if yarn { 1.0 } else { 0.0 }),
+        ("rope.scaling.yarn_beta_fast", 32.0),
+        ("rope.scaling.yarn_beta_slow", 1.0),
+        ("rope.scaling.yarn_log_multiplier", 0.0),
+    ];
+    for (key, v) in implied {
+        if let Some(x) = num(key)?
+            && (x - v).abs() > 1e-6
+        {
+            return refuse(k(key), &format!("a value of {x}; llama.cpp computes with {v}"));
+        }
+    }
+    if let Some(x) = num("rope.scaling.yarn_attn_factor")? {
+        let f = num("rope.scaling.factor")?.unwrap_or(1.0);
+        let v = if f > 1.0 { 0.1 * f.ln() + 1.0 } else { 1.0 };
+        if (x - v).abs() > 1e-4 {
+            return refuse(k("rope.scaling.yarn_attn_factor"), &format!("a value of {x}; llama.cpp computes with {v:.6}"));
+        }
+    }
+    Ok(())
 }

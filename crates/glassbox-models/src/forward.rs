@@ -1,7 +1,7 @@
 //! The batched forward pass: all tokens of all sequences go through each matmul together;
 //! attention runs per (token, head) against that token's own sequence cache.
 
-use glassbox_kernels::ops::{self, rms_norm, rms_norm_inplace, rope_apply, rope_cache, silu, softmax};
+use glassbox_kernels::ops::{self, rms_norm, rms_norm_inplace, silu, softmax};
 use glassbox_kernels::{ActBuf, ActFormat, Isa, MatmulJob, ThreadPool, dequantize_row, matmul_many};
 
 use crate::weights::Mat;
@@ -171,22 +171,22 @@ impl Model {
             add_bias(&mut sc.k, l.bk.as_deref());
             add_bias(&mut sc.v, l.bv.as_deref());
             let swa = c.swa_layers[il];
-            let base = if swa { c.rope_base_swa } else { c.rope_base };
+            let rope = if swa { &self.rope_swa } else { &self.rope };
             for (t, &(_, pos)) in toks.iter().enumerate() {
-                rope_cache(pos, c.n_rot, base, &mut sc.cos, &mut sc.sin);
+                rope.cache(pos, &mut sc.cos, &mut sc.sin);
                 for h in 0..c.n_head {
                     let head = &mut sc.q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
                     if let Some(w) = &l.q_norm {
                         rms_norm_inplace(head, w, c.rms_eps);
                     }
-                    rope_apply(head, c.n_rot, &sc.cos, &sc.sin, c.spec.rope_neox);
+                    rope.apply(head, &sc.cos, &sc.sin, c.spec.rope_neox);
                 }
                 for h in 0..c.n_head_kv {
                     let head = &mut sc.k[t * kv_dim + h * hd..t * kv_dim + (h + 1) * hd];
                     if let Some(w) = &l.k_norm {
                         rms_norm_inplace(head, w, c.rms_eps);
                     }
-                    rope_apply(head, c.n_rot, &sc.cos, &sc.sin, c.spec.rope_neox);
+                    rope.apply(head, &sc.cos, &sc.sin, c.spec.rope_neox);
                 }
             }
             // Store K and V (f16) at each token's position in its own cache.
@@ -277,6 +277,9 @@ impl Model {
             x: &sc.acts[fmt_idx(self.output.ty.act_format())],
             y: &mut out[start..],
         }]);
+        if let Some(cap) = c.final_logit_softcap {
+            out[start..].iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
+        }
         Ok(())
     }
 

@@ -14,11 +14,13 @@
 mod config;
 mod forward;
 mod kv;
+mod rope;
 mod weights;
 
 pub use config::{Arch, ArchSpec, Config};
 pub use forward::{Logits, Scratch, SeqBatch};
 pub use kv::KvCache;
+pub use rope::{Rope, RopeScaling};
 pub use weights::Model;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,9 @@ pub enum Error {
     MissingKey(String),
     #[error("invalid metadata {key:?}: {msg}")]
     BadKey { key: String, msg: String },
+    /// The file asks for computation this engine does not implement: refused, never ignored.
+    #[error("{what} changes the computation and is not implemented ({why}); refusing the file rather than running it differently")]
+    Unimplemented { what: String, why: String },
     #[error("missing tensor {0:?}")]
     MissingTensor(String),
     #[error("tensor {name:?}: {msg}")]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use glassbox_gguf::{GgmlType, GgufFile, TensorInfo};
 use glassbox_kernels::{Isa, MatRef, PackedMatrix, QType, WeightMatrix, dequantize_row};
 
-use crate::{Config, Error, Result};
+use crate::{Config, Error, Result, Rope, RopeScaling};
 
 /// A matrix that stays in the memory map: type, shape and byte range.
 /// A matrix: type, shape and byte range in the memory map, plus an optional repacked copy for
@@ -51,6 +51,9 @@ pub struct Model {
     pub(crate) output: Mat,
     pub(crate) output_norm: Vec<f32>,
     pub(crate) layers: Vec<Layer>,
+    /// RoPE of global layers and of sliding-window layers.
+    pub(crate) rope: Rope,
+    pub(crate) rope_swa: Rope,
 }
 
 pub(crate) fn qtype(t: &TensorInfo) -> Result<QType> {
@@ -75,11 +78,28 @@ pub(crate) fn qtype(t: &TensorInfo) -> Result<QType> {
 
 struct Binder<'a> {
     file: &'a GgufFile,
+    /// Names of the tensors bound so far: a file tensor never bound is refused.
+    used: std::cell::RefCell<std::collections::HashSet<String>>,
 }
 
 impl Binder<'_> {
     fn info(&self, name: &str) -> Result<&TensorInfo> {
-        self.file.gguf().tensor(name).ok_or_else(|| Error::MissingTensor(name.into()))
+        let t = self.file.gguf().tensor(name).ok_or_else(|| Error::MissingTensor(name.into()))?;
+        self.used.borrow_mut().insert(name.to_owned());
+        Ok(t)
+    }
+
+    /// Every tensor in the file must have been bound: one that is not (a bias, a scale, a fused
+    /// projection, an extra head) would change the computation if llama.cpp used it.
+    fn refuse_unused(&self) -> Result<()> {
+        let used = self.used.borrow();
+        match self.file.gguf().tensors().iter().find(|t| !used.contains(&t.name)) {
+            None => Ok(()),
+            Some(t) => Err(Error::Unimplemented {
+                what: format!("tensor {:?}", t.name),
+                why: "this architecture's decoder as implemented has no use for it".into(),
+            }),
+        }
     }
 
     fn range(&self, t: &TensorInfo) -> Range<usize> {
@@ -133,7 +153,7 @@ impl Model {
     pub fn from_file(file: Arc<GgufFile>) -> Result<Model> {
         let config = Config::from_gguf(file.gguf())?;
         let c = &config;
-        let b = Binder { file: &file };
+        let b = Binder { file: &file, used: Default::default() };
         let q_dim = c.n_head * c.head_dim;
         let kv_dim = c.n_head_kv * c.head_dim;
         let v_dim = c.n_head_kv * c.head_dim_v;
@@ -168,8 +188,21 @@ impl Model {
                 ffn_post_norm: if s.post_norms { Some(b.vec(&n("post_ffw_norm.weight"), c.n_embd)?) } else { None },
             });
         }
+        // Llama 3.x: per-pair frequency divisors, shared by every layer (llama.cpp reads them for
+        // the llama architecture only; anywhere else the tensor is refused as unused).
+        let freq_factors = if c.arch == crate::Arch::Llama { b.opt_vec("rope_freqs.weight", c.n_rot / 2)? } else { None };
+        if let Some(f) = &freq_factors
+            && let Some(bad) = f.iter().find(|v| !(v.is_finite() && **v > 0.0))
+        {
+            return Err(Error::BadTensor { name: "rope_freqs.weight".into(), msg: format!("factor {bad} is not a positive number") });
+        }
+        b.refuse_unused()?;
         drop(b);
-        Ok(Model { file, config, tok_embd, output, output_norm, layers })
+        let rope = Rope::new(c.n_rot, c.rope_base, c.rope_scaling, freq_factors.clone());
+        // Sliding-window layers: their own base, never frequency-scaled.
+        let swa_scaling = RopeScaling { freq_scale: 1.0, ..c.rope_scaling };
+        let rope_swa = Rope::new(c.n_rot, c.rope_base_swa, swa_scaling, freq_factors);
+        Ok(Model { file, config, tok_embd, output, output_norm, layers, rope, rope_swa })
     }
 
     pub(crate) fn raw(&self, m: &Mat) -> WeightMatrix<'_> {

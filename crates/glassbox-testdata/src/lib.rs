@@ -6,6 +6,10 @@ use std::path::PathBuf;
 
 pub const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const GEMMA3: &str = "gemma-3-270m-q4_k_m.gguf";
+/// Qwen2.5-Coder-0.5B-Instruct (mostly Q5_0, untied Q8_0 output): the draft for the 1.5B, in CI.
+pub const QWEN05: &str = "qwen2.5-coder-0.5b-instruct-q5_0.gguf";
+/// Qwen2.5-Coder-1.5B-Instruct Q4_K_M: benchmarks and opt-in tests (`--ignored`), not CI.
+pub const QWEN15: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
 
 /// The model cache (`$GLASSBOX_MODEL_CACHE`, else `$XDG_CACHE_HOME/glassbox/models`, else
 /// `~/.cache/glassbox/models`), the same rule as the fetch script.
