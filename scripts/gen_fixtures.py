@@ -30,6 +30,7 @@ from fetch_models import default_cache  # noqa: E402
 MODELS = {
     "smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf",
     "gemma3": "gemma-3-270m-q4_k_m.gguf",
+    "qwen05": "qwen2.5-coder-0.5b-instruct-q5_0.gguf",
 }
 
 
