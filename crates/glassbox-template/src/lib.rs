@@ -114,7 +114,8 @@ impl ChatTemplate {
         env.add_function("raise_exception", |msg: String| -> Result<Value, minijinja::Error> {
             Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("raise_exception: {msg}")))
         });
-        env.add_filter("tojson", pyjson::tojson_filter);
+        let limit = limits.max_output_bytes;
+        env.add_filter("tojson", move |v: Value, kw: minijinja::value::Kwargs| pyjson::tojson_filter(v, kw, limit));
         env.add_template_owned(NAME, source.to_owned()).map_err(|e| Error::Syntax(describe(&e)))?;
         Ok(ChatTemplate { env, limits, source: source.to_owned() })
     }

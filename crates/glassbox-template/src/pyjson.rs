@@ -35,6 +35,8 @@ fn float_repr(f: f64) -> String {
 }
 
 struct Style<'a> {
+    /// Stop writing once the output passes this many bytes (the caller reports it).
+    limit: usize,
     indent: Option<String>,
     item_sep: &'a str,
     key_sep: &'a str,
@@ -68,6 +70,9 @@ fn write(v: &serde_json::Value, st: &Style, depth: usize, out: &mut String) {
             }
             out.push('[');
             for (i, x) in a.iter().enumerate() {
+                if out.len() > st.limit {
+                    return;
+                }
                 if i > 0 {
                     out.push_str(st.item_sep);
                 }
@@ -88,6 +93,9 @@ fn write(v: &serde_json::Value, st: &Style, depth: usize, out: &mut String) {
                 keys.sort();
             }
             for (i, k) in keys.into_iter().enumerate() {
+                if out.len() > st.limit {
+                    return;
+                }
                 if i > 0 {
                     out.push_str(st.item_sep);
                 }
@@ -105,6 +113,7 @@ fn write(v: &serde_json::Value, st: &Style, depth: usize, out: &mut String) {
 /// Serialise like Python `json.dumps(v, ensure_ascii=False)` with optional indent.
 pub fn to_python_json(v: &serde_json::Value, indent: Option<usize>, sort_keys: bool) -> String {
     let st = Style {
+        limit: usize::MAX,
         indent: indent.map(|n| " ".repeat(n)),
         item_sep: if indent.is_some() { "," } else { ", " },
         key_sep: ": ",
@@ -115,7 +124,11 @@ pub fn to_python_json(v: &serde_json::Value, indent: Option<usize>, sort_keys: b
     out
 }
 
-pub(crate) fn tojson_filter(v: Value, kwargs: Kwargs) -> Result<Value, minijinja::Error> {
+const MAX_INDENT: usize = 256;
+
+/// `tojson` as transformers' jinja2 environment defines it; refuses output over `limit` bytes
+/// (checked while writing).
+pub(crate) fn tojson_filter(v: Value, kwargs: Kwargs, limit: usize) -> Result<Value, minijinja::Error> {
     let indent: Option<usize> = kwargs.get("indent")?;
     let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
     let separators: Option<Vec<String>> = kwargs.get("separators")?;
@@ -124,7 +137,15 @@ pub(crate) fn tojson_filter(v: Value, kwargs: Kwargs) -> Result<Value, minijinja
     let j = serde_json::to_value(&v).map_err(|e| {
         minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("tojson: {e}"))
     })?;
+    // Python accepts any indent; a template never needs more than a few spaces, and each level
+    // of nesting repeats it (the fuzzer found `indent=20000000000`: a 20 GB allocation).
+    if let Some(n) = indent
+        && n > MAX_INDENT
+    {
+        return Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("tojson: indent {n} is over {MAX_INDENT}")));
+    }
     let mut st = Style {
+        limit,
         indent: indent.map(|n| " ".repeat(n)),
         item_sep: if indent.is_some() { "," } else { ", " },
         key_sep: ": ",
@@ -138,11 +159,16 @@ pub(crate) fn tojson_filter(v: Value, kwargs: Kwargs) -> Result<Value, minijinja
         seps = s;
         st.item_sep = &seps[0];
         st.key_sep = &seps[1];
-        let mut out = String::new();
-        write(&j, &st, 0, &mut out);
-        return Ok(Value::from_safe_string(out));
+        return finish(&j, &st);
     }
+    finish(&j, &st)
+}
+
+fn finish(j: &serde_json::Value, st: &Style) -> Result<Value, minijinja::Error> {
     let mut out = String::new();
-    write(&j, &st, 0, &mut out);
+    write(j, st, 0, &mut out);
+    if out.len() > st.limit {
+        return Err(crate::bounded::over_limit());
+    }
     Ok(Value::from_safe_string(out))
 }

@@ -121,3 +121,23 @@ fn regression_fuzz_format_char_boundary_panic_is_an_error() {
     let r = t.render(&[], &RenderOptions::default());
     assert!(r.is_err(), "{r:?}");
 }
+
+/// The fuzzer's input (render_template, 2026-11-30): `tojson(indent=20000000000)` asked our
+/// own filter for a 20 GB indent string; now refused before allocating. Large JSON output is
+/// bounded while it is written.
+#[test]
+fn regression_fuzz_tojson_huge_indent_is_refused() {
+    let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/regressions/fuzz-oom-tojson-indent.jinja")).unwrap();
+    let src = raw.split_once('\0').map_or(raw.as_str(), |(s, _)| s);
+    let (r, took, peak) = render(src);
+    match r {
+        Err(Error::Render(m)) => assert!(m.contains("tojson: indent 20000000000 is over 256"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(took < Duration::from_secs(1) && peak < 16 << 20, "{took:?}, {peak} bytes");
+    let (r, _, peak) = render("{{ (range(100000)|list) | tojson(indent=200) }}");
+    assert!(matches!(r, Err(Error::OutputTooLarge(_))), "{r:?}");
+    assert!(peak < 128 << 20, "peak {peak}");
+    let (r, _, _) = render("{{ {'a': [1, 2]} | tojson(indent=2) }}");
+    assert_eq!(r.unwrap(), "{\n  \"a\": [\n    1,\n    2\n  ]\n}");
+}
