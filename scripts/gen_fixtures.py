@@ -214,14 +214,7 @@ def gen_tiny_rope(variant: str) -> None:
         w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
         w.add_rope_scaling_factor(4.0)
         w.add_rope_scaling_orig_ctx_len(4096)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("qwen2")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(n_vocab - 3)
-    w.add_eos_token_id(n_vocab - 1)
-    w.add_add_bos_token(False)
+    add_tiny_tokenizer(w)
 
     def t(name, shape, scale=0.08, offset=0.0):
         w.add_tensor(name, (rng.standard_normal(shape) * scale + offset).astype(np.float32))
@@ -284,26 +277,30 @@ def llama_tool(args: list[str]) -> str:
     return r.stdout
 
 
+KLD_LABELS = {"ppl": "Mean PPL(Q)", "ppl_base": "Mean PPL(base)", "kld_mean": "Mean    KLD",
+              "kld_max": "Maximum KLD", "kld_median": "Median  KLD", "rms_dp": "RMS Δp",
+              "same_top": "Same top p"}
+
+
 def llama_kld(args: list[str]) -> dict:
     """Run llama-perplexity --kl-divergence and parse its summary. llama.cpp logs from a
-    background thread and can exit before the last lines are written: retry until they are."""
-    for _ in range(8):
-        log = llama_tool(args)
-        if "Same top p" in log:
-            return parse_kld(log)
-    sys.exit(f"error: llama-perplexity never printed its KLD summary:\n{log[-3000:]}")
+    background thread and sometimes loses lines at exit: retry until every one is there."""
+    for _ in range(12):
+        got = parse_kld(llama_tool(args))
+        if got is not None:
+            return got
+    sys.exit(f"error: llama-perplexity never printed its whole KLD summary for {args}")
 
 
-def parse_kld(log: str) -> dict:
+def parse_kld(log: str) -> dict | None:
     import re
-    def num(label):
+    out = {}
+    for key, label in KLD_LABELS.items():
         m = re.search(re.escape(label) + r"\s*:\s*(-?[0-9.]+)", log)
         if not m:
-            sys.exit(f"error: no {label!r} in llama-perplexity output:\n{log[-3000:]}")
-        return float(m.group(1))
-    return {"ppl": num("Mean PPL(Q)"), "ppl_base": num("Mean PPL(base)"), "kld_mean": num("Mean    KLD"),
-            "kld_max": num("Maximum KLD"), "kld_median": num("Median  KLD"), "rms_dp": num("RMS Δp"),
-            "same_top": num("Same top p")}
+            return None
+        out[key] = float(m.group(1))
+    return out
 
 
 def gen_kld_tiny(arch: str) -> None:
@@ -489,6 +486,20 @@ def tiny_vocab():
     return tokens + specials, types, merges
 
 
+def add_tiny_tokenizer(w) -> None:
+    """The tiny vocabulary's tokenizer metadata (byte-level BPE, no BOS added)."""
+    tokens, types, merges = tiny_vocab()
+    n_vocab = len(tokens)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(n_vocab - 3)
+    w.add_eos_token_id(n_vocab - 1)
+    w.add_add_bos_token(False)
+
+
 def gen_tiny(arch: str) -> None:
     import numpy as np
     import gguf
@@ -511,14 +522,7 @@ def gen_tiny(arch: str) -> None:
     w.add_layer_norm_rms_eps(1e-6)
     w.add_rope_freq_base(10000.0)
     w.add_file_type(0)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("qwen2")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(n_vocab - 3)
-    w.add_eos_token_id(n_vocab - 1)
-    w.add_add_bos_token(False)
+    add_tiny_tokenizer(w)
 
     def tensor(name, shape, qtype, scale=0.08, offset=0.0):
         data = (rng.standard_normal(shape) * scale + offset).astype(np.float32)
