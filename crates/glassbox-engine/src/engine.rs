@@ -139,9 +139,9 @@ pub struct Engine {
     pub model: Model,
     pub tokenizer: Arc<Tokenizer>,
     template: Option<Arc<ChatTemplate>>,
-    pool: ThreadPool,
-    isa: Isa,
-    scratch: Scratch,
+    pub(crate) pool: ThreadPool,
+    pub(crate) isa: Isa,
+    pub(crate) scratch: Scratch,
     ctx_size: usize,
     batch_size: usize,
 }
@@ -222,12 +222,12 @@ impl Engine {
         (s, fe)
     }
 
-    fn new_cache(&self) -> KvCache {
+    pub(crate) fn new_cache(&self) -> KvCache {
         KvCache::new(&self.model.config, self.ctx_size)
     }
 
     /// Feed `tokens` into `cache` in chunks; returns the last token's logits if asked.
-    fn prefill(&mut self, cache: &mut KvCache, tokens: &[u32], want: bool, out: &mut Vec<f32>) -> Result<()> {
+    pub(crate) fn prefill(&mut self, cache: &mut KvCache, tokens: &[u32], want: bool, out: &mut Vec<f32>) -> Result<()> {
         let chunks: Vec<&[u32]> = tokens.chunks(self.batch_size).collect();
         for (i, chunk) in chunks.iter().enumerate() {
             let last = i + 1 == chunks.len();

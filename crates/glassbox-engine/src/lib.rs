@@ -10,6 +10,7 @@ mod engine;
 mod sampler;
 mod scheduler;
 mod seq;
+mod spec;
 mod stop;
 
 pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Frontend, Generation, GenerateRequest, Verification};
@@ -17,6 +18,7 @@ pub use scheduler::{EventSink, SchedRequest, Scheduler, SchedulerStats, SeqEvent
 pub use glassbox_tokenizer::Tokenizer;
 pub use sampler::{Sampler, SamplingParams, argmax};
 pub use seq::{SeqState, StepOut, TokenLogprob};
+pub use spec::{DraftModel, Drafter, SpecOptions, SpecStats, lookup};
 pub use stop::StopMatcher;
 
 #[derive(Debug, thiserror::Error)]

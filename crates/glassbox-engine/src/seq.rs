@@ -32,7 +32,7 @@ pub struct SeqState {
     sampler: Sampler,
     decoder: Decoder,
     stops: StopMatcher,
-    history: Vec<u32>,
+    pub(crate) history: Vec<u32>,
     max_tokens: usize,
     top_logprobs: Option<usize>,
     pub ids: Vec<u32>,

@@ -313,9 +313,25 @@ pub struct RunArgs {
     pub system: Option<String>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub spec: SpecArgs,
     /// Print {"text","ids","prompt_tokens","completion_tokens","finish_reason"}
     #[arg(long)]
     pub json: bool,
+}
+
+/// Speculative decoding: the same output, fewer passes over the weights.
+#[derive(Args, Clone)]
+pub struct SpecArgs {
+    /// Draft model (same vocabulary, verified like the model), e.g. Qwen2.5-Coder-0.5B for 1.5B
+    #[arg(long, value_name = "FILE", conflicts_with = "lookup")]
+    pub draft: Option<PathBuf>,
+    /// Draft by prompt lookup: continue the latest earlier occurrence of the last tokens
+    #[arg(long)]
+    pub lookup: bool,
+    /// Most draft tokens checked per pass
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub draft_max: u16,
 }
 
 #[derive(Args)]

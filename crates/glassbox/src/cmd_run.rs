@@ -74,29 +74,69 @@ pub fn run(a: RunArgs) -> Result<()> {
         engine.tokenize_chat(&rendered)
     };
     let req = GenerateRequest { prompt, max_tokens: a.sampling.max_tokens, sampling: sampling(&a.sampling), stop: a.sampling.stop.clone() };
+    let mut spec = speculation(&a.spec, &a.model, &engine)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut io_err = None;
-    let g = engine.generate(&req, |piece| {
+    let start = std::time::Instant::now();
+    let mut first_piece: Option<std::time::Instant> = None;
+    let on_text = |piece: &str| {
+        first_piece.get_or_insert_with(std::time::Instant::now);
         if !a.json && io_err.is_none() {
             if let Err(e) = out.write_all(piece.as_bytes()).and_then(|_| out.flush()) {
                 io_err = Some(e);
             }
         }
-    })?;
+    };
+    let (g, stats) = match spec.as_mut() {
+        Some(s) => {
+            let (g, st) = engine.generate_speculative(&req, s, on_text)?;
+            (g, Some(st))
+        }
+        None => (engine.generate(&req, on_text)?, None),
+    };
+    let end = std::time::Instant::now();
     if let Some(e) = io_err {
         return Err(e.into());
     }
     if a.json {
-        let v = json!({
+        // Decode speed: tokens after the first over the time after the first was shown.
+        let decode_s = first_piece.map_or(0.0, |t| (end - t).as_secs_f64());
+        let decode_tok_s = if decode_s > 0.0 && g.completion_tokens > 1 { (g.completion_tokens - 1) as f64 / decode_s } else { 0.0 };
+        let mut v = json!({
             "text": g.text, "ids": g.ids, "prompt_tokens": g.prompt_tokens,
             "completion_tokens": g.completion_tokens, "finish_reason": g.finish_reason.as_str(),
+            "elapsed_s": (end - start).as_secs_f64(), "decode_tok_s": decode_tok_s,
         });
+        if let Some(st) = stats {
+            v["speculative"] = json!({
+                "drafter": if a.spec.lookup { "lookup" } else { "model" }, "draft_max": a.spec.draft_max,
+                "passes": st.passes, "drafted": st.drafted, "accepted": st.accepted, "acceptance": st.acceptance(),
+            });
+        }
         writeln!(out, "{v}")?;
     } else {
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// The drafter `--lookup` / `--draft FILE` ask for (a draft file is verified like the model).
+fn speculation(s: &crate::cli::SpecArgs, m: &ModelArgs, engine: &Engine) -> Result<Option<glassbox_engine::SpecOptions>> {
+    use glassbox_engine::{DraftModel, Drafter, SpecOptions};
+    let max_draft = s.draft_max as usize;
+    if s.lookup {
+        return Ok(Some(SpecOptions { drafter: Drafter::Lookup { ngram_max: 3, ngram_min: 1 }, max_draft }));
+    }
+    let Some(path) = &s.draft else { return Ok(None) };
+    // The lockfile, trust store and --locked apply to the draft as to the model; --sha256 names
+    // the model's digest only.
+    let mut policy = crate::cmd_trust::policy(&m.trust)?;
+    policy.sha256 = None;
+    let (d, v) = DraftModel::load_verified(path, &policy, engine, engine.ctx_size())
+        .with_context(|| format!("cannot load draft model {}", path.display()))?;
+    crate::cmd_trust::announce(path, &v.sha256, &v.verdict, &policy);
+    Ok(Some(SpecOptions { drafter: Drafter::Model(Box::new(d)), max_draft }))
 }
 
 pub fn chat(a: ChatArgs) -> Result<()> {

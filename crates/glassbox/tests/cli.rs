@@ -338,3 +338,27 @@ fn audit_exit_codes_formats_and_the_run_policy_gate() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("fails policy"), "{}", String::from_utf8_lossy(&o.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn run_speculative_lookup_and_draft_give_the_same_output() {
+    let m = smollm2();
+    let prompt = "Repeat this list exactly: apples, pears, plums, cherries, apples, pears, plums, cherries.";
+    let base = ["run", &m, "--prompt", prompt, "-n", "40", "--temperature", "0", "--json"];
+    let plain = stdout_json(&glassbox(&base));
+    assert!(plain.get("speculative").is_none());
+    let look = stdout_json(&glassbox(&[&base[..], &["--lookup", "--draft-max", "6"]].concat()));
+    assert_eq!(look["ids"], plain["ids"]);
+    assert_eq!(look["speculative"]["drafter"], "lookup");
+    assert!(look["speculative"]["passes"].as_u64().unwrap() < plain["completion_tokens"].as_u64().unwrap());
+    let draft = stdout_json(&glassbox(&[&base[..], &["--draft", &m]].concat()));
+    assert_eq!(draft["ids"], plain["ids"]);
+    assert_eq!(draft["speculative"]["drafter"], "model");
+    // A draft with another vocabulary is refused by name.
+    let gemma = glassbox_testdata::model(glassbox_testdata::GEMMA3).display().to_string();
+    let o = glassbox(&[&base[..], &["--draft", &gemma]].concat());
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("cannot load draft model") && e.contains("vocabularies must match"), "{e}");
+    let o = glassbox(&[&base[..], &["--draft", &m, "--lookup"]].concat());
+    assert_eq!(o.status.code(), Some(2), "--draft and --lookup conflict");
+}

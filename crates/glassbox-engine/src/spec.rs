@@ -1,0 +1,236 @@
+//! Speculative decoding: cheap guesses of the next tokens, checked by the model in one batched
+//! forward pass, so one pass over the weights can yield several tokens.
+//!
+//! Lossless by construction. Every emitted token is chosen by the same [`SeqState::accept`] call,
+//! with the same sampler and RNG draws, from the same logits as plain decoding: the forward pass
+//! computes each row independently of the others in the batch (bit for bit), so the logits after
+//! an accepted draft are exactly the ones plain decoding would have computed. A draft is kept
+//! while the token the sampler picks equals it; at the first difference the sampler's pick is
+//! kept instead and the rest is dropped (the KV cache truncated). Greedy output is therefore
+//! identical to plain decoding, and sampled output too (same seed, same tokens) — a one-hot
+//! draft accepted with probability p(draft) is exactly speculative sampling's rule.
+//!
+//! Drafters: prompt lookup (the most recent earlier occurrence of the last n tokens proposes what
+//! followed it: strong when output copies from the prompt, as code edits do) and a small draft
+//! model sharing the vocabulary (greedy, its own KV cache kept in step).
+
+use glassbox_models::{KvCache, Logits, Model, Scratch, SeqBatch};
+
+use crate::engine::{Engine, FinishReason, Generation, GenerateRequest};
+use crate::seq::SeqState;
+use crate::{Error, Result};
+
+/// Where draft tokens come from.
+pub enum Drafter {
+    /// n-gram prompt lookup over the prompt and the output so far, longest n first.
+    Lookup { ngram_max: usize, ngram_min: usize },
+    /// A smaller model with the same vocabulary, decoding greedily.
+    Model(Box<DraftModel>),
+}
+
+/// A draft model and its own cache and buffers.
+pub struct DraftModel {
+    model: Model,
+    cache: KvCache,
+    scratch: Scratch,
+}
+
+impl DraftModel {
+    /// Load a draft model file only after its bytes match a pin under `policy`, as the target's.
+    pub fn load_verified(path: &std::path::Path, policy: &glassbox_trust::Policy, target: &Engine, ctx_size: usize) -> Result<(DraftModel, crate::Verification)> {
+        let v = glassbox_trust::open_verified(path, policy)?;
+        let info = crate::Verification { sha256: v.sha256.clone(), size: v.size, verdict: v.verdict.clone() };
+        let file = glassbox_gguf::GgufFile::from_map(path, v.map, &Default::default())?;
+        let model = Model::from_file(std::sync::Arc::new(file))?;
+        let tv = glassbox_tokenizer::Tokenizer::from_gguf(model.file().gguf())?;
+        // Same vocabulary means the same token for every id, not just the same count.
+        for id in 0..target.tokenizer.n_vocab() as u32 {
+            if tv.token_text(id) != target.tokenizer.token_text(id) {
+                return Err(Error::Other(format!(
+                    "draft model {} has token {id} = {:?}, the target {:?}: vocabularies must match",
+                    path.display(), tv.token_text(id), target.tokenizer.token_text(id)
+                )));
+            }
+        }
+        Ok((DraftModel::new(model, target, ctx_size)?, info))
+    }
+
+    /// Check `model` can draft for `target` (same vocabulary, token for token) and size its cache.
+    pub fn new(mut model: Model, target: &Engine, ctx_size: usize) -> Result<DraftModel> {
+        let (dv, tv) = (model.config.n_vocab, target.model.config.n_vocab);
+        if dv != tv {
+            return Err(Error::Other(format!("draft model has {dv} tokens, the target {tv}: vocabularies must match")));
+        }
+        model.pack(target.isa);
+        let cache = KvCache::new(&model.config, ctx_size);
+        Ok(DraftModel { model, cache, scratch: Scratch::default() })
+    }
+}
+
+pub struct SpecOptions {
+    pub drafter: Drafter,
+    /// Most draft tokens checked per forward pass.
+    pub max_draft: usize,
+}
+
+/// How well the drafts did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SpecStats {
+    /// Target forward passes after the prompt.
+    pub passes: usize,
+    pub drafted: usize,
+    pub accepted: usize,
+}
+
+impl SpecStats {
+    pub fn acceptance(&self) -> f64 {
+        if self.drafted == 0 { 0.0 } else { self.accepted as f64 / self.drafted as f64 }
+    }
+}
+
+/// The continuation after the most recent earlier occurrence of the last `n` tokens of
+/// `history`, longest `n` first; at most `k` tokens.
+pub fn lookup(history: &[u32], ngram_max: usize, ngram_min: usize, k: usize) -> Vec<u32> {
+    if k == 0 {
+        return Vec::new();
+    }
+    for n in (ngram_min.max(1)..=ngram_max).rev() {
+        if history.len() <= n {
+            continue;
+        }
+        let pat = &history[history.len() - n..];
+        // Occurrences that end before the pattern itself, most recent first.
+        for start in (0..history.len() - n).rev() {
+            if &history[start..start + n] == pat {
+                let from = start + n;
+                let to = (from + k).min(history.len());
+                if from < to {
+                    return history[from..to].to_vec();
+                }
+            }
+        }
+    }
+    Vec::new()
+}
+
+impl Engine {
+    /// [`Engine::generate`] with speculative decoding: the same tokens, fewer passes.
+    pub fn generate_speculative(
+        &mut self,
+        req: &GenerateRequest,
+        spec: &mut SpecOptions,
+        mut on_text: impl FnMut(&str),
+    ) -> Result<(Generation, SpecStats)> {
+        let mut seq = SeqState::new(req, None)?;
+        let n_prompt = req.prompt.len();
+        if n_prompt == 0 {
+            return Err(Error::Other("prompt is empty".into()));
+        }
+        if n_prompt + 1 > self.ctx_size() {
+            return Err(Error::PromptTooLong { prompt: n_prompt, needed: n_prompt + 1, ctx: self.ctx_size() });
+        }
+        if let Drafter::Model(d) = &mut spec.drafter {
+            d.cache.clear();
+        }
+        let mut stats = SpecStats::default();
+        let mut cache = self.new_cache();
+        let mut logits = Vec::new();
+        self.prefill(&mut cache, &req.prompt, true, &mut logits)?;
+        let room = cache.len() < cache.capacity();
+        let step = seq.accept(&self.tokenizer, &mut logits, room)?;
+        on_text(&step.text);
+        let mut pending = match step.token.filter(|_| seq.finish.is_none()) {
+            Some(t) => t,
+            None => return Ok((finish(seq, n_prompt), stats)),
+        };
+        let n_vocab = self.model.config.n_vocab;
+        let mut batch = Vec::with_capacity(spec.max_draft + 1);
+        loop {
+            let base = cache.len();
+            let remaining = req.max_tokens.saturating_sub(seq.ids.len());
+            let m = spec.max_draft.min(remaining.saturating_sub(1)).min(cache.capacity().saturating_sub(base + 1));
+            let drafts = self.draft(&mut spec.drafter, &seq.history, m)?;
+            batch.clear();
+            batch.push(pending);
+            batch.extend_from_slice(&drafts);
+            logits.clear();
+            let mut b = [SeqBatch { tokens: &batch, cache: &mut cache, logits: Logits::All }];
+            self.model.forward(&self.pool, self.isa, &mut b, &mut self.scratch, &mut logits)?;
+            stats.passes += 1;
+            stats.drafted += drafts.len();
+            let mut accepted = 0;
+            let mut next = None;
+            for (i, row) in logits.chunks_exact_mut(n_vocab).enumerate() {
+                let room = base + 1 + i < cache.capacity();
+                let step = seq.accept(&self.tokenizer, row, room)?;
+                on_text(&step.text);
+                let Some(y) = step.token.filter(|_| seq.finish.is_none()) else { break };
+                if i < drafts.len() && y == drafts[i] {
+                    accepted += 1;
+                    continue;
+                }
+                next = Some(y);
+                break;
+            }
+            stats.accepted += accepted;
+            cache.truncate(base + 1 + accepted);
+            if let Drafter::Model(d) = &mut spec.drafter {
+                // The draft cache holds at most what the target now holds.
+                d.cache.truncate(cache.len());
+            }
+            match next {
+                Some(y) => pending = y,
+                None => break,
+            }
+        }
+        Ok((finish(seq, n_prompt), stats))
+    }
+
+    fn draft(&mut self, drafter: &mut Drafter, history: &[u32], m: usize) -> Result<Vec<u32>> {
+        if m == 0 {
+            return Ok(Vec::new());
+        }
+        match drafter {
+            Drafter::Lookup { ngram_max, ngram_min } => Ok(lookup(history, *ngram_max, *ngram_min, m)),
+            Drafter::Model(d) => {
+                // Catch the draft cache up with the history (all but the last token, which is fed
+                // below with the first draft step), then draft greedily.
+                let have = d.cache.len();
+                let mut out = Vec::with_capacity(m);
+                let mut logits = Vec::new();
+                let cap = d.cache.capacity();
+                if history.len() + m > cap {
+                    return Ok(Vec::new());
+                }
+                let feed = &history[have.min(history.len())..];
+                if feed.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut b = [SeqBatch { tokens: feed, cache: &mut d.cache, logits: Logits::Last }];
+                d.model.forward(&self.pool, self.isa, &mut b, &mut d.scratch, &mut logits)?;
+                for j in 0..m {
+                    let t = crate::argmax(&logits);
+                    out.push(t);
+                    if j + 1 == m {
+                        break;
+                    }
+                    logits.clear();
+                    let tt = [t];
+                    let mut b = [SeqBatch { tokens: &tt, cache: &mut d.cache, logits: Logits::Last }];
+                    d.model.forward(&self.pool, self.isa, &mut b, &mut d.scratch, &mut logits)?;
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+fn finish(seq: SeqState, n_prompt: usize) -> Generation {
+    Generation {
+        completion_tokens: seq.ids.len(),
+        text: seq.text,
+        ids: seq.ids,
+        prompt_tokens: n_prompt,
+        finish_reason: seq.finish.unwrap_or(FinishReason::Length),
+    }
+}
