@@ -339,6 +339,35 @@ impl Engine {
         Ok((acc.summary().ppl, n_chunk))
     }
 
+    /// Read bandwidth of this machine with this engine's threads, in bytes per second: the best
+    /// of three passes summing a `bytes`-long buffer (make it larger than the caches), each
+    /// thread reading its own contiguous share, as the matmul threads read their rows.
+    pub fn read_bandwidth(&self, bytes: usize) -> f64 {
+        let words = (bytes / 8).max(1 << 16);
+        let buf: Vec<u64> = (0..words as u64).collect();
+        let nt = self.pool.n_threads();
+        let sink = std::sync::atomic::AtomicU64::new(0);
+        let mut best = 0f64;
+        for _ in 0..3 {
+            let t = Instant::now();
+            self.pool.run(&|tid| {
+                let per = words.div_ceil(nt);
+                let part = &buf[(tid * per).min(words)..((tid + 1) * per).min(words)];
+                // Eight independent sums keep the loads in flight.
+                let mut acc = [0u64; 8];
+                for c in part.chunks_exact(8) {
+                    for i in 0..8 {
+                        acc[i] = acc[i].wrapping_add(c[i]);
+                    }
+                }
+                sink.fetch_add(acc.iter().fold(0, |a, &b| a.wrapping_add(b)), std::sync::atomic::Ordering::Relaxed);
+            });
+            best = best.max((words * 8) as f64 / t.elapsed().as_secs_f64());
+        }
+        std::hint::black_box(sink.load(std::sync::atomic::Ordering::Relaxed));
+        best
+    }
+
     /// Prefill `n_prompt` tokens, then decode `n_gen` tokens one at a time (greedy on a fixed
     /// token, like llama-bench), reporting tokens per second for each phase.
     pub fn bench(&mut self, n_prompt: usize, n_gen: usize) -> Result<BenchResult> {

@@ -266,6 +266,15 @@ impl Model {
         total
     }
 
+    /// Bytes of weights one decoded token reads: every layer matrix and the output matrix once
+    /// (packed copies are the same size as the file's blocks), plus one embedding row. What
+    /// bounds single-stream decode when memory bandwidth is the limit.
+    pub fn bytes_per_token(&self) -> usize {
+        let m = |x: &Mat| x.range.len();
+        let layers: usize = self.layers.iter().map(|l| m(&l.wq) + m(&l.wk) + m(&l.wv) + m(&l.wo) + m(&l.w_gate) + m(&l.w_up) + m(&l.w_down)).sum();
+        layers + m(&self.output) + m(&self.tok_embd) / self.tok_embd.rows.max(1)
+    }
+
     /// The parsed file. After [`Model::pack`], the bytes of packed tensors may have been released
     /// (read back as zeros): read tensors through the model, not through this.
     pub fn file(&self) -> &Arc<GgufFile> {

@@ -293,17 +293,26 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         v[v.len() / 2]
     };
     let (pps, tgs) = (med(&mut pp), med(&mut tg));
+    // Decode of a memory-bound model is limited by bandwidth: bytes read per token over the
+    // read bandwidth measured here, now, with the same threads.
+    let per_token = engine.model.bytes_per_token();
+    let bw = engine.read_bandwidth((1usize << 30).max(2 * per_token));
+    let limit = bw / per_token as f64;
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", json!({
             "model": a.model.model.display().to_string(), "threads": engine.threads(), "isa": format!("{:?}", engine.isa()),
             "prompt_tokens": a.prompt_tokens, "gen_tokens": a.gen_tokens, "repetitions": a.repetitions,
             "prefill_tok_s": pps, "decode_tok_s": tgs,
+            "bytes_per_token": per_token, "read_bandwidth_gb_s": bw / 1e9, "decode_limit_tok_s": limit,
+            "decode_of_limit": if limit > 0.0 { tgs / limit } else { 0.0 },
         }))?;
     } else {
         writeln!(out, "model {} | threads {} | isa {:?}", a.model.model.display(), engine.threads(), engine.isa())?;
         writeln!(out, "prefill pp{:<5} {pps:>9.2} tok/s", a.prompt_tokens)?;
         writeln!(out, "decode  tg{:<5} {tgs:>9.2} tok/s", a.gen_tokens)?;
+        writeln!(out, "weights read per token {:.1} MB; read bandwidth {:.1} GB/s → decode limit {limit:.1} tok/s ({:.0} % reached)",
+            per_token as f64 / 1e6, bw / 1e9, 100.0 * tgs / limit)?;
     }
     Ok(())
 }
