@@ -186,15 +186,7 @@ def gen_tiny_rope(variant: str) -> None:
     tokens, types, merges = tiny_vocab()
     n_vocab = len(tokens)
     path = FIX / "tiny" / f"tiny-{variant}.gguf"
-    w = gguf.GGUFWriter(str(path), arch)
-    w.add_name(f"tiny random {variant}")
-    w.add_context_length(16384 if variant == "qwen2yarn" else 256)
-    w.add_embedding_length(n_embd)
-    w.add_feed_forward_length(n_ff)
-    w.add_block_count(n_layer)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_kv)
-    w.add_layer_norm_rms_eps(1e-6)
+    w = tiny_writer(path, arch, variant, 16384 if variant == "qwen2yarn" else 256, n_embd, n_ff, n_layer, n_head, n_kv)
     w.add_file_type(0)
     if variant == "llama31":
         w.add_rope_freq_base(10000.0)
@@ -486,6 +478,21 @@ def tiny_vocab():
     return tokens + specials, types, merges
 
 
+def tiny_writer(path, arch, name, ctx, n_embd, n_ff, n_layer, n_head, n_kv):
+    """A GGUF writer with a tiny model's shape metadata."""
+    import gguf
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name(f"tiny random {name}")
+    w.add_context_length(ctx)
+    w.add_embedding_length(n_embd)
+    w.add_feed_forward_length(n_ff)
+    w.add_block_count(n_layer)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_layer_norm_rms_eps(1e-6)
+    return w
+
+
 def add_tiny_tokenizer(w) -> None:
     """The tiny vocabulary's tokenizer metadata (byte-level BPE, no BOS added)."""
     tokens, types, merges = tiny_vocab()
@@ -511,15 +518,7 @@ def gen_tiny(arch: str) -> None:
     n_vocab = len(tokens)
     path = FIX / "tiny" / f"tiny-{arch}.gguf"
     path.parent.mkdir(parents=True, exist_ok=True)
-    w = gguf.GGUFWriter(str(path), arch)
-    w.add_name(f"tiny random {arch}")
-    w.add_context_length(256)
-    w.add_embedding_length(n_embd)
-    w.add_feed_forward_length(n_ff)
-    w.add_block_count(n_layer)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_kv)
-    w.add_layer_norm_rms_eps(1e-6)
+    w = tiny_writer(path, arch, arch, 256, n_embd, n_ff, n_layer, n_head, n_kv)
     w.add_rope_freq_base(10000.0)
     w.add_file_type(0)
     add_tiny_tokenizer(w)

@@ -82,10 +82,11 @@ pub fn run(a: RunArgs) -> Result<()> {
     let mut first_piece: Option<std::time::Instant> = None;
     let on_text = |piece: &str| {
         first_piece.get_or_insert_with(std::time::Instant::now);
-        if !a.json && io_err.is_none() {
-            if let Err(e) = out.write_all(piece.as_bytes()).and_then(|_| out.flush()) {
-                io_err = Some(e);
-            }
+        if !a.json
+            && io_err.is_none()
+            && let Err(e) = out.write_all(piece.as_bytes()).and_then(|_| out.flush())
+        {
+            io_err = Some(e);
         }
     };
     let (g, stats) = match spec.as_mut() {
