@@ -5,7 +5,7 @@ use glassbox_engine::{Engine, EngineOptions, FinishReason, GenerateRequest, Samp
 use serde::Deserialize;
 
 fn engine(file: &str, ctx: usize) -> Engine {
-    let opts = EngineOptions { threads: 2, ctx_size: ctx, batch_size: 512 };
+    let opts = EngineOptions { threads: 2, ctx_size: ctx, batch_size: 512, ..Default::default() };
     Engine::load(&glassbox_testdata::model(file), &opts).unwrap()
 }
 

@@ -35,7 +35,7 @@ struct Measured {
 
 fn measure(file: &str, fixture: &str) -> Measured {
     let fx: Fixture = serde_json::from_str(&std::fs::read_to_string(glassbox_testdata::fixture(fixture)).unwrap()).unwrap();
-    let opts = EngineOptions { threads: 2, ctx_size: fx.n_ctx, batch_size: 512 };
+    let opts = EngineOptions { threads: 2, ctx_size: fx.n_ctx, batch_size: 512, ..Default::default() };
     let mut e = Engine::load(&glassbox_testdata::model(file), &opts).unwrap();
     let n_vocab = e.model.config.n_vocab;
     let per = glassbox_perplexity::scored_per_chunk(fx.n_ctx);

@@ -53,7 +53,7 @@ impl Collect {
 }
 
 fn engine() -> Engine {
-    Engine::load(&glassbox_testdata::model(glassbox_testdata::SMOLLM2), &EngineOptions { threads: 2, ctx_size: 256, batch_size: 512 }).unwrap()
+    Engine::load(&glassbox_testdata::model(glassbox_testdata::SMOLLM2), &EngineOptions { threads: 2, ctx_size: 256, batch_size: 512, ..Default::default() }).unwrap()
 }
 
 fn requests(e: &Engine) -> Vec<GenerateRequest> {

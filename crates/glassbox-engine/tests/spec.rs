@@ -5,7 +5,7 @@
 use glassbox_engine::{DraftModel, Drafter, Engine, EngineOptions, GenerateRequest, SamplingParams, SpecOptions, lookup};
 
 fn engine(file: &str) -> Engine {
-    let opts = EngineOptions { threads: 2, ctx_size: 512, batch_size: 512 };
+    let opts = EngineOptions { threads: 2, ctx_size: 512, batch_size: 512, ..Default::default() };
     Engine::load(&glassbox_testdata::model(file), &opts).unwrap()
 }
 

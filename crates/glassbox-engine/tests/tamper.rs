@@ -10,7 +10,7 @@ use glassbox_trust::{Lockfile, Policy, Verdict};
 const PINNED: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 
 fn opts() -> EngineOptions {
-    EngineOptions { threads: 1, ctx_size: 64, batch_size: 64 }
+    EngineOptions { threads: 1, ctx_size: 64, batch_size: 64, ..Default::default() }
 }
 
 fn flip(path: &std::path::Path, offset: u64) {

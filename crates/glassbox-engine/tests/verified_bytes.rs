@@ -25,7 +25,7 @@ fn survives_file_changes(file: &str) {
     std::fs::copy(&src, &copy).unwrap();
     let digest = glassbox_trust::hash_files(std::slice::from_ref(&copy), 1).unwrap()[0].2.clone();
     let policy = glassbox_trust::Policy { sha256: Some(digest), ..Default::default() };
-    let opts = EngineOptions { threads: 2, ctx_size: 256, batch_size: 64 };
+    let opts = EngineOptions { threads: 2, ctx_size: 256, batch_size: 64, ..Default::default() };
     let (mut e, _) = Engine::load_verified(&copy, &opts, &policy).unwrap();
     let prompt = e.tokenizer.encode("The capital of France is");
     let before = answer(&mut e, &prompt);

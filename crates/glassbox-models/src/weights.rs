@@ -16,11 +16,14 @@ pub(crate) struct Mat {
     pub cols: usize,
     pub range: Range<usize>,
     pub packed: Option<std::sync::Arc<PackedMatrix>>,
+    /// The exactly dequantized F32 copy (little-endian bytes) made by [`Model::dequantize_f32`];
+    /// when present, `ty` is F32 and this replaces the file's bytes.
+    pub f32: Option<std::sync::Arc<[u8]>>,
 }
 
 impl Clone for Mat {
     fn clone(&self) -> Self {
-        Mat { ty: self.ty, rows: self.rows, cols: self.cols, range: self.range.clone(), packed: self.packed.clone() }
+        Mat { ty: self.ty, rows: self.rows, cols: self.cols, range: self.range.clone(), packed: self.packed.clone(), f32: self.f32.clone() }
     }
 }
 
@@ -122,7 +125,7 @@ impl Binder<'_> {
         // Validates block divisibility and byte size.
         WeightMatrix::new(ty, rows, cols, &self.file.bytes()[range.clone()])
             .map_err(|e| Error::BadTensor { name: name.into(), msg: e.to_string() })?;
-        Ok(Mat { ty, rows, cols, range, packed: None })
+        Ok(Mat { ty, rows, cols, range, packed: None, f32: None })
     }
 
     /// A vector of `n` values, dequantised to f32.
@@ -205,8 +208,50 @@ impl Model {
         Ok(Model { file, config, tok_embd, output, output_norm, layers, rope, rope_swa })
     }
 
-    pub(crate) fn raw(&self, m: &Mat) -> WeightMatrix<'_> {
-        WeightMatrix::new(m.ty, m.rows, m.cols, &self.file.bytes()[m.range.clone()]).expect("matrix shape checked at load")
+    pub(crate) fn raw<'a>(&'a self, m: &'a Mat) -> WeightMatrix<'a> {
+        let bytes = match &m.f32 {
+            Some(b) => &b[..],
+            None => &self.file.bytes()[m.range.clone()],
+        };
+        WeightMatrix::new(m.ty, m.rows, m.cols, bytes).expect("matrix shape checked at load")
+    }
+
+    /// Replace every quantised matrix by its exact F32 dequantisation, so every product is
+    /// computed in F32 against F32 activations: the model computes what the exactly dequantized
+    /// F32 file computes (no activation quantisation), at the memory and speed cost of F32
+    /// weights. Call before [`Model::pack`] (F32 is never packed). Returns the bytes allocated.
+    pub fn dequantize_f32(&mut self) -> usize {
+        let file = &self.file;
+        let mut total = 0;
+        let mut one = |m: &mut Mat| {
+            if m.ty == QType::F32 || m.f32.is_some() {
+                return;
+            }
+            let src = &file.bytes()[m.range.clone()];
+            let rb = m.ty.row_bytes(m.cols).expect("shape checked at load");
+            let mut row = vec![0f32; m.cols];
+            let mut out = Vec::with_capacity(m.rows * m.cols * 4);
+            for r in 0..m.rows {
+                dequantize_row(m.ty, &src[r * rb..(r + 1) * rb], &mut row);
+                out.extend(row.iter().flat_map(|v| v.to_le_bytes()));
+            }
+            total += out.len();
+            m.f32 = Some(out.into());
+            m.ty = QType::F32;
+            m.packed = None;
+        };
+        let tied = self.output.range == self.tok_embd.range;
+        for l in &mut self.layers {
+            for m in [&mut l.wq, &mut l.wk, &mut l.wv, &mut l.wo, &mut l.w_gate, &mut l.w_up, &mut l.w_down] {
+                one(m);
+            }
+        }
+        one(&mut self.output);
+        // An untied embedding stays quantised: its rows are dequantized exactly when read.
+        if tied {
+            self.tok_embd = self.output.clone();
+        }
+        total
     }
 
     pub(crate) fn w<'a>(&'a self, m: &'a Mat) -> MatRef<'a> {
@@ -270,7 +315,7 @@ impl Model {
     /// (packed copies are the same size as the file's blocks), plus one embedding row. What
     /// bounds single-stream decode when memory bandwidth is the limit.
     pub fn bytes_per_token(&self) -> usize {
-        let m = |x: &Mat| x.range.len();
+        let m = |x: &Mat| x.f32.as_ref().map_or(x.range.len(), |b| b.len());
         let layers: usize = self.layers.iter().map(|l| m(&l.wq) + m(&l.wk) + m(&l.wv) + m(&l.wo) + m(&l.w_gate) + m(&l.w_up) + m(&l.w_down)).sum();
         layers + m(&self.output) + m(&self.tok_embd) / self.tok_embd.rows.max(1)
     }

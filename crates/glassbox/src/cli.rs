@@ -262,6 +262,10 @@ pub struct ModelArgs {
     /// Context size in tokens (default: the model's, capped at 4096)
     #[arg(long, short = 'c', default_value_t = 0)]
     pub ctx_size: usize,
+    /// Exact mode: dequantize the weights to F32 at load and compute in F32 — what the exactly
+    /// dequantized model computes, at F32 memory and a fraction of the speed
+    #[arg(long)]
+    pub exact: bool,
 }
 
 #[derive(Args, Clone)]

@@ -22,7 +22,8 @@ pub fn engine_options(ctx_size: usize, threads: Option<usize>) -> Result<EngineO
 }
 
 pub fn load(m: &ModelArgs) -> Result<Engine> {
-    let opts = engine_options(m.ctx_size, m.threads)?;
+    let mut opts = engine_options(m.ctx_size, m.threads)?;
+    opts.exact = m.exact;
     let policy = crate::cmd_trust::policy(&m.trust)?;
     let (engine, v) = Engine::load_verified(&m.model, &opts, &policy).with_context(|| format!("cannot load model {}", m.model.display()))?;
     crate::cmd_trust::announce(&m.model, &v.sha256, &v.verdict, &policy);

@@ -134,3 +134,21 @@ fn mismatches_and_bad_files_are_clear_errors() {
     assert!(e.contains("needs at least 64 tokens"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn exact_mode_computes_what_the_dequantized_f32_model_computes() {
+    for arch in ["qwen2", "qwen3"] {
+        let base = fx(&format!("kld/tiny-{arch}-f32.kld"));
+        let run = |model: &str, extra: &[&str]| {
+            json_ok(&glassbox(&[&["perplexity", model, "--kl-divergence-base", &base, "--kl-divergence", "--json", "-t", "2"][..], extra].concat()))
+        };
+        let exact = run(&fx(&format!("tiny/tiny-{arch}.gguf")), &["--exact"]);
+        let f32 = run(&fx(&format!("tiny/tiny-{arch}-f32.gguf")), &[]);
+        let quant = run(&fx(&format!("tiny/tiny-{arch}.gguf")), &[]);
+        // Bit for bit the F32 file's computation: same perplexity, same KLD.
+        assert_eq!(exact["ppl"], f32["ppl"], "{arch}");
+        assert_eq!(exact["kld_mean"], f32["kld_mean"], "{arch}");
+        let (e, q) = (exact["kld_mean"].as_f64().unwrap().abs(), quant["kld_mean"].as_f64().unwrap());
+        assert!(e < 1e-5 && e * 2.0 < q, "{arch}: exact {e} vs default {q}");
+    }
+}
