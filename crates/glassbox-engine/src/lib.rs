@@ -10,7 +10,7 @@ mod engine;
 mod sampler;
 mod scheduler;
 mod seq;
-mod spec;
+pub(crate) mod spec;
 mod stop;
 
 pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Frontend, Generation, GenerateRequest, Verification};

@@ -68,6 +68,8 @@ pub struct Scheduler {
     running: Vec<Active>,
     waiting: VecDeque<SchedRequest>,
     logits: Vec<f32>,
+    /// Prompt-lookup speculative decoding: most drafts per sequence per step (0 = off).
+    lookup_draft: usize,
     pub stats: Arc<SchedulerStats>,
 }
 
@@ -93,8 +95,16 @@ impl Scheduler {
             running: Vec::new(),
             waiting: VecDeque::new(),
             logits: Vec::new(),
+            lookup_draft: 0,
             stats: Arc::new(SchedulerStats::default()),
         }
+    }
+
+    /// Decode with prompt-lookup drafts, at most `max_draft` per sequence per step: the same
+    /// tokens (see `spec.rs`), fewer steps when output repeats its context.
+    pub fn with_lookup(mut self, max_draft: usize) -> Scheduler {
+        self.lookup_draft = max_draft;
+        self
     }
 
     pub fn submit(&mut self, r: SchedRequest) {
@@ -153,7 +163,8 @@ impl Scheduler {
         }
         // Plan: per running sequence, the tokens it feeds this step.
         let mut budget = self.prefill_chunk;
-        let mut feeds: Vec<(usize, Vec<u32>, bool)> = Vec::new(); // (index, tokens, wants logits)
+        // (index, tokens, wants logits, draft tokens at the end of `tokens`)
+        let mut feeds: Vec<(usize, Vec<u32>, bool, usize)> = Vec::new();
         for (i, a) in self.running.iter().enumerate() {
             if a.fed < a.prompt.len() {
                 if budget == 0 {
@@ -162,9 +173,15 @@ impl Scheduler {
                 let n = (a.prompt.len() - a.fed).min(budget);
                 budget -= n;
                 let last = a.fed + n == a.prompt.len();
-                feeds.push((i, a.prompt[a.fed..a.fed + n].to_vec(), last));
+                feeds.push((i, a.prompt[a.fed..a.fed + n].to_vec(), last, 0));
             } else if let Some(t) = a.next {
-                feeds.push((i, vec![t], true));
+                let remaining = a.state.max_tokens().saturating_sub(a.state.ids.len());
+                let m = self.lookup_draft.min(remaining.saturating_sub(1)).min(a.cache.capacity().saturating_sub(a.cache.len() + 1));
+                let drafts = crate::spec::lookup(&a.state.history, 3, 1, m);
+                let mut toks = Vec::with_capacity(1 + drafts.len());
+                toks.push(t);
+                toks.extend_from_slice(&drafts);
+                feeds.push((i, toks, true, drafts.len()));
             }
         }
         if feeds.is_empty() {
@@ -175,8 +192,13 @@ impl Scheduler {
             let mut fi = feeds.iter().peekable();
             let mut batch: Vec<SeqBatch> = Vec::with_capacity(feeds.len());
             for (i, a) in self.running.iter_mut().enumerate() {
-                if let Some((_, toks, want)) = fi.next_if(|f| f.0 == i) {
-                    batch.push(SeqBatch { tokens: toks, cache: &mut a.cache, logits: if *want { Logits::Last } else { Logits::None } });
+                if let Some((_, toks, want, drafts)) = fi.next_if(|f| f.0 == i) {
+                    let logits = match (*want, *drafts) {
+                        (false, _) => Logits::None,
+                        (true, 0) => Logits::Last,
+                        (true, _) => Logits::All,
+                    };
+                    batch.push(SeqBatch { tokens: toks, cache: &mut a.cache, logits });
                 }
             }
             self.model.forward(&self.pool, self.isa, &mut batch, &mut self.scratch, &mut self.logits)
@@ -184,13 +206,13 @@ impl Scheduler {
         let n_vocab = self.model.config.n_vocab;
         let mut done = vec![false; self.running.len()];
         if let Err(e) = result {
-            for (i, _, _) in &feeds {
+            for (i, _, _, _) in &feeds {
                 self.running[*i].sink.send(SeqEvent::Error(format!("inference failed: {e}")));
                 done[*i] = true;
             }
         } else {
             let mut row = 0;
-            for (i, toks, want) in &feeds {
+            for (i, toks, want, drafts) in &feeds {
                 let a = &mut self.running[*i];
                 if a.fed < a.prompt.len() {
                     a.fed += toks.len();
@@ -198,36 +220,53 @@ impl Scheduler {
                 if !*want {
                     continue;
                 }
-                let logits = &mut self.logits[row * n_vocab..(row + 1) * n_vocab];
-                row += 1;
-                let room = a.cache.len() < a.cache.capacity();
-                let out = match a.state.accept(&self.tokenizer, logits, room) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        a.sink.send(SeqEvent::Error(e.to_string()));
+                // One row per fed token when drafting (the first predicts after the fed token,
+                // each next one after a draft), else one row.
+                let rows = 1 + drafts;
+                let first_row = row;
+                row += rows;
+                let base = a.cache.len() - rows; // tokens cached before this step
+                let mut accepted = 0;
+                for r in 0..rows {
+                    let logits = &mut self.logits[(first_row + r) * n_vocab..(first_row + r + 1) * n_vocab];
+                    let room = base + r + 1 < a.cache.capacity();
+                    let out = match a.state.accept(&self.tokenizer, logits, room) {
+                        Ok(o) => o,
+                        Err(e) => {
+                            a.sink.send(SeqEvent::Error(e.to_string()));
+                            done[*i] = true;
+                            break;
+                        }
+                    };
+                    let mut alive = true;
+                    if let Some(t) = out.token {
+                        self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
+                        alive = a.sink.send(SeqEvent::Token { token: t, text: out.text, logprob: out.logprob });
+                    } else if !out.text.is_empty() {
+                        alive = a.sink.send(SeqEvent::Text(out.text));
+                    }
+                    if let Some(reason) = out.finished {
+                        a.sink.send(SeqEvent::Done {
+                            finish_reason: reason,
+                            prompt_tokens: a.state.n_prompt,
+                            completion_tokens: a.state.ids.len(),
+                        });
                         done[*i] = true;
+                        break;
+                    } else if !alive {
+                        done[*i] = true; // client gone: free the slot now
+                        break;
+                    }
+                    // A draft the sampler also chose: its row's successor is valid; go on.
+                    if r < *drafts && out.token == Some(toks[r + 1]) {
+                        accepted += 1;
                         continue;
                     }
-                };
-                let mut alive = true;
-                if let Some(t) = out.token {
-                    self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
-                    alive = a.sink.send(SeqEvent::Token { token: t, text: out.text, logprob: out.logprob });
-                } else if !out.text.is_empty() {
-                    alive = a.sink.send(SeqEvent::Text(out.text));
-                }
-                if let Some(reason) = out.finished {
-                    a.sink.send(SeqEvent::Done {
-                        finish_reason: reason,
-                        prompt_tokens: a.state.n_prompt,
-                        completion_tokens: a.state.ids.len(),
-                    });
-                    done[*i] = true;
-                } else if !alive {
-                    done[*i] = true; // client gone: free the slot now
-                } else {
                     a.next = out.token;
+                    break;
                 }
+                // Drop the cache entries of refused drafts.
+                a.cache.truncate(base + 1 + accepted);
             }
         }
         let mut k = 0;

@@ -59,6 +59,10 @@ fn logprobs(logits: &[f32], chosen: u32, k: usize) -> TokenLogprob {
 }
 
 impl SeqState {
+    pub(crate) fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
     /// `top_logprobs`: `None` for no log-probabilities, `Some(k)` for the chosen token's and the
     /// `k` most likely alternatives'.
     pub fn new(req: &GenerateRequest, top_logprobs: Option<usize>) -> Result<SeqState> {

@@ -152,3 +152,46 @@ fn oversized_prompt_is_an_error_event() {
     let ev = s.events.lock().unwrap();
     assert!(matches!(&ev[0], SeqEvent::Error(m) if m.contains("context size is 256")), "{ev:?}");
 }
+
+#[test]
+fn lookup_drafts_in_the_scheduler_change_no_output_and_save_steps() {
+    let mut single = engine();
+    let mut reqs = requests(&single);
+    // Requests whose output repeats their prompt, where drafts get accepted.
+    for (i, p) in ["a b c d e f g a b c d e f g a b c d e f g a b", "1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1,"].iter().enumerate() {
+        reqs.push(GenerateRequest {
+            prompt: single.tokenizer.encode(p),
+            max_tokens: 40,
+            sampling: if i == 0 { SamplingParams { temperature: 0.0, ..Default::default() } } else { SamplingParams { temperature: 0.8, seed: 5, ..Default::default() } },
+            stop: vec![],
+        });
+    }
+    let want: Vec<_> = reqs.iter().map(|r| single.generate(r, |_| {}).unwrap()).collect();
+    let run = |lookup: usize| {
+        let (sched, _fe) = engine().into_scheduler(4, 16);
+        let mut sched = sched.with_lookup(lookup);
+        let sinks: Vec<Collect> = reqs.iter().map(|_| Collect::default()).collect();
+        for (r, s) in reqs.iter().zip(&sinks) {
+            sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, sink: Box::new(s.clone()) });
+        }
+        let mut steps = 0;
+        while !sched.is_idle() {
+            sched.step();
+            steps += 1;
+            assert!(steps < 10_000);
+        }
+        (sinks, steps)
+    };
+    let (plain, plain_steps) = run(0);
+    let (spec, spec_steps) = run(8);
+    for (i, w) in want.iter().enumerate() {
+        for (name, s) in [("plain", &plain[i]), ("lookup", &spec[i])] {
+            let (ids, text, fin) = s.ids_text_finish();
+            assert_eq!(ids, w.ids, "{name} request {i}");
+            assert_eq!(text, w.text, "{name} request {i}");
+            assert_eq!(fin, Some(w.finish_reason), "{name} request {i}");
+        }
+    }
+    eprintln!("steps: plain {plain_steps}, lookup {spec_steps}");
+    assert!(spec_steps < plain_steps, "plain {plain_steps} lookup {spec_steps}");
+}

@@ -76,6 +76,8 @@ pub struct ServerConfig {
     pub send_timeout: Duration,
     pub engine: EngineOptions,
     pub prefill_chunk: usize,
+    /// Prompt-lookup speculative decoding: most drafts per sequence per step (0 = off).
+    pub lookup_draft: usize,
     /// Log prompt, completion and `user` text (escaped) — off by default.
     pub log_content: bool,
     pub shutdown_grace: Duration,
@@ -100,6 +102,7 @@ impl Default for ServerConfig {
             send_timeout: Duration::from_secs(30),
             engine: EngineOptions::default(),
             prefill_chunk: 256,
+            lookup_draft: 0,
             log_content: false,
             shutdown_grace: Duration::from_secs(10),
             trust: glassbox_trust::Policy::default(),
@@ -265,6 +268,7 @@ fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -
     let (engine, v) = Engine::load_verified(&spec.path, &cfg.engine, &cfg.trust)?;
     eprintln!("verified {} sha256 {} ({:?})", spec.path.display(), v.sha256, v.verdict);
     let (sched, frontend) = engine.into_scheduler(cfg.parallel, cfg.prefill_chunk);
+    let sched = sched.with_lookup(cfg.lookup_draft);
     let stats = Arc::clone(&sched.stats);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()

@@ -207,6 +207,12 @@ pub struct ServeArgs {
     /// Prompt tokens prefilled per scheduler step (keeps decodes flowing during long prompts)
     #[arg(long, default_value_t = 256)]
     pub prefill_chunk: usize,
+    /// Speculative decoding by prompt lookup in every sequence: the same output, fewer steps
+    #[arg(long)]
+    pub lookup: bool,
+    /// Most lookup drafts per sequence per step
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64), requires = "lookup")]
+    pub draft_max: u16,
     /// Maximum request body size in bytes (larger: 413)
     #[arg(long, default_value_t = 4 << 20)]
     pub max_body: usize,

@@ -70,6 +70,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         send_timeout: Duration::from_secs(a.send_timeout),
         engine,
         prefill_chunk: a.prefill_chunk.max(1),
+        lookup_draft: if a.lookup { a.draft_max as usize } else { 0 },
         log_content: a.log_content,
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
     };
