@@ -319,7 +319,12 @@ unsafe fn rows(isa: Isa, w: WeightMatrix, x: &ActBuf, range: Range<usize>, y: Sh
             for r in range {
                 let row = w.row(r);
                 for t in 0..n {
-                    let v = dot::dot_f32_scalar(w.ty, row, &xf[t * c..(t + 1) * c]);
+                    let xs = &xf[t * c..(t + 1) * c];
+                    let v = match (w.ty, isa) {
+                        #[cfg(target_arch = "x86_64")]
+                        (QType::F32, isa) if let Some(simd) = isa.avx2() => crate::simd::x86::dot_f32_f32le(simd, xs, row),
+                        _ => dot::dot_f32_scalar(w.ty, row, xs),
+                    };
                     // SAFETY: see above.
                     unsafe { y.write(t, r, v) };
                 }

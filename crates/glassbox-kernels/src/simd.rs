@@ -439,6 +439,45 @@ pub(crate) mod x86 {
         s
     }
 
+    /// Dot of f32 `a` with a row of little-endian f32 bytes `b` (F32 weights).
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_f32_f32le_avx2(a: &[f32], b: &[u8]) -> f32 {
+        let n = a.len().min(b.len() / 4);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for k in 0..4 {
+                // SAFETY: i + 8k + 8 ≤ i + 32 ≤ n: in bounds of `a` and of `b` (4 bytes per value);
+                // unaligned loads.
+                let (va, vb) = unsafe {
+                    (_mm256_loadu_ps(a.as_ptr().add(i + 8 * k)), _mm256_loadu_ps(b.as_ptr().add(4 * (i + 8 * k)) as *const f32))
+                };
+                acc[k] = _mm256_fmadd_ps(va, vb, acc[k]);
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            // SAFETY: i + 8 ≤ n, as above.
+            let (va, vb) = unsafe { (_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(4 * i) as *const f32)) };
+            acc[0] = _mm256_fmadd_ps(va, vb, acc[0]);
+            i += 8;
+        }
+        // SAFETY: register-only; this function's features include AVX2.
+        let mut s = unsafe { hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) };
+        while i < n {
+            s += a[i] * f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+            i += 1;
+        }
+        s
+    }
+
+    /// Dot of f32 `a` with little-endian f32 bytes `b` (over the shorter).
+    #[inline]
+    pub(crate) fn dot_f32_f32le(_: Avx2, a: &[f32], b: &[u8]) -> f32 {
+        // SAFETY: the `Avx2` token exists only once detection found avx2+fma+f16c (isa.rs).
+        unsafe { dot_f32_f32le_avx2(a, b) }
+    }
+
     /// Dot of f32 `a` with f16 `b` (over the shorter slice).
     #[inline]
     pub(crate) fn dot_f32_f16(_: Avx2, a: &[f32], b: &[u16]) -> f32 {
