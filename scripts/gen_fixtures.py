@@ -10,7 +10,7 @@ How to regenerate (about 20 minutes on 2 cores, most of it building llama.cpp):
   python3 scripts/fetch_models.py --all
   python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install gguf==0.19.0 jinja2==3.1.6 numpy \
       llama-cpp-python==0.3.36
-  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop]
+  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop kldtop-opt-in]
 For the perplexity part, build llama-perplexity from the same sdist (`pip download --no-deps
 --no-binary :all: llama-cpp-python==0.3.36`, then cmake in vendor/llama.cpp with
 -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON; note GGML_NATIVE=ON enables AMX, which
@@ -589,6 +589,10 @@ def main() -> None:
         if part == "tiny":
             gen_tiny("qwen2")
             gen_tiny("qwen3")
+            continue
+        if part == "kldtop-opt-in":
+            # The opt-in 1.5B (fetch it by name first): an #[ignore] test's reference.
+            gen_kld_top(cache / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "qwen15")
             continue
         if part == "kld":
             gen_kld_tiny("qwen2")
