@@ -9,7 +9,6 @@ use glassbox_template::{ChatTemplate, Message, RenderOptions};
 use glassbox_tokenizer::Tokenizer;
 
 use crate::sampler::SamplingParams;
-use crate::seq::SeqState;
 use crate::{Error, Result};
 
 #[derive(Clone, Debug)]
@@ -246,37 +245,9 @@ impl Engine {
     }
 
     /// Generate, streaming text pieces to `on_text` as they become final.
-    pub fn generate(&mut self, req: &GenerateRequest, mut on_text: impl FnMut(&str)) -> Result<Generation> {
-        let mut seq = SeqState::new(req, None)?;
-        let n_prompt = req.prompt.len();
-        if n_prompt == 0 {
-            return Err(Error::Other("prompt is empty".into()));
-        }
-        if n_prompt + 1 > self.ctx_size {
-            return Err(Error::PromptTooLong { prompt: n_prompt, needed: n_prompt + 1, ctx: self.ctx_size });
-        }
-        let mut cache = self.new_cache();
-        let mut logits = Vec::new();
-        self.prefill(&mut cache, &req.prompt, true, &mut logits)?;
-        while seq.finish.is_none() {
-            let room = cache.len() + 1 <= cache.capacity();
-            let step = seq.accept(&self.tokenizer, &mut logits, room)?;
-            if !step.text.is_empty() {
-                on_text(&step.text);
-            }
-            let Some(tok) = step.token.filter(|_| seq.finish.is_none()) else { break };
-            logits.clear();
-            let t = [tok];
-            let mut b = [SeqBatch { tokens: &t, cache: &mut cache, logits: Logits::Last }];
-            self.model.forward(&self.pool, self.isa, &mut b, &mut self.scratch, &mut logits)?;
-        }
-        Ok(Generation {
-            text: seq.text,
-            completion_tokens: seq.ids.len(),
-            ids: seq.ids,
-            prompt_tokens: n_prompt,
-            finish_reason: seq.finish.unwrap_or(FinishReason::Length),
-        })
+    pub fn generate(&mut self, req: &GenerateRequest, on_text: impl FnMut(&str)) -> Result<Generation> {
+        // The decode loop of speculative decoding with no drafts: one token per pass.
+        self.decode(req, None, on_text).map(|(g, _)| g)
     }
 
     /// Tokens of a text for perplexity, as llama-perplexity tokenizes it (BOS when the model

@@ -175,8 +175,7 @@ impl Scheduler {
                 let last = a.fed + n == a.prompt.len();
                 feeds.push((i, a.prompt[a.fed..a.fed + n].to_vec(), last, 0));
             } else if let Some(t) = a.next {
-                let remaining = a.state.max_tokens().saturating_sub(a.state.ids.len());
-                let m = self.lookup_draft.min(remaining.saturating_sub(1)).min(a.cache.capacity().saturating_sub(a.cache.len() + 1));
+                let m = crate::spec::draft_room(self.lookup_draft, &a.state, &a.cache);
                 let drafts = crate::spec::lookup(&a.state.history, 3, 1, m);
                 let mut toks = Vec::with_capacity(1 + drafts.len());
                 toks.push(t);

@@ -88,6 +88,13 @@ impl SpecStats {
     }
 }
 
+/// How many drafts a sequence may check this pass: at most `max_draft`, leaving room for the
+/// token the sampler adds after them (within `max_tokens`) and in the KV cache.
+pub(crate) fn draft_room(max_draft: usize, seq: &SeqState, cache: &KvCache) -> usize {
+    let remaining = seq.max_tokens().saturating_sub(seq.ids.len());
+    max_draft.min(remaining.saturating_sub(1)).min(cache.capacity().saturating_sub(cache.len() + 1))
+}
+
 /// The continuation after the most recent earlier occurrence of the last `n` tokens of
 /// `history`, longest `n` first; at most `k` tokens.
 pub fn lookup(history: &[u32], ngram_max: usize, ngram_min: usize, k: usize) -> Vec<u32> {
@@ -119,6 +126,18 @@ impl Engine {
         &mut self,
         req: &GenerateRequest,
         spec: &mut SpecOptions,
+        on_text: impl FnMut(&str),
+    ) -> Result<(Generation, SpecStats)> {
+        self.decode(req, Some(spec), on_text)
+    }
+
+    /// The one decode loop: prefill, then per pass feed the pending token and any drafts, and
+    /// keep the sampler's choices while they match the drafts. Without `spec` every pass feeds
+    /// one token (plain decoding).
+    pub(crate) fn decode(
+        &mut self,
+        req: &GenerateRequest,
+        mut spec: Option<&mut SpecOptions>,
         mut on_text: impl FnMut(&str),
     ) -> Result<(Generation, SpecStats)> {
         let mut seq = SeqState::new(req, None)?;
@@ -129,7 +148,7 @@ impl Engine {
         if n_prompt + 1 > self.ctx_size() {
             return Err(Error::PromptTooLong { prompt: n_prompt, needed: n_prompt + 1, ctx: self.ctx_size() });
         }
-        if let Drafter::Model(d) = &mut spec.drafter {
+        if let Some(SpecOptions { drafter: Drafter::Model(d), .. }) = spec.as_deref_mut() {
             d.cache.clear();
         }
         let mut stats = SpecStats::default();
@@ -138,18 +157,24 @@ impl Engine {
         self.prefill(&mut cache, &req.prompt, true, &mut logits)?;
         let room = cache.len() < cache.capacity();
         let step = seq.accept(&self.tokenizer, &mut logits, room)?;
-        on_text(&step.text);
+        if !step.text.is_empty() {
+            on_text(&step.text);
+        }
         let mut pending = match step.token.filter(|_| seq.finish.is_none()) {
             Some(t) => t,
             None => return Ok((finish(seq, n_prompt), stats)),
         };
         let n_vocab = self.model.config.n_vocab;
-        let mut batch = Vec::with_capacity(spec.max_draft + 1);
+        let mut batch = Vec::new();
         loop {
             let base = cache.len();
-            let remaining = req.max_tokens.saturating_sub(seq.ids.len());
-            let m = spec.max_draft.min(remaining.saturating_sub(1)).min(cache.capacity().saturating_sub(base + 1));
-            let drafts = self.draft(&mut spec.drafter, &seq.history, m)?;
+            let drafts = match spec.as_deref_mut() {
+                Some(s) => {
+                    let m = draft_room(s.max_draft, &seq, &cache);
+                    self.draft(&mut s.drafter, &seq.history, m)?
+                }
+                None => Vec::new(),
+            };
             batch.clear();
             batch.push(pending);
             batch.extend_from_slice(&drafts);
@@ -163,7 +188,9 @@ impl Engine {
             for (i, row) in logits.chunks_exact_mut(n_vocab).enumerate() {
                 let room = base + 1 + i < cache.capacity();
                 let step = seq.accept(&self.tokenizer, row, room)?;
-                on_text(&step.text);
+                if !step.text.is_empty() {
+                    on_text(&step.text);
+                }
                 let Some(y) = step.token.filter(|_| seq.finish.is_none()) else { break };
                 if i < drafts.len() && y == drafts[i] {
                     accepted += 1;
@@ -174,7 +201,7 @@ impl Engine {
             }
             stats.accepted += accepted;
             cache.truncate(base + 1 + accepted);
-            if let Drafter::Model(d) = &mut spec.drafter {
+            if let Some(SpecOptions { drafter: Drafter::Model(d), .. }) = spec.as_deref_mut() {
                 // The draft cache holds at most what the target now holds.
                 d.cache.truncate(cache.len());
             }
