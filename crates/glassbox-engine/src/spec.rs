@@ -42,16 +42,6 @@ impl DraftModel {
         let info = crate::Verification { sha256: v.sha256.clone(), size: v.size, verdict: v.verdict.clone() };
         let file = glassbox_gguf::GgufFile::from_map(path, v.map, &Default::default())?;
         let model = Model::from_file(std::sync::Arc::new(file))?;
-        let tv = glassbox_tokenizer::Tokenizer::from_gguf(model.file().gguf())?;
-        // Same vocabulary means the same token for every id, not just the same count.
-        for id in 0..target.tokenizer.n_vocab() as u32 {
-            if tv.token_text(id) != target.tokenizer.token_text(id) {
-                return Err(Error::Other(format!(
-                    "draft model {} has token {id} = {:?}, the target {:?}: vocabularies must match",
-                    path.display(), tv.token_text(id), target.tokenizer.token_text(id)
-                )));
-            }
-        }
         Ok((DraftModel::new(model, target, ctx_size)?, info))
     }
 
@@ -60,6 +50,15 @@ impl DraftModel {
         let (dv, tv) = (model.config.n_vocab, target.model.config.n_vocab);
         if dv != tv {
             return Err(Error::Other(format!("draft model has {dv} tokens, the target {tv}: vocabularies must match")));
+        }
+        // Same vocabulary means the same token for every id, not just the same count.
+        let vocab = glassbox_tokenizer::Tokenizer::from_gguf(model.file().gguf())?;
+        if let Some(id) = (0..tv as u32).find(|&id| vocab.token_text(id) != target.tokenizer.token_text(id)) {
+            return Err(Error::Other(format!(
+                "draft model has token {id} = {:?}, the target {:?}: vocabularies must match",
+                vocab.token_text(id),
+                target.tokenizer.token_text(id)
+            )));
         }
         model.pack(target.isa);
         let cache = KvCache::new(&model.config, ctx_size);

@@ -71,12 +71,22 @@ pub(crate) fn installed() -> Option<&'static Sandbox> {
 const MAX_REQUEST_FRAME: usize = 256 << 20;
 const FRAME_SLACK: usize = 64 << 10;
 
-#[derive(Serialize, Deserialize)]
+/// What the worker reads.
+#[derive(Deserialize)]
 struct Request {
     source: String,
     limits: Limits,
     messages: Vec<Message>,
     opts: RenderOptions,
+}
+
+/// The same fields, borrowed: what the caller writes, without copying the messages first.
+#[derive(Serialize)]
+struct RequestRef<'a> {
+    source: &'a str,
+    limits: &'a Limits,
+    messages: &'a [Message],
+    opts: &'a RenderOptions,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -112,7 +122,7 @@ impl Sandbox {
     /// process; a worker that dies, overruns its deadline or answers nonsense is killed and
     /// reported as [`Error::Sandbox`].
     pub fn render(&self, source: &str, limits: &Limits, messages: &[Message], opts: &RenderOptions) -> Result<String, Error> {
-        let req = Request { source: source.to_owned(), limits: limits.clone(), messages: messages.to_vec(), opts: opts.clone() };
+        let req = RequestRef { source, limits, messages, opts };
         let body = serde_json::to_vec(&req).map_err(|e| Error::Sandbox(format!("cannot encode the render request: {e}")))?;
         if body.len() > MAX_REQUEST_FRAME {
             return Err(Error::Sandbox(format!("render request is {} bytes, over the {MAX_REQUEST_FRAME}-byte limit", body.len())));
