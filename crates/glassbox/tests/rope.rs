@@ -31,19 +31,20 @@ fn kld(model: &Path, v: &str) -> f64 {
     j["kld_mean"].as_f64().unwrap()
 }
 
-/// A copy of `src` with metadata and tensors edited, in a per-test temporary file.
-fn edited(src: &Path, name: &str, edit: impl FnOnce(&mut Vec<(String, Value)>, &mut Vec<String>)) -> PathBuf {
+/// An F32 tensor of zeros to add to a file: (name, length).
+type Extra = (&'static str, usize);
+
+/// A copy of `src` with metadata edited, the named tensors dropped and `extra` tensors added, in
+/// a per-test temporary file.
+fn edited(src: &Path, name: &str, edit: impl FnOnce(&mut Vec<(String, Value)>), drop: &[&str], extra: &[Extra]) -> PathBuf {
     let bytes = std::fs::read(src).unwrap();
     let g = Gguf::parse(&bytes, &Default::default()).unwrap();
     let mut w = GgufWriter::from_gguf(&g, &bytes);
-    let mut drop_tensors = Vec::new();
-    edit(&mut w.metadata, &mut drop_tensors);
-    w.tensors.retain(|t| !drop_tensors.contains(&t.name));
-    let extra: Vec<u8>;
-    if drop_tensors.iter().any(|n| n == "+bias") {
-        // Add an unused tensor: a bias on the attention output.
-        extra = vec![0u8; 64 * 4];
-        w.tensors.push(glassbox_gguf::WriterTensor { name: "blk.0.attn_output.bias".into(), dims: vec![64], ggml_type: glassbox_gguf::GgmlType::F32, data: &extra });
+    edit(&mut w.metadata);
+    w.tensors.retain(|t| !drop.contains(&t.name.as_str()));
+    let zeros = vec![0u8; extra.iter().map(|e| e.1 * 4).max().unwrap_or(0)];
+    for &(tname, n) in extra {
+        w.tensors.push(glassbox_gguf::WriterTensor { name: tname.into(), dims: vec![n as u64], ggml_type: glassbox_gguf::GgmlType::F32, data: &zeros[..n * 4] });
     }
     let dst = std::env::temp_dir().join(format!("glassbox-rope-{}-{name}.gguf", std::process::id()));
     let mut f = std::io::BufWriter::new(std::fs::File::create(&dst).unwrap());
@@ -64,7 +65,7 @@ fn llama31_rope_freqs_match_llama_cpp() {
     let k = kld(&tiny("llama31"), "llama31");
     assert!(k.abs() < 1e-4, "KLD {k}");
     // Negative control: the same weights without the factors.
-    let without = edited(&tiny("llama31"), "nofreqs", |_, drop| drop.push("rope_freqs.weight".into()));
+    let without = edited(&tiny("llama31"), "nofreqs", |_| {}, &["rope_freqs.weight"], &[]);
     let k0 = kld(&without, "llama31");
     assert!(k0 > 1e-3, "dropping rope_freqs changed little: {k0}");
     let _ = std::fs::remove_file(without);
@@ -80,7 +81,7 @@ fn gemma3_global_scaling_swa_partial_rotary_softcap_match_llama_cpp() {
         ("nocap", "gemma3.final_logit_softcapping", Value::F32(0.0)),
         ("nowindow", "gemma3.attention.sliding_window", Value::U32(0)),
     ] {
-        let m = edited(&tiny("gemma3"), name, |md, _| set(md, key, v));
+        let m = edited(&tiny("gemma3"), name, |md| set(md, key, v), &[], &[]);
         let k0 = kld(&m, "gemma3");
         assert!(k0 > 1e-4, "changing {key} changed little: {k0}");
         let _ = std::fs::remove_file(m);
@@ -91,7 +92,7 @@ fn gemma3_global_scaling_swa_partial_rotary_softcap_match_llama_cpp() {
 fn qwen2_yarn_matches_llama_cpp() {
     let k = kld(&tiny("qwen2yarn"), "qwen2yarn");
     assert!(k.abs() < 1e-4, "KLD {k}");
-    let linear = edited(&tiny("qwen2yarn"), "linear", |md, _| set(md, "qwen2.rope.scaling.type", Value::String("linear".into())));
+    let linear = edited(&tiny("qwen2yarn"), "linear", |md| set(md, "qwen2.rope.scaling.type", Value::String("linear".into())), &[], &[]);
     let k0 = kld(&linear, "qwen2yarn");
     assert!(k0 > 1e-4, "YaRN vs linear changed little: {k0}");
     let _ = std::fs::remove_file(linear);
@@ -108,24 +109,26 @@ fn refused(path: &Path) -> String {
 #[test]
 fn unimplemented_keys_and_tensors_are_refused_by_name() {
     let q = glassbox_testdata::fixture("tiny/tiny-qwen2-f32.gguf");
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Vec<(String, Value)>, &mut Vec<String>)>, &str)> = vec![
-        ("longrope", Box::new(|md, _| set(md, "qwen2.rope.scaling.type", Value::String("longrope".into()))), "qwen2.rope.scaling.type = \"longrope\""),
-        ("unknowntype", Box::new(|md, _| set(md, "qwen2.rope.scaling.type", Value::String("ntk".into()))), "unknown RoPE scaling type \"ntk\""),
-        ("noncausal", Box::new(|md, _| set(md, "qwen2.attention.causal", Value::Bool(false))), "\"qwen2.attention.causal\""),
-        ("experts", Box::new(|md, _| set(md, "qwen2.expert_count", Value::U32(8))), "\"qwen2.expert_count\""),
-        ("beta", Box::new(|md, _| set(md, "qwen2.rope.scaling.yarn_beta_fast", Value::F32(16.0))), "\"qwen2.rope.scaling.yarn_beta_fast\""),
-        ("attnscale", Box::new(|md, _| set(md, "qwen2.attention.scale", Value::F32(0.5))), "\"qwen2.attention.scale\""),
-        ("softcap", Box::new(|md, _| set(md, "qwen2.final_logit_softcapping", Value::F32(30.0))), "\"qwen2.final_logit_softcapping\""),
-        ("partial", Box::new(|md, _| set(md, "qwen2.rope.dimension_count", Value::U32(8))), "differs from the head size 16"),
-        ("bias", Box::new(|_, drop| drop.push("+bias".into())), "tensor \"blk.0.attn_output.bias\""),
+    type Edit = Box<dyn FnOnce(&mut Vec<(String, Value)>)>;
+    let key = |k: &'static str, v: Value| -> Edit { Box::new(move |md| set(md, k, v)) };
+    let none = || -> Edit { Box::new(|_| {}) };
+    let cases: Vec<(&str, Edit, &[Extra], &str)> = vec![
+        ("longrope", key("qwen2.rope.scaling.type", Value::String("longrope".into())), &[], "qwen2.rope.scaling.type = \"longrope\""),
+        ("unknowntype", key("qwen2.rope.scaling.type", Value::String("ntk".into())), &[], "unknown RoPE scaling type \"ntk\""),
+        ("noncausal", key("qwen2.attention.causal", Value::Bool(false)), &[], "\"qwen2.attention.causal\""),
+        ("experts", key("qwen2.expert_count", Value::U32(8)), &[], "\"qwen2.expert_count\""),
+        ("beta", key("qwen2.rope.scaling.yarn_beta_fast", Value::F32(16.0)), &[], "\"qwen2.rope.scaling.yarn_beta_fast\""),
+        ("attnscale", key("qwen2.attention.scale", Value::F32(0.5)), &[], "\"qwen2.attention.scale\""),
+        ("softcap", key("qwen2.final_logit_softcapping", Value::F32(30.0)), &[], "\"qwen2.final_logit_softcapping\""),
+        ("partial", key("qwen2.rope.dimension_count", Value::U32(8)), &[], "differs from the head size 16"),
+        ("bias", none(), &[("blk.0.attn_output.bias", 64)], "tensor \"blk.0.attn_output.bias\""),
+        // rope_freqs outside llama is refused as unused, as llama.cpp refuses it.
+        ("freqs", none(), &[("rope_freqs.weight", 8)], "tensor \"rope_freqs.weight\""),
     ];
-    for (name, edit, expect) in cases {
-        let m = edited(&q, name, edit);
+    for (name, edit, extra, expect) in cases {
+        let m = edited(&q, name, edit, &[], extra);
         let e = refused(&m);
         assert!(e.contains(expect), "{name}: {e}");
         let _ = std::fs::remove_file(m);
     }
-    // rope_freqs outside llama is refused as unused, as llama.cpp refuses it.
-    let m = edited(&q, "freqs", |_, drop| drop.push("+bias".into()));
-    let _ = std::fs::remove_file(m);
 }
