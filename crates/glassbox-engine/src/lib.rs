@@ -33,6 +33,8 @@ pub enum Error {
     Template(#[from] glassbox_template::Error),
     #[error(transparent)]
     Trust(#[from] glassbox_trust::Error),
+    #[error(transparent)]
+    Perplexity(#[from] glassbox_perplexity::Error),
     #[error("prompt is {prompt} tokens; with room for at least one generated token it needs a context of {needed}, but the context size is {ctx}")]
     PromptTooLong { prompt: usize, needed: usize, ctx: usize },
     #[error("this model has no chat template (tokenizer.chat_template); use --raw to send the prompt as plain text")]

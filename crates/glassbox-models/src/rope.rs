@@ -75,10 +75,6 @@ impl Rope {
         Rope { n_rot, theta_scale, scaling, corr: [low, high], freq_factors }
     }
 
-    pub fn n_rot(&self) -> usize {
-        self.n_rot
-    }
-
     /// cos and sin (magnitude included) of each of the `n_rot / 2` pairs at `pos`.
     pub fn cache(&self, pos: usize, cos: &mut [f32], sin: &mut [f32]) {
         let s = &self.scaling;

@@ -13,9 +13,11 @@ use crate::cli::PerplexityArgs;
 
 const DEFAULT_CTX: usize = 512;
 
-fn progress(done: usize, total: usize, what: &str) {
+/// A progress line on stderr when it is a terminal; `what` (which may sort every KLD so far) is
+/// only computed then.
+fn progress(done: usize, total: usize, what: impl FnOnce() -> String) {
     if std::io::stderr().is_terminal() {
-        eprint!("\r[{done}/{total}] {what}   ");
+        eprint!("\r[{done}/{total}] {}   ", what());
         if done == total {
             eprintln!();
         }
@@ -65,7 +67,7 @@ pub fn perplexity(a: PerplexityArgs) -> Result<()> {
             };
             acc.add(v);
         }
-        progress(c + 1, n_chunk, &format!("ppl {:.4}", acc.summary().ppl));
+        progress(c + 1, n_chunk, || format!("ppl {:.4}", acc.summary().ppl));
         Ok(())
     })?;
     if let (Some(w), Some(p)) = (writer, &a.kl_divergence_base) {
@@ -114,24 +116,18 @@ fn kl_divergence(a: &PerplexityArgs) -> Result<()> {
     let first = h.n_ctx / 2;
     let mut acc = KldAccumulator::default();
     let mut row = vec![0u16; row_len(n_vocab)];
-    let mut read_err: Option<glassbox_perplexity::Error> = None;
     let tokens = &h.tokens;
-    let r = engine.score_chunks(tokens, h.n_ctx, n_chunk, |c, rows| {
+    engine.score_chunks(tokens, h.n_ctx, n_chunk, |c, rows| {
         for (r, logits) in rows.chunks_exact(n_vocab).enumerate() {
-            if let Err(e) = base.read_row(&mut row) {
-                read_err = Some(e);
-                return Err(glassbox_engine::Error::Other("base file".into()));
-            }
+            base.read_row(&mut row)?;
             acc.add(logits, &row, tokens[c * h.n_ctx + first + 1 + r] as usize);
         }
-        let s = acc.summary();
-        progress(c + 1, n_chunk, &format!("KLD {:.6} same top {:.2} %", s.kld_mean, s.same_top));
+        progress(c + 1, n_chunk, || {
+            let s = acc.summary();
+            format!("KLD {:.6} same top {:.2} %", s.kld_mean, s.same_top)
+        });
         Ok(())
-    });
-    if let Some(e) = read_err {
-        return Err(e.into());
-    }
-    r?;
+    })?;
     debug_assert_eq!(acc.count(), n_chunk * scored_per_chunk(h.n_ctx));
     let s = acc.summary();
     let mut out = std::io::stdout().lock();
