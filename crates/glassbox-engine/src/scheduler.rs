@@ -176,7 +176,8 @@ impl Scheduler {
                 feeds.push((i, a.prompt[a.fed..a.fed + n].to_vec(), last, 0));
             } else if let Some(t) = a.next {
                 let m = crate::spec::draft_room(self.lookup_draft, &a.state, &a.cache);
-                let drafts = crate::spec::lookup(&a.state.history, 3, 1, m);
+                let (max_n, min_n) = crate::spec::LOOKUP_NGRAM;
+                let drafts = crate::spec::lookup(&a.state.history, max_n, min_n, m);
                 let mut toks = Vec::with_capacity(1 + drafts.len());
                 toks.push(t);
                 toks.extend_from_slice(&drafts);

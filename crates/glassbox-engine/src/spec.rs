@@ -28,6 +28,14 @@ pub enum Drafter {
     Model(Box<DraftModel>),
 }
 
+/// The n-gram lengths `run --lookup` and `serve --lookup` look up, longest first.
+pub const LOOKUP_NGRAM: (usize, usize) = (3, 1);
+
+impl Drafter {
+    /// Prompt lookup with [`LOOKUP_NGRAM`].
+    pub const LOOKUP: Drafter = Drafter::Lookup { ngram_max: LOOKUP_NGRAM.0, ngram_min: LOOKUP_NGRAM.1 };
+}
+
 /// A draft model and its own cache and buffers.
 pub struct DraftModel {
     model: Model,

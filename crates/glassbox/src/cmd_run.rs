@@ -128,7 +128,7 @@ fn speculation(s: &crate::cli::SpecArgs, m: &ModelArgs, engine: &Engine) -> Resu
     use glassbox_engine::{DraftModel, Drafter, SpecOptions};
     let max_draft = s.draft_max as usize;
     if s.lookup {
-        return Ok(Some(SpecOptions { drafter: Drafter::Lookup { ngram_max: 3, ngram_min: 1 }, max_draft }));
+        return Ok(Some(SpecOptions { drafter: Drafter::LOOKUP, max_draft }));
     }
     let Some(path) = &s.draft else { return Ok(None) };
     // The lockfile, trust store and --locked apply to the draft as to the model; --sha256 names
