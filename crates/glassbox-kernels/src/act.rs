@@ -30,11 +30,29 @@ pub struct Q8KBlock {
     pub qs: [i8; 256],
     pub d: f32,
     pub bsums: [i32; 16],
+    /// `bsums` as i16 pairs for `pmaddwd` (low half first): pairs (2p, 2p+1) of the 16-element
+    /// sums for p < 8, then pairs of the 32-element sums (bsums[4p] + bsums[4p+1],
+    /// bsums[4p+2] + bsums[4p+3]) for p < 4. Every sum fits i16 (|Σ| ≤ 32 · 128).
+    pub bsum_pairs: [i32; 12],
+}
+
+impl Q8KBlock {
+    /// Derive [`Q8KBlock::bsum_pairs`] from `bsums`.
+    pub(crate) fn set_pairs(&mut self) {
+        let pair = |lo: i32, hi: i32| (lo as i16 as u16 as u32 | ((hi as i16 as u16 as u32) << 16)) as i32;
+        let b = self.bsums;
+        for p in 0..8 {
+            self.bsum_pairs[p] = pair(b[2 * p], b[2 * p + 1]);
+        }
+        for p in 0..4 {
+            self.bsum_pairs[8 + p] = pair(b[4 * p] + b[4 * p + 1], b[4 * p + 2] + b[4 * p + 3]);
+        }
+    }
 }
 
 impl Default for Q8KBlock {
     fn default() -> Self {
-        Q8KBlock { qs: [0; 256], d: 0.0, bsums: [0; 16] }
+        Q8KBlock { qs: [0; 256], d: 0.0, bsums: [0; 16], bsum_pairs: [0; 12] }
     }
 }
 
@@ -109,6 +127,7 @@ pub fn quantize_q8k(x: &[f32], out: &mut [Q8KBlock]) {
         for (j, s) in ob.bsums.iter_mut().enumerate() {
             *s = ob.qs[j * 16..j * 16 + 16].iter().map(|&q| q as i32).sum();
         }
+        ob.set_pairs();
         ob.d = 1.0 / iscale;
     }
 }

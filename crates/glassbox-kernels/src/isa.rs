@@ -3,7 +3,7 @@
 //! The SIMD kernels execute instructions the CPU may not have; running them anyway is undefined
 //! behaviour. So the public [`Isa`] has a private field, and every constructor that yields a
 //! SIMD path ([`Isa::detect`], [`Isa::new`], [`Isa::supported`]) first asks the CPU. Inside the
-//! crate, the SIMD entry points take zero-sized proof tokens ([`Avx2`], [`AvxVnni`]) that only
+//! crate, the SIMD entry points take zero-sized proof tokens ([`Avx2`], [`AvxVnni`], [`Avx512`]) that only
 //! this module mints, and only from such an `Isa`.
 
 use std::fmt;
@@ -19,18 +19,23 @@ pub enum IsaKind {
     Avx2,
     /// AVX2 + FMA + F16C plus AVX-VNNI (VEX-encoded 256-bit `vpdpbusd`).
     Avx2Vnni,
+    /// AVX2 + FMA + F16C plus AVX-512 F/BW/VL/VNNI: 512-bit `vpdpbusd` over 16-row packed
+    /// groups (and the EVEX 256-bit forms elsewhere). CPUs with AVX-512 but no VNNI
+    /// (Skylake-SP) run the AVX2 path.
+    Avx512,
 }
 
 impl IsaKind {
     /// Every kind, slowest first.
-    pub const ALL: [IsaKind; 3] = [IsaKind::Scalar, IsaKind::Avx2, IsaKind::Avx2Vnni];
+    pub const ALL: [IsaKind; 4] = [IsaKind::Scalar, IsaKind::Avx2, IsaKind::Avx2Vnni, IsaKind::Avx512];
 
-    /// The name `GLASSBOX_ISA` uses for this kind: `scalar`, `avx2` or `avxvnni`.
+    /// The name `GLASSBOX_ISA` uses for this kind: `scalar`, `avx2`, `avxvnni` or `avx512`.
     pub fn name(self) -> &'static str {
         match self {
             IsaKind::Scalar => "scalar",
             IsaKind::Avx2 => "avx2",
             IsaKind::Avx2Vnni => "avxvnni",
+            IsaKind::Avx512 => "avx512",
         }
     }
 
@@ -41,6 +46,7 @@ impl IsaKind {
             "scalar" => Some(IsaKind::Scalar),
             "avx2" => Some(IsaKind::Avx2),
             "avxvnni" | "avx2vnni" => Some(IsaKind::Avx2Vnni),
+            "avx512" => Some(IsaKind::Avx512),
             _ => None,
         }
     }
@@ -64,6 +70,14 @@ fn cpu_supports(kind: IsaKind) -> bool {
         }
         #[cfg(target_arch = "x86_64")]
         IsaKind::Avx2Vnni => cpu_supports(IsaKind::Avx2) && std::arch::is_x86_feature_detected!("avxvnni"),
+        #[cfg(target_arch = "x86_64")]
+        IsaKind::Avx512 => {
+            cpu_supports(IsaKind::Avx2)
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+        }
         #[cfg(not(target_arch = "x86_64"))]
         _ => false,
     }
@@ -110,19 +124,19 @@ impl Isa {
 
     /// The best path this CPU supports, ignoring `GLASSBOX_ISA`.
     pub fn best() -> Isa {
-        Self::best_up_to(IsaKind::Avx2Vnni)
+        Self::best_up_to(IsaKind::Avx512)
     }
 
     fn best_up_to(cap: IsaKind) -> Isa {
         IsaKind::ALL.into_iter().rev().filter(|&k| k <= cap).find_map(Isa::new).unwrap_or(Isa::scalar())
     }
 
-    /// The best path this CPU supports, capped by `GLASSBOX_ISA=scalar|avx2|avxvnni`. The
+    /// The best path this CPU supports, capped by `GLASSBOX_ISA=scalar|avx2|avxvnni|avx512`. The
     /// variable only ever lowers the choice: naming a path the CPU lacks yields the best one
     /// below it, and a value that is not a known name caps at `scalar` (empty means unset).
     pub fn detect() -> Isa {
         let cap = match Self::env_cap() {
-            Ok(cap) => cap.unwrap_or(IsaKind::Avx2Vnni),
+            Ok(cap) => cap.unwrap_or(IsaKind::Avx512),
             Err(_) => IsaKind::Scalar,
         };
         Self::best_up_to(cap)
@@ -151,18 +165,18 @@ impl Isa {
 
     /// Whether matrices of type `ty` run faster repacked ([`crate::PackedMatrix`]) on this ISA.
     pub fn packs(self, ty: QType) -> bool {
-        self.0 != IsaKind::Scalar && crate::packed::PackFormat::for_type(ty).is_some()
+        self.0 != IsaKind::Scalar && crate::packed::PackFormat::for_type(ty, 8).is_some()
     }
 
     /// Proof that the AVX2 + FMA + F16C kernels may run.
     #[cfg(target_arch = "x86_64")]
     #[inline]
     pub(crate) fn avx2(self) -> Option<Avx2> {
-        // Sound because `Isa(Avx2 | Avx2Vnni)` is only built by `Isa::new` after
-        // `cpu_supports`, which requires avx2, fma and f16c for both kinds.
+        // Sound because `Isa(Avx2 | Avx2Vnni | Avx512)` is only built by `Isa::new` after
+        // `cpu_supports`, which requires avx2, fma and f16c for every such kind.
         match self.0 {
             IsaKind::Scalar => None,
-            IsaKind::Avx2 | IsaKind::Avx2Vnni => Some(Avx2(())),
+            IsaKind::Avx2 | IsaKind::Avx2Vnni | IsaKind::Avx512 => Some(Avx2(())),
         }
     }
 
@@ -170,11 +184,13 @@ impl Isa {
     #[cfg(target_arch = "x86_64")]
     #[inline]
     pub(crate) fn simd(self) -> Option<Simd> {
-        // Sound for the same reason as `avx2`; `Avx2Vnni` additionally required avxvnni.
+        // Sound for the same reason as `avx2`; `Avx2Vnni` additionally required avxvnni and
+        // `Avx512` avx512f, avx512bw, avx512vl and avx512vnni.
         match self.0 {
             IsaKind::Scalar => None,
             IsaKind::Avx2 => Some(Simd::Avx2(Avx2(()))),
             IsaKind::Avx2Vnni => Some(Simd::Vnni(AvxVnni(()))),
+            IsaKind::Avx512 => Some(Simd::Avx512(Avx512(()))),
         }
     }
 }
@@ -189,10 +205,16 @@ pub(crate) struct Avx2(());
 #[derive(Clone, Copy)]
 pub(crate) struct AvxVnni(());
 
+/// Proof that the CPU has AVX2, FMA, F16C and AVX-512 F, BW, VL and VNNI.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512(());
+
 /// The x86 kernel family to run, with its proof.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 pub(crate) enum Simd {
     Avx2(Avx2),
     Vnni(AvxVnni),
+    Avx512(Avx512),
 }

@@ -1,6 +1,6 @@
 //! CPU kernels for quantised inference: block formats (dequantisation), activation
 //! quantisation that rounds exactly as ggml does, dot products and matrix multiplication with
-//! runtime-dispatched SIMD (AVX2 + FMA + F16C, AVX-VNNI, scalar fallback), element-wise ops
+//! runtime-dispatched SIMD (AVX2 + FMA + F16C, AVX-VNNI, AVX-512 VNNI, scalar fallback), element-wise ops
 //! (RMS norm, RoPE, softmax, activations) and a low-latency thread pool.
 //!
 //! This crate takes byte slices and f32 slices and returns numbers. It never reads files,

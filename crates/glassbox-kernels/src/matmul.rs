@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use crate::act::{ActBuf, ActFormat};
 use crate::isa::Isa;
-use crate::packed::{GROUP, PackedMatrix};
+use crate::packed::PackedMatrix;
 use crate::pool::ThreadPool;
 use crate::quant::{QK, QK_K, QType, decode_superblock};
 use crate::{Error, dot};
@@ -193,7 +193,7 @@ pub fn matmul_many(pool: &ThreadPool, isa: Isa, jobs: &mut [MatmulJob]) {
                     }
                 }
                 MatRef::Packed(pm) => {
-                    let n_groups = pm.rows.div_ceil(GROUP);
+                    let n_groups = pm.rows.div_ceil(pm.fmt.group);
                     let per = n_groups.div_ceil(nt);
                     let start = (tid * per).min(n_groups);
                     let end = ((tid + 1) * per).min(n_groups);
@@ -211,7 +211,9 @@ pub fn matmul_many(pool: &ThreadPool, isa: Isa, jobs: &mut [MatmulJob]) {
 /// `y` is still mutably borrowed, and no other thread touches rows of `groups` meanwhile.
 unsafe fn packed_rows(isa: Isa, p: &PackedMatrix, x: &ActBuf, groups: Range<usize>, y: SharedOut) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(simd) = isa.simd() {
+    if let Some(simd) = isa.simd()
+        && crate::simd::x86::runs(simd, p.fmt.group)
+    {
         use crate::simd::x86 as k;
         // SAFETY: forwarded contract; the kernels check all lengths themselves.
         unsafe {

@@ -19,7 +19,7 @@ pub(crate) mod x86 {
     use crate::matmul::SharedOut;
     use crate::quant::QType;
 
-    pub(crate) use super::x86_packed::{packed_k_rows, packed_rows};
+    pub(crate) use super::x86_packed::{packed_k_rows, packed_rows, runs};
 
     /// Max tokens processed together against one weight block.
     pub(crate) const TILE: usize = 4;
@@ -228,6 +228,13 @@ pub(crate) mod x86 {
         // SAFETY: register-only AVX-VNNI intrinsic; AVX-VNNI per contract.
         unsafe { _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), a, b) }
     }
+    /// # Safety
+    /// The CPU has AVX-512 VNNI and VL.
+    #[inline(always)]
+    unsafe fn dot_evex(a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: register-only AVX-512 VNNI/VL intrinsic; those features per contract.
+        unsafe { _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b) }
+    }
 
     /// `acc + Σ₄ a·b` per i32 lane, a unsigned and b signed bytes. AVX-VNNI does it in one
     /// instruction; plain AVX2 multiplies pairs into i16 (saturating: callers keep
@@ -249,7 +256,23 @@ pub(crate) mod x86 {
         unsafe fn dp_q8(acc: __m256i, w: __m256i, x: __m256i) -> __m256i;
     }
     pub(super) struct Vnni;
+    /// The EVEX-encoded 256-bit `vpdpbusd` of AVX-512 VNNI + VL (CPUs such as Zen 4 have it
+    /// without the VEX-encoded AVX-VNNI form).
+    pub(super) struct Evex;
     pub(super) struct Madd;
+    impl Dp for Evex {
+        #[inline(always)]
+        unsafe fn dp(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+            // SAFETY: register-only AVX-512 VNNI/VL intrinsic; those features per the trait contract.
+            unsafe { _mm256_dpbusd_epi32(acc, a, b) }
+        }
+        const Q8_OFFSET: bool = true;
+        #[inline(always)]
+        unsafe fn dp_q8(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
+            // SAFETY: register-only AVX-512 VNNI/VL intrinsic; those features per the trait contract.
+            unsafe { _mm256_dpbusd_epi32(acc, w, x) }
+        }
+    }
     impl Dp for Vnni {
         #[inline(always)]
         unsafe fn dp(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
@@ -284,6 +307,7 @@ pub(crate) mod x86 {
 
     define_rows_q8!(rows_q8_avx2, "avx2,fma,f16c", dot_maddubs);
     define_rows_q8!(rows_q8_avxvnni, "avx2,fma,f16c,avxvnni", dot_avxvnni);
+    define_rows_q8!(rows_q8_avx512, "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", dot_evex);
 
     /// Rows `rows` of y (`n_tok × y.ldy`) = x · Wᵀ for unpacked Q4_0/Q4_1/Q5_0/Q5_1/Q8_0
     /// weights `w`: rows of `row_bytes` bytes, each holding `nb` blocks; `x` holds `nb`
@@ -316,31 +340,9 @@ pub(crate) mod x86 {
             Simd::Vnni(_) => unsafe { rows_q8_avxvnni(ty, w, row_bytes, rows, x, nb, n_tok, y) },
             // SAFETY: as above, with the `Avx2` token proving avx2+fma+f16c.
             Simd::Avx2(_) => unsafe { rows_q8_avx2(ty, w, row_bytes, rows, x, nb, n_tok, y) },
-        }
-    }
-
-    /// Store one 8-row group's results for consecutive tokens (rows past `rows` are padding).
-    ///
-    /// # Safety
-    /// AVX2; `y` covers tokens `..acc.len()` × rows `..rows` (checked by the caller), rows
-    /// `g·GROUP..` are exclusive to this thread, and `g·GROUP < rows`.
-    #[inline(always)]
-    pub(super) unsafe fn store_group(acc: &[__m256], rows: usize, g: usize, t0: usize, y: SharedOut) {
-        let r0 = g * crate::packed::GROUP;
-        let valid = (rows - r0).min(crate::packed::GROUP);
-        for (t, a) in acc.iter().enumerate() {
-            // SAFETY: elements (t0+t, r0..r0+valid) lie inside `y` (r0 + valid ≤ rows, checked
-            // by the caller) and belong to this thread; `tmp` has 8 floats; AVX2 per contract.
-            unsafe {
-                let dst = y.row_ptr(t0 + t, r0);
-                if valid == crate::packed::GROUP {
-                    _mm256_storeu_ps(dst, *a);
-                } else {
-                    let mut tmp = [0f32; 8];
-                    _mm256_storeu_ps(tmp.as_mut_ptr(), *a);
-                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, valid);
-                }
-            }
+            // SAFETY: as above, with the `Avx512` token proving avx2+fma+f16c and AVX-512
+            // F/BW/VL/VNNI.
+            Simd::Avx512(_) => unsafe { rows_q8_avx512(ty, w, row_bytes, rows, x, nb, n_tok, y) },
         }
     }
 
@@ -389,16 +391,6 @@ pub(crate) mod x86 {
             let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
             _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)))
         }
-    }
-
-    /// The 4 bytes at `p` broadcast to every i32 lane.
-    ///
-    /// # Safety
-    /// The CPU has AVX2 and `p..p+4` is readable.
-    #[inline(always)]
-    pub(super) unsafe fn bcast4(p: *const i8) -> __m256i {
-        // SAFETY: a 4-byte unaligned read inside the caller's readable range; AVX per contract.
-        unsafe { _mm256_set1_epi32((p as *const i32).read_unaligned()) }
     }
 
     /// Integer dot of i8 pairs (auto-vectorised under AVX2).
@@ -631,6 +623,7 @@ pub(crate) mod x86 {
                     _mm256_storeu_si256(ob.qs.as_mut_ptr().add(32 * c) as *mut __m256i, pack_i8x32(&q32));
                 }
             }
+            ob.set_pairs();
             ob.d = 1.0 / iscale;
         }
     }

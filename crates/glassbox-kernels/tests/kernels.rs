@@ -80,6 +80,16 @@ fn cpu_has(kind: IsaKind) -> bool {
         }
         #[cfg(target_arch = "x86_64")]
         IsaKind::Avx2Vnni => cpu_has(IsaKind::Avx2) && std::arch::is_x86_feature_detected!("avxvnni"),
+        #[cfg(target_arch = "x86_64")]
+        IsaKind::Avx512 => {
+            cpu_has(IsaKind::Avx2)
+                && ["avx512f", "avx512bw", "avx512vl", "avx512vnni"].iter().all(|f| match *f {
+                    "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
+                    "avx512bw" => std::arch::is_x86_feature_detected!("avx512bw"),
+                    "avx512vl" => std::arch::is_x86_feature_detected!("avx512vl"),
+                    _ => std::arch::is_x86_feature_detected!("avx512vnni"),
+                })
+        }
         #[allow(unreachable_patterns)]
         _ => false,
     }
@@ -151,14 +161,16 @@ const PACKABLE: [QType; 10] =
 fn packed_matches_unpacked_for_every_packable_type() {
     let mut cov = Coverage::default();
     for ty in PACKABLE {
-        for rows in [8, 13, 24, 3] {
+        for rows in [8, 13, 24, 3, 37] {
             let cols = if ty.block().0 == 256 { 512 } else { 96 };
             let w = random_weights(ty, rows, cols, rows as u64 * 31);
-            let packed = PackedMatrix::pack(ty, rows, cols, &w).unwrap();
             for n_tok in [1, 2, 5] {
                 let x = random_x(n_tok * cols, 17 + n_tok as u64);
                 let reference = run(Isa::scalar(), 1, ty, &w, rows, cols, &x);
-                for isa in every_supported_isa() {
+                // Every layout (8- and 16-row groups) through every path: a path that cannot
+                // read a layout falls back to the scalar reference over it.
+                for (pack_isa, isa) in every_supported_isa().into_iter().flat_map(|p| every_supported_isa().into_iter().map(move |i| (p, i))) {
+                    let packed = PackedMatrix::pack(pack_isa, ty, rows, cols, &w).unwrap();
                     let mut act = ActBuf::default();
                     act.fill(isa, ty.act_format(), &x, cols);
                     for threads in [1, 2, 3] {
@@ -166,7 +178,7 @@ fn packed_matches_unpacked_for_every_packable_type() {
                         let mut y = vec![f32::NAN; n_tok * rows];
                         matmul(&pool, isa, &packed, &act, &mut y);
                         for (i, (a, b)) in y.iter().zip(&reference).enumerate() {
-                            assert!(close(*a, *b, 1e-5), "{ty:?} rows={rows} n={n_tok} {isa:?} t={threads} [{i}]: {a} vs {b}");
+                            assert!(close(*a, *b, 1e-5), "{ty:?} rows={rows} n={n_tok} packed for {pack_isa:?} ({}-row groups), {isa:?} t={threads} [{i}]: {a} vs {b}", packed.group());
                         }
                     }
                     cov.hit(isa, ty);
@@ -182,17 +194,19 @@ fn packed_matches_unpacked_for_every_packable_type() {
 #[test]
 fn packed_rows_dequantize_bit_identically() {
     for ty in PACKABLE {
-        for rows in [8, 13, 3] {
+        for rows in [8, 13, 3, 37] {
             let cols = if ty.block().0 == 256 { 512 } else { 96 };
             let w = random_weights(ty, rows, cols, 7 + rows as u64);
-            let packed = PackedMatrix::pack(ty, rows, cols, &w).unwrap();
+            for isa in every_supported_isa() {
+            let packed = PackedMatrix::pack(isa, ty, rows, cols, &w).unwrap();
             let row_bytes = w.len() / rows;
             for r in 0..rows {
                 let (mut want, mut got) = (vec![0f32; cols], vec![f32::NAN; cols]);
                 dequantize_row(ty, &w[r * row_bytes..(r + 1) * row_bytes], &mut want);
                 packed.dequantize_row(r, &mut got);
                 let (a, b): (Vec<u32>, Vec<u32>) = (want.iter().map(|v| v.to_bits()).collect(), got.iter().map(|v| v.to_bits()).collect());
-                assert_eq!(a, b, "{ty:?} rows={rows} row {r}");
+                assert_eq!(a, b, "{ty:?} rows={rows} row {r} packed for {isa:?}");
+            }
             }
         }
     }
@@ -209,7 +223,8 @@ fn every_isa_the_cpu_has_is_available_and_glassbox_isa_is_honoured() {
         assert_eq!(IsaKind::from_name(kind.name()), Some(kind));
         assert_eq!(IsaKind::from_name(&kind.name().to_uppercase()), Some(kind));
     }
-    assert_eq!(IsaKind::from_name("avx512"), None);
+    assert_eq!(IsaKind::from_name("avx512"), Some(IsaKind::Avx512));
+    assert_eq!(IsaKind::from_name("avx1024"), None);
     // `GLASSBOX_ISA` is a cap, never an upgrade. A run under a cap must name a path this CPU
     // has, so a CI loop over ISAs cannot silently test a lower path than it names.
     match Isa::env_cap() {
@@ -218,7 +233,7 @@ fn every_isa_the_cpu_has_is_available_and_glassbox_isa_is_honoured() {
             assert!(cpu_has(cap), "GLASSBOX_ISA={} but this CPU cannot run it (best: {best})", cap.name());
             assert_eq!(Isa::detect().kind(), cap);
         }
-        Err(v) => panic!("GLASSBOX_ISA={v:?} is not one of scalar, avx2, avxvnni"),
+        Err(v) => panic!("GLASSBOX_ISA={v:?} is not one of scalar, avx2, avxvnni, avx512"),
     }
 }
 

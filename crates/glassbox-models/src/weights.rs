@@ -293,7 +293,7 @@ impl Model {
             };
             if m.packed.is_none()
                 && isa.packs(m.ty)
-                && let Some(p) = PackedMatrix::pack_releasing(m.ty, m.rows, m.cols, &bytes[m.range.clone()], &mut release)
+                && let Some(p) = PackedMatrix::pack_releasing(isa, m.ty, m.rows, m.cols, &bytes[m.range.clone()], &mut release)
             {
                 total += m.range.len();
                 m.packed = Some(std::sync::Arc::new(p));
@@ -312,12 +312,20 @@ impl Model {
     }
 
     /// Bytes of weights one decoded token reads: every layer matrix and the output matrix once
-    /// (packed copies are the same size as the file's blocks), plus one embedding row. What
+    /// (as packed, F32 or file bytes, whichever the kernels read), plus one embedding row. What
     /// bounds single-stream decode when memory bandwidth is the limit.
     pub fn bytes_per_token(&self) -> usize {
-        let m = |x: &Mat| x.f32.as_ref().map_or(x.range.len(), |b| b.len());
+        let m = |x: &Mat| match (&x.packed, &x.f32) {
+            (Some(p), _) => p.bytes(),
+            (None, Some(b)) => b.len(),
+            (None, None) => x.range.len(),
+        };
+        let row = |x: &Mat| match &x.packed {
+            Some(p) => p.bytes() / p.rows().max(1),
+            None => m(x) / x.rows.max(1),
+        };
         let layers: usize = self.layers.iter().map(|l| m(&l.wq) + m(&l.wk) + m(&l.wv) + m(&l.wo) + m(&l.w_gate) + m(&l.w_up) + m(&l.w_down)).sum();
-        layers + m(&self.output) + m(&self.tok_embd) / self.tok_embd.rows.max(1)
+        layers + m(&self.output) + row(&self.tok_embd)
     }
 
     /// The parsed file. After [`Model::pack`], the bytes of packed tensors may have been released
