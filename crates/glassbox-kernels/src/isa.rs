@@ -180,6 +180,17 @@ impl Isa {
         }
     }
 
+    /// Proof that the AVX-512 F/BW/VL/VNNI kernels (and the AVX2 ones) may run.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    pub(crate) fn avx512(self) -> Option<Avx512> {
+        // Sound because `Isa(Avx512)` is only built by `Isa::new` after `cpu_supports`.
+        match self.0 {
+            IsaKind::Avx512 => Some(Avx512(())),
+            _ => None,
+        }
+    }
+
     /// Which x86 SIMD kernel family may run, with its proof token.
     #[cfg(target_arch = "x86_64")]
     #[inline]

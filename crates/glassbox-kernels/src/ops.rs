@@ -74,6 +74,45 @@ pub fn axpy_f16(isa: Isa, out: &mut [f32], a: f32, b: &[u16]) {
     }
 }
 
+/// `out[i] = a · b[i·stride .. i·stride + a.len()]` (rows of f16 bits; attention scores against a
+/// KV cache). Panics if a row runs past `b`.
+pub fn dots_f16_strided(isa: Isa, a: &[f32], b: &[u16], stride: usize, out: &mut [f32]) {
+    let n = a.len();
+    if let Some(last) = out.len().checked_sub(1) {
+        let end = last.checked_mul(stride).and_then(|s| s.checked_add(n));
+        assert!(end.is_some_and(|e| e <= b.len()), "{} rows of {n} at stride {stride} exceed {} values", out.len(), b.len());
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = isa.avx512()
+        && crate::simd::x86_attn::dots_f16_strided(t, a, b, stride, out)
+    {
+        return;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = dot_f32_f16(isa, a, &b[i * stride..i * stride + n]);
+    }
+}
+
+/// `out = Σᵢ w[i] · b[i·stride .. i·stride + out.len()]` (rows of f16 bits; attention's
+/// probability-weighted sum of V rows). Panics if a row runs past `b`.
+pub fn weighted_sum_f16_strided(isa: Isa, out: &mut [f32], w: &[f32], b: &[u16], stride: usize) {
+    let n = out.len();
+    if let Some(last) = w.len().checked_sub(1) {
+        let end = last.checked_mul(stride).and_then(|s| s.checked_add(n));
+        assert!(end.is_some_and(|e| e <= b.len()), "{} rows of {n} at stride {stride} exceed {} values", w.len(), b.len());
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(t) = isa.avx512()
+        && crate::simd::x86_attn::weighted_sum_f16_strided(t, out, w, b, stride)
+    {
+        return;
+    }
+    out.fill(0.0);
+    for (i, &wi) in w.iter().enumerate() {
+        axpy_f16(isa, out, wi, &b[i * stride..i * stride + n]);
+    }
+}
+
 /// f32 → f16 bits (round to nearest even).
 pub fn f32_to_f16(isa: Isa, src: &[f32], dst: &mut [u16]) {
     #[cfg(target_arch = "x86_64")]

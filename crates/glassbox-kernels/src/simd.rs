@@ -639,3 +639,6 @@ pub(crate) mod x86 {
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::needless_range_loop)]
 mod x86_packed;
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_attn;

@@ -460,3 +460,49 @@ fn gelu_table_and_f16_helpers_match_scalar() {
     }
     cov.complete(["f16 helpers"]);
 }
+
+/// Attention over a strided f16 cache: scores against every row, and the weighted sum of rows,
+/// equal the row-at-a-time reference on every path, for the head sizes the AVX-512 kernels
+/// specialise (64, 128, 256) and one they leave to the generic loop (80).
+#[test]
+fn strided_attention_helpers_match_scalar() {
+    let mut cov = Coverage::default();
+    for isa in every_supported_isa() {
+        for hd in [64usize, 80, 128, 256] {
+            let (stride, n) = (3 * hd + 16, 37);
+            let cache: Vec<u16> = random_x((n - 1) * stride + hd, hd as u64).iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+            let row = |i: usize| cache[i * stride..i * stride + hd].iter().map(|&b| half::f16::from_bits(b).to_f32());
+            let q = random_x(hd, 3);
+            let mut scores = vec![f32::NAN; n];
+            ops::dots_f16_strided(isa, &q, &cache, stride, &mut scores);
+            for (i, s) in scores.iter().enumerate() {
+                let want: f32 = q.iter().zip(row(i)).map(|(a, b)| a * b).sum();
+                assert!(close(*s, want, 1e-5), "{isa:?} hd={hd} row {i}: {s} vs {want}");
+            }
+            let w = random_x(n, 4);
+            let mut out = vec![f32::NAN; hd];
+            ops::weighted_sum_f16_strided(isa, &mut out, &w, &cache, stride);
+            let mut want = vec![0f32; hd];
+            for (i, &wi) in w.iter().enumerate() {
+                want.iter_mut().zip(row(i)).for_each(|(o, v)| *o += wi * v);
+            }
+            for (j, (o, r)) in out.iter().zip(&want).enumerate() {
+                assert!(close(*o, *r, 1e-5), "{isa:?} hd={hd} [{j}]: {o} vs {r}");
+            }
+            // No rows: nothing to score, and the sum of nothing is zero.
+            ops::dots_f16_strided(isa, &q, &cache, stride, &mut []);
+            ops::weighted_sum_f16_strided(isa, &mut out, &[], &cache, stride);
+            assert!(out.iter().all(|&v| v == 0.0), "{isa:?} hd={hd}");
+        }
+        cov.hit(isa, "strided attention");
+    }
+    cov.complete(["strided attention"]);
+}
+
+#[test]
+#[should_panic(expected = "exceed")]
+fn strided_attention_refuses_rows_past_the_cache() {
+    let cache = vec![0u16; 100];
+    let mut out = vec![0f32; 3];
+    ops::dots_f16_strided(Isa::best(), &[0.0; 64], &cache, 40, &mut out);
+}

@@ -323,35 +323,23 @@ impl Model {
                 let kc = &cache.k[il];
                 let vc = &cache.v[il];
                 let s = &mut sbuf[..group * n_keys];
-                for (i, p) in (start..=pos).enumerate() {
-                    let k = &kc[p * kv_dim + kvh * hd..p * kv_dim + (kvh + 1) * hd];
-                    for g in 0..group {
-                        let h = kvh * group + g;
-                        let qh = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
-                        s[g * n_keys + i] = ops::dot_f32_f16(isa, qh, k) * c.attn_scale;
-                    }
-                }
+                // This KV head's rows from `start` on: row i at i·kv_dim (K) or i·v_dim (V).
+                let (krows, vrows) = (&kc[start * kv_dim + kvh * hd..], &vc[start * v_dim + kvh * hdv..]);
                 for g in 0..group {
+                    let h = kvh * group + g;
+                    let qh = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
                     let sg = &mut s[g * n_keys..(g + 1) * n_keys];
+                    ops::dots_f16_strided(isa, qh, krows, kv_dim, sg);
+                    sg.iter_mut().for_each(|v| *v *= c.attn_scale);
                     softmax(sg);
                     // llama.cpp (flash attention off) multiplies the probabilities by the f16
                     // V cache with a f16 matmul, rounding them to f16 first.
                     ops::round_to_f16_inplace(isa, sg);
-                    let h = kvh * group + g;
                     // SAFETY: `t < toks.len()` and `h < n_head`, so the range lies within
                     // `sc.attn` (asserted above); head h of token t belongs to this item only, and
                     // the slice dies before the next one over the same range is made.
                     let o = unsafe { std::slice::from_raw_parts_mut(out.get().add(t * c.n_head * hdv + h * hdv), hdv) };
-                    o.fill(0.0);
-                }
-                for (i, p) in (start..=pos).enumerate() {
-                    let v = &vc[p * v_dim + kvh * hdv..p * v_dim + (kvh + 1) * hdv];
-                    for g in 0..group {
-                        let h = kvh * group + g;
-                        // SAFETY: as above: in bounds, owned by this item, one live slice at a time.
-                        let o = unsafe { std::slice::from_raw_parts_mut(out.get().add(t * c.n_head * hdv + h * hdv), hdv) };
-                        ops::axpy_f16(isa, o, s[g * n_keys + i], v);
-                    }
+                    ops::weighted_sum_f16_strided(isa, o, sg, vrows, v_dim);
                 }
             }
         });
