@@ -16,6 +16,7 @@
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 mod act;
+mod attn;
 mod dot;
 mod isa;
 mod matmul;
@@ -25,6 +26,7 @@ mod pool;
 mod quant;
 mod simd;
 
+pub use attn::{AttnHead, attend};
 pub use act::{ActBuf, ActFormat, Q8Block, Q8KBlock, quantize_q8, quantize_q8k};
 pub use isa::{Isa, IsaKind};
 pub use matmul::{MatRef, MatmulJob, WeightMatrix, matmul, matmul_many};

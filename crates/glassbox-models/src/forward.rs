@@ -1,8 +1,8 @@
 //! The batched forward pass: all tokens of all sequences go through each matmul together;
 //! attention runs per (token, head) against that token's own sequence cache.
 
-use glassbox_kernels::ops::{self, rms_norm, rms_norm_inplace, silu, softmax};
-use glassbox_kernels::{ActBuf, ActFormat, Isa, MatmulJob, ThreadPool, dequantize_row, matmul_many};
+use glassbox_kernels::ops::{self, rms_norm, rms_norm_inplace, silu};
+use glassbox_kernels::{ActBuf, ActFormat, AttnHead, Isa, MatmulJob, ThreadPool, attend, dequantize_row, matmul_many};
 
 use crate::weights::Mat;
 use crate::{Error, KvCache, Model, Result};
@@ -38,6 +38,8 @@ pub struct Scratch {
     up: Vec<f32>,
     acts: [ActBuf; 4],
     scores: Vec<Vec<f32>>,
+    /// Per thread: one attention tile's output (tokens × query heads × hdv).
+    tile_out: Vec<Vec<f32>>,
     cos: Vec<f32>,
     sin: Vec<f32>,
 }
@@ -145,6 +147,7 @@ impl Model {
         resize(&mut sc.up, n * c.n_ff);
         let max_ctx = batch.iter().map(|s| s.cache.len + s.tokens.len()).max().unwrap_or(0);
         sc.scores.resize_with(pool.n_threads(), Vec::new);
+        sc.tile_out.resize_with(pool.n_threads(), Vec::new);
         let group = c.n_head / c.n_head_kv;
         for s in &mut sc.scores {
             s.resize(max_ctx * group, 0.0);
@@ -298,53 +301,68 @@ impl Model {
         let (hd, hdv) = (c.head_dim, c.head_dim_v);
         let (q_dim, kv_dim, v_dim) = (c.n_head * hd, c.n_head_kv * hd, c.n_head_kv * hdv);
         let group = c.n_head / c.n_head_kv;
-        // One work item per (token, KV head): each K/V row is read once for all the query
-        // heads that share it (grouped-query attention).
-        let n_items = toks.len() * c.n_head_kv;
+        // One work item per (tile of up to ATTN_TILE consecutive tokens of one sequence, KV
+        // head): each K/V row is read and converted once for all the query heads that share it
+        // (grouped-query attention) and all the tile's tokens.
+        let mut tiles: Vec<(usize, usize)> = Vec::new();
+        for (t, &(si, _)) in toks.iter().enumerate() {
+            match tiles.last_mut() {
+                Some((t0, n)) if toks[*t0].0 == si && *n < ATTN_TILE => *n += 1,
+                _ => tiles.push((t, 1)),
+            }
+        }
+        let n_items = tiles.len() * c.n_head_kv;
         let window = if swa { c.sliding_window } else { None };
         let nt = pool.n_threads();
         // The bounds the unsafe accesses below rely on.
-        assert!(sc.scores.len() >= nt, "one scores buffer per thread");
+        assert!(sc.scores.len() >= nt && sc.tile_out.len() >= nt, "one scratch buffer per thread");
         assert!(sc.attn.len() >= toks.len() * c.n_head * hdv, "attention output sized for the batch");
         let out = SyncPtr(sc.attn.as_mut_ptr());
         let scores = SyncPtr(sc.scores.as_mut_ptr());
+        let tile_out = SyncPtr(sc.tile_out.as_mut_ptr());
         let q = &sc.q;
         pool.run(&|tid| {
-            let per = n_items.div_ceil(nt);
-            // SAFETY: `tid < nt <= sc.scores.len()` (asserted above), and thread `tid` is the
-            // only one that touches element `tid`, so this is the one live `&mut` to it.
-            let sbuf = unsafe { &mut *scores.get().add(tid) };
-            for item in tid * per..((tid + 1) * per).min(n_items) {
-                let (t, kvh) = (item / c.n_head_kv, item % c.n_head_kv);
-                let (si, pos) = toks[t];
-                let cache = &*batch[si].cache;
-                let start = window.map_or(0, |w| (pos + 1).saturating_sub(w));
-                let n_keys = pos + 1 - start;
-                let kc = &cache.k[il];
-                let vc = &cache.v[il];
-                let s = &mut sbuf[..group * n_keys];
-                // This KV head's rows from `start` on: row i at i·kv_dim (K) or i·v_dim (V).
-                let (krows, vrows) = (&kc[start * kv_dim + kvh * hd..], &vc[start * v_dim + kvh * hdv..]);
-                for g in 0..group {
-                    let h = kvh * group + g;
-                    let qh = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
-                    let sg = &mut s[g * n_keys..(g + 1) * n_keys];
-                    ops::dots_f16_strided(isa, qh, krows, kv_dim, sg);
-                    sg.iter_mut().for_each(|v| *v *= c.attn_scale);
-                    softmax(sg);
-                    // llama.cpp (flash attention off) multiplies the probabilities by the f16
-                    // V cache with a f16 matmul, rounding them to f16 first.
-                    ops::round_to_f16_inplace(isa, sg);
-                    // SAFETY: `t < toks.len()` and `h < n_head`, so the range lies within
-                    // `sc.attn` (asserted above); head h of token t belongs to this item only, and
-                    // the slice dies before the next one over the same range is made.
-                    let o = unsafe { std::slice::from_raw_parts_mut(out.get().add(t * c.n_head * hdv + h * hdv), hdv) };
-                    ops::weighted_sum_f16_strided(isa, o, sg, vrows, v_dim);
+            // SAFETY: `tid < nt <= sc.scores.len(), sc.tile_out.len()` (asserted above), and
+            // thread `tid` is the only one that touches element `tid` of each, so these are the
+            // one live `&mut` to them.
+            let (sbuf, obuf) = unsafe { (&mut *scores.get().add(tid), &mut *tile_out.get().add(tid)) };
+            let mut ranges = Vec::with_capacity(ATTN_TILE);
+            // Round-robin: under a causal mask later tiles attend more keys, so contiguous
+            // shares would leave the first thread idle.
+            for item in (tid..n_items).step_by(nt) {
+                let ((t0, n), kvh) = (tiles[item / c.n_head_kv], item % c.n_head_kv);
+                let cache = &*batch[toks[t0].0].cache;
+                ranges.clear();
+                ranges.extend(toks[t0..t0 + n].iter().map(|&(_, pos)| (window.map_or(0, |w| (pos + 1).saturating_sub(w)), pos + 1)));
+                let head = AttnHead {
+                    q: &q[t0 * q_dim + kvh * group * hd..],
+                    q_stride: q_dim,
+                    group,
+                    hd,
+                    hdv,
+                    k: &cache.k[il][kvh * hd..],
+                    k_stride: kv_dim,
+                    v: &cache.v[il][kvh * hdv..],
+                    v_stride: v_dim,
+                    ranges: &ranges,
+                    scale: c.attn_scale,
+                };
+                obuf.resize(n * group * hdv, 0.0);
+                attend(isa, &head, sbuf, obuf);
+                for j in 0..n {
+                    // SAFETY: token t0 + j < toks.len() and heads kvh·group .. (kvh+1)·group ≤
+                    // n_head, so the range lies within `sc.attn` (asserted above); those heads of
+                    // that token belong to this item only.
+                    let o = unsafe { std::slice::from_raw_parts_mut(out.get().add((t0 + j) * c.n_head * hdv + kvh * group * hdv), group * hdv) };
+                    o.copy_from_slice(&obuf[j * group * hdv..(j + 1) * group * hdv]);
                 }
             }
         });
     }
 }
+
+/// Tokens of one sequence attended together against each K/V block (see `attention`).
+const ATTN_TILE: usize = 8;
 
 fn add_bias(x: &mut [f32], b: Option<&[f32]>) {
     if let Some(b) = b {

@@ -348,8 +348,11 @@ fn audit_exit_codes_formats_and_the_run_policy_gate() {
 #[test]
 fn run_speculative_lookup_and_draft_give_the_same_output() {
     let m = smollm2();
-    let prompt = "Repeat this list exactly: apples, pears, plums, cherries, apples, pears, plums, cherries.";
-    let base = ["run", &m, "--prompt", prompt, "-n", "40", "--temperature", "0", "--json"];
+    // Raw text whose greedy continuation repeats it on every kernel path (an instruction to
+    // repeat is answered differently by different paths at a near-tie, and not always by
+    // repeating), so prompt lookup has something to find.
+    let prompt = "apples, pears, plums, cherries, apples, pears, plums, cherries, apples, pears, plums, cherries, apples,";
+    let base = ["run", &m, "--raw", "--prompt", prompt, "-n", "40", "--temperature", "0", "--json"];
     let plain = stdout_json(&glassbox(&base));
     assert!(plain.get("speculative").is_none());
     let look = stdout_json(&glassbox(&[&base[..], &["--lookup", "--draft-max", "6"]].concat()));

@@ -85,3 +85,219 @@ unsafe fn wsum<const N: usize>(out: &mut [f32], w: &[f32], b: &[u16], stride: us
         }
     }
 }
+
+/// As [`crate::attend`] for a tile of tokens, whose bounds [`crate::AttnHead`]'s check has
+/// asserted. Returns false (doing nothing) for head sizes this kernel does not cover.
+pub(crate) fn attend(_: Avx512, a: &crate::AttnHead, scratch: &mut Vec<f32>, out: &mut [f32]) -> bool {
+    let kmin = a.ranges.iter().map(|r| r.0).min().unwrap_or(0);
+    let kmax = a.ranges.iter().map(|r| r.1).max().unwrap_or(0);
+    let need = (a.ranges.len() * a.group).checked_mul(kmax - kmin).expect("scores size overflows");
+    if scratch.len() < need {
+        scratch.resize(need, 0.0);
+    }
+    // SAFETY: the `Avx512` token proves AVX-512 F plus AVX2/FMA/F16C (isa.rs); `AttnHead::check`
+    // asserted that every query, cache row and output the tile touches is in bounds, and
+    // `scratch` holds (tokens × heads) × (kmax − kmin) scores.
+    unsafe {
+        match (a.hd, a.hdv) {
+            (64, 64) => attend_tile::<4, 4>(a, kmin, kmax, scratch, out),
+            (128, 128) => attend_tile::<8, 8>(a, kmin, kmax, scratch, out),
+            (256, 256) => attend_tile::<16, 16>(a, kmin, kmax, scratch, out),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// 16 vectors → one vector of their 16 horizontal sums (lane i = Σ acc[i]).
+///
+/// # Safety
+/// AVX-512 F.
+#[inline(always)]
+unsafe fn reduce16(acc: &[__m512; 16]) -> __m512 {
+    // SAFETY: register-only AVX-512 F intrinsics; features per contract.
+    unsafe {
+        let mut b = [_mm512_setzero_ps(); 8];
+        for i in 0..8 {
+            // Per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3].
+            b[i] = _mm512_add_ps(_mm512_unpacklo_ps(acc[2 * i], acc[2 * i + 1]), _mm512_unpackhi_ps(acc[2 * i], acc[2 * i + 1]));
+        }
+        let mut c = [_mm512_setzero_ps(); 4];
+        for i in 0..4 {
+            // Per 128-bit lane: the lane's sums of acc[4i..4i+4].
+            let (x, y) = (_mm512_castps_pd(b[2 * i]), _mm512_castps_pd(b[2 * i + 1]));
+            c[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+        }
+        // Across the four 128-bit lanes: pairs, then the final sum, keeping acc order.
+        let e0 = _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(c[0], c[1]), _mm512_shuffle_f32x4::<0b11_01_11_01>(c[0], c[1]));
+        let e1 = _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(c[2], c[3]), _mm512_shuffle_f32x4::<0b11_01_11_01>(c[2], c[3]));
+        _mm512_add_ps(_mm512_shuffle_f32x4::<0b10_00_10_00>(e0, e1), _mm512_shuffle_f32x4::<0b11_01_11_01>(e0, e1))
+    }
+}
+
+/// e^x per lane (Cephes expf: |error| ≤ 1 ulp over the range softmax uses; x ≤ −104 → 0).
+///
+/// # Safety
+/// AVX-512 F.
+#[inline(always)]
+unsafe fn exp512(x: __m512) -> __m512 {
+    // SAFETY: register-only AVX-512 F intrinsics; features per contract.
+    unsafe {
+        let x = _mm512_max_ps(x, _mm512_set1_ps(-104.0));
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)));
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_145_75), x);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428_606_8e-6), r);
+        let mut p = _mm512_set1_ps(1.987_569_1e-4);
+        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+        }
+        let p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0)));
+        _mm512_scalef_ps(p, n)
+    }
+}
+
+/// Softmax of `x` in place, each probability then rounded to f16 (sum in f64, as ggml).
+///
+/// # Safety
+/// AVX-512 F + F16C; `x` is non-empty.
+#[inline(always)]
+unsafe fn softmax_f16(x: &mut [f32]) {
+    let n = x.len();
+    let full = n / 16;
+    let tail = (1u32 << (n % 16)) as u16 - 1;
+    // SAFETY: loads/stores of 16 floats at 16i for i < full, and the masked tail at 16·full
+    // touching only lanes < n % 16: all inside `x`. Features per contract.
+    unsafe {
+        let p = x.as_mut_ptr();
+        let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
+        let mut m = ninf;
+        for i in 0..full {
+            m = _mm512_max_ps(m, _mm512_loadu_ps(p.add(16 * i)));
+        }
+        m = _mm512_max_ps(m, _mm512_mask_loadu_ps(ninf, tail, p.add(16 * full)));
+        let max = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+        let (mut s0, mut s1) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+        let mut add = |e: __m512| {
+            s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+            s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(e)))));
+        };
+        for i in 0..full {
+            let e = exp512(_mm512_sub_ps(_mm512_loadu_ps(p.add(16 * i)), max));
+            _mm512_storeu_ps(p.add(16 * i), e);
+            add(e);
+        }
+        if tail != 0 {
+            let e = exp512(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, tail, p.add(16 * full)), max));
+            _mm512_mask_storeu_ps(p.add(16 * full), tail, e);
+            add(e);
+        }
+        let inv = _mm512_set1_ps((1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))) as f32);
+        let round = |v: __m512| _mm512_cvtph_ps(_mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(v, inv)));
+        for i in 0..full {
+            _mm512_storeu_ps(p.add(16 * i), round(_mm512_loadu_ps(p.add(16 * i))));
+        }
+        if tail != 0 {
+            _mm512_mask_storeu_ps(p.add(16 * full), tail, round(_mm512_mask_loadu_ps(_mm512_setzero_ps(), tail, p.add(16 * full))));
+        }
+    }
+}
+
+/// Rows `kb..kb + nk` (nk ≤ 16) of an f16 cache, 16·D values each, as f32 into `buf` (row r at
+/// 16·D·r); rows past `nk` become zeros.
+///
+/// # Safety
+/// AVX-512 F + F16C; rows kb..kb+nk at `c[p·stride..]` hold 16·D values.
+#[inline(always)]
+unsafe fn rows_to_f32<const D: usize>(c: &[u16], stride: usize, kb: usize, nk: usize, buf: &mut [[f32; 256]; 16]) {
+    // SAFETY: reads 16 f16 at (kb + r)·stride + 16d inside row kb + r (contract); writes inside
+    // `buf` (16·D ≤ 256). Features per contract.
+    unsafe {
+        for (r, row) in buf.iter_mut().enumerate() {
+            for d in 0..D {
+                let v = if r < nk {
+                    _mm512_cvtph_ps(_mm256_loadu_si256(c.as_ptr().add((kb + r) * stride + 16 * d) as *const __m256i))
+                } else {
+                    _mm512_setzero_ps()
+                };
+                _mm512_storeu_ps(row.as_mut_ptr().add(16 * d), v);
+            }
+        }
+    }
+}
+
+/// # Safety
+/// AVX-512 F + F16C; `a` passed `AttnHead::check` with hd = 16·DK, hdv = 16·DV; `kmin`/`kmax`
+/// are the smallest start and largest end of `a.ranges`; `s` holds (tokens × heads) ×
+/// (kmax − kmin) floats.
+#[target_feature(enable = "avx2,fma,f16c,avx512f")]
+unsafe fn attend_tile<const DK: usize, const DV: usize>(a: &crate::AttnHead, kmin: usize, kmax: usize, s: &mut [f32], out: &mut [f32]) {
+    let span = kmax - kmin;
+    let mut buf = [[0f32; 256]; 16];
+    // Lanes of the 16-key block at kb that token j attends.
+    let lanes = |kb: usize, nk: usize, (st, en): (usize, usize)| -> (usize, usize) { (st.saturating_sub(kb).min(nk), en.saturating_sub(kb).min(nk)) };
+    // SAFETY: queries q[j·q_stride + g·hd + 16c ..+16] and cache rows < kmax are in bounds
+    // (`AttnHead::check`); score rows (j·group + g)·span + (kb − kmin) + lane for valid lanes
+    // (key < en ≤ kmax) lie in `s`; out rows (j·group + g)·hdv + 16d ..+16 lie in `out`
+    // (check). Features: this function's.
+    unsafe {
+        // Scores, 16 keys at a time: each K row converted once for every query head of the tile.
+        let mut kb = kmin;
+        while kb < kmax {
+            let nk = (kmax - kb).min(16);
+            rows_to_f32::<DK>(a.k, a.k_stride, kb, nk, &mut buf);
+            for (j, &r) in a.ranges.iter().enumerate() {
+                let (lo, hi) = lanes(kb, nk, r);
+                if lo >= hi {
+                    continue;
+                }
+                let mask = (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16;
+                for g in 0..a.group {
+                    let qp = a.q.as_ptr().add(j * a.q_stride + g * a.hd);
+                    let mut acc = [_mm512_setzero_ps(); 16];
+                    for c in 0..DK {
+                        let qv = _mm512_loadu_ps(qp.add(16 * c));
+                        for (key, ak) in acc.iter_mut().enumerate() {
+                            *ak = _mm512_fmadd_ps(qv, _mm512_loadu_ps(buf[key].as_ptr().add(16 * c)), *ak);
+                        }
+                    }
+                    let sc = _mm512_mul_ps(reduce16(&acc), _mm512_set1_ps(a.scale));
+                    _mm512_mask_storeu_ps(s.as_mut_ptr().add((j * a.group + g) * span + (kb - kmin)), mask, sc);
+                }
+            }
+            kb += 16;
+        }
+        for (j, &(st, en)) in a.ranges.iter().enumerate() {
+            for g in 0..a.group {
+                let row = (j * a.group + g) * span;
+                softmax_f16(&mut s[row + st - kmin..row + en - kmin]);
+            }
+        }
+        // Probability-weighted V rows, 16 keys at a time, each converted once.
+        out.fill(0.0);
+        let mut kb = kmin;
+        while kb < kmax {
+            let nk = (kmax - kb).min(16);
+            rows_to_f32::<DV>(a.v, a.v_stride, kb, nk, &mut buf);
+            for (j, &r) in a.ranges.iter().enumerate() {
+                let (lo, hi) = lanes(kb, nk, r);
+                for g in 0..a.group {
+                    let (row, op) = ((j * a.group + g) * span + (kb - kmin), out.as_mut_ptr().add((j * a.group + g) * a.hdv));
+                    let mut o = [_mm512_setzero_ps(); DV];
+                    for (d, od) in o.iter_mut().enumerate() {
+                        *od = _mm512_loadu_ps(op.add(16 * d));
+                    }
+                    for (l, vrow) in buf.iter().enumerate().take(hi).skip(lo) {
+                        let p = _mm512_set1_ps(*s.get_unchecked(row + l));
+                        for (d, od) in o.iter_mut().enumerate() {
+                            *od = _mm512_fmadd_ps(p, _mm512_loadu_ps(vrow.as_ptr().add(16 * d)), *od);
+                        }
+                    }
+                    for (d, od) in o.iter().enumerate() {
+                        _mm512_storeu_ps(op.add(16 * d), *od);
+                    }
+                }
+            }
+            kb += 16;
+        }
+    }
+}
