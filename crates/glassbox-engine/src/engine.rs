@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use glassbox_gguf::GgufFile;
 use glassbox_kernels::{Isa, ThreadPool};
-use glassbox_models::{KvCache, Logits, Model, Scratch, SeqBatch};
+use glassbox_models::{KvCache, KvType, Logits, Model, Scratch, SeqBatch};
 use glassbox_template::{ChatTemplate, Message, RenderOptions};
 use glassbox_tokenizer::Tokenizer;
 
@@ -23,11 +23,13 @@ pub struct EngineOptions {
     /// what the exactly dequantized F32 file computes (KLD ~1e-6 against it instead of ~1e-3),
     /// at F32 memory and speed.
     pub exact: bool,
+    /// How KV caches store K and V (llama.cpp's `--cache-type-k/-v`): f16 or q8_0.
+    pub cache_types: (KvType, KvType),
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { threads: physical_cores(), ctx_size: 0, batch_size: 512, exact: false }
+        EngineOptions { threads: physical_cores(), ctx_size: 0, batch_size: 512, exact: false, cache_types: (KvType::F16, KvType::F16) }
     }
 }
 
@@ -176,6 +178,7 @@ impl Engine {
             model.dequantize_f32();
         }
         model.pack(isa);
+        model.set_cache_types(opts.cache_types.0, opts.cache_types.1)?;
         if tokenizer.n_vocab() != model.config.n_vocab {
             return Err(Error::Other(format!(
                 "tokenizer has {} tokens but the model's embedding has {}",

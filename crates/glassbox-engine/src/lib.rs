@@ -15,6 +15,7 @@ mod stop;
 
 pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Frontend, Generation, GenerateRequest, Verification};
 pub use scheduler::{EventSink, SchedRequest, Scheduler, SchedulerStats, SeqEvent};
+pub use glassbox_models::KvType;
 pub use glassbox_tokenizer::Tokenizer;
 pub use sampler::{Sampler, SamplingParams, argmax};
 pub use seq::{SeqState, StepOut, TokenLogprob};

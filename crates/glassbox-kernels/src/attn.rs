@@ -4,6 +4,67 @@
 use crate::isa::Isa;
 use crate::ops;
 
+/// Rows of a KV cache as stored: f16 bits, or ggml's `block_q8_0` (f16 scale + 32 × i8 per
+/// 32 elements, 34 bytes). Element indices and strides are in elements for both.
+#[derive(Clone, Copy)]
+pub enum CacheRows<'a> {
+    F16(&'a [u16]),
+    Q8_0(&'a [u8]),
+}
+
+/// Bytes of one ggml `block_q8_0`.
+pub const Q8_0_BLOCK: usize = 34;
+
+impl<'a> CacheRows<'a> {
+    /// Elements held.
+    pub fn elems(&self) -> usize {
+        match self {
+            CacheRows::F16(b) => b.len(),
+            CacheRows::Q8_0(b) => b.len() / Q8_0_BLOCK * 32,
+        }
+    }
+    /// The rows from element `e` on. Panics past the end, or for Q8_0 if `e` is not a block
+    /// boundary.
+    pub fn offset(self, e: usize) -> CacheRows<'a> {
+        match self {
+            CacheRows::F16(b) => CacheRows::F16(&b[e..]),
+            CacheRows::Q8_0(b) => {
+                assert!(e.is_multiple_of(32), "q8_0 cache offset {e} is not a block boundary");
+                CacheRows::Q8_0(&b[e / 32 * Q8_0_BLOCK..])
+            }
+        }
+    }
+    /// Elements `e..e + out.len()` as f32 (Q8_0: `e` and the length whole blocks).
+    pub fn to_f32(&self, e: usize, out: &mut [f32]) {
+        match self {
+            CacheRows::F16(b) => {
+                let n = out.len();
+                out.iter_mut().zip(&b[e..e + n]).for_each(|(o, &h)| *o = half::f16::from_bits(h).to_f32());
+            }
+            CacheRows::Q8_0(b) => {
+                assert!(e.is_multiple_of(32) && out.len().is_multiple_of(32), "q8_0 rows are read in whole blocks");
+                for (i, ob) in out.chunks_exact_mut(32).enumerate() {
+                    let blk = &b[(e / 32 + i) * Q8_0_BLOCK..][..Q8_0_BLOCK];
+                    let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+                    ob.iter_mut().zip(&blk[2..]).for_each(|(o, &q)| *o = q as i8 as f32 * d);
+                }
+            }
+        }
+    }
+}
+
+/// Quantize `x` (a multiple of 32 long) to ggml `block_q8_0`s in `out`, rounding as ggml's x86
+/// build does. Panics if the lengths do not match.
+pub fn quantize_row_q8_0(x: &[f32], out: &mut [u8]) {
+    assert!(x.len().is_multiple_of(32) && out.len() == x.len() / 32 * Q8_0_BLOCK, "q8_0 row length mismatch");
+    let mut blocks = vec![crate::Q8Block::default(); x.len() / 32];
+    crate::quantize_q8(x, &mut blocks);
+    for (b, o) in blocks.iter().zip(out.chunks_exact_mut(Q8_0_BLOCK)) {
+        o[..2].copy_from_slice(&half::f16::from_f32(b.d).to_le_bytes());
+        o[2..].iter_mut().zip(&b.qs).for_each(|(o, &q)| *o = q as u8);
+    }
+}
+
 /// One KV head's attention work: the query heads that share it, for consecutive tokens of one
 /// sequence, and the cache rows they read.
 pub struct AttnHead<'a> {
@@ -14,10 +75,11 @@ pub struct AttnHead<'a> {
     pub group: usize,
     pub hd: usize,
     pub hdv: usize,
-    /// This head's cache rows: K row p at `k[p·k_stride ..][..hd]`, V row p at `v[p·v_stride ..][..hdv]`.
-    pub k: &'a [u16],
+    /// This head's cache rows: K row p = elements `p·k_stride ..` (hd of them), V row p =
+    /// elements `p·v_stride ..` (hdv).
+    pub k: CacheRows<'a>,
     pub k_stride: usize,
-    pub v: &'a [u16],
+    pub v: CacheRows<'a>,
     pub v_stride: usize,
     /// The rows token j attends: `ranges[j].0 .. ranges[j].1`, never empty.
     pub ranges: &'a [(usize, usize)],
@@ -32,11 +94,16 @@ impl AttnHead<'_> {
             rows.checked_sub(1).is_none_or(|last| last.checked_mul(stride).and_then(|o| o.checked_add(width)).is_some_and(|e| e <= len))
         };
         assert!(self.group > 0 && self.hd > 0 && self.hdv > 0, "empty attention head shape");
+        for (rows, stride, width) in [(self.k, self.k_stride, self.hd), (self.v, self.v_stride, self.hdv)] {
+            if let CacheRows::Q8_0(_) = rows {
+                assert!(stride.is_multiple_of(32) && width.is_multiple_of(32), "q8_0 cache rows must be whole blocks");
+            }
+        }
         assert!(fits(n, self.q_stride, self.group * self.hd, self.q.len()), "queries shorter than {n} tokens");
         for &(s, e) in self.ranges {
             assert!(s < e, "token attends no keys ({s}..{e})");
-            assert!(fits(e, self.k_stride, self.hd, self.k.len()), "K cache shorter than row {e}");
-            assert!(fits(e, self.v_stride, self.hdv, self.v.len()), "V cache shorter than row {e}");
+            assert!(fits(e, self.k_stride, self.hd, self.k.elems()), "K cache shorter than row {e}");
+            assert!(fits(e, self.v_stride, self.hdv, self.v.elems()), "V cache shorter than row {e}");
         }
         assert_eq!(Some(out.len()), n.checked_mul(self.group * self.hdv), "output is not tokens × heads × hdv");
     }
@@ -52,6 +119,7 @@ pub fn attend(isa: Isa, a: &AttnHead, scratch: &mut Vec<f32>, out: &mut [f32]) {
     {
         return;
     }
+    let mut row = Vec::new();
     for (j, &(s, e)) in a.ranges.iter().enumerate() {
         let n_keys = e - s;
         if scratch.len() < n_keys {
@@ -60,12 +128,31 @@ pub fn attend(isa: Isa, a: &AttnHead, scratch: &mut Vec<f32>, out: &mut [f32]) {
         let sg = &mut scratch[..n_keys];
         for g in 0..a.group {
             let qh = &a.q[j * a.q_stride + g * a.hd..][..a.hd];
-            ops::dots_f16_strided(isa, qh, &a.k[s * a.k_stride..], a.k_stride, sg);
+            match a.k {
+                CacheRows::F16(k) => ops::dots_f16_strided(isa, qh, &k[s * a.k_stride..], a.k_stride, sg),
+                k => {
+                    row.resize(a.hd, 0.0);
+                    for (i, sv) in sg.iter_mut().enumerate() {
+                        k.to_f32((s + i) * a.k_stride, &mut row);
+                        *sv = qh.iter().zip(&row).map(|(x, y)| x * y).sum();
+                    }
+                }
+            }
             sg.iter_mut().for_each(|v| *v *= a.scale);
             ops::softmax(sg);
             ops::round_to_f16_inplace(isa, sg);
             let o = &mut out[(j * a.group + g) * a.hdv..][..a.hdv];
-            ops::weighted_sum_f16_strided(isa, o, sg, &a.v[s * a.v_stride..], a.v_stride);
+            match a.v {
+                CacheRows::F16(v) => ops::weighted_sum_f16_strided(isa, o, sg, &v[s * a.v_stride..], a.v_stride),
+                v => {
+                    o.fill(0.0);
+                    row.resize(a.hdv, 0.0);
+                    for (i, &p) in sg.iter().enumerate() {
+                        v.to_f32((s + i) * a.v_stride, &mut row);
+                        o.iter_mut().zip(&row).for_each(|(o, r)| *o += p * r);
+                    }
+                }
+            }
         }
     }
 }

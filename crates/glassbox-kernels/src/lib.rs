@@ -26,7 +26,7 @@ mod pool;
 mod quant;
 mod simd;
 
-pub use attn::{AttnHead, attend};
+pub use attn::{AttnHead, CacheRows, Q8_0_BLOCK, attend, quantize_row_q8_0};
 pub use act::{ActBuf, ActFormat, Q8Block, Q8KBlock, quantize_q8, quantize_q8k};
 pub use isa::{Isa, IsaKind};
 pub use matmul::{MatRef, MatmulJob, WeightMatrix, matmul, matmul_many};

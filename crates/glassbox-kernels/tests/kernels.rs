@@ -508,10 +508,11 @@ fn strided_attention_refuses_rows_past_the_cache() {
 }
 
 /// Tiled attention for one KV head (several tokens × query heads sharing its cache rows,
-/// causal and sliding-window ranges) equals the per-token reference on every path.
+/// causal and sliding-window ranges) equals the per-token reference on every path, over f16
+/// and q8_0 caches.
 #[test]
 fn tiled_attention_matches_per_token_reference() {
-    use glassbox_kernels::{AttnHead, attend};
+    use glassbox_kernels::{AttnHead, CacheRows, Q8_0_BLOCK, attend, quantize_row_q8_0};
     let mut cov = Coverage::default();
     for isa in every_supported_isa() {
         for (hd, group, ranges) in [
@@ -520,30 +521,47 @@ fn tiled_attention_matches_per_token_reference() {
             (256, 1, vec![(5, 40), (6, 41), (7, 42), (8, 43)]),
             (80, 2, vec![(0, 17), (0, 18)]),
         ] {
-            let (k_stride, q_stride) = (2 * hd + 8, group * hd + 16);
+            let (k_stride, q_stride) = (2 * hd + 32, group * hd + 16);
             let rows = ranges.iter().map(|r| r.1).max().unwrap();
-            let cache = |seed| random_x(rows * k_stride, seed).iter().map(|&v| half::f16::from_f32(v * 3.0).to_bits()).collect::<Vec<u16>>();
-            let (k, v) = (cache(1), cache(2));
+            let vals = |seed| random_x(rows * k_stride, seed).iter().map(|v| v * 3.0).collect::<Vec<f32>>();
+            let (kf, vf) = (vals(1), vals(2));
+            let f16s = |x: &[f32]| x.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect::<Vec<u16>>();
+            let q8s = |x: &[f32]| {
+                let mut b = vec![0u8; x.len() / 32 * Q8_0_BLOCK];
+                quantize_row_q8_0(x, &mut b);
+                b
+            };
+            let (k16, v16, k8, v8) = (f16s(&kf), f16s(&vf), q8s(&kf), q8s(&vf));
+            let mut stores = vec![("f16", CacheRows::F16(&k16), CacheRows::F16(&v16))];
+            if hd % 32 == 0 {
+                stores.push(("q8_0", CacheRows::Q8_0(&k8), CacheRows::Q8_0(&v8)));
+                stores.push(("q8_0 K, f16 V", CacheRows::Q8_0(&k8), CacheRows::F16(&v16)));
+            }
             let q = random_x(ranges.len() * q_stride, 3);
-            let a = AttnHead { q: &q, q_stride, group, hd, hdv: hd, k: &k, k_stride, v: &v, v_stride: k_stride, ranges: &ranges, scale: 0.125 };
-            let mut out = vec![f32::NAN; ranges.len() * group * hd];
-            attend(isa, &a, &mut Vec::new(), &mut out);
-            // Reference: f64 math on the f16 values, probabilities rounded to f16. A probability
-            // whose f32 value lies next to an f16 rounding boundary may round to the neighbouring
-            // f16 (relative step ≤ 2⁻¹⁰), so the output may differ by up to 2⁻¹⁰ · max|v|.
-            let bound = v.iter().map(|&b| half::f16::from_bits(b).to_f32().abs()).fold(0f32, f32::max) / 1024.0 + 1e-4;
-            let f = |b: u16| half::f16::from_bits(b).to_f32();
-            for (j, &(s, e)) in ranges.iter().enumerate() {
-                for g in 0..group {
-                    let qh = &q[j * q_stride + g * hd..][..hd];
-                    let sc: Vec<f64> = (s..e).map(|p| qh.iter().enumerate().map(|(i, &x)| x as f64 * f(k[p * k_stride + i]) as f64).sum::<f64>() * 0.125).collect();
-                    let m = sc.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                    let z: f64 = sc.iter().map(|x| (x - m).exp()).sum();
-                    let pr: Vec<f32> = sc.iter().map(|x| half::f16::from_f32(((x - m).exp() / z) as f32).to_f32()).collect();
-                    for i in 0..hd {
-                        let want: f32 = (s..e).zip(&pr).map(|(p, w)| w * f(v[p * k_stride + i])).sum();
-                        let got = out[(j * group + g) * hd + i];
-                        assert!((got - want).abs() <= bound, "{isa:?} hd={hd} token {j} head {g} [{i}]: {got} vs {want}");
+            for (name, k, v) in stores {
+                let a = AttnHead { q: &q, q_stride, group, hd, hdv: hd, k, k_stride, v, v_stride: k_stride, ranges: &ranges, scale: 0.125 };
+                let mut out = vec![f32::NAN; ranges.len() * group * hd];
+                attend(isa, &a, &mut Vec::new(), &mut out);
+                // Reference: f64 math on the stored values, probabilities rounded to f16. A
+                // probability whose f32 value lies next to an f16 rounding boundary may round to
+                // the neighbouring f16 (relative step ≤ 2⁻¹⁰), so the output may differ by up to
+                // 2⁻¹⁰ · max|v|.
+                let (mut kd, mut vd) = (vec![0f32; rows * k_stride], vec![0f32; rows * k_stride]);
+                k.to_f32(0, &mut kd);
+                v.to_f32(0, &mut vd);
+                let bound = vd.iter().fold(0f32, |m, x| m.max(x.abs())) / 1024.0 + 1e-4;
+                for (j, &(s, e)) in ranges.iter().enumerate() {
+                    for g in 0..group {
+                        let qh = &q[j * q_stride + g * hd..][..hd];
+                        let sc: Vec<f64> = (s..e).map(|p| qh.iter().zip(&kd[p * k_stride..]).map(|(&x, &y)| x as f64 * y as f64).sum::<f64>() * 0.125).collect();
+                        let m = sc.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                        let z: f64 = sc.iter().map(|x| (x - m).exp()).sum();
+                        let pr: Vec<f32> = sc.iter().map(|x| half::f16::from_f32(((x - m).exp() / z) as f32).to_f32()).collect();
+                        for i in 0..hd {
+                            let want: f32 = (s..e).zip(&pr).map(|(p, w)| w * vd[p * k_stride + i]).sum();
+                            let got = out[(j * group + g) * hd + i];
+                            assert!((got - want).abs() <= bound, "{isa:?} {name} hd={hd} token {j} head {g} [{i}]: {got} vs {want}");
+                        }
                     }
                 }
             }
@@ -551,4 +569,24 @@ fn tiled_attention_matches_per_token_reference() {
         cov.hit(isa, "tiled attention");
     }
     cov.complete(["tiled attention"]);
+}
+
+/// q8_0 cache rows: ggml's block layout (f16 scale, 32 × i8) and rounding (d = amax/127, values
+/// round(x·127/amax), ties to even), read back within half a step of the input.
+#[test]
+fn q8_0_cache_rows_round_as_ggml() {
+    use glassbox_kernels::{CacheRows, quantize_row_q8_0};
+    let x: Vec<f32> = (0..64).map(|i| if i < 32 { (i as f32 - 15.5) / 4.0 } else { 0.0 }).collect();
+    let mut b = vec![0u8; 68];
+    quantize_row_q8_0(&x, &mut b);
+    let d = 15.5f32 / 4.0 / 127.0;
+    assert_eq!(&b[..2], &half::f16::from_f32(d).to_le_bytes());
+    assert_eq!(b[2] as i8, -127);
+    assert_eq!(b[33] as i8, 127);
+    assert_eq!(&b[34..], &[0u8; 34][..], "an all-zero block has scale 0 and zero values");
+    let mut back = vec![0f32; 64];
+    CacheRows::Q8_0(&b).to_f32(0, &mut back);
+    for (a, y) in x.iter().zip(&back) {
+        assert!((a - y).abs() <= d * 0.5 + 1e-3, "{a} vs {y}");
+    }
 }

@@ -93,6 +93,10 @@ pub struct Config {
     pub swa_layers: Vec<bool>,
     /// Scale applied to attention scores.
     pub attn_scale: f32,
+    /// How new KV caches store K and V: a runtime choice (`--cache-type-k/-v`), not read from
+    /// the file; f16 unless [`crate::Model::set_cache_types`] says otherwise.
+    pub cache_k: crate::KvType,
+    pub cache_v: crate::KvType,
 }
 
 const MAX_LAYERS: u64 = 1024;
@@ -228,6 +232,8 @@ impl Config {
             sliding_window,
             swa_layers,
             attn_scale,
+            cache_k: crate::KvType::F16,
+            cache_v: crate::KvType::F16,
         })
     }
 }

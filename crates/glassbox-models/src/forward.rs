@@ -195,8 +195,8 @@ impl Model {
             // Store K and V (f16) at each token's position in its own cache.
             for (t, &(si, pos)) in toks.iter().enumerate() {
                 let cache = &mut *batch[si].cache;
-                ops::f32_to_f16(isa, &sc.k[t * kv_dim..(t + 1) * kv_dim], &mut cache.k[il][pos * kv_dim..(pos + 1) * kv_dim]);
-                ops::f32_to_f16(isa, &sc.v[t * v_dim..(t + 1) * v_dim], &mut cache.v[il][pos * v_dim..(pos + 1) * v_dim]);
+                cache.k[il].write(isa, pos, &sc.k[t * kv_dim..(t + 1) * kv_dim]);
+                cache.v[il].write(isa, pos, &sc.v[t * v_dim..(t + 1) * v_dim]);
             }
             // Q rounded through f16, as llama.cpp does before its f16 K·Q product.
             ops::round_to_f16_inplace(isa, &mut sc.q);
@@ -340,9 +340,9 @@ impl Model {
                     group,
                     hd,
                     hdv,
-                    k: &cache.k[il][kvh * hd..],
+                    k: cache.k[il].view().offset(kvh * hd),
                     k_stride: kv_dim,
-                    v: &cache.v[il][kvh * hdv..],
+                    v: cache.v[il].view().offset(kvh * hdv),
                     v_stride: v_dim,
                     ranges: &ranges,
                     scale: c.attn_scale,

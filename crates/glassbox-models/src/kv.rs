@@ -1,15 +1,81 @@
+use glassbox_kernels::{CacheRows, Isa, Q8_0_BLOCK, ops, quantize_row_q8_0};
+
 use crate::{Config, Error, Result};
 
-/// The key/value cache of one sequence, in f16 (as llama.cpp stores it), sized by the
-/// requested context rather than the model's maximum.
+/// How a cache stores K or V rows, as llama.cpp's `--cache-type-k` / `--cache-type-v`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KvType {
+    /// f16, as llama.cpp stores it by default.
+    #[default]
+    F16,
+    /// ggml `block_q8_0`: 34 bytes per 32 values (47 % smaller than f16).
+    Q8_0,
+}
+
+impl KvType {
+    pub fn name(self) -> &'static str {
+        match self {
+            KvType::F16 => "f16",
+            KvType::Q8_0 => "q8_0",
+        }
+    }
+    /// Parse a name as llama.cpp writes it (`f16`, `q8_0`; ASCII case ignored).
+    pub fn from_name(s: &str) -> Option<KvType> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "f16" => Some(KvType::F16),
+            "q8_0" => Some(KvType::Q8_0),
+            _ => None,
+        }
+    }
+}
+
+/// One layer's K or V rows.
+pub(crate) enum Rows {
+    F16(Vec<u16>),
+    Q8_0(Vec<u8>),
+}
+
+impl Rows {
+    fn new(ty: KvType, elems: usize) -> Rows {
+        match ty {
+            KvType::F16 => Rows::F16(vec![0; elems]),
+            KvType::Q8_0 => Rows::Q8_0(vec![0; elems / 32 * Q8_0_BLOCK]),
+        }
+    }
+    fn bytes(&self) -> usize {
+        match self {
+            Rows::F16(v) => v.len() * 2,
+            Rows::Q8_0(v) => v.len(),
+        }
+    }
+    /// Row `pos` (`x.len()` values wide) := `x`, in this storage.
+    pub(crate) fn write(&mut self, isa: Isa, pos: usize, x: &[f32]) {
+        let w = x.len();
+        match self {
+            Rows::F16(v) => ops::f32_to_f16(isa, x, &mut v[pos * w..(pos + 1) * w]),
+            Rows::Q8_0(v) => quantize_row_q8_0(x, &mut v[pos * w / 32 * Q8_0_BLOCK..(pos + 1) * w / 32 * Q8_0_BLOCK]),
+        }
+    }
+    pub(crate) fn view(&self) -> CacheRows<'_> {
+        match self {
+            Rows::F16(v) => CacheRows::F16(v),
+            Rows::Q8_0(v) => CacheRows::Q8_0(v),
+        }
+    }
+}
+
+/// The key/value cache of one sequence, in f16 (as llama.cpp stores it) or q8_0 as the model's
+/// [`Config::cache_k`] / [`Config::cache_v`] say, sized by the requested context rather than the
+/// model's maximum.
 pub struct KvCache {
     pub(crate) capacity: usize,
     pub(crate) len: usize,
     pub(crate) kv_dim: usize,
     pub(crate) kv_dim_v: usize,
-    /// Per layer: `capacity × kv_dim` f16 bits.
-    pub(crate) k: Vec<Vec<u16>>,
-    pub(crate) v: Vec<Vec<u16>>,
+    pub(crate) types: (KvType, KvType),
+    /// Per layer: `capacity × kv_dim` values.
+    pub(crate) k: Vec<Rows>,
+    pub(crate) v: Vec<Rows>,
 }
 
 impl KvCache {
@@ -21,8 +87,9 @@ impl KvCache {
             len: 0,
             kv_dim,
             kv_dim_v,
-            k: (0..cfg.n_layers).map(|_| vec![0u16; capacity * kv_dim]).collect(),
-            v: (0..cfg.n_layers).map(|_| vec![0u16; capacity * kv_dim_v]).collect(),
+            types: (cfg.cache_k, cfg.cache_v),
+            k: (0..cfg.n_layers).map(|_| Rows::new(cfg.cache_k, capacity * kv_dim)).collect(),
+            v: (0..cfg.n_layers).map(|_| Rows::new(cfg.cache_v, capacity * kv_dim_v)).collect(),
         }
     }
     /// Tokens currently cached (= the position of the next token).
@@ -44,9 +111,15 @@ impl KvCache {
     }
     /// Bytes held by this cache.
     pub fn bytes(&self) -> usize {
-        (self.k.iter().map(Vec::len).sum::<usize>() + self.v.iter().map(Vec::len).sum::<usize>()) * 2
+        self.k.iter().chain(&self.v).map(Rows::bytes).sum()
     }
     pub(crate) fn check(&self, cfg: &Config, new: usize) -> Result<()> {
+        if self.types != (cfg.cache_k, cfg.cache_v) {
+            return Err(Error::CacheMismatch(format!(
+                "cache stores K/V as {}/{}, the model is set to {}/{}",
+                self.types.0.name(), self.types.1.name(), cfg.cache_k.name(), cfg.cache_v.name()
+            )));
+        }
         if self.k.len() != cfg.n_layers || self.kv_dim != cfg.n_head_kv * cfg.head_dim || self.kv_dim_v != cfg.n_head_kv * cfg.head_dim_v {
             return Err(Error::CacheMismatch(format!(
                 "cache has {} layers of width {}, model {} of width {}",

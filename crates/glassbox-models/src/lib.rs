@@ -19,7 +19,7 @@ mod weights;
 
 pub use config::{Arch, ArchSpec, Config};
 pub use forward::{Logits, Scratch, SeqBatch};
-pub use kv::KvCache;
+pub use kv::{KvCache, KvType};
 pub use rope::{Rope, RopeScaling};
 pub use weights::Model;
 
@@ -48,6 +48,8 @@ pub enum Error {
     ContextFull { used: usize, new: usize, capacity: usize },
     #[error("kv cache does not fit this model: {0}")]
     CacheMismatch(String),
+    #[error("{which} cache type {ty}: {msg}")]
+    BadCacheType { which: &'static str, ty: &'static str, msg: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -311,6 +311,19 @@ impl Model {
         total
     }
 
+    /// Store K and V of caches made from now on as `k` / `v`. q8_0 needs head sizes that are
+    /// whole 32-value blocks.
+    pub fn set_cache_types(&mut self, k: crate::KvType, v: crate::KvType) -> Result<()> {
+        let c = &mut self.config;
+        for (ty, dim, which) in [(k, c.head_dim, "K"), (v, c.head_dim_v, "V")] {
+            if ty == crate::KvType::Q8_0 && !dim.is_multiple_of(32) {
+                return Err(Error::BadCacheType { which, ty: ty.name(), msg: format!("needs a head size that is a multiple of 32; this model's is {dim}") });
+            }
+        }
+        (c.cache_k, c.cache_v) = (k, v);
+        Ok(())
+    }
+
     /// Bytes of weights one decoded token reads: every layer matrix and the output matrix once
     /// (as packed, F32 or file bytes, whichever the kernels read), plus one embedding row. What
     /// bounds single-stream decode when memory bandwidth is the limit.

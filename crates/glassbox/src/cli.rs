@@ -204,6 +204,12 @@ pub struct ServeArgs {
     /// Worker threads per model (default: physical cores)
     #[arg(long, short = 't')]
     pub threads: Option<usize>,
+    /// KV cache type for K: f16 or q8_0 (llama.cpp's -ctk)
+    #[arg(long, visible_alias = "ctk", value_name = "TYPE", default_value = "f16", value_parser = parse_kv_type)]
+    pub cache_type_k: glassbox_engine::KvType,
+    /// KV cache type for V: f16 or q8_0 (llama.cpp's -ctv)
+    #[arg(long, visible_alias = "ctv", value_name = "TYPE", default_value = "f16", value_parser = parse_kv_type)]
+    pub cache_type_v: glassbox_engine::KvType,
     /// Prompt tokens prefilled per scheduler step (keeps decodes flowing during long prompts)
     #[arg(long, default_value_t = 256)]
     pub prefill_chunk: usize,
@@ -272,6 +278,16 @@ pub struct ModelArgs {
     /// dequantized model computes, at F32 memory and a fraction of the speed
     #[arg(long)]
     pub exact: bool,
+    /// KV cache type for K: f16 or q8_0 (llama.cpp's -ctk)
+    #[arg(long, visible_alias = "ctk", value_name = "TYPE", default_value = "f16", value_parser = parse_kv_type)]
+    pub cache_type_k: glassbox_engine::KvType,
+    /// KV cache type for V: f16 or q8_0 (llama.cpp's -ctv)
+    #[arg(long, visible_alias = "ctv", value_name = "TYPE", default_value = "f16", value_parser = parse_kv_type)]
+    pub cache_type_v: glassbox_engine::KvType,
+}
+
+fn parse_kv_type(s: &str) -> Result<glassbox_engine::KvType, String> {
+    glassbox_engine::KvType::from_name(s).ok_or_else(|| format!("unknown KV cache type {s:?} (known: f16, q8_0)"))
 }
 
 #[derive(Args, Clone)]

@@ -24,6 +24,7 @@ pub fn engine_options(ctx_size: usize, threads: Option<usize>) -> Result<EngineO
 pub fn load(m: &ModelArgs) -> Result<Engine> {
     let mut opts = engine_options(m.ctx_size, m.threads)?;
     opts.exact = m.exact;
+    opts.cache_types = (m.cache_type_k, m.cache_type_v);
     let policy = crate::cmd_trust::policy(&m.trust)?;
     let (engine, v) = Engine::load_verified(&m.model, &opts, &policy).with_context(|| format!("cannot load model {}", m.model.display()))?;
     crate::cmd_trust::announce(&m.model, &v.sha256, &v.verdict, &policy);

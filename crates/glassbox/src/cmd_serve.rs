@@ -52,7 +52,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         Some(p) => read_keys(p)?,
         None => vec![],
     };
-    let engine = crate::cmd_run::engine_options(a.ctx_size, a.threads)?;
+    let mut engine = crate::cmd_run::engine_options(a.ctx_size, a.threads)?;
+    engine.cache_types = (a.cache_type_k, a.cache_type_v);
     // The same trust policy as every other loading command (no --sha256: there may be several models).
     let policy = crate::cmd_trust::policy(&crate::cli::TrustArgs { lock: a.lock.clone(), sha256: None, locked: a.locked })?;
     let cfg = ServerConfig {

@@ -152,3 +152,25 @@ fn exact_mode_computes_what_the_dequantized_f32_model_computes() {
         assert!(e < 1e-5 && e * 2.0 < q, "{arch}: exact {e} vs default {q}");
     }
 }
+
+/// `--cache-type-k/-v q8_0` (llama.cpp's -ctk/-ctv): a clear refusal where a head is not whole
+/// 32-value blocks, and on a model where it fits, perplexity close to the f16 cache's.
+#[test]
+fn q8_0_kv_cache_is_refused_or_close() {
+    let tiny = fx("tiny/tiny-qwen2-f32.gguf");
+    for flag in ["--ctk", "--ctv"] {
+        let e = err_of(&glassbox(&["run", &tiny, "--raw", "-p", "a b", "-n", "2", flag, "q8_0"]));
+        assert!(e.contains("cache type q8_0") && e.contains("multiple of 32") && e.contains("16"), "{e}");
+    }
+    // An unknown type is a usage error (2), naming the known ones.
+    let o = glassbox(&["run", &tiny, "--raw", "-p", "a", "-n", "1", "--cache-type-k", "q4_0"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("q4_0") && e.contains("f16, q8_0"), "{e}");
+    // One seed article is plenty for 4 chunks of 256.
+    let smol = glassbox_testdata::model(glassbox_testdata::SMOLLM2).display().to_string();
+    let text = glassbox_testdata::corpus("seeds/001_28f6d92c394455c4.txt").display().to_string();
+    let ppl = |ct: &str| json_ok(&glassbox(&["perplexity", &smol, "-f", &text, "-c", "256", "--chunks", "4", "-t", "2", "--json", "--ctk", ct, "--ctv", ct]))["ppl"].as_f64().unwrap();
+    let (f16, q8) = (ppl("f16"), ppl("q8_0"));
+    assert!((q8 / f16 - 1.0).abs() < 0.01, "q8_0 cache perplexity {q8} vs f16 {f16}");
+}

@@ -202,22 +202,34 @@ unsafe fn softmax_f16(x: &mut [f32]) {
     }
 }
 
-/// Rows `kb..kb + nk` (nk ≤ 16) of an f16 cache, 16·D values each, as f32 into `buf` (row r at
-/// 16·D·r); rows past `nk` become zeros.
+/// Rows `kb..kb + nk` (nk ≤ 16) of a cache, 16·D elements each (row p from element p·stride),
+/// as f32 into `buf` (row r at 16·D·r); rows past `nk` become zeros.
 ///
 /// # Safety
-/// AVX-512 F + F16C; rows kb..kb+nk at `c[p·stride..]` hold 16·D values.
+/// AVX-512 F + F16C; rows kb..kb+nk hold 16·D elements inside `c`; for Q8_0 the stride and
+/// 16·D are whole blocks (as `AttnHead::check` asserts).
 #[inline(always)]
-unsafe fn rows_to_f32<const D: usize>(c: &[u16], stride: usize, kb: usize, nk: usize, buf: &mut [[f32; 256]; 16]) {
-    // SAFETY: reads 16 f16 at (kb + r)·stride + 16d inside row kb + r (contract); writes inside
-    // `buf` (16·D ≤ 256). Features per contract.
+unsafe fn rows_to_f32<const D: usize>(c: crate::CacheRows, stride: usize, kb: usize, nk: usize, buf: &mut [[f32; 256]; 16]) {
+    // SAFETY: F16 reads 16 f16 at (kb + r)·stride + 16d inside row kb + r; Q8_0 reads block
+    // ((kb + r)·stride + 16d) / 32 — its f16 scale and the 16 quants of half (d mod 2) — inside
+    // the same row's blocks (contract); writes stay inside `buf` (16·D ≤ 256). Features per
+    // contract.
     unsafe {
         for (r, row) in buf.iter_mut().enumerate() {
             for d in 0..D {
-                let v = if r < nk {
-                    _mm512_cvtph_ps(_mm256_loadu_si256(c.as_ptr().add((kb + r) * stride + 16 * d) as *const __m256i))
-                } else {
+                let v = if r >= nk {
                     _mm512_setzero_ps()
+                } else {
+                    let e = (kb + r) * stride + 16 * d;
+                    match c {
+                        crate::CacheRows::F16(b) => _mm512_cvtph_ps(_mm256_loadu_si256(b.as_ptr().add(e) as *const __m256i)),
+                        crate::CacheRows::Q8_0(b) => {
+                            let blk = b.as_ptr().add(e / 32 * crate::Q8_0_BLOCK);
+                            let scale = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((blk as *const u16).read_unaligned() as i32)));
+                            let q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(blk.add(2 + e % 32) as *const __m128i)));
+                            _mm512_mul_ps(q, _mm512_set1_ps(scale))
+                        }
+                    }
                 };
                 _mm512_storeu_ps(row.as_mut_ptr().add(16 * d), v);
             }
