@@ -265,12 +265,19 @@ unsafe fn attend_tile<const DK: usize, const DV: usize>(a: &crate::AttnHead, kmi
                 let mask = (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16;
                 for g in 0..a.group {
                     let qp = a.q.as_ptr().add(j * a.q_stride + g * a.hd);
+                    // The query in registers; each key's sum is one chain written once, so the
+                    // 16 partial sums stay in registers too.
+                    let mut qv = [_mm512_setzero_ps(); DK];
+                    for (c, qc) in qv.iter_mut().enumerate() {
+                        *qc = _mm512_loadu_ps(qp.add(16 * c));
+                    }
                     let mut acc = [_mm512_setzero_ps(); 16];
-                    for c in 0..DK {
-                        let qv = _mm512_loadu_ps(qp.add(16 * c));
-                        for (key, ak) in acc.iter_mut().enumerate() {
-                            *ak = _mm512_fmadd_ps(qv, _mm512_loadu_ps(buf[key].as_ptr().add(16 * c)), *ak);
+                    for (ak, krow) in acc.iter_mut().zip(buf.iter()) {
+                        let mut s = _mm512_setzero_ps();
+                        for (c, qc) in qv.iter().enumerate() {
+                            s = _mm512_fmadd_ps(*qc, _mm512_loadu_ps(krow.as_ptr().add(16 * c)), s);
                         }
+                        *ak = s;
                     }
                     let sc = _mm512_mul_ps(reduce16(&acc), _mm512_set1_ps(a.scale));
                     _mm512_mask_storeu_ps(s.as_mut_ptr().add((j * a.group + g) * span + (kb - kmin)), mask, sc);
@@ -298,8 +305,8 @@ unsafe fn attend_tile<const DK: usize, const DV: usize>(a: &crate::AttnHead, kmi
                     for (d, od) in o.iter_mut().enumerate() {
                         *od = _mm512_loadu_ps(op.add(16 * d));
                     }
-                    for (l, vrow) in buf.iter().enumerate().take(hi).skip(lo) {
-                        let p = _mm512_set1_ps(*s.get_unchecked(row + l));
+                    for (vrow, &pl) in buf[lo..hi].iter().zip(&s[row + lo..row + hi]) {
+                        let p = _mm512_set1_ps(pl);
                         for (d, od) in o.iter_mut().enumerate() {
                             *od = _mm512_fmadd_ps(p, _mm512_loadu_ps(vrow.as_ptr().add(16 * d)), *od);
                         }
