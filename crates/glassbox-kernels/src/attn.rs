@@ -65,6 +65,12 @@ pub fn quantize_row_q8_0(x: &[f32], out: &mut [u8]) {
     }
 }
 
+/// Whether `rows` rows of `width` values, row i starting at i·`stride`, lie within `len` values
+/// (no arithmetic overflow; zero rows always fit).
+pub(crate) fn rows_fit(rows: usize, stride: usize, width: usize, len: usize) -> bool {
+    rows.checked_sub(1).is_none_or(|last| last.checked_mul(stride).and_then(|o| o.checked_add(width)).is_some_and(|e| e <= len))
+}
+
 /// One KV head's attention work: the query heads that share it, for consecutive tokens of one
 /// sequence, and the cache rows they read.
 pub struct AttnHead<'a> {
@@ -90,20 +96,17 @@ impl AttnHead<'_> {
     /// Panics unless every row, query and output the kernels read or write is in bounds.
     fn check(&self, out: &[f32]) {
         let n = self.ranges.len();
-        let fits = |rows: usize, stride: usize, width: usize, len: usize| {
-            rows.checked_sub(1).is_none_or(|last| last.checked_mul(stride).and_then(|o| o.checked_add(width)).is_some_and(|e| e <= len))
-        };
         assert!(self.group > 0 && self.hd > 0 && self.hdv > 0, "empty attention head shape");
         for (rows, stride, width) in [(self.k, self.k_stride, self.hd), (self.v, self.v_stride, self.hdv)] {
             if let CacheRows::Q8_0(_) = rows {
                 assert!(stride.is_multiple_of(32) && width.is_multiple_of(32), "q8_0 cache rows must be whole blocks");
             }
         }
-        assert!(fits(n, self.q_stride, self.group * self.hd, self.q.len()), "queries shorter than {n} tokens");
+        assert!(rows_fit(n, self.q_stride, self.group * self.hd, self.q.len()), "queries shorter than {n} tokens");
         for &(s, e) in self.ranges {
             assert!(s < e, "token attends no keys ({s}..{e})");
-            assert!(fits(e, self.k_stride, self.hd, self.k.elems()), "K cache shorter than row {e}");
-            assert!(fits(e, self.v_stride, self.hdv, self.v.elems()), "V cache shorter than row {e}");
+            assert!(rows_fit(e, self.k_stride, self.hd, self.k.elems()), "K cache shorter than row {e}");
+            assert!(rows_fit(e, self.v_stride, self.hdv, self.v.elems()), "V cache shorter than row {e}");
         }
         assert_eq!(Some(out.len()), n.checked_mul(self.group * self.hdv), "output is not tokens × heads × hdv");
     }

@@ -78,10 +78,7 @@ pub fn axpy_f16(isa: Isa, out: &mut [f32], a: f32, b: &[u16]) {
 /// KV cache). Panics if a row runs past `b`.
 pub fn dots_f16_strided(isa: Isa, a: &[f32], b: &[u16], stride: usize, out: &mut [f32]) {
     let n = a.len();
-    if let Some(last) = out.len().checked_sub(1) {
-        let end = last.checked_mul(stride).and_then(|s| s.checked_add(n));
-        assert!(end.is_some_and(|e| e <= b.len()), "{} rows of {n} at stride {stride} exceed {} values", out.len(), b.len());
-    }
+    assert!(crate::attn::rows_fit(out.len(), stride, n, b.len()), "{} rows of {n} at stride {stride} exceed {} values", out.len(), b.len());
     #[cfg(target_arch = "x86_64")]
     if let Some(t) = isa.avx512()
         && crate::simd::x86_attn::dots_f16_strided(t, a, b, stride, out)
@@ -97,10 +94,7 @@ pub fn dots_f16_strided(isa: Isa, a: &[f32], b: &[u16], stride: usize, out: &mut
 /// probability-weighted sum of V rows). Panics if a row runs past `b`.
 pub fn weighted_sum_f16_strided(isa: Isa, out: &mut [f32], w: &[f32], b: &[u16], stride: usize) {
     let n = out.len();
-    if let Some(last) = w.len().checked_sub(1) {
-        let end = last.checked_mul(stride).and_then(|s| s.checked_add(n));
-        assert!(end.is_some_and(|e| e <= b.len()), "{} rows of {n} at stride {stride} exceed {} values", w.len(), b.len());
-    }
+    assert!(crate::attn::rows_fit(w.len(), stride, n, b.len()), "{} rows of {n} at stride {stride} exceed {} values", w.len(), b.len());
     #[cfg(target_arch = "x86_64")]
     if let Some(t) = isa.avx512()
         && crate::simd::x86_attn::weighted_sum_f16_strided(t, out, w, b, stride)

@@ -8,9 +8,7 @@ use crate::isa::Avx512;
 /// As [`crate::ops::dots_f16_strided`], whose bounds check the caller has done. Returns
 /// false (doing nothing) for row lengths this kernel does not cover (not 64, 128 or 256).
 pub(crate) fn dots_f16_strided(_: Avx512, a: &[f32], b: &[u16], stride: usize, out: &mut [f32]) -> bool {
-    if let Some(last) = out.len().checked_sub(1) {
-        assert!(last.checked_mul(stride).and_then(|s| s.checked_add(a.len())).is_some_and(|e| e <= b.len()), "rows exceed the cache");
-    }
+    assert!(crate::attn::rows_fit(out.len(), stride, a.len(), b.len()), "rows exceed the cache");
     // SAFETY: the `Avx512` token exists only once detection found AVX-512 F and AVX2/F16C
     // (isa.rs); rows i < out.len() end at i·stride + a.len() ≤ b.len() (asserted above).
     unsafe {
@@ -27,9 +25,7 @@ pub(crate) fn dots_f16_strided(_: Avx512, a: &[f32], b: &[u16], stride: usize, o
 /// As [`crate::ops::weighted_sum_f16_strided`], whose bounds check the caller has done.
 /// Returns false (doing nothing) for row lengths this kernel does not cover.
 pub(crate) fn weighted_sum_f16_strided(_: Avx512, out: &mut [f32], w: &[f32], b: &[u16], stride: usize) -> bool {
-    if let Some(last) = w.len().checked_sub(1) {
-        assert!(last.checked_mul(stride).and_then(|s| s.checked_add(out.len())).is_some_and(|e| e <= b.len()), "rows exceed the cache");
-    }
+    assert!(crate::attn::rows_fit(w.len(), stride, out.len(), b.len()), "rows exceed the cache");
     // SAFETY: as in `dots_f16_strided`, for rows i < w.len() of out.len() values.
     unsafe {
         match out.len() {
