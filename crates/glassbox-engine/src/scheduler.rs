@@ -54,6 +54,8 @@ struct Active {
     fed: usize,
     next: Option<u32>,
     sink: Box<dyn EventSink>,
+    /// The draft model's cache for this sequence (with a draft model), kept in step with `cache`.
+    draft_cache: Option<KvCache>,
 }
 
 pub struct Scheduler {
@@ -70,6 +72,9 @@ pub struct Scheduler {
     logits: Vec<f32>,
     /// Prompt-lookup speculative decoding: most drafts per sequence per step (0 = off).
     lookup_draft: usize,
+    /// A draft model shared by every sequence (each has its own draft cache), and its most
+    /// drafts per sequence per step.
+    draft: Option<(Box<crate::DraftModel>, usize)>,
     pub stats: Arc<SchedulerStats>,
 }
 
@@ -96,6 +101,7 @@ impl Scheduler {
             waiting: VecDeque::new(),
             logits: Vec::new(),
             lookup_draft: 0,
+            draft: None,
             stats: Arc::new(SchedulerStats::default()),
         }
     }
@@ -105,6 +111,69 @@ impl Scheduler {
     pub fn with_lookup(mut self, max_draft: usize) -> Scheduler {
         self.lookup_draft = max_draft;
         self
+    }
+
+    /// Decode with drafts from `draft` (a smaller model with the same vocabulary, checked by
+    /// [`crate::DraftModel::new`]), at most `max_draft` per sequence per step: the same output,
+    /// fewer passes over the target's weights. Every sequence gets its own draft cache.
+    pub fn with_draft(mut self, draft: crate::DraftModel, max_draft: usize) -> Scheduler {
+        self.draft = (max_draft > 0).then(|| (Box::new(draft), max_draft));
+        self
+    }
+
+    /// Greedy drafts from the draft model for every decoding sequence with room, batched: one
+    /// forward pass catches each draft cache up with its sequence's history, then one pass per
+    /// further draft token. Index = position in `running`; empty where nothing is drafted (and
+    /// everywhere if the draft model fails: drafts are only guesses).
+    fn model_drafts(&mut self) -> Vec<Vec<u32>> {
+        let mut out = vec![Vec::new(); self.running.len()];
+        let Some((d, max_draft)) = self.draft.as_mut() else { return out };
+        let mut want: Vec<(usize, usize)> = Vec::new();
+        for (i, a) in self.running.iter().enumerate() {
+            let Some(dc) = a.draft_cache.as_ref() else { continue };
+            if a.fed < a.prompt.len() || a.next.is_none() {
+                continue;
+            }
+            let m = crate::spec::draft_room(*max_draft, &a.state, &a.cache);
+            let h = a.state.history.len();
+            if m > 0 && h + m <= dc.capacity() && dc.len() < h {
+                want.push((i, m));
+            }
+        }
+        let n_vocab = d.model.config.n_vocab;
+        let mut logits = Vec::new();
+        for j in 0..want.iter().map(|w| w.1).max().unwrap_or(0) {
+            let step: Vec<usize> = want.iter().filter(|w| j < w.1).map(|w| w.0).collect();
+            let feeds: Vec<Vec<u32>> = step
+                .iter()
+                .map(|&i| match out[i].last() {
+                    Some(&t) => vec![t],
+                    // Catch up: everything the draft cache lacks, the pending token included.
+                    None => {
+                        let a = &self.running[i];
+                        a.state.history[a.draft_cache.as_ref().map_or(0, KvCache::len)..].to_vec()
+                    }
+                })
+                .collect();
+            let mut batch: Vec<SeqBatch> = Vec::with_capacity(step.len());
+            let mut f = feeds.iter();
+            let mut next = step.iter().peekable();
+            for (i, a) in self.running.iter_mut().enumerate() {
+                if next.next_if(|&&k| k == i).is_some()
+                    && let (Some(toks), Some(dc)) = (f.next(), a.draft_cache.as_mut())
+                {
+                    batch.push(SeqBatch { tokens: toks, cache: dc, logits: Logits::Last });
+                }
+            }
+            logits.clear();
+            if d.model.forward(&self.pool, self.isa, &mut batch, &mut d.scratch, &mut logits).is_err() {
+                return vec![Vec::new(); self.running.len()];
+            }
+            for (k, &i) in step.iter().enumerate() {
+                out[i].push(crate::argmax(&logits[k * n_vocab..(k + 1) * n_vocab]));
+            }
+        }
+        out
     }
 
     pub fn submit(&mut self, r: SchedRequest) {
@@ -144,8 +213,9 @@ impl Scheduler {
         // The cache holds what this request can use: prompt + max_tokens, capped by the context.
         let capacity = (n + r.request.max_tokens).min(self.ctx_size);
         let cache = KvCache::new(&self.model.config, capacity);
+        let draft_cache = self.draft.as_ref().map(|(d, _)| KvCache::new(&d.model.config, capacity));
         self.stats.prompt_tokens.fetch_add(n, Ordering::Relaxed);
-        self.running.push(Active { state, cache, prompt: r.request.prompt, fed: 0, next: None, sink: r.sink });
+        self.running.push(Active { state, cache, prompt: r.request.prompt, fed: 0, next: None, sink: r.sink, draft_cache });
     }
 
     /// One step: admit waiting requests, run one forward pass over every running sequence
@@ -162,6 +232,7 @@ impl Scheduler {
             return false;
         }
         // Plan: per running sequence, the tokens it feeds this step.
+        let mut model_drafts = self.model_drafts();
         let mut budget = self.prefill_chunk;
         // (index, tokens, wants logits, draft tokens at the end of `tokens`)
         let mut feeds: Vec<(usize, Vec<u32>, bool, usize)> = Vec::new();
@@ -175,9 +246,13 @@ impl Scheduler {
                 let last = a.fed + n == a.prompt.len();
                 feeds.push((i, a.prompt[a.fed..a.fed + n].to_vec(), last, 0));
             } else if let Some(t) = a.next {
-                let m = crate::spec::draft_room(self.lookup_draft, &a.state, &a.cache);
-                let (max_n, min_n) = crate::spec::LOOKUP_NGRAM;
-                let drafts = crate::spec::lookup(&a.state.history, max_n, min_n, m);
+                let drafts = if self.draft.is_some() {
+                    std::mem::take(&mut model_drafts[i])
+                } else {
+                    let m = crate::spec::draft_room(self.lookup_draft, &a.state, &a.cache);
+                    let (max_n, min_n) = crate::spec::LOOKUP_NGRAM;
+                    crate::spec::lookup(&a.state.history, max_n, min_n, m)
+                };
                 let mut toks = Vec::with_capacity(1 + drafts.len());
                 toks.push(t);
                 toks.extend_from_slice(&drafts);
@@ -265,8 +340,12 @@ impl Scheduler {
                     a.next = out.token;
                     break;
                 }
-                // Drop the cache entries of refused drafts.
+                // Drop the cache entries of refused drafts; the draft cache holds at most what
+                // the target's holds.
                 a.cache.truncate(base + 1 + accepted);
+                if let Some(dc) = a.draft_cache.as_mut() {
+                    dc.truncate(a.cache.len());
+                }
             }
         }
         let mut k = 0;

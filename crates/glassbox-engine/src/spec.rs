@@ -38,9 +38,9 @@ impl Drafter {
 
 /// A draft model and its own cache and buffers.
 pub struct DraftModel {
-    model: Model,
-    cache: KvCache,
-    scratch: Scratch,
+    pub(crate) model: Model,
+    pub(crate) cache: KvCache,
+    pub(crate) scratch: Scratch,
 }
 
 impl DraftModel {

@@ -154,7 +154,7 @@ fn oversized_prompt_is_an_error_event() {
 }
 
 #[test]
-fn lookup_drafts_in_the_scheduler_change_no_output_and_save_steps() {
+fn drafts_in_the_scheduler_change_no_output_and_save_steps() {
     let mut single = engine();
     let mut reqs = requests(&single);
     // Requests whose output repeats their prompt, where drafts get accepted.
@@ -167,9 +167,19 @@ fn lookup_drafts_in_the_scheduler_change_no_output_and_save_steps() {
         });
     }
     let want: Vec<_> = reqs.iter().map(|r| single.generate(r, |_| {}).unwrap()).collect();
-    let run = |lookup: usize| {
+    // 0: plain; 1: prompt lookup; 2: the same model as its own draft (every draft accepted
+    // under greedy sampling, so the step saving is certain), one draft cache per sequence.
+    let run = |mode: usize| {
         let (sched, _fe) = engine().into_scheduler(4, 16);
-        let mut sched = sched.with_lookup(lookup);
+        let mut sched = match mode {
+            0 => sched,
+            1 => sched.with_lookup(8),
+            _ => {
+                let target = engine();
+                let draft = glassbox_models::Model::load(&glassbox_testdata::model(glassbox_testdata::SMOLLM2)).unwrap();
+                sched.with_draft(glassbox_engine::DraftModel::new(draft, &target, 256).unwrap(), 4)
+            }
+        };
         let sinks: Vec<Collect> = reqs.iter().map(|_| Collect::default()).collect();
         for (r, s) in reqs.iter().zip(&sinks) {
             sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, sink: Box::new(s.clone()) });
@@ -183,15 +193,17 @@ fn lookup_drafts_in_the_scheduler_change_no_output_and_save_steps() {
         (sinks, steps)
     };
     let (plain, plain_steps) = run(0);
-    let (spec, spec_steps) = run(8);
+    let (spec, spec_steps) = run(1);
+    let (drafted, draft_steps) = run(2);
     for (i, w) in want.iter().enumerate() {
-        for (name, s) in [("plain", &plain[i]), ("lookup", &spec[i])] {
+        for (name, s) in [("plain", &plain[i]), ("lookup", &spec[i]), ("draft model", &drafted[i])] {
             let (ids, text, fin) = s.ids_text_finish();
             assert_eq!(ids, w.ids, "{name} request {i}");
             assert_eq!(text, w.text, "{name} request {i}");
             assert_eq!(fin, Some(w.finish_reason), "{name} request {i}");
         }
     }
-    eprintln!("steps: plain {plain_steps}, lookup {spec_steps}");
+    eprintln!("steps: plain {plain_steps}, lookup {spec_steps}, draft model {draft_steps}");
     assert!(spec_steps < plain_steps, "plain {plain_steps} lookup {spec_steps}");
+    assert!(draft_steps < plain_steps, "plain {plain_steps} draft model {draft_steps}");
 }

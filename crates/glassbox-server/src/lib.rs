@@ -78,6 +78,9 @@ pub struct ServerConfig {
     pub prefill_chunk: usize,
     /// Prompt-lookup speculative decoding: most drafts per sequence per step (0 = off).
     pub lookup_draft: usize,
+    /// Speculative decoding with a draft model (file, most drafts per sequence per step),
+    /// verified under `trust` like the model.
+    pub draft: Option<(std::path::PathBuf, usize)>,
     /// Log prompt, completion and `user` text (escaped) — off by default.
     pub log_content: bool,
     pub shutdown_grace: Duration,
@@ -103,6 +106,7 @@ impl Default for ServerConfig {
             engine: EngineOptions::default(),
             prefill_chunk: 256,
             lookup_draft: 0,
+            draft: None,
             log_content: false,
             shutdown_grace: Duration::from_secs(10),
             trust: glassbox_trust::Policy::default(),
@@ -267,8 +271,20 @@ async fn wait_for_signal() {
 fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -> Result<ModelHandle, glassbox_engine::Error> {
     let (engine, v) = Engine::load_verified(&spec.path, &cfg.engine, &cfg.trust)?;
     eprintln!("verified {} sha256 {} ({:?})", spec.path.display(), v.sha256, v.verdict);
+    let draft = match &cfg.draft {
+        Some((path, max)) => {
+            // The scheduler gives each sequence its own draft cache: none needed here.
+            let (d, dv) = glassbox_engine::DraftModel::load_verified(path, &cfg.trust, &engine, 0)?;
+            eprintln!("verified draft {} sha256 {} ({:?})", path.display(), dv.sha256, dv.verdict);
+            Some((d, *max))
+        }
+        None => None,
+    };
     let (sched, frontend) = engine.into_scheduler(cfg.parallel, cfg.prefill_chunk);
-    let sched = sched.with_lookup(cfg.lookup_draft);
+    let mut sched = sched.with_lookup(cfg.lookup_draft);
+    if let Some((d, max)) = draft {
+        sched = sched.with_draft(d, max);
+    }
     let stats = Arc::clone(&sched.stats);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()

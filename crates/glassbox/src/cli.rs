@@ -216,8 +216,12 @@ pub struct ServeArgs {
     /// Speculative decoding by prompt lookup in every sequence: the same output, fewer steps
     #[arg(long)]
     pub lookup: bool,
-    /// Most lookup drafts per sequence per step
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64), requires = "lookup")]
+    /// Speculative decoding with a draft model (same vocabulary, verified like the model) in
+    /// every sequence, each with its own draft cache; one served model only
+    #[arg(long, value_name = "FILE", conflicts_with = "lookup")]
+    pub draft: Option<PathBuf>,
+    /// Most drafts per sequence per step
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub draft_max: u16,
     /// Maximum request body size in bytes (larger: 413)
     #[arg(long, default_value_t = 4 << 20)]

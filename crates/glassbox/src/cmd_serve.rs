@@ -20,6 +20,9 @@ fn read_keys(path: &std::path::Path) -> Result<Vec<String>> {
 }
 
 pub fn serve(a: ServeArgs) -> Result<()> {
+    if a.draft.is_some() && a.models.len() > 1 {
+        bail!("--draft serves one model with one draft; {} models given", a.models.len());
+    }
     if a.alias.len() > a.models.len() {
         bail!("{} aliases given for {} models", a.alias.len(), a.models.len());
     }
@@ -72,6 +75,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         engine,
         prefill_chunk: a.prefill_chunk.max(1),
         lookup_draft: if a.lookup { a.draft_max as usize } else { 0 },
+        draft: a.draft.clone().map(|p| (p, a.draft_max as usize)),
         log_content: a.log_content,
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
     };

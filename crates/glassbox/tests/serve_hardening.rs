@@ -221,18 +221,32 @@ fn hostile_chat_template_stops_its_worker_not_the_cli_or_the_server() {
 }
 
 #[test]
-fn serve_with_lookup_gives_the_same_completions() {
+fn serve_with_lookup_or_a_draft_model_gives_the_same_completions() {
     let body = json!({"model": "smollm2", "prompt": "Repeat: red, green, blue, red, green, blue, red, green, blue, red,", "max_tokens": 24, "temperature": 0}).to_string();
     let seeded = json!({"model": "smollm2", "prompt": "a b c d a b c d a b c d a", "max_tokens": 24, "temperature": 0.8, "seed": 9}).to_string();
     let plain = serve(&[]);
     let want: Vec<(u16, String)> = [&body, &seeded].iter().map(|b| plain.request("POST", "/v1/completions", b)).collect();
     drop(plain);
-    let spec = serve(&["--lookup", "--draft-max", "6"]);
-    for (b, (status, w)) in [&body, &seeded].iter().zip(&want) {
-        assert_eq!(*status, 200, "{w}");
-        let (s, got) = spec.request("POST", "/v1/completions", b);
-        assert_eq!(s, 200, "{got}");
-        let text = |j: &str| serde_json::from_str::<serde_json::Value>(j).unwrap()["choices"][0]["text"].clone();
-        assert_eq!(text(&got), text(w));
+    // Prompt lookup, and a draft model (the model itself: every greedy draft is accepted).
+    let model = glassbox_testdata::model(glassbox_testdata::SMOLLM2).display().to_string();
+    for extra in [&["--lookup", "--draft-max", "6"][..], &["--draft", &model, "--draft-max", "4"][..]] {
+        let spec = serve(extra);
+        for (b, (status, w)) in [&body, &seeded].iter().zip(&want) {
+            assert_eq!(*status, 200, "{w}");
+            let (s, got) = spec.request("POST", "/v1/completions", b);
+            assert_eq!(s, 200, "{extra:?}: {got}");
+            let text = |j: &str| serde_json::from_str::<serde_json::Value>(j).unwrap()["choices"][0]["text"].clone();
+            assert_eq!(text(&got), text(w), "{extra:?}");
+        }
     }
+    // A draft with another vocabulary is refused before serving, naming it.
+    let gemma = glassbox_testdata::model(glassbox_testdata::GEMMA3).display().to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_glassbox"))
+        .args(["serve", &model, "--port", "0", "-t", "1", "--draft", &gemma])
+        .env("GLASSBOX_TRUST_STORE", store())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("vocabularies must match"), "{err}");
 }
