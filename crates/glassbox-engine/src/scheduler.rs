@@ -128,49 +128,21 @@ impl Scheduler {
     fn model_drafts(&mut self) -> Vec<Vec<u32>> {
         let mut out = vec![Vec::new(); self.running.len()];
         let Some((d, max_draft)) = self.draft.as_mut() else { return out };
-        let mut want: Vec<(usize, usize)> = Vec::new();
-        for (i, a) in self.running.iter().enumerate() {
-            let Some(dc) = a.draft_cache.as_ref() else { continue };
-            if a.fed < a.prompt.len() || a.next.is_none() {
+        let (mut idx, mut items) = (Vec::new(), Vec::new());
+        for (i, a) in self.running.iter_mut().enumerate() {
+            let Active { state, cache, draft_cache, prompt, fed, next, .. } = a;
+            let Some(dc) = draft_cache.as_mut() else { continue };
+            if *fed < prompt.len() || next.is_none() {
                 continue;
             }
-            let m = crate::spec::draft_room(*max_draft, &a.state, &a.cache);
-            let h = a.state.history.len();
-            if m > 0 && h + m <= dc.capacity() && dc.len() < h {
-                want.push((i, m));
-            }
+            let m = crate::spec::draft_room(*max_draft, state, cache);
+            idx.push(i);
+            items.push((dc, &state.history[..], m));
         }
-        let n_vocab = d.model.config.n_vocab;
-        let mut logits = Vec::new();
-        for j in 0..want.iter().map(|w| w.1).max().unwrap_or(0) {
-            let step: Vec<usize> = want.iter().filter(|w| j < w.1).map(|w| w.0).collect();
-            let feeds: Vec<Vec<u32>> = step
-                .iter()
-                .map(|&i| match out[i].last() {
-                    Some(&t) => vec![t],
-                    // Catch up: everything the draft cache lacks, the pending token included.
-                    None => {
-                        let a = &self.running[i];
-                        a.state.history[a.draft_cache.as_ref().map_or(0, KvCache::len)..].to_vec()
-                    }
-                })
-                .collect();
-            let mut batch: Vec<SeqBatch> = Vec::with_capacity(step.len());
-            let mut f = feeds.iter();
-            let mut next = step.iter().peekable();
-            for (i, a) in self.running.iter_mut().enumerate() {
-                if next.next_if(|&&k| k == i).is_some()
-                    && let (Some(toks), Some(dc)) = (f.next(), a.draft_cache.as_mut())
-                {
-                    batch.push(SeqBatch { tokens: toks, cache: dc, logits: Logits::Last });
-                }
-            }
-            logits.clear();
-            if d.model.forward(&self.pool, self.isa, &mut batch, &mut d.scratch, &mut logits).is_err() {
-                return vec![Vec::new(); self.running.len()];
-            }
-            for (k, &i) in step.iter().enumerate() {
-                out[i].push(crate::argmax(&logits[k * n_vocab..(k + 1) * n_vocab]));
+        let crate::DraftModel { model, scratch, .. } = &mut **d;
+        if let Ok(drafts) = crate::spec::draft_greedy(model, scratch, &self.pool, self.isa, &mut items) {
+            for (i, dr) in idx.into_iter().zip(drafts) {
+                out[i] = dr;
             }
         }
         out

@@ -14,6 +14,7 @@
 //! followed it: strong when output copies from the prompt, as code edits do) and a small draft
 //! model sharing the vocabulary (greedy, its own KV cache kept in step).
 
+use glassbox_kernels::{Isa, ThreadPool};
 use glassbox_models::{KvCache, Logits, Model, Scratch, SeqBatch};
 
 use crate::engine::{Engine, FinishReason, Generation, GenerateRequest};
@@ -227,36 +228,48 @@ impl Engine {
         match drafter {
             Drafter::Lookup { ngram_max, ngram_min } => Ok(lookup(history, *ngram_max, *ngram_min, m)),
             Drafter::Model(d) => {
-                // Catch the draft cache up with the history (all but the last token, which is fed
-                // below with the first draft step), then draft greedily.
-                let have = d.cache.len();
-                let mut out = Vec::with_capacity(m);
-                let mut logits = Vec::new();
-                let cap = d.cache.capacity();
-                if history.len() + m > cap {
-                    return Ok(Vec::new());
-                }
-                let feed = &history[have.min(history.len())..];
-                if feed.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut b = [SeqBatch { tokens: feed, cache: &mut d.cache, logits: Logits::Last }];
-                d.model.forward(&self.pool, self.isa, &mut b, &mut d.scratch, &mut logits)?;
-                for j in 0..m {
-                    let t = crate::argmax(&logits);
-                    out.push(t);
-                    if j + 1 == m {
-                        break;
-                    }
-                    logits.clear();
-                    let tt = [t];
-                    let mut b = [SeqBatch { tokens: &tt, cache: &mut d.cache, logits: Logits::Last }];
-                    d.model.forward(&self.pool, self.isa, &mut b, &mut d.scratch, &mut logits)?;
-                }
-                Ok(out)
+                let DraftModel { model, cache, scratch } = &mut **d;
+                Ok(draft_greedy(model, scratch, &self.pool, self.isa, &mut [(cache, history, m)])?.pop().unwrap_or_default())
             }
         }
     }
+}
+
+/// Greedy drafts from a draft model for several sequences at once; item k is (its draft cache,
+/// its history, drafts wanted). One batched pass catches every draft cache up with its history
+/// (the pending last token included), then one pass per further draft. An item whose cache
+/// cannot hold its drafts, or that has nothing to catch up, drafts nothing.
+pub(crate) fn draft_greedy(
+    model: &Model,
+    scratch: &mut Scratch,
+    pool: &ThreadPool,
+    isa: Isa,
+    items: &mut [(&mut KvCache, &[u32], usize)],
+) -> Result<Vec<Vec<u32>>> {
+    let want: Vec<usize> = items.iter().map(|(c, h, m)| if *m > 0 && h.len() + m <= c.capacity() && c.len() < h.len() { *m } else { 0 }).collect();
+    let mut out = vec![Vec::new(); items.len()];
+    let n_vocab = model.config.n_vocab;
+    let mut logits = Vec::new();
+    for j in 0..want.iter().copied().max().unwrap_or(0) {
+        let last: Vec<[u32; 1]> = out.iter().map(|o: &Vec<u32>| [o.last().copied().unwrap_or(0)]).collect();
+        let mut who = Vec::with_capacity(items.len());
+        let mut batch = Vec::with_capacity(items.len());
+        for (k, (cache, history, _)) in items.iter_mut().enumerate() {
+            if j >= want[k] {
+                continue;
+            }
+            let have = cache.len();
+            let tokens: &[u32] = if j == 0 { &history[have..] } else { &last[k] };
+            batch.push(SeqBatch { tokens, cache, logits: Logits::Last });
+            who.push(k);
+        }
+        logits.clear();
+        model.forward(pool, isa, &mut batch, scratch, &mut logits)?;
+        for (r, &k) in who.iter().enumerate() {
+            out[k].push(crate::argmax(&logits[r * n_vocab..(r + 1) * n_vocab]));
+        }
+    }
+    Ok(out)
 }
 
 fn finish(seq: SeqState, n_prompt: usize) -> Generation {

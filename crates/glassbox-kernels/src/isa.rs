@@ -165,7 +165,7 @@ impl Isa {
 
     /// Whether matrices of type `ty` run faster repacked ([`crate::PackedMatrix`]) on this ISA.
     pub fn packs(self, ty: QType) -> bool {
-        self.0 != IsaKind::Scalar && crate::packed::PackFormat::for_type(ty, 8).is_some()
+        self.0 != IsaKind::Scalar && crate::packed::PackFormat::for_type(ty, crate::packed::group_for(self)).is_some()
     }
 
     /// Proof that the AVX2 + FMA + F16C kernels may run.

@@ -225,6 +225,7 @@ impl PackedMatrix {
         let release_every = 4096 / group; // groups
         let zero_q = fmt.off as u8; // unsigned storage of the value 0
         let mut qs = vec![[zero_q; QK]; group];
+        let mut sbs = Vec::with_capacity(group);
         for g in 0..n_groups {
             if g > 0 && g % release_every == 0 {
                 release((g - release_every) * group * row_bytes..g * group * row_bytes);
@@ -233,7 +234,7 @@ impl PackedMatrix {
                 let out = &mut data[(g * nb + b) * rec..(g * nb + b + 1) * rec];
                 let blk = |r: usize| &src[r * row_bytes + b * bs..r * row_bytes + (b + 1) * bs];
                 if fmt.k {
-                    let mut sbs = Vec::with_capacity(group);
+                    sbs.clear();
                     for k in 0..group {
                         let r = g * group + k;
                         // Padding rows: zero scales and values → contribute nothing.

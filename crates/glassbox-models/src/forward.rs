@@ -1,5 +1,5 @@
 //! The batched forward pass: all tokens of all sequences go through each matmul together;
-//! attention runs per (token, head) against that token's own sequence cache.
+//! attention runs per (tile of one sequence's tokens, KV head) against that sequence's cache.
 
 use glassbox_kernels::ops::{self, rms_norm, rms_norm_inplace, silu};
 use glassbox_kernels::{ActBuf, ActFormat, AttnHead, Isa, MatmulJob, ThreadPool, attend, dequantize_row, matmul_many};
@@ -145,13 +145,9 @@ impl Model {
         resize(&mut sc.o, n * d);
         resize(&mut sc.gate, n * c.n_ff);
         resize(&mut sc.up, n * c.n_ff);
-        let max_ctx = batch.iter().map(|s| s.cache.len + s.tokens.len()).max().unwrap_or(0);
+        // One scores and one tile-output buffer per thread; `attend` and `attention` size them.
         sc.scores.resize_with(pool.n_threads(), Vec::new);
         sc.tile_out.resize_with(pool.n_threads(), Vec::new);
-        let group = c.n_head / c.n_head_kv;
-        for s in &mut sc.scores {
-            s.resize(max_ctx * group, 0.0);
-        }
         sc.cos.resize(c.n_rot / 2, 0.0);
         sc.sin.resize(c.n_rot / 2, 0.0);
 
@@ -192,7 +188,7 @@ impl Model {
                     rope.apply(head, &sc.cos, &sc.sin, c.spec.rope_neox);
                 }
             }
-            // Store K and V (f16) at each token's position in its own cache.
+            // Store K and V (f16 or q8_0, as the cache holds them) at each token's position.
             for (t, &(si, pos)) in toks.iter().enumerate() {
                 let cache = &mut *batch[si].cache;
                 cache.k[il].write(isa, pos, &sc.k[t * kv_dim..(t + 1) * kv_dim]);
