@@ -79,12 +79,6 @@ pub fn axpy_f16(isa: Isa, out: &mut [f32], a: f32, b: &[u16]) {
 pub fn dots_f16_strided(isa: Isa, a: &[f32], b: &[u16], stride: usize, out: &mut [f32]) {
     let n = a.len();
     assert!(crate::attn::rows_fit(out.len(), stride, n, b.len()), "{} rows of {n} at stride {stride} exceed {} values", out.len(), b.len());
-    #[cfg(target_arch = "x86_64")]
-    if let Some(t) = isa.avx512()
-        && crate::simd::x86_attn::dots_f16_strided(t, a, b, stride, out)
-    {
-        return;
-    }
     for (i, o) in out.iter_mut().enumerate() {
         *o = dot_f32_f16(isa, a, &b[i * stride..i * stride + n]);
     }
@@ -95,12 +89,6 @@ pub fn dots_f16_strided(isa: Isa, a: &[f32], b: &[u16], stride: usize, out: &mut
 pub fn weighted_sum_f16_strided(isa: Isa, out: &mut [f32], w: &[f32], b: &[u16], stride: usize) {
     let n = out.len();
     assert!(crate::attn::rows_fit(w.len(), stride, n, b.len()), "{} rows of {n} at stride {stride} exceed {} values", w.len(), b.len());
-    #[cfg(target_arch = "x86_64")]
-    if let Some(t) = isa.avx512()
-        && crate::simd::x86_attn::weighted_sum_f16_strided(t, out, w, b, stride)
-    {
-        return;
-    }
     out.fill(0.0);
     for (i, &wi) in w.iter().enumerate() {
         axpy_f16(isa, out, wi, &b[i * stride..i * stride + n]);
