@@ -57,11 +57,12 @@ impl<'a> CacheRows<'a> {
 /// build does. Panics if the lengths do not match.
 pub fn quantize_row_q8_0(x: &[f32], out: &mut [u8]) {
     assert!(x.len().is_multiple_of(32) && out.len() == x.len() / 32 * Q8_0_BLOCK, "q8_0 row length mismatch");
-    let mut blocks = vec![crate::Q8Block::default(); x.len() / 32];
-    crate::quantize_q8(x, &mut blocks);
-    for (b, o) in blocks.iter().zip(out.chunks_exact_mut(Q8_0_BLOCK)) {
-        o[..2].copy_from_slice(&half::f16::from_f32(b.d).to_le_bytes());
-        o[2..].iter_mut().zip(&b.qs).for_each(|(o, &q)| *o = q as u8);
+    // One block at a time on the stack: this runs for every cached token and layer.
+    let mut b = [crate::Q8Block::default()];
+    for (xb, o) in x.chunks_exact(32).zip(out.chunks_exact_mut(Q8_0_BLOCK)) {
+        crate::quantize_q8(xb, &mut b);
+        o[..2].copy_from_slice(&half::f16::from_f32(b[0].d).to_le_bytes());
+        o[2..].iter_mut().zip(&b[0].qs).for_each(|(o, &q)| *o = q as u8);
     }
 }
 
