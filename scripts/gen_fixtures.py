@@ -5,12 +5,13 @@ References (all registry packages, never our own code):
   - llama-cpp-python 0.3.36 (llama.cpp 0c1e570): tokenization and greedy continuations
   - llama.cpp's `llama-perplexity` tool (from the same llama-cpp-python source distribution)
   - jinja2 with the sandbox and options transformers uses for apply_chat_template
+  - lm-evaluation-harness 0.4.13's request handling (eval: context/continuation split, scoring)
 
 How to regenerate (about 20 minutes on 2 cores, most of it building llama.cpp):
   python3 scripts/fetch_models.py --all
   python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install gguf==0.19.0 jinja2==3.1.6 numpy \
-      llama-cpp-python==0.3.36
-  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop kldtop-opt-in]
+      llama-cpp-python==0.3.36 pyyaml && /tmp/fixvenv/bin/pip install --no-deps lm-eval==0.4.13
+  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop eval kldtop-opt-in]
 For the perplexity part, build llama-perplexity from the same sdist (`pip download --no-deps
 --no-binary :all: llama-cpp-python==0.3.36`, then cmake in vendor/llama.cpp with
 -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON; note GGML_NATIVE=ON enables AMX, which
@@ -569,6 +570,39 @@ def gen_tiny(arch: str) -> None:
                                       "model": path.name, "tokens": TINY_TOKENS, "logits": logits})
 
 
+# --- multiple-choice log-likelihoods: lm-eval's own request handling over llama.cpp's logits ---
+
+def eval_logliks(path: Path) -> list:
+    from eval_vs_lm_eval import Req, make_lm
+    lm = make_lm(str(path), 2048, os.cpu_count() or 1)
+    rows = []
+    for line in (FIX / "eval" / "questions.jsonl").read_text().splitlines():
+        q = json.loads(line)
+        lm.log.clear()
+        res = lm.loglikelihood([Req(q["context"], c) for c in q["choices"]], disable_tqdm=True)
+        rows.append({"id": q["id"], "choices": [
+            {"context_ids": ctx, "continuation_ids": cont, "loglik": ll, "greedy": g}
+            for (ll, g), (ctx, cont) in zip(res, lm.log)]})
+    return rows
+
+
+def gen_eval(model_path: Path, name: str) -> None:
+    """Our own questions (tests/fixtures/eval/questions.jsonl) scored by lm-eval 0.4.13's
+    TemplateLM.loglikelihood (its _encode_pair split and empty-context rule) with llama.cpp's
+    logits (scripts/eval_vs_lm_eval.py), on the quantized file and — for the small models — on
+    its exactly dequantized F32 copy (scripts/dequantize_gguf.py), which glassbox's --exact mode
+    must reproduce. Needs lm-eval==0.4.13 (--no-deps) too."""
+    import tempfile
+    out = {"reference": "lm-eval 0.4.13 TemplateLM.loglikelihood over llama-cpp-python 0.3.36 logits",
+           "model": model_path.name, "questions": eval_logliks(model_path)}
+    if name in ("smollm2", "gemma3"):
+        with tempfile.TemporaryDirectory() as tmp:
+            f32 = Path(tmp) / "f32.gguf"
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "dequantize_gguf.py"), str(model_path), str(f32)], check=True)
+            out["f32_questions"] = eval_logliks(f32)
+    write(f"eval/{name}.json", out)
+
+
 def write(rel: str, obj) -> None:
     p = FIX / rel
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -577,7 +611,7 @@ def write(rel: str, obj) -> None:
 
 
 def main() -> None:
-    parts = sys.argv[1:] or ["tokenize", "greedy", "templates", "perplexity", "quants", "tiny", "kld", "kldtop"]
+    parts = sys.argv[1:] or ["tokenize", "greedy", "templates", "perplexity", "quants", "tiny", "kld", "kldtop", "eval"]
     cache = default_cache()
     for part in parts:
         if part == "templates":
@@ -603,7 +637,7 @@ def main() -> None:
         for name, file in MODELS.items():
             path = cache / file
             {"tokenize": gen_tokenize, "greedy": gen_greedy, "perplexity": gen_perplexity,
-             "kldtop": gen_kld_top}[part](path, name)
+             "kldtop": gen_kld_top, "eval": gen_eval}[part](path, name)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, tmp: Path, *extra: str):
+    def __init__(self, tmp: Path, *extra: str, api_key: bool = True):
         assert BIN.exists(), f"build first: cargo build --release ({BIN} missing)"
         assert MODEL.exists(), "run scripts/fetch_models.py first"
         self.port = free_port()
@@ -29,8 +29,9 @@ class Server:
         keys.write_text(KEY + "\n")
         self.log = open(tmp / f"serve-{self.port}.log", "w")
         # Extra arguments may add models (paths) and their aliases after the default one.
+        auth = ["--api-key-file", str(keys)] if api_key else []
         self.proc = subprocess.Popen([str(BIN), "serve", str(MODEL), "--alias", NAME, "--port", str(self.port),
-                                      "--api-key-file", str(keys), "-c", "1024", *extra],
+                                      *auth, "-c", "1024", *extra],
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      env=dict(os.environ, GLASSBOX_TRUST_STORE=str(tmp / "trust.toml")))
         self.base = f"http://127.0.0.1:{self.port}"

@@ -148,7 +148,7 @@ pub struct Engine {
     pub(crate) isa: Isa,
     pub(crate) scratch: Scratch,
     ctx_size: usize,
-    batch_size: usize,
+    pub(crate) batch_size: usize,
 }
 
 impl Engine {

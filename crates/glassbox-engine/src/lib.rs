@@ -7,6 +7,7 @@
 //! plain structs (and streamed text through a callback) back.
 
 mod engine;
+mod loglik;
 mod sampler;
 mod scheduler;
 mod seq;
@@ -16,6 +17,7 @@ mod stop;
 pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Frontend, Generation, GenerateRequest, Verification};
 pub use scheduler::{EventSink, SchedRequest, Scheduler, SchedulerStats, SeqEvent};
 pub use glassbox_models::KvType;
+pub use loglik::{ContinuationScore, LoglikRequest, token_logprob};
 pub use glassbox_tokenizer::Tokenizer;
 pub use sampler::{Sampler, SamplingParams, argmax};
 pub use seq::{SeqState, StepOut, TokenLogprob};

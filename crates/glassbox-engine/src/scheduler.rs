@@ -20,9 +20,14 @@ use crate::seq::{SeqState, TokenLogprob};
 #[derive(Debug)]
 pub enum SeqEvent {
     Token { token: u32, text: String, logprob: Option<TokenLogprob> },
+    /// With `prompt_logprobs`: the log-probability of every prompt token after the first given
+    /// the ones before it (and the top alternatives), sent once when the prompt is processed.
+    PromptLogprobs(Vec<TokenLogprob>),
     /// Final text that belongs to no token (flushed at the end), if any.
     Text(String),
-    Done { finish_reason: FinishReason, prompt_tokens: usize, completion_tokens: usize },
+    /// `eog`: with log-probabilities, the end-of-generation token that stopped the sequence
+    /// (it is no part of the text; legacy completions list it, as OpenAI's did).
+    Done { finish_reason: FinishReason, prompt_tokens: usize, completion_tokens: usize, eog: Option<TokenLogprob> },
     Error(String),
 }
 
@@ -35,6 +40,8 @@ pub trait EventSink: Send {
 pub struct SchedRequest {
     pub request: GenerateRequest,
     pub top_logprobs: Option<usize>,
+    /// Score the prompt too (`echo` with `logprobs`): `Some(k)` alternatives per token.
+    pub prompt_logprobs: Option<usize>,
     pub sink: Box<dyn EventSink>,
 }
 
@@ -56,7 +63,13 @@ struct Active {
     sink: Box<dyn EventSink>,
     /// The draft model's cache for this sequence (with a draft model), kept in step with `cache`.
     draft_cache: Option<KvCache>,
+    /// Prompt scoring: alternatives per token and the log-probabilities so far.
+    prompt_lp: Option<(usize, Vec<TokenLogprob>)>,
 }
+
+/// Most prompt tokens per step of a sequence whose prompt is scored: each needs a logits row
+/// (n_vocab floats), so this bounds the step's logits memory.
+const SCORED_PROMPT_CHUNK: usize = 64;
 
 pub struct Scheduler {
     model: Model,
@@ -179,7 +192,7 @@ impl Scheduler {
             }
         };
         if state.finish.is_some() {
-            r.sink.send(SeqEvent::Done { finish_reason: FinishReason::Length, prompt_tokens: n, completion_tokens: 0 });
+            r.sink.send(SeqEvent::Done { finish_reason: FinishReason::Length, prompt_tokens: n, completion_tokens: 0, eog: None });
             return;
         }
         // The cache holds what this request can use: prompt + max_tokens, capped by the context.
@@ -187,7 +200,8 @@ impl Scheduler {
         let cache = KvCache::new(&self.model.config, capacity);
         let draft_cache = self.draft.as_ref().map(|(d, _)| KvCache::new(&d.model.config, capacity));
         self.stats.prompt_tokens.fetch_add(n, Ordering::Relaxed);
-        self.running.push(Active { state, cache, prompt: r.request.prompt, fed: 0, next: None, sink: r.sink, draft_cache });
+        let prompt_lp = r.prompt_logprobs.map(|k| (k, Vec::with_capacity(n)));
+        self.running.push(Active { state, cache, prompt: r.request.prompt, fed: 0, next: None, sink: r.sink, draft_cache, prompt_lp });
     }
 
     /// One step: admit waiting requests, run one forward pass over every running sequence
@@ -206,17 +220,20 @@ impl Scheduler {
         // Plan: per running sequence, the tokens it feeds this step.
         let mut model_drafts = self.model_drafts();
         let mut budget = self.prefill_chunk;
-        // (index, tokens, wants logits, draft tokens at the end of `tokens`)
-        let mut feeds: Vec<(usize, Vec<u32>, bool, usize)> = Vec::new();
+        // (index, tokens, wants logits, draft tokens at the end of `tokens`, a row per token
+        // because the prompt is scored)
+        let mut feeds: Vec<(usize, Vec<u32>, bool, usize, bool)> = Vec::new();
         for (i, a) in self.running.iter().enumerate() {
             if a.fed < a.prompt.len() {
                 if budget == 0 {
                     continue;
                 }
-                let n = (a.prompt.len() - a.fed).min(budget);
+                let scored = a.prompt_lp.is_some();
+                let cap = if scored { budget.min(SCORED_PROMPT_CHUNK) } else { budget };
+                let n = (a.prompt.len() - a.fed).min(cap);
                 budget -= n;
                 let last = a.fed + n == a.prompt.len();
-                feeds.push((i, a.prompt[a.fed..a.fed + n].to_vec(), last, 0));
+                feeds.push((i, a.prompt[a.fed..a.fed + n].to_vec(), last || scored, 0, scored));
             } else if let Some(t) = a.next {
                 let drafts = if self.draft.is_some() {
                     std::mem::take(&mut model_drafts[i])
@@ -228,7 +245,7 @@ impl Scheduler {
                 let mut toks = Vec::with_capacity(1 + drafts.len());
                 toks.push(t);
                 toks.extend_from_slice(&drafts);
-                feeds.push((i, toks, true, drafts.len()));
+                feeds.push((i, toks, true, drafts.len(), false));
             }
         }
         if feeds.is_empty() {
@@ -239,11 +256,11 @@ impl Scheduler {
             let mut fi = feeds.iter().peekable();
             let mut batch: Vec<SeqBatch> = Vec::with_capacity(feeds.len());
             for (i, a) in self.running.iter_mut().enumerate() {
-                if let Some((_, toks, want, drafts)) = fi.next_if(|f| f.0 == i) {
-                    let logits = match (*want, *drafts) {
-                        (false, _) => Logits::None,
-                        (true, 0) => Logits::Last,
-                        (true, _) => Logits::All,
+                if let Some((_, toks, want, drafts, scored)) = fi.next_if(|f| f.0 == i) {
+                    let logits = match (*want, *drafts, *scored) {
+                        (false, _, _) => Logits::None,
+                        (true, 0, false) => Logits::Last,
+                        (true, _, _) => Logits::All,
                     };
                     batch.push(SeqBatch { tokens: toks, cache: &mut a.cache, logits });
                 }
@@ -253,31 +270,55 @@ impl Scheduler {
         let n_vocab = self.model.config.n_vocab;
         let mut done = vec![false; self.running.len()];
         if let Err(e) = result {
-            for (i, _, _, _) in &feeds {
+            for (i, _, _, _, _) in &feeds {
                 self.running[*i].sink.send(SeqEvent::Error(format!("inference failed: {e}")));
                 done[*i] = true;
             }
         } else {
             let mut row = 0;
-            for (i, toks, want, drafts) in &feeds {
+            for (i, toks, want, drafts, scored) in &feeds {
                 let a = &mut self.running[*i];
+                let fed_before = a.fed;
                 if a.fed < a.prompt.len() {
                     a.fed += toks.len();
                 }
                 if !*want {
                     continue;
                 }
-                // One row per fed token when drafting (the first predicts after the fed token,
-                // each next one after a draft), else one row.
-                let rows = 1 + drafts;
-                let first_row = row;
-                row += rows;
+                let (first_row, rows) = if *scored {
+                    // A row per prompt token: each but the last scores the prompt token after it.
+                    let first = row;
+                    row += toks.len();
+                    if let Some((k, lps)) = a.prompt_lp.as_mut() {
+                        for r in 0..toks.len() {
+                            if let Some(&next) = a.prompt.get(fed_before + r + 1) {
+                                lps.push(crate::seq::logprobs(&self.logits[(first + r) * n_vocab..(first + r + 1) * n_vocab], next, *k));
+                            }
+                        }
+                    }
+                    if a.fed < a.prompt.len() {
+                        continue;
+                    }
+                    let lps = a.prompt_lp.as_mut().map(|(_, l)| std::mem::take(l)).unwrap_or_default();
+                    if !a.sink.send(SeqEvent::PromptLogprobs(lps)) {
+                        done[*i] = true;
+                        continue;
+                    }
+                    // The last row predicts the first generated token.
+                    (first + toks.len() - 1, 1)
+                } else {
+                    // One row per fed token when drafting (the first predicts after the fed
+                    // token, each next one after a draft), else one row.
+                    let first = row;
+                    row += 1 + drafts;
+                    (first, 1 + drafts)
+                };
                 let base = a.cache.len() - rows; // tokens cached before this step
                 let mut accepted = 0;
                 for r in 0..rows {
                     let logits = &mut self.logits[(first_row + r) * n_vocab..(first_row + r + 1) * n_vocab];
                     let room = base + r + 1 < a.cache.capacity();
-                    let out = match a.state.accept(&self.tokenizer, logits, room) {
+                    let mut out = match a.state.accept(&self.tokenizer, logits, room) {
                         Ok(o) => o,
                         Err(e) => {
                             a.sink.send(SeqEvent::Error(e.to_string()));
@@ -286,6 +327,7 @@ impl Scheduler {
                         }
                     };
                     let mut alive = true;
+                    let eog = if out.token.is_none() { out.logprob.take() } else { None };
                     if let Some(t) = out.token {
                         self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
                         alive = a.sink.send(SeqEvent::Token { token: t, text: out.text, logprob: out.logprob });
@@ -297,6 +339,7 @@ impl Scheduler {
                             finish_reason: reason,
                             prompt_tokens: a.state.n_prompt,
                             completion_tokens: a.state.ids.len(),
+                            eog,
                         });
                         done[*i] = true;
                         break;

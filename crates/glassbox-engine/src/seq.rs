@@ -42,7 +42,7 @@ pub struct SeqState {
 }
 
 /// log-softmax of `logits` at `ids`, and the `k` most likely tokens.
-fn logprobs(logits: &[f32], chosen: u32, k: usize) -> TokenLogprob {
+pub(crate) fn logprobs(logits: &[f32], chosen: u32, k: usize) -> TokenLogprob {
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
     let lse = max + logits.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
     let lp = |i: usize| (logits[i] as f64 - lse) as f32;
@@ -88,6 +88,9 @@ impl SeqState {
         let raw_lp = self.top_logprobs.map(|k| (k, logits.to_vec()));
         let t = self.sampler.sample(logits, &self.history);
         if tok.is_eog(t) {
+            if let Some((k, raw)) = &raw_lp {
+                out.logprob = Some(logprobs(raw, t, *k));
+            }
             self.finish_with(FinishReason::Stop, &mut out);
             return Ok(out);
         }

@@ -46,10 +46,59 @@ impl Collect {
                 SeqEvent::Text(t) => text.push_str(t),
                 SeqEvent::Done { finish_reason, .. } => fin = Some(*finish_reason),
                 SeqEvent::Error(e) => panic!("error event: {e}"),
+                SeqEvent::PromptLogprobs(_) => {}
             }
         }
         (ids, text, fin)
     }
+    fn prompt_logprobs(&self) -> Vec<glassbox_engine::TokenLogprob> {
+        let ev = self.events.lock().unwrap();
+        let mut found = ev.iter().filter_map(|e| if let SeqEvent::PromptLogprobs(l) = e { Some(l.clone()) } else { None });
+        let first = found.next().expect("prompt log-probabilities were sent");
+        assert!(found.next().is_none(), "sent once");
+        first
+    }
+}
+
+#[test]
+fn scored_prompts_change_no_output_and_match_loglikelihood() {
+    // `echo` + `logprobs`: every prompt token after the first is scored, in chunks small
+    // enough to bound the logits rows, while generation goes on exactly as without scoring.
+    let mut single = engine();
+    let reqs = requests(&single);
+    let (mut sched, _fe) = engine().into_scheduler(4, 300);
+    let plain: Vec<Collect> = reqs.iter().map(|_| Collect::default()).collect();
+    let scored: Vec<Collect> = reqs.iter().map(|_| Collect::default()).collect();
+    for ((r, p), s) in reqs.iter().zip(&plain).zip(&scored) {
+        for (sink, lp) in [(p, None), (s, Some(3))] {
+            sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: Some(1), prompt_logprobs: lp, sink: Box::new(sink.clone()) });
+        }
+    }
+    while sched.step() {}
+    for ((r, p), s) in reqs.iter().zip(&plain).zip(&scored) {
+        assert_eq!(p.ids_text_finish(), s.ids_text_finish());
+        let lps = s.prompt_logprobs();
+        assert_eq!(lps.len(), r.prompt.len() - 1);
+        assert!(lps.iter().zip(&r.prompt[1..]).all(|(l, &t)| l.token == t && l.top.len() == 3 && l.logprob <= 0.0));
+        let want = single
+            .loglikelihood(&[glassbox_engine::LoglikRequest { context: r.prompt[..1].to_vec(), continuations: vec![r.prompt[1..].to_vec()] }])
+            .unwrap()[0][0]
+            .loglik;
+        let got: f64 = lps.iter().map(|l| f64::from(l.logprob)).sum();
+        assert!((got - want).abs() < 1e-3, "{got} vs {want}");
+    }
+    // A long scored prompt spans several chunks.
+    let long: Vec<u32> = single.tokenizer.encode(&"The quick brown fox jumps over the lazy dog. ".repeat(20));
+    assert!(long.len() > 150);
+    let s = Collect::default();
+    sched.submit(SchedRequest {
+        request: GenerateRequest { prompt: long.clone(), max_tokens: 1, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] },
+        top_logprobs: None,
+        prompt_logprobs: Some(0),
+        sink: Box::new(s.clone()),
+    });
+    while sched.step() {}
+    assert_eq!(s.prompt_logprobs().len(), long.len() - 1);
 }
 
 fn engine() -> Engine {
@@ -79,13 +128,13 @@ fn batched_outputs_equal_single_request_outputs() {
     let sinks: Vec<Collect> = reqs.iter().map(|_| Collect::default()).collect();
     // Half the requests arrive first; the rest join while those are decoding.
     for (r, s) in reqs.iter().zip(&sinks).take(3) {
-        sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, sink: Box::new(s.clone()) });
+        sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()) });
     }
     for _ in 0..5 {
         sched.step();
     }
     for (r, s) in reqs.iter().zip(&sinks).skip(3) {
-        sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, sink: Box::new(s.clone()) });
+        sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()) });
     }
     let mut max_running = 0;
     let mut steps = 0;
@@ -115,6 +164,7 @@ fn disconnected_client_frees_its_slot_within_one_step() {
         sched.submit(SchedRequest {
             request: GenerateRequest { prompt: prompt.clone(), max_tokens: 40, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] },
             top_logprobs: Some(2),
+            prompt_logprobs: None,
             sink: Box::new(s.clone()),
         });
     }
@@ -147,7 +197,7 @@ fn oversized_prompt_is_an_error_event() {
     let prompt = e.tokenizer.encode(&"word ".repeat(300));
     let (mut sched, _fe) = e.into_scheduler(2, 64);
     let s = Collect::default();
-    sched.submit(SchedRequest { request: GenerateRequest { prompt, max_tokens: 4, sampling: SamplingParams::default(), stop: vec![] }, top_logprobs: None, sink: Box::new(s.clone()) });
+    sched.submit(SchedRequest { request: GenerateRequest { prompt, max_tokens: 4, sampling: SamplingParams::default(), stop: vec![] }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()) });
     sched.step();
     let ev = s.events.lock().unwrap();
     assert!(matches!(&ev[0], SeqEvent::Error(m) if m.contains("context size is 256")), "{ev:?}");
@@ -182,7 +232,7 @@ fn drafts_in_the_scheduler_change_no_output_and_save_steps() {
         };
         let sinks: Vec<Collect> = reqs.iter().map(|_| Collect::default()).collect();
         for (r, s) in reqs.iter().zip(&sinks) {
-            sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, sink: Box::new(s.clone()) });
+            sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()) });
         }
         let mut steps = 0;
         while !sched.is_idle() {

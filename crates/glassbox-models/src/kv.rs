@@ -56,6 +56,17 @@ impl Rows {
             Rows::Q8_0(v) => quantize_row_q8_0(x, &mut v[pos * w / 32 * Q8_0_BLOCK..(pos + 1) * w / 32 * Q8_0_BLOCK]),
         }
     }
+    /// The first `elems` values := `src`'s (same storage type; checked by the caller).
+    fn copy_prefix(&mut self, src: &Rows, elems: usize) {
+        match (self, src) {
+            (Rows::F16(d), Rows::F16(s)) => d[..elems].copy_from_slice(&s[..elems]),
+            (Rows::Q8_0(d), Rows::Q8_0(s)) => {
+                let n = elems / 32 * Q8_0_BLOCK;
+                d[..n].copy_from_slice(&s[..n])
+            }
+            _ => unreachable!("storage types are checked equal before copying"),
+        }
+    }
     pub(crate) fn view(&self) -> CacheRows<'_> {
         match self {
             Rows::F16(v) => CacheRows::F16(v),
@@ -108,6 +119,25 @@ impl KvCache {
     }
     pub fn clear(&mut self) {
         self.len = 0;
+    }
+    /// Make this cache hold `src`'s first `len` positions (a shared prompt prefix computed once,
+    /// continued several ways). Fails when the layouts differ or `len` is more than `src` holds
+    /// or this cache can take; on error nothing is changed.
+    pub fn copy_prefix_from(&mut self, src: &KvCache, len: usize) -> Result<()> {
+        if self.types != src.types || self.k.len() != src.k.len() || self.kv_dim != src.kv_dim || self.kv_dim_v != src.kv_dim_v {
+            return Err(Error::CacheMismatch("caches of different layouts cannot share a prefix".into()));
+        }
+        if len > src.len || len > self.capacity {
+            return Err(Error::ContextFull { used: 0, new: len, capacity: self.capacity.min(src.len) });
+        }
+        for (dst, s) in self.k.iter_mut().zip(&src.k) {
+            dst.copy_prefix(s, len * self.kv_dim);
+        }
+        for (dst, s) in self.v.iter_mut().zip(&src.v) {
+            dst.copy_prefix(s, len * self.kv_dim_v);
+        }
+        self.len = len;
+        Ok(())
     }
     /// Bytes held by this cache.
     pub fn bytes(&self) -> usize {

@@ -109,7 +109,18 @@ fn unavailable(message: &str, code: Option<&'static str>) -> ApiError {
 /// work happens before admission.
 fn lookup(st: &AppState, v: &Validated, ep: Endpoint) -> Result<Arc<ModelHandle>, ApiError> {
     let model = &v.common.model;
-    let handle = st.models.read().unwrap().get(model).cloned().ok_or_else(|| ApiError {
+    let models = st.models.read().unwrap();
+    let handle = if model.is_empty() {
+        // No `model`: the one served model, as llama-server and llama-cpp-python answer.
+        match models.len() {
+            1 => models.values().next().cloned(),
+            n => return Err(ApiError::invalid("model", format!("you must provide a model parameter (this server serves {n} models, see /v1/models)"))),
+        }
+    } else {
+        models.get(model).cloned()
+    };
+    drop(models);
+    let handle = handle.ok_or_else(|| ApiError {
         status: 404,
         message: format!("the model `{model}` does not exist (see /v1/models)"),
         kind: "invalid_request_error",
@@ -117,7 +128,7 @@ fn lookup(st: &AppState, v: &Validated, ep: Endpoint) -> Result<Arc<ModelHandle>
         code: Some("model_not_found"),
     })?;
     if ep == Endpoint::Chat && !handle.frontend.has_chat_template() {
-        return Err(ApiError::invalid("messages", format!("model `{model}` has no chat template; use /v1/completions")));
+        return Err(ApiError::invalid("messages", format!("model `{}` has no chat template; use /v1/completions", handle.name)));
     }
     Ok(handle)
 }
@@ -185,6 +196,7 @@ fn submit(p: &Prepared, slots: Vec<Slot>) -> Result<Vec<(Slot, mpsc::UnboundedRe
         let req = SchedRequest {
             request: GenerateRequest { prompt: p.prompt.clone(), max_tokens: p.max_tokens, sampling, stop: p.common.stop.clone() },
             top_logprobs: p.common.logprobs.then_some(p.common.top_logprobs),
+            prompt_logprobs: (p.common.echo && p.common.logprobs).then_some(p.common.top_logprobs),
             sink: Box::new(ChanSink(etx)),
         };
         tx.send(req).map_err(|_| unavailable("the model's scheduler has stopped", None))?;
@@ -328,6 +340,9 @@ struct ChoiceOut {
     tokens: usize,
     finish: Option<&'static str>,
     logprobs: Vec<TokenLogprob>,
+    prompt_logprobs: Vec<TokenLogprob>,
+    /// The end-of-generation token that stopped the choice, when log-probabilities were asked.
+    eog: Option<TokenLogprob>,
 }
 
 fn now_secs() -> u64 {
@@ -335,18 +350,28 @@ fn now_secs() -> u64 {
 }
 
 fn completion_logprobs(p: &Prepared, lps: &[TokenLogprob]) -> Value {
-    let mut offset = 0;
-    let (mut tokens, mut token_logprobs, mut top, mut offsets) = (vec![], vec![], vec![], vec![]);
-    for lp in lps {
-        let (s, _) = piece(p, lp.token);
-        offsets.push(offset);
-        offset += s.len();
-        tokens.push(s);
-        token_logprobs.push(lp.logprob);
-        let m: serde_json::Map<String, Value> = lp.top.iter().map(|&(t, l)| (piece(p, t).0, json!(l))).collect();
-        top.push(Value::Object(m));
+    crate::legacy::generated(&p.handle.frontend.tokenizer, lps)
+}
+
+/// A completion choice's text and legacy log-probabilities: with `echo`, the prompt (scored
+/// when log-probabilities are asked for) comes first.
+fn completion_choice(p: &Prepared, o: &ChoiceOut) -> (String, Value) {
+    if !p.common.echo {
+        return (o.text.clone(), if p.common.logprobs { completion_logprobs(p, &o.logprobs) } else { Value::Null });
     }
-    json!({"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": top, "text_offset": offsets})
+    let tok = &p.handle.frontend.tokenizer;
+    let mut l = crate::legacy::Legacy::default();
+    let mut text = l.echo(tok, &p.prompt, &o.prompt_logprobs);
+    text.push_str(&o.text);
+    if !p.common.logprobs {
+        return (text, Value::Null);
+    }
+    // Scoring clients (lm-eval's gguf model) expect one generated entry after the prompt even
+    // when the model ends at once: the end-of-generation token is listed, as OpenAI did.
+    for lp in o.logprobs.iter().chain(&o.eog) {
+        l.push(tok, lp.token, Some(lp));
+    }
+    (text, l.json())
 }
 
 async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::handlers::Slot, mpsc::UnboundedReceiver<SeqEvent>)>, ep: Endpoint, id: u64, t0: Instant) -> Response {
@@ -366,8 +391,10 @@ async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::h
                     }
                 }
                 SeqEvent::Text(t) => o.text.push_str(&t),
-                SeqEvent::Done { finish_reason, .. } => {
+                SeqEvent::PromptLogprobs(l) => o.prompt_logprobs = l,
+                SeqEvent::Done { finish_reason, eog, .. } => {
                     o.finish = Some(finish_reason.as_str());
+                    o.eog = eog;
                     break;
                 }
                 SeqEvent::Error(e) => {
@@ -397,12 +424,10 @@ async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::h
                 "logprobs": if p.common.logprobs { json!({"content": o.logprobs.iter().map(|lp| chat_logprob(&p, lp)).collect::<Vec<_>>()}) } else { Value::Null },
                 "finish_reason": o.finish,
             }),
-            Endpoint::Completion => json!({
-                "index": i,
-                "text": o.text,
-                "logprobs": if p.common.logprobs { completion_logprobs(&p, &o.logprobs) } else { Value::Null },
-                "finish_reason": o.finish,
-            }),
+            Endpoint::Completion => {
+                let (text, logprobs) = completion_choice(&p, o);
+                json!({"index": i, "text": text, "logprobs": logprobs, "finish_reason": o.finish})
+            }
         })
         .collect();
     let (prefix, object) = match ep {
@@ -471,6 +496,8 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
                         Endpoint::Completion => json!({"index": i, "text": text, "logprobs": lp, "finish_reason": null}),
                     }
                 }
+                // Streams never score prompts (echo with stream is refused).
+                SeqEvent::PromptLogprobs(_) => continue,
                 SeqEvent::Text(text) => match ep {
                     Endpoint::Chat => json!({"index": i, "delta": {"content": text}, "logprobs": null, "finish_reason": null}),
                     Endpoint::Completion => json!({"index": i, "text": text, "logprobs": null, "finish_reason": null}),

@@ -14,6 +14,7 @@
 mod conn;
 pub mod guard;
 mod handlers;
+mod legacy;
 mod metrics;
 pub mod openai;
 

@@ -76,6 +76,8 @@ pub struct Common {
     pub include_usage: bool,
     pub logprobs: bool,
     pub top_logprobs: usize,
+    /// Completions: return the prompt before the completion (with `logprobs`, scored).
+    pub echo: bool,
     pub user: Option<String>,
 }
 
@@ -184,7 +186,6 @@ const UNSUPPORTED: &[Unsupported] = &[
     Unsupported { field: "reasoning_effort", chat: true, completion: false, off: |_| false, what: "no served model reasons" },
     Unsupported { field: "verbosity", chat: true, completion: false, off: |_| false, what: "not implemented" },
     Unsupported { field: "store", chat: true, completion: false, off: |v| *v == Value::Bool(false), what: "it stores nothing; only false is" },
-    Unsupported { field: "echo", chat: false, completion: true, off: |v| *v == Value::Bool(false), what: "only false is" },
     Unsupported { field: "suffix", chat: false, completion: true, off: |v| v == "", what: "insertion is not implemented; only \"\" is" },
 ];
 
@@ -216,7 +217,8 @@ pub fn common(obj: &Map<String, Value>, chat: bool, limits: &Limits) -> Result<C
         Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_MODEL_BYTES => s.clone(),
         Some(Value::String(s)) if !s.is_empty() => return Err(ApiError::invalid("model", format!("model may be at most {MAX_MODEL_BYTES} bytes"))),
         Some(_) => return Err(ApiError::invalid("model", "model must be a non-empty string")),
-        None => return Err(ApiError::invalid("model", "you must provide a model parameter")),
+        // Resolved by the server: allowed when it serves exactly one model (as llama-server).
+        None => String::new(),
     };
     let mut max_tokens = int(obj, "max_tokens", 1, 1 << 20)?;
     if chat && let Some(v) = int(obj, "max_completion_tokens", 1, 1 << 20)? {
@@ -246,8 +248,9 @@ pub fn common(obj: &Map<String, Value>, chat: bool, limits: &Limits) -> Result<C
         }
         (lp, top.unwrap_or(0) as usize)
     } else {
-        // completions: logprobs is an integer count of alternatives (0..=5)
-        match int(obj, "logprobs", 0, 5)? {
+        // completions: logprobs is an integer count of alternatives (OpenAI allows 0..=5;
+        // lm-eval's gguf client asks for 10)
+        match int(obj, "logprobs", 0, MAX_TOP_LOGPROBS as i64)? {
             Some(k) => (true, k as usize),
             None => (false, 0),
         }
@@ -257,8 +260,12 @@ pub fn common(obj: &Map<String, Value>, chat: bool, limits: &Limits) -> Result<C
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(ApiError::invalid("user", "user must be a string")),
     };
+    let echo = if chat { false } else { boolean(obj, "echo")?.unwrap_or(false) };
+    if echo && stream {
+        return Err(ApiError::unsupported("echo", "echo is not supported with stream (score prompts without streaming)"));
+    }
     let sampling = Sampling { temperature, top_p, presence_penalty: presence, frequency_penalty: frequency, seed: seed.map(|s| s as u64) };
-    Ok(Common { model, max_tokens: max_tokens.map(|v| v as usize), sampling, stop, n, stream, include_usage, logprobs, top_logprobs, user })
+    Ok(Common { model, max_tokens: max_tokens.map(|v| v as usize), sampling, stop, n, stream, include_usage, logprobs, top_logprobs, echo, user })
 }
 
 fn stop(obj: &Map<String, Value>, limits: &Limits) -> Result<Vec<String>, ApiError> {
@@ -394,11 +401,15 @@ mod tests {
             assert_eq!((e.status, e.param.as_deref(), e.code), (400, Some(field), Some("unsupported_parameter")));
             assert!(e.message.contains(field), "{}", e.message);
         }
-        for (field, value) in [("logit_bias", json!({"1": 5})), ("echo", json!(true)), ("suffix", json!("end")), ("best_of", json!(3))] {
+        for (field, value) in [("logit_bias", json!({"1": 5})), ("suffix", json!("end")), ("best_of", json!(3))] {
             let mut b = json!({"model": "m", "prompt": "p"});
             b[field] = value;
             assert_eq!(param(completion(b)), field);
         }
+        // echo scores the prompt; it cannot stream, and must be a boolean.
+        assert!(completion(json!({"model": "m", "prompt": "p", "echo": true, "logprobs": 1, "max_tokens": 1})).unwrap().common.echo);
+        assert_eq!(param(completion(json!({"model": "m", "prompt": "p", "echo": true, "stream": true}))), "echo");
+        assert_eq!(param(completion(json!({"model": "m", "prompt": "p", "echo": "yes"}))), "echo");
     }
 
     #[test]

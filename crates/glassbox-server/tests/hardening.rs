@@ -363,7 +363,7 @@ fn unimplemented_fields_and_oversized_requests_get_400_naming_the_field() {
     assert_eq!((r.status, r.param().as_str()), (400, "messages"));
     assert_eq!(chat(json!({"stop": ["a", "b", "c", "d", "e"]})).param(), "stop");
     assert_eq!(chat(json!({"stop": "x".repeat(257)})).param(), "stop");
-    let r = s.post("/v1/completions", &json!({"model": NAME, "prompt": "x", "echo": true}));
+    let r = s.post("/v1/completions", &json!({"model": NAME, "prompt": "x", "echo": true, "stream": true}));
     assert_eq!((r.status, r.param().as_str()), (400, "echo"));
 }
 

@@ -24,6 +24,9 @@ pub enum Command {
     /// Perplexity of a text as llama-perplexity computes it; with --kl-divergence-base, write
     /// or compare against a reference model's log-probabilities (llama.cpp's file format)
     Perplexity(PerplexityArgs),
+    /// Evaluate a model on multiple-choice tasks (ARC, HellaSwag, MMLU, … or your own JSONL),
+    /// scored as lm-evaluation-harness scores them; exit 2 on usage or data errors
+    Eval(EvalArgs),
     /// Show what a GGUF file contains: architecture, size, quantisation, tokenizer, template
     Info(InfoArgs),
     /// Serve models over an OpenAI-compatible HTTP API (continuous batching, API keys, metrics)
@@ -46,6 +49,62 @@ pub enum Command {
     Audit(AuditArgs),
     /// Print a CycloneDX 1.6 AI-BOM for a model (same as `audit --format cyclonedx`)
     Bom(BomArgs),
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Path to a GGUF model file
+    #[arg(required_unless_present = "list")]
+    pub model: Option<PathBuf>,
+    /// List the built-in tasks with their sizes, sources and data licences
+    #[arg(long)]
+    pub list: bool,
+    /// Built-in tasks, comma-separated (see --list)
+    #[arg(long, value_delimiter = ',', required_unless_present_any = ["list", "data"])]
+    pub task: Vec<String>,
+    /// Your own task: JSONL, one question per line:
+    /// {"id": "...", "context": "...", "choices": [" a", " b"], "gold": 1}
+    #[arg(long, value_name = "FILE")]
+    pub data: Vec<PathBuf>,
+    /// Score only the first N questions of each task
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Solved examples before each question (drawn from the task's other questions)
+    #[arg(long, default_value_t = 0)]
+    pub shots: usize,
+    /// Seeds the choice of examples and the bootstrap intervals
+    #[arg(long, default_value_t = 1234)]
+    pub seed: u64,
+    /// Print {"model": {"path", "sha256"}, "tasks": {NAME: {"n", "acc", "acc_norm", "ci95", ...}}}
+    #[arg(long)]
+    pub json: bool,
+    /// Include every question's log-likelihoods, prediction and gold answer
+    #[arg(long)]
+    pub log_samples: bool,
+    /// Also write results.json and report.md into this folder
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Evaluation data cache (default ~/.cache/glassbox/eval; filled by scripts/fetch_eval_data.py);
+    /// results are cached under its results/ folder
+    #[arg(long, value_name = "DIR")]
+    pub data_cache: Option<PathBuf>,
+    /// Score again even when the same model, data, options and engine have a cached result
+    #[arg(long)]
+    pub no_cache: bool,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Organisation policy (TOML, see `glassbox audit`): refuse the model if it fails
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Worker threads (default: number of physical cores)
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+    /// Context size in tokens (default: the model's, capped at 4096)
+    #[arg(long, short = 'c', default_value_t = 0)]
+    pub ctx_size: usize,
+    /// Exact mode (weights dequantized to F32, every product in F32)
+    #[arg(long)]
+    pub exact: bool,
 }
 
 #[derive(Args)]

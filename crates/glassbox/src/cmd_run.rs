@@ -22,6 +22,11 @@ pub fn engine_options(ctx_size: usize, threads: Option<usize>) -> Result<EngineO
 }
 
 pub fn load(m: &ModelArgs) -> Result<Engine> {
+    load_with_sha256(m).map(|(e, _)| e)
+}
+
+/// Load and verify a model; also returns the SHA-256 of the bytes that were verified.
+pub fn load_with_sha256(m: &ModelArgs) -> Result<(Engine, String)> {
     let mut opts = engine_options(m.ctx_size, m.threads)?;
     opts.exact = m.exact;
     opts.cache_types = (m.cache_type_k, m.cache_type_v);
@@ -32,7 +37,7 @@ pub fn load(m: &ModelArgs) -> Result<Engine> {
     if let Some(p) = &m.policy {
         crate::cmd_audit::gate(&m.model, p)?;
     }
-    Ok(engine)
+    Ok((engine, v.sha256))
 }
 
 fn sampling(s: &SamplingArgs) -> SamplingParams {

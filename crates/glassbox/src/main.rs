@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd_audit;
+mod cmd_eval;
 mod cmd_info;
 mod cmd_perplexity;
 mod cmd_run;
@@ -38,6 +39,7 @@ fn main() {
         cli::Command::Tokenize(a) => cmd_run::tokenize(a),
         cli::Command::Bench(a) => cmd_run::bench(a),
         cli::Command::Perplexity(a) => cmd_perplexity::perplexity(a),
+        cli::Command::Eval(a) => exit_with(cmd_eval::eval(a).map(|()| 0)),
         cli::Command::Info(a) => cmd_info::info(a),
         cli::Command::Serve(a) => cmd_serve::serve(a),
         cli::Command::Lock(a) => cmd_trust::lock(a),

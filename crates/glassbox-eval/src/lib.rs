@@ -1,0 +1,43 @@
+//! Evaluations of how a model behaves, with numbers that agree with the tools the field trusts.
+//!
+//! - [`task`]: the multiple-choice task format (JSONL) and its parser (untrusted input: limits,
+//!   errors naming file and line).
+//! - [`catalog`]: the built-in tasks (`evals/tasks.toml`: pinned data, SHA-256, licence).
+//! - [`prompt`]: lm-evaluation-harness's prompt assembly (description, few-shot examples) and
+//!   its `_encode_pair` context/continuation split.
+//! - [`metrics`]: `acc`, `acc_norm`, lm-eval's stderr, bootstrap 95 % intervals.
+//! - [`cache`]: results keyed by model, data, options and engine, so a rerun is instant.
+//! - [`run`]: scoring a task through the engine (shared contexts computed once, choices and
+//!   questions batched).
+//!
+//! No network: task data is fetched and verified by `scripts/fetch_eval_data.py` beforehand.
+
+pub mod cache;
+pub mod catalog;
+pub mod metrics;
+pub mod prompt;
+pub mod run;
+pub mod task;
+
+pub use catalog::TaskSpec;
+pub use metrics::Estimate;
+pub use run::{EvalOptions, ItemResult, TaskResult, evaluate};
+pub use task::McItem;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{file}:{line}: {msg}")]
+    Task { file: String, line: usize, msg: String },
+    #[error("unknown task {name:?} (known: {known})")]
+    UnknownTask { name: String, known: String },
+    #[error("task {task}: cannot read {path} ({msg}); fetch it with scripts/fetch_eval_data.py {task}")]
+    MissingData { task: String, path: String, msg: String },
+    #[error("{path}: sha256 {got} does not match the pinned {want}; refetch it with scripts/fetch_eval_data.py")]
+    DataMismatch { path: String, got: String, want: String },
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Engine(#[from] glassbox_engine::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

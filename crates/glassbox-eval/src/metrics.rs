@@ -1,0 +1,116 @@
+//! Scores as lm-evaluation-harness computes them for multiple-choice tasks, with uncertainty.
+//!
+//! - `acc`: the choice with the highest summed log-likelihood is the gold one (first index wins
+//!   a tie, as `numpy.argmax`).
+//! - `acc_norm`: the same after dividing each log-likelihood by the choice's length in
+//!   characters (Unicode scalar values, Python's `len`) — of the choice text without the
+//!   one-space target delimiter lm-eval puts before it, so ours is lm-eval's number exactly.
+//! - `stderr`: lm-eval's `mean_stderr` (sample standard deviation over √n).
+//! - `ci95`: percentile bootstrap over questions, deterministic given the seed.
+
+use serde::{Deserialize, Serialize};
+
+/// argmax with the first index winning ties (NaN never wins).
+pub fn argmax(xs: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &x) in xs.iter().enumerate() {
+        if x > xs[best] || xs[best].is_nan() && !x.is_nan() {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Length used by `acc_norm`: characters of the choice without a leading delimiter space.
+pub fn norm_len(choice: &str) -> usize {
+    choice.strip_prefix(' ').unwrap_or(choice).chars().count().max(1)
+}
+
+/// `(pred, pred_norm)` for one question.
+pub fn predict(logliks: &[f64], choices: &[String]) -> (usize, usize) {
+    let normed: Vec<f64> = logliks.iter().zip(choices).map(|(&l, c)| l / norm_len(c) as f64).collect();
+    (argmax(logliks), argmax(&normed))
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Estimate {
+    pub value: f64,
+    pub stderr: f64,
+    pub ci95: [f64; 2],
+}
+
+/// SplitMix64: a small, fixed generator so a seed means the same resamples everywhere.
+pub struct SplitMix64(pub u64);
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (n > 0), without modulo bias.
+    pub fn below(&mut self, n: usize) -> usize {
+        let n = n as u64;
+        let zone = u64::MAX - u64::MAX % n;
+        loop {
+            let x = self.next_u64();
+            if x < zone {
+                return (x % n) as usize;
+            }
+        }
+    }
+}
+
+pub const BOOTSTRAP: usize = 1000;
+
+/// Mean of per-question values with lm-eval's stderr and a bootstrap 95 % interval.
+pub fn estimate(values: &[f64], seed: u64) -> Estimate {
+    let n = values.len();
+    if n == 0 {
+        return Estimate { value: f64::NAN, stderr: f64::NAN, ci95: [f64::NAN, f64::NAN] };
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let stderr = if n > 1 {
+        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() / (n as f64).sqrt()
+    } else {
+        f64::NAN
+    };
+    let mut rng = SplitMix64(seed ^ 0x6c6d_2d65_7661_6c00);
+    let mut means: Vec<f64> = (0..BOOTSTRAP)
+        .map(|_| (0..n).map(|_| values[rng.below(n)]).sum::<f64>() / n as f64)
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[((q * (BOOTSTRAP - 1) as f64).round() as usize).min(BOOTSTRAP - 1)];
+    Estimate { value: mean, stderr, ci95: [at(0.025), at(0.975)] }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn predictions_follow_lm_eval() {
+        // lm-eval: acc = argmax(lls); acc_norm = argmax(lls / len(choice)), choice without " ".
+        let choices: Vec<String> = [" ab", " abcdef"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(predict(&[-4.0, -6.0], &choices), (0, 1)); // -2 vs -1 per char
+        assert_eq!(argmax(&[1.0, 1.0, 0.5]), 0);
+        assert_eq!(argmax(&[f64::NAN, -1.0]), 1);
+        assert_eq!(norm_len(" héllo"), 5);
+        assert_eq!(norm_len("x"), 1);
+    }
+
+    #[test]
+    fn estimate_is_deterministic_and_brackets_the_mean() {
+        let v: Vec<f64> = (0..300).map(|i| f64::from(i % 3 == 0)).collect();
+        let a = estimate(&v, 1);
+        assert_eq!(a, estimate(&v, 1));
+        assert!((a.value - 1.0 / 3.0).abs() < 1e-12);
+        assert!(a.ci95[0] < a.value && a.value < a.ci95[1]);
+        // Width near the normal approximation's 2 × 1.96 × stderr.
+        let w = a.ci95[1] - a.ci95[0];
+        assert!((w / (3.92 * a.stderr) - 1.0).abs() < 0.2, "{w} vs {}", a.stderr);
+        let mut r = SplitMix64(5);
+        assert!((0..1000).all(|_| r.below(7) < 7));
+    }
+}

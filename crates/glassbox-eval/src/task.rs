@@ -1,0 +1,130 @@
+//! Multiple-choice task files: JSONL, one question per line,
+//! `{"id": "...", "context": "...", "choices": [" a", " b"], "gold": 1}` — each choice is the
+//! exact continuation of the context (with its leading space). Optional: `"description"` (put
+//! once before any few-shot examples, as lm-eval's task description) and `"group"` (few-shot
+//! examples are drawn from the same group, e.g. an MMLU subject).
+//!
+//! Task files are untrusted: every limit below is checked and a bad line is refused naming the
+//! file and line; nothing is skipped or cut short.
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// Longest line accepted (bytes).
+pub const MAX_LINE: usize = 1 << 20;
+/// Most questions in one file.
+pub const MAX_ITEMS: usize = 1_000_000;
+/// Most choices per question.
+pub const MAX_CHOICES: usize = 64;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct McItem {
+    pub id: String,
+    pub context: String,
+    pub choices: Vec<String>,
+    pub gold: usize,
+    pub description: Option<String>,
+    pub group: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    id: serde_json::Value,
+    context: String,
+    choices: Vec<String>,
+    gold: serde_json::Value,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+}
+
+/// Parse a task file's bytes; `name` is the file name used in errors.
+pub fn parse_jsonl(name: &str, bytes: &[u8]) -> Result<Vec<McItem>> {
+    let bad = |line: usize, msg: String| Error::Task { file: name.to_string(), line, msg };
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        bad(line, "not UTF-8".into())
+    })?;
+    let mut items = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for (i, raw) in text.split('\n').enumerate() {
+        let ln = i + 1;
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        if raw.len() > MAX_LINE {
+            return Err(bad(ln, format!("line is {} bytes, the limit is {MAX_LINE}", raw.len())));
+        }
+        if raw.trim().is_empty() {
+            continue;
+        }
+        if items.len() == MAX_ITEMS {
+            return Err(bad(ln, format!("more than {MAX_ITEMS} questions")));
+        }
+        let l: Line = serde_json::from_str(raw).map_err(|e| bad(ln, format!("{e}")))?;
+        let id = match l.id {
+            serde_json::Value::String(s) if !s.is_empty() => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return Err(bad(ln, "\"id\" must be a non-empty string or a number".into())),
+        };
+        if !ids.insert(id.clone()) {
+            return Err(bad(ln, format!("id {id:?} appears twice")));
+        }
+        let n = l.choices.len();
+        if !(2..=MAX_CHOICES).contains(&n) {
+            return Err(bad(ln, format!("{n} choices; a question needs 2 to {MAX_CHOICES}")));
+        }
+        if let Some(k) = l.choices.iter().position(String::is_empty) {
+            return Err(bad(ln, format!("choice {k} is empty")));
+        }
+        let gold = l.gold.as_u64().filter(|&g| (g as usize) < n).ok_or_else(|| {
+            bad(ln, format!("\"gold\" must be the index of one of the {n} choices (0..{}), not {}", n - 1, l.gold))
+        })? as usize;
+        items.push(McItem { id, context: l.context, choices: l.choices, gold, description: l.description, group: l.group });
+    }
+    if items.is_empty() {
+        return Err(Error::Task { file: name.to_string(), line: 0, msg: "no questions".into() });
+    }
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_question_and_names_bad_lines() {
+        let ok = br#"{"id": "q1", "context": "2+2=", "choices": [" 4", " 5"], "gold": 0}
+{"id": 7, "context": "", "choices": [" a", " b", " c"], "gold": 2, "group": "g"}
+"#;
+        let items = parse_jsonl("t.jsonl", ok).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1].id, "7");
+        assert_eq!(items[1].gold, 2);
+        for (bad, want) in [
+            (r#"{"id": "a", "context": "", "choices": [" x"], "gold": 0}"#, "1 choices"),
+            (r#"{"id": "a", "context": "", "choices": [" x", " y"], "gold": 2}"#, "\"gold\""),
+            (r#"{"id": "a", "context": "", "choices": [" x", " y"], "gold": -1}"#, "\"gold\""),
+            (r#"{"id": "a", "context": "", "choices": [" x", ""], "gold": 0}"#, "choice 1 is empty"),
+            (r#"{"id": "a", "context": "", "choices": [" x", " y"], "gold": 0, "extra": 1}"#, "unknown field"),
+            (r#"{"id": "", "context": "", "choices": [" x", " y"], "gold": 0}"#, "\"id\""),
+            ("not json", "t.jsonl:2"),
+        ] {
+            let text = format!("{{\"id\": \"ok\", \"context\": \"c\", \"choices\": [\" x\", \" y\"], \"gold\": 1}}\n{bad}\n");
+            let e = parse_jsonl("t.jsonl", text.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains("t.jsonl:2") && e.contains(want), "{bad}: {e}");
+        }
+        let dup = "{\"id\": 1, \"context\": \"\", \"choices\": [\" x\", \" y\"], \"gold\": 1}\n".repeat(2);
+        assert!(parse_jsonl("d", dup.as_bytes()).unwrap_err().to_string().contains("appears twice"));
+        assert!(parse_jsonl("e", b"\n\n").unwrap_err().to_string().contains("no questions"));
+        assert!(parse_jsonl("u", b"{\"id\": \xff}").unwrap_err().to_string().contains("not UTF-8"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let _ = parse_jsonl("p", &bytes);
+        }
+    }
+}

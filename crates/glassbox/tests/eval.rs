@@ -1,0 +1,109 @@
+//! `glassbox eval` end to end: a task of our own questions (tests/fixtures/eval/questions.jsonl),
+//! the JSON the issue specifies, the report folder, exit codes, and bad input refused by name.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("glassbox-eval-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn glassbox(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_glassbox"))
+        .args(args)
+        .env("GLASSBOX_TRUST_STORE", tmp("trust.toml"))
+        .env("GLASSBOX_EVAL_CACHE", tmp("empty-cache"))
+        .output()
+        .expect("run glassbox")
+}
+
+fn usage_error(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(2), "stdout: {}", String::from_utf8_lossy(&o.stdout));
+    let e = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!e.contains("panicked"), "{e}");
+    e
+}
+
+fn smollm2() -> String {
+    glassbox_testdata::model(glassbox_testdata::SMOLLM2).display().to_string()
+}
+
+#[test]
+fn own_task_json_samples_and_report() {
+    // The merging question ("co" + "ld") is refused on purpose; score the rest.
+    let q = std::fs::read_to_string(glassbox_testdata::fixture("eval/questions.jsonl")).unwrap();
+    let data = tmp("mine.jsonl");
+    std::fs::write(&data, q.lines().filter(|l| !l.contains("\"word-piece\"")).collect::<Vec<_>>().join("\n")).unwrap();
+    let out = tmp("out");
+    let o = glassbox(&["eval", &smollm2(), "--data", data.to_str().unwrap(), "--json", "--log-samples", "--out", out.to_str().unwrap(), "-t", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["model"]["sha256"].as_str().unwrap().len(), 64);
+    let t = &v["tasks"]["mine"];
+    assert_eq!(t["n"], 15);
+    let acc = t["acc"].as_f64().unwrap();
+    let ci = t["ci95"]["acc"].as_array().unwrap();
+    assert!(ci[0].as_f64().unwrap() <= acc && acc <= ci[1].as_f64().unwrap());
+    let items = t["items"].as_array().unwrap();
+    assert_eq!(items.len(), 15);
+    let hits = items.iter().filter(|i| i["pred"] == i["gold"]).count();
+    assert!((acc - hits as f64 / 15.0).abs() < 1e-12);
+    // A 135M model still gets these easy questions mostly right.
+    assert!(hits >= 9, "{hits}/15");
+    assert!(items.iter().all(|i| i["loglik"].as_array().unwrap().len() == i["choice_tokens"].as_array().unwrap().len()));
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(saved, v);
+    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("| mine | 15 | 0 |"));
+    assert_eq!(t["cached"], false);
+    // Deterministic: scoring again gives the same numbers; and a rerun comes from the cache.
+    let again: Value = serde_json::from_slice(&glassbox(&["eval", &smollm2(), "--data", data.to_str().unwrap(), "--json", "-t", "2", "--no-cache"]).stdout).unwrap();
+    assert_eq!(again["tasks"]["mine"]["ci95"], v["tasks"]["mine"]["ci95"]);
+    assert_eq!(again["tasks"]["mine"]["acc"], v["tasks"]["mine"]["acc"]);
+    let cached: Value = serde_json::from_slice(&glassbox(&["eval", &smollm2(), "--data", data.to_str().unwrap(), "--json", "-t", "2"]).stdout).unwrap();
+    assert_eq!(cached["tasks"]["mine"]["cached"], true);
+    assert_eq!(cached["tasks"]["mine"]["acc_norm"], v["tasks"]["mine"]["acc_norm"]);
+    // A changed question is a different task: no stale score.
+    std::fs::write(&data, q.lines().filter(|l| !l.contains("\"word-piece\"") && !l.contains("\"emoji\"")).collect::<Vec<_>>().join("\n")).unwrap();
+    let changed: Value = serde_json::from_slice(&glassbox(&["eval", &smollm2(), "--data", data.to_str().unwrap(), "--json", "-t", "2"]).stdout).unwrap();
+    assert_eq!((changed["tasks"]["mine"]["cached"].clone(), changed["tasks"]["mine"]["n"].clone()), (Value::Bool(false), Value::from(14)));
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn list_shows_sizes_and_licences() {
+    let o = glassbox(&["eval", "--list", "--json"]);
+    assert!(o.status.success());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sciq = v.as_array().unwrap().iter().find(|t| t["name"] == "sciq").unwrap();
+    assert_eq!(sciq["non_commercial"], true);
+    assert_eq!(sciq["licence"], "CC-BY-NC-3.0");
+    let text = String::from_utf8(glassbox(&["eval", "--list"]).stdout).unwrap();
+    assert!(text.contains("arc_challenge") && text.contains("1172") && text.contains("NC!"), "{text}");
+}
+
+#[test]
+fn bad_input_is_refused_with_exit_2() {
+    let m = smollm2();
+    let e = usage_error(&glassbox(&["eval", &m, "--task", "arc_challenge"]));
+    assert!(e.contains("fetch_eval_data.py arc_challenge"), "{e}");
+    let e = usage_error(&glassbox(&["eval", &m, "--task", "no_such_task"]));
+    assert!(e.contains("unknown task") && e.contains("hellaswag"), "{e}");
+    let bad = tmp("bad.jsonl");
+    std::fs::write(&bad, "{\"id\": 1, \"context\": \"a\", \"choices\": [\" x\", \" y\"], \"gold\": 0}\n{\"id\": 2, \"context\": \"a\", \"choices\": [\" x\"], \"gold\": 0}\n").unwrap();
+    let e = usage_error(&glassbox(&["eval", &m, "--data", bad.to_str().unwrap()]));
+    assert!(e.contains("bad.jsonl:2") && e.contains("1 choices"), "{e}");
+    let merge = tmp("merge.jsonl");
+    std::fs::write(&merge, "{\"id\": \"m\", \"context\": \"The opposite of hot is co\", \"choices\": [\"ld\", \"ol\"], \"gold\": 0}\n").unwrap();
+    let e = usage_error(&glassbox(&["eval", &m, "--data", merge.to_str().unwrap()]));
+    assert!(e.contains("question m") && e.contains("adds no tokens"), "{e}");
+    let long = tmp("long.jsonl");
+    std::fs::write(&long, format!("{{\"id\": \"l\", \"context\": \"{}\", \"choices\": [\" x\", \" y\"], \"gold\": 0}}\n", "word ".repeat(600))).unwrap();
+    let e = usage_error(&glassbox(&["eval", &m, "--data", long.to_str().unwrap(), "-c", "256"]));
+    assert!(e.contains("question l") && e.contains("the context size is 256"), "{e}");
+    let e = usage_error(&glassbox(&["eval", &m, "--data", bad.to_str().unwrap(), "--shots", "5"]));
+    assert!(e.contains("bad.jsonl:2"), "{e}");
+}

