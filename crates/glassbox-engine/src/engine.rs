@@ -149,6 +149,7 @@ pub struct Engine {
     pub(crate) scratch: Scratch,
     ctx_size: usize,
     pub(crate) batch_size: usize,
+    pub(crate) ll: crate::loglik::LoglikScratch,
 }
 
 impl Engine {
@@ -195,6 +196,7 @@ impl Engine {
             scratch: Scratch::default(),
             ctx_size,
             batch_size: opts.batch_size.max(1),
+            ll: Default::default(),
         })
     }
 

@@ -22,19 +22,39 @@ pub struct ContinuationScore {
     pub greedy: bool,
 }
 
-/// Log-probability of `tok` under `row` and whether it is the argmax: f32 max and exponentials,
-/// f64 sum, as llama-perplexity computes it.
-pub fn token_logprob(row: &[f32], tok: usize) -> (f64, bool) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = row.iter().map(|&x| f64::from((x - max).exp())).sum();
+/// Log-probability of `tok` under `row` and whether it is the argmax: f32 max and exponentials
+/// (vectorized), f64 sum, as llama-perplexity computes it.
+pub fn token_logprob(isa: glassbox_kernels::Isa, row: &[f32], tok: usize) -> (f64, bool) {
+    let (max, sum) = glassbox_kernels::max_exp_sum(isa, row);
     let lp = (row[tok] - max) as f64 - sum.ln();
     // Ties count as greedy only for the first maximal index, as argmax does.
     let first_max = row.iter().position(|&x| x == max) == Some(tok);
     (lp, first_max)
 }
 
+/// Buffers kept between calls: fresh multi-megabyte buffers cost page clearing every time.
+#[derive(Default)]
+pub(crate) struct LoglikScratch {
+    logits: Vec<f32>,
+    first: Vec<f32>,
+    ctx: Vec<KvCache>,
+    cont: Vec<KvCache>,
+}
+
+/// A cache from `pool[i]` with room for `need` positions, emptied.
+fn cache_slot<'a>(pool: &'a mut Vec<KvCache>, i: usize, cfg: &glassbox_models::Config, need: usize) -> &'a mut KvCache {
+    while pool.len() <= i {
+        pool.push(KvCache::new(cfg, 1));
+    }
+    if pool[i].capacity() < need {
+        pool[i] = KvCache::new(cfg, need.next_power_of_two());
+    }
+    pool[i].clear();
+    &mut pool[i]
+}
+
 /// Most logits rows held at once while scoring (each is `n_vocab` floats).
-const MAX_LOGIT_BYTES: usize = 96 << 20;
+const MAX_LOGIT_BYTES: usize = 256 << 20;
 
 impl Engine {
     /// Score every continuation of every request. Errors name the request (by index) that does
@@ -89,8 +109,9 @@ impl Engine {
     fn row_logprobs(&self, rows: &[(&[f32], u32)]) -> Vec<(f64, bool)> {
         let nt = self.pool.n_threads().max(1);
         let parts: Vec<std::sync::Mutex<Vec<(f64, bool)>>> = (0..nt).map(|_| std::sync::Mutex::new(Vec::new())).collect();
+        let isa = self.isa;
         self.pool.run(&|tid| {
-            let mine: Vec<(f64, bool)> = rows.iter().skip(tid).step_by(nt).map(|&(r, t)| token_logprob(r, t as usize)).collect();
+            let mine: Vec<(f64, bool)> = rows.iter().skip(tid).step_by(nt).map(|&(r, t)| token_logprob(isa, r, t as usize)).collect();
             if let Ok(mut p) = parts[tid].lock() {
                 *p = mine;
             }
@@ -100,17 +121,25 @@ impl Engine {
     }
 
     fn score_group(&mut self, reqs: &[LoglikRequest], out: &mut [Vec<ContinuationScore>], budget: usize, max_rows: usize) -> Result<()> {
+        let mut s = std::mem::take(&mut self.ll);
+        let r = self.score_group_in(&mut s, reqs, out, budget, max_rows);
+        self.ll = s;
+        r
+    }
+
+    fn score_group_in(&mut self, s: &mut LoglikScratch, reqs: &[LoglikRequest], out: &mut [Vec<ContinuationScore>], budget: usize, max_rows: usize) -> Result<()> {
         let cfg = &self.model.config;
         let n_vocab = cfg.n_vocab;
         // 1. Contexts, in chunks of at most `budget` tokens per pass; the last logits row of
         //    each context predicts every continuation's first token.
-        let mut caches: Vec<KvCache> = reqs
-            .iter()
-            .map(|r| KvCache::new(cfg, r.context.len()))
-            .collect();
-        let mut first_rows = vec![0f32; reqs.len() * n_vocab];
+        for (i, r) in reqs.iter().enumerate() {
+            cache_slot(&mut s.ctx, i, cfg, r.context.len());
+        }
+        let caches = &mut s.ctx[..reqs.len()];
+        s.first.resize(reqs.len() * n_vocab, 0.0);
+        let first_rows = &mut s.first;
         let mut done = vec![0usize; reqs.len()];
-        let mut logits = Vec::new();
+        let logits = &mut s.logits;
         loop {
             let mut take: Vec<(usize, usize)> = Vec::new(); // (request, tokens this pass)
             let mut room = budget;
@@ -141,7 +170,7 @@ impl Engine {
                 });
             }
             logits.clear();
-            self.model.forward(&self.pool, self.isa, &mut batch, &mut self.scratch, &mut logits)?;
+            self.model.forward(&self.pool, self.isa, &mut batch, &mut self.scratch, logits)?;
             for (k, &i) in last.iter().enumerate() {
                 first_rows[i * n_vocab..(i + 1) * n_vocab].copy_from_slice(&logits[k * n_vocab..(k + 1) * n_vocab]);
             }
@@ -156,7 +185,7 @@ impl Engine {
                 jobs.push((i, j));
             }
         }
-        let mut pool: Vec<KvCache> = Vec::new();
+        let pool = &mut s.cont;
         let mut k = 0;
         while k < jobs.len() {
             let mut end = k;
@@ -171,15 +200,9 @@ impl Engine {
                 end += 1;
             }
             let group = &jobs[k..end];
-            while pool.len() < group.len() {
-                pool.push(KvCache::new(cfg, 1));
-            }
-            for (slot, &(i, j)) in pool.iter_mut().zip(group) {
+            for (g, &(i, j)) in group.iter().enumerate() {
                 let need = reqs[i].context.len() + reqs[i].continuations[j].len() - 1;
-                if slot.capacity() < need {
-                    *slot = KvCache::new(cfg, need);
-                }
-                slot.copy_prefix_from(&caches[i], reqs[i].context.len())?;
+                cache_slot(pool, g, cfg, need).copy_prefix_from(&caches[i], reqs[i].context.len())?;
             }
             logits.clear();
             let mut batch: Vec<SeqBatch> = Vec::with_capacity(group.len());
@@ -190,7 +213,7 @@ impl Engine {
                 }
             }
             if !batch.is_empty() {
-                self.model.forward(&self.pool, self.isa, &mut batch, &mut self.scratch, &mut logits)?;
+                self.model.forward(&self.pool, self.isa, &mut batch, &mut self.scratch, logits)?;
             }
             // Every scored row: (logits, target token); first rows come from the context pass.
             let mut rows: Vec<(&[f32], u32)> = Vec::new();

@@ -7,6 +7,8 @@
 //!   its `_encode_pair` context/continuation split.
 //! - [`metrics`]: `acc`, `acc_norm`, lm-eval's stderr, bootstrap 95 % intervals.
 //! - [`cache`]: results keyed by model, data, options and engine, so a rerun is instant.
+//! - [`niah`]: needle in a haystack over lengths × depths (RULER's task forms), with
+//!   [`heatmap`] pictures (SVG, PNG) and the effective context length.
 //! - [`run`]: scoring a task through the engine (shared contexts computed once, choices and
 //!   questions batched).
 //!
@@ -14,7 +16,9 @@
 
 pub mod cache;
 pub mod catalog;
+pub mod heatmap;
 pub mod metrics;
+pub mod niah;
 pub mod prompt;
 pub mod run;
 pub mod task;

@@ -24,8 +24,9 @@ pub enum Command {
     /// Perplexity of a text as llama-perplexity computes it; with --kl-divergence-base, write
     /// or compare against a reference model's log-probabilities (llama.cpp's file format)
     Perplexity(PerplexityArgs),
-    /// Evaluate a model on multiple-choice tasks (ARC, HellaSwag, MMLU, … or your own JSONL),
-    /// scored as lm-evaluation-harness scores them; exit 2 on usage or data errors
+    /// Evaluate a model: multiple-choice tasks (ARC, HellaSwag, MMLU, … or your own JSONL) scored
+    /// as lm-evaluation-harness scores them, needle in a haystack (niah, ruler_*) with a heatmap;
+    /// exit 2 on usage or data errors
     Eval(EvalArgs),
     /// Show what a GGUF file contains: architecture, size, quantisation, tokenizer, template
     Info(InfoArgs),
@@ -91,6 +92,18 @@ pub struct EvalArgs {
     /// Score again even when the same model, data, options and engine have a cached result
     #[arg(long)]
     pub no_cache: bool,
+    /// Needle in a haystack: prompt lengths in tokens
+    #[arg(long, value_delimiter = ',', default_values_t = [1024usize, 2048, 4096])]
+    pub lengths: Vec<usize>,
+    /// Needle in a haystack: needle depths in percent of the haystack
+    #[arg(long, value_delimiter = ',', default_values_t = [0u32, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100])]
+    pub depths: Vec<u32>,
+    /// Needle in a haystack: prompts per (length, depth) cell
+    #[arg(long, default_value_t = 1)]
+    pub samples: usize,
+    /// Needle in a haystack: haystack text (UTF-8; default RULER's noise filler)
+    #[arg(long, value_name = "FILE")]
+    pub haystack: Option<PathBuf>,
     #[command(flatten)]
     pub trust: TrustArgs,
     /// Organisation policy (TOML, see `glassbox audit`): refuse the model if it fails

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use glassbox_eval::{EvalOptions, McItem, TaskResult, cache, catalog};
+use glassbox_eval::{EvalOptions, McItem, TaskResult, cache, catalog, heatmap, niah};
 use sha2::Digest;
 use serde_json::{Value, json};
 
@@ -41,15 +41,28 @@ fn list(json_out: bool) -> Result<()> {
         let lic = if t.non_commercial { format!("{} (NC!)", t.licence) } else { t.licence.clone() };
         writeln!(out, "{:<16} {:>6}  {:<8} {:<15} {}", t.name, t.items, t.metric, lic, t.description)?;
     }
+    for k in niah::Kind::ALL {
+        writeln!(out, "{:<16} {:>6}  {:<8} {:<15} needle in a haystack ({}), --lengths × --depths grid, heatmap", k.name(), "grid", "match", "(generated)", niah_what(k))?;
+    }
     writeln!(out, "\nData: scripts/fetch_eval_data.py [TASK ...] fetches and verifies it into {}.", catalog::default_cache().display())?;
     writeln!(out, "NC: the data's licence forbids commercial use; results travel with that licence.")?;
     Ok(())
 }
 
+fn niah_what(k: niah::Kind) -> &'static str {
+    match k {
+        niah::Kind::Niah => "one needle, gkamradt's grid",
+        niah::Kind::RulerMultikey => "RULER multi-key: 3 distractor keys",
+        niah::Kind::RulerMultivalue => "RULER multi-value: 4 values of one key",
+        niah::Kind::RulerMultiquery => "RULER multi-query: 4 keys asked at once",
+        niah::Kind::RulerVt => "RULER variable tracking: a chain of 4 assignments",
+    }
+}
+
 fn jobs(a: &EvalArgs) -> Result<Vec<Job>> {
     let cache = a.data_cache.clone().unwrap_or_else(catalog::default_cache);
     let mut jobs = Vec::new();
-    for name in &a.task {
+    for name in a.task.iter().filter(|n| niah::Kind::from_name(n).is_none()) {
         let spec = catalog::find(name)?;
         let items = catalog::load(&spec, &cache)?;
         jobs.push(Job {
@@ -113,12 +126,19 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     }
     let Some(model) = a.model.clone() else { bail!("give a model file (or --list)") };
     let jobs = jobs(&a)?;
+    let kinds: Vec<niah::Kind> = a.task.iter().filter_map(|n| niah::Kind::from_name(n)).collect();
+    let haystack = match &a.haystack {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read the haystack {} (UTF-8 text)", p.display()))?),
+        None => None,
+    };
+    // Needle runs need room for their longest prompt and its answer.
+    let ctx_size = if a.ctx_size == 0 && !kinds.is_empty() { a.lengths.iter().max().copied().unwrap_or(0) + 64 } else { a.ctx_size };
     let m = ModelArgs {
         model: model.clone(),
         trust: a.trust.clone(),
         policy: a.policy.clone(),
         threads: a.threads,
-        ctx_size: a.ctx_size,
+        ctx_size,
         exact: a.exact,
         cache_type_k: glassbox_engine::KvType::F16,
         cache_type_v: glassbox_engine::KvType::F16,
@@ -149,17 +169,64 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
         results.push(r);
     }
+    let claimed = engine.model.config.ctx_train;
+    let mut grids = Vec::new();
+    for &kind in &kinds {
+        let opts = niah::NiahOptions { kind, lengths: a.lengths.clone(), depths: a.depths.clone(), samples: a.samples, seed: a.seed, haystack: haystack.clone() };
+        let longest = a.lengths.iter().max().copied().unwrap_or(0);
+        eprintln!(
+            "{}: {} cells × {} prompts up to {longest} tokens; KV cache {:.1} MiB at {longest} tokens; the model claims {claimed}",
+            kind.name(), a.lengths.len() * a.depths.len(), a.samples, niah::kv_bytes(&engine, longest) as f64 / (1 << 20) as f64
+        );
+        let r = niah::run(&mut engine, &opts, |done, total| {
+            if tty {
+                eprint!("\r{}: {done}/{total} cells   ", kind.name());
+                if done == total {
+                    eprintln!();
+                }
+            }
+        })
+        .with_context(|| format!("task {}", kind.name()))?;
+        grids.push(r);
+    }
     let rows: Vec<(&Job, &TaskResult)> = jobs.iter().zip(&results).collect();
-    let full = json!({
-        "model": {"path": model.display().to_string(), "sha256": sha},
-        "tasks": rows.iter().map(|(j, r)| (j.name.clone(), task_json(j, r, a.log_samples))).collect::<serde_json::Map<_, _>>(),
-    });
+    let mut tasks: serde_json::Map<String, Value> = rows.iter().map(|(j, r)| (j.name.clone(), task_json(j, r, a.log_samples))).collect();
+    for g in &grids {
+        let mut v = serde_json::to_value(g)?;
+        v["claimed_context"] = json!(claimed);
+        tasks.insert(g.task.name().to_string(), v);
+    }
+    let full = json!({"model": {"path": model.display().to_string(), "sha256": sha}, "tasks": tasks});
     if let Some(dir) = &a.out {
-        write_out(dir, &full, &rows, &model, &sha)?;
+        write_out(dir, &full, &rows, &grids, &model, &sha)?;
     }
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&full)?)?;
+        return Ok(());
+    }
+    for g in &grids {
+        writeln!(out, "{} (score %, rows: depth, columns: prompt tokens)", g.task.name())?;
+        write!(out, "{:>6}", "")?;
+        for l in &g.lengths {
+            write!(out, " {l:>7}")?;
+        }
+        writeln!(out)?;
+        for d in &g.depths {
+            write!(out, "{:>5}%", d)?;
+            for l in &g.lengths {
+                let c = g.cells.iter().find(|c| c.length == *l && c.depth == *d).map_or(f64::NAN, |c| c.score);
+                write!(out, " {:>7.0}", c * 100.0)?;
+            }
+            writeln!(out)?;
+        }
+        write!(out, "{:>6}", "mean")?;
+        for s in &g.by_length {
+            write!(out, " {:>7.1}", s * 100.0)?;
+        }
+        writeln!(out, "\neffective context length (mean ≥ 85 %): {} tokens; the model claims {claimed}\n", g.effective_length)?;
+    }
+    if rows.is_empty() {
         return Ok(());
     }
     writeln!(out, "{:<16} {:>6} {:>5}  {:<9} {:>7}  {:<17} {:>8}", "task", "n", "shots", "metric", "value", "95% CI", "stderr")?;
@@ -173,11 +240,51 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn write_out(dir: &PathBuf, full: &Value, rows: &[(&Job, &TaskResult)], model: &Path, sha: &str) -> Result<()> {
+fn grid(g: &niah::NiahResult) -> Vec<Vec<f64>> {
+    g.depths
+        .iter()
+        .map(|d| g.lengths.iter().map(|l| g.cells.iter().find(|c| c.length == *l && c.depth == *d).map_or(f64::NAN, |c| c.score)).collect())
+        .collect()
+}
+
+fn write_out(dir: &PathBuf, full: &Value, rows: &[(&Job, &TaskResult)], grids: &[niah::NiahResult], model: &Path, sha: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let p = dir.join("results.json");
-    std::fs::write(&p, serde_json::to_string_pretty(full)? + "\n").with_context(|| format!("cannot write {}", p.display()))?;
-    let p = dir.join("report.md");
-    std::fs::write(&p, report_md(model, sha, rows)).with_context(|| format!("cannot write {}", p.display()))?;
+    let write = |name: &str, bytes: &[u8]| -> Result<()> {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))
+    };
+    write("results.json", (serde_json::to_string_pretty(full)? + "\n").as_bytes())?;
+    let mut md = report_md(model, sha, rows);
+    let mut html = format!(
+        "<!doctype html><meta charset=\"utf-8\"><title>glassbox eval</title><body style=\"font-family:sans-serif;max-width:60em;margin:2em auto\"><h1>Evaluation of {}</h1><p>Model SHA-256 <code>{sha}</code></p>",
+        html_escape(&model.display().to_string())
+    );
+    if !rows.is_empty() {
+        html.push_str("<table border=\"1\" cellpadding=\"4\" style=\"border-collapse:collapse\"><tr><th>task</th><th>n</th><th>acc</th><th>95 % CI</th><th>acc_norm</th><th>95 % CI</th><th>data licence</th></tr>");
+        for (j, r) in rows {
+            html.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}–{:.4}</td><td>{:.4}</td><td>{:.4}–{:.4}</td><td>{}</td></tr>",
+                html_escape(&j.name), r.n, r.acc.value, r.acc.ci95[0], r.acc.ci95[1], r.acc_norm.value, r.acc_norm.ci95[0], r.acc_norm.ci95[1], html_escape(&j.licence)
+            ));
+        }
+        html.push_str("</table>");
+    }
+    for g in grids {
+        let name = g.task.name();
+        let title = format!("{name}: effective context {} tokens", g.effective_length);
+        let grid = heatmap::Grid { title: &title, lengths: &g.lengths, depths: &g.depths, scores: grid(g) };
+        let svg = heatmap::svg(&grid);
+        write(&format!("{name}.svg"), svg.as_bytes())?;
+        write(&format!("{name}.png"), &heatmap::png(&grid, 40).map_err(|e| anyhow::anyhow!("cannot encode {name}.png: {e}"))?)?;
+        md.push_str(&format!("\n## {name}\n\n![{name}]({name}.svg)\n\nEffective context length (mean score ≥ 85 %): **{} tokens**.\n", g.effective_length));
+        html.push_str(&format!("<h2>{name}</h2>{svg}<p>Effective context length (mean score ≥ 85 %): <b>{} tokens</b>.</p>", g.effective_length));
+    }
+    html.push_str("</body>\n");
+    write("report.md", md.as_bytes())?;
+    write("report.html", html.as_bytes())?;
     Ok(())
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }

@@ -107,3 +107,44 @@ fn bad_input_is_refused_with_exit_2() {
     let e = usage_error(&glassbox(&["eval", &m, "--data", bad.to_str().unwrap(), "--shots", "5"]));
     assert!(e.contains("bad.jsonl:2"), "{e}");
 }
+
+#[test]
+fn needle_grid_heatmap_and_effective_length() {
+    let out = tmp("niah");
+    let o = glassbox(&["eval", &smollm2(), "--task", "niah", "--lengths", "256,512", "--depths", "0,50,100", "--json", "--out", out.to_str().unwrap(), "-t", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let t = &v["tasks"]["niah"];
+    assert_eq!(t["claimed_context"], 8192);
+    let cells = t["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 6);
+    for c in cells {
+        let n = c["prompt_tokens"][0].as_u64().unwrap();
+        let l = c["length"].as_u64().unwrap();
+        // The prompt fills its length (never more) and the answer is scored by string match.
+        assert!(n <= l && n + 32 >= l, "{c}");
+        let s = c["score"].as_f64().unwrap();
+        assert!(s == 0.0 || s == 1.0);
+    }
+    // SmolLM2 finds one needle in RULER's noise at these lengths (measured: every cell).
+    let by_length: Vec<f64> = t["by_length"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let eff = t["effective_length"].as_u64().unwrap();
+    let want = [256u64, 512].iter().zip(&by_length).filter(|(_, s)| **s >= 0.85).map(|(l, _)| *l).max().unwrap_or(0);
+    assert_eq!(eff, want);
+    assert!(by_length.iter().all(|&s| s >= 0.5), "{by_length:?}");
+    let png = std::fs::read(out.join("niah.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let svg = std::fs::read_to_string(out.join("niah.svg")).unwrap();
+    assert_eq!(svg.matches("<rect").count(), 6);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("Effective context length"));
+    // Bad grids are refused by name.
+    let m = smollm2();
+    let e = usage_error(&glassbox(&["eval", &m, "--task", "niah", "--lengths", "256", "--depths", "150"]));
+    assert!(e.contains("depth 150"), "{e}");
+    let e = usage_error(&glassbox(&["eval", &m, "--task", "niah", "--lengths", "4096", "-c", "1024"]));
+    assert!(e.contains("context size is 1024"), "{e}");
+    let e = usage_error(&glassbox(&["eval", &m, "--task", "niah", "--lengths", "40"]));
+    assert!(e.contains("cannot hold"), "{e}");
+    std::fs::remove_dir_all(&out).ok();
+}
