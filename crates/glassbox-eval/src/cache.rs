@@ -19,7 +19,7 @@ pub fn engine_id(isa: &str, exact: bool) -> String {
 pub fn key(model_sha256: &str, data_sha256: &str, opts: &EvalOptions, engine: &str) -> String {
     let canon = serde_json::json!({
         "model": model_sha256, "data": data_sha256, "limit": opts.limit, "shots": opts.shots,
-        "seed": opts.seed, "engine": engine, "format": 1,
+        "seed": opts.seed, "engine": engine, "format": 2,
     });
     hex(&Sha256::digest(canon.to_string().as_bytes()))
 }
@@ -54,7 +54,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("glassbox-eval-cache-{}", std::process::id()));
         let o = EvalOptions::default();
         let e = Estimate { value: 0.5, stderr: 0.1, ci95: [0.3, 0.7] };
-        let r = TaskResult { n: 2, acc: e, acc_norm: e, shots: 0, seconds: 1.0, items: vec![], cached: false };
+        let r = TaskResult { n: 2, acc: e, acc_norm: e, shots: 0, ece: 0.1, seconds: 1.0, items: vec![], cached: false };
         let k = key("m", "d", &o, &engine_id("avx2", false));
         assert!(get(&dir, &k).is_none());
         put(&dir, &k, &r).unwrap();

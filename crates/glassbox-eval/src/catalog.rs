@@ -33,9 +33,16 @@ pub struct TaskSpec {
     pub sha256: String,
     pub licence: String,
     pub non_commercial: bool,
-    /// `acc` or `acc_norm`: the score leaderboards quote.
+    /// `acc` or `acc_norm` (multiple choice), `accuracy` (closed-book QA): the score quoted.
     pub metric: String,
+    /// `mc` (multiple choice, the default) or `qa` (closed-book questions with answer aliases).
+    #[serde(default = "mc")]
+    pub format: String,
     pub source: Source,
+}
+
+fn mc() -> String {
+    "mc".into()
 }
 
 #[derive(Deserialize)]
@@ -67,8 +74,8 @@ pub fn default_cache() -> PathBuf {
     base.join("glassbox").join("eval")
 }
 
-/// Read a task's data from `cache`, refusing it unless its SHA-256 and size match the pin.
-pub fn load(spec: &TaskSpec, cache: &Path) -> Result<Vec<task::McItem>> {
+/// Read a task's bytes from `cache`, refusing them unless their SHA-256 matches the pin.
+pub fn load_bytes(spec: &TaskSpec, cache: &Path) -> Result<(String, Vec<u8>)> {
     let path = cache.join(&spec.file);
     let bytes = std::fs::read(&path).map_err(|e| Error::MissingData {
         task: spec.name.clone(),
@@ -79,10 +86,29 @@ pub fn load(spec: &TaskSpec, cache: &Path) -> Result<Vec<task::McItem>> {
     if got != spec.sha256 {
         return Err(Error::DataMismatch { path: path.display().to_string(), got, want: spec.sha256.clone() });
     }
-    let items = task::parse_jsonl(&path.display().to_string(), &bytes)?;
-    if items.len() != spec.items {
-        return Err(Error::Task { file: path.display().to_string(), line: 0, msg: format!("{} questions, the pin says {}", items.len(), spec.items) });
+    Ok((path.display().to_string(), bytes))
+}
+
+fn check_count(spec: &TaskSpec, file: &str, n: usize) -> Result<()> {
+    if n != spec.items {
+        return Err(Error::Task { file: file.to_string(), line: 0, msg: format!("{n} questions, the pin says {}", spec.items) });
     }
+    Ok(())
+}
+
+/// A multiple-choice task's questions (checked against the pin).
+pub fn load(spec: &TaskSpec, cache: &Path) -> Result<Vec<task::McItem>> {
+    let (file, bytes) = load_bytes(spec, cache)?;
+    let items = task::parse_jsonl(&file, &bytes)?;
+    check_count(spec, &file, items.len())?;
+    Ok(items)
+}
+
+/// A closed-book QA task's questions (checked against the pin).
+pub fn load_qa(spec: &TaskSpec, cache: &Path) -> Result<Vec<task::QaItem>> {
+    let (file, bytes) = load_bytes(spec, cache)?;
+    let items = task::parse_qa_jsonl(&file, &bytes)?;
+    check_count(spec, &file, items.len())?;
     Ok(items)
 }
 
@@ -102,7 +128,8 @@ mod tests {
         for t in &c.task {
             assert!(names.insert(t.name.clone()), "{} twice", t.name);
             assert_eq!(t.sha256.len(), 64, "{}", t.name);
-            assert!(t.items > 0 && (t.metric == "acc" || t.metric == "acc_norm"), "{}", t.name);
+            assert!(t.items > 0 && ["acc", "acc_norm", "accuracy"].contains(&t.metric.as_str()), "{}", t.name);
+            assert!(t.format == "mc" || t.format == "qa", "{}", t.name);
             assert!(spdx::Expression::parse(&t.licence).is_ok(), "{}: {}", t.name, t.licence);
             assert_eq!(t.non_commercial, t.licence.contains("-NC"), "{}", t.name);
         }

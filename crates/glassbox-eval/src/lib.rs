@@ -9,6 +9,7 @@
 //! - [`cache`]: results keyed by model, data, options and engine, so a rerun is instant.
 //! - [`niah`]: needle in a haystack over lengths × depths (RULER's task forms), with
 //!   [`heatmap`] pictures (SVG, PNG) and the effective context length.
+//! - [`qa`]: hallucination as closed-book QA (correct / abstained / confidently wrong).
 //! - [`run`]: scoring a task through the engine (shared contexts computed once, choices and
 //!   questions batched).
 //!
@@ -20,6 +21,7 @@ pub mod heatmap;
 pub mod metrics;
 pub mod niah;
 pub mod prompt;
+pub mod qa;
 pub mod run;
 pub mod task;
 

@@ -62,6 +62,31 @@ impl SplitMix64 {
     }
 }
 
+/// Expected calibration error of multiple-choice answers (Guo et al. 2017): each question's
+/// confidence is the probability of its predicted choice after a softmax over the choices'
+/// log-likelihoods; questions fall into `bins` equal-width confidence bins and the error is the
+/// question-weighted mean |accuracy − mean confidence| over bins. 0 is perfectly calibrated.
+pub fn ece(logliks: &[Vec<f64>], gold: &[usize], bins: usize) -> f64 {
+    let n = logliks.len().min(gold.len());
+    if n == 0 || bins == 0 {
+        return f64::NAN;
+    }
+    let mut conf = vec![0f64; bins];
+    let mut hits = vec![0f64; bins];
+    let mut count = vec![0usize; bins];
+    for (ll, &g) in logliks.iter().zip(gold) {
+        let m = ll.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = ll.iter().map(|l| (l - m).exp()).sum();
+        let pred = argmax(ll);
+        let c = (ll[pred] - m).exp() / z;
+        let b = ((c * bins as f64) as usize).min(bins - 1);
+        conf[b] += c;
+        hits[b] += f64::from(u8::from(pred == g));
+        count[b] += 1;
+    }
+    (0..bins).filter(|&b| count[b] > 0).map(|b| (hits[b] - conf[b]).abs()).sum::<f64>() / n as f64
+}
+
 pub const BOOTSTRAP: usize = 1000;
 
 /// Mean of per-question values with lm-eval's stderr and a bootstrap 95 % interval.
@@ -98,6 +123,17 @@ mod tests {
         assert_eq!(argmax(&[f64::NAN, -1.0]), 1);
         assert_eq!(norm_len(" héllo"), 5);
         assert_eq!(norm_len("x"), 1);
+    }
+
+    #[test]
+    fn calibration_error_follows_its_definition() {
+        // Two questions at confidence 0.5 (one right) and two at ~0.88 (both right).
+        let ll = vec![vec![0.0, 0.0], vec![0.0, 0.0], vec![0.0, -2.0], vec![0.0, -2.0]];
+        let c = 1.0 / (1.0 + (-2f64).exp());
+        let e = ece(&ll, &[0, 1, 0, 0], 10);
+        assert!((e - (2.0 * (1.0 - c)) / 4.0).abs() < 1e-12, "{e}");
+        assert_eq!(ece(&[vec![0.0, -50.0]], &[0], 10) < 1e-12, true);
+        assert!(ece(&[], &[], 10).is_nan());
     }
 
     #[test]

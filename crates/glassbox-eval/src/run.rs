@@ -46,6 +46,9 @@ pub struct TaskResult {
     pub acc: Estimate,
     pub acc_norm: Estimate,
     pub shots: usize,
+    /// Expected calibration error of `acc`'s answers (10 bins).
+    #[serde(default)]
+    pub ece: f64,
     pub seconds: f64,
     pub items: Vec<ItemResult>,
     /// Read from the results cache rather than computed now.
@@ -116,6 +119,7 @@ pub fn evaluate(engine: &mut Engine, items: &[McItem], opts: &EvalOptions, mut p
         acc: estimate(&acc, opts.seed),
         acc_norm: estimate(&acc_norm, opts.seed.wrapping_add(1)),
         shots: opts.shots,
+        ece: crate::metrics::ece(&results.iter().map(|r| r.loglik.clone()).collect::<Vec<_>>(), &results.iter().map(|r| r.gold).collect::<Vec<_>>(), 10),
         seconds: started.elapsed().as_secs_f64(),
         items: results,
         cached: false,

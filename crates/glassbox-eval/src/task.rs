@@ -128,3 +128,83 @@ mod tests {
         }
     }
 }
+
+/// A closed-book question with every answer that counts as right (aliases).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QaItem {
+    pub id: String,
+    pub question: String,
+    pub answers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QaLine {
+    id: serde_json::Value,
+    question: String,
+    answers: Vec<String>,
+}
+
+/// Parse a closed-book QA file: JSONL, `{"id": "...", "question": "...", "answers": ["...", ...]}`,
+/// with the same limits and errors as multiple-choice files.
+pub fn parse_qa_jsonl(name: &str, bytes: &[u8]) -> Result<Vec<QaItem>> {
+    let bad = |line: usize, msg: String| Error::Task { file: name.to_string(), line, msg };
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        bad(line, "not UTF-8".into())
+    })?;
+    let mut items = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for (i, raw) in text.split('\n').enumerate() {
+        let ln = i + 1;
+        if raw.len() > MAX_LINE {
+            return Err(bad(ln, format!("line is {} bytes, the limit is {MAX_LINE}", raw.len())));
+        }
+        if raw.trim().is_empty() {
+            continue;
+        }
+        if items.len() == MAX_ITEMS {
+            return Err(bad(ln, format!("more than {MAX_ITEMS} questions")));
+        }
+        let l: QaLine = serde_json::from_str(raw).map_err(|e| bad(ln, format!("{e}")))?;
+        let id = match l.id {
+            serde_json::Value::String(s) if !s.is_empty() => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return Err(bad(ln, "\"id\" must be a non-empty string or a number".into())),
+        };
+        if !ids.insert(id.clone()) {
+            return Err(bad(ln, format!("id {id:?} appears twice")));
+        }
+        if l.question.trim().is_empty() {
+            return Err(bad(ln, "the question is empty".into()));
+        }
+        if l.answers.is_empty() || l.answers.len() > MAX_CHOICES || l.answers.iter().any(|a| a.trim().is_empty()) {
+            return Err(bad(ln, format!("\"answers\" needs 1 to {MAX_CHOICES} non-empty answers")));
+        }
+        items.push(QaItem { id, question: l.question, answers: l.answers });
+    }
+    if items.is_empty() {
+        return Err(Error::Task { file: name.to_string(), line: 0, msg: "no questions".into() });
+    }
+    Ok(items)
+}
+
+#[cfg(test)]
+mod qa_tests {
+    use super::*;
+
+    #[test]
+    fn qa_lines_are_checked() {
+        let ok = b"{\"id\": 1, \"question\": \"Who?\", \"answers\": [\"Ada\", \"Ada Lovelace\"]}\n";
+        assert_eq!(parse_qa_jsonl("q", ok).unwrap()[0].answers.len(), 2);
+        for (bad, want) in [
+            ("{\"id\": 1, \"question\": \"Who?\", \"answers\": []}", "answers"),
+            ("{\"id\": 1, \"question\": \" \", \"answers\": [\"a\"]}", "question is empty"),
+            ("{\"id\": 1, \"question\": \"Q\", \"answers\": [\" \"]}", "answers"),
+            ("{\"id\": 1, \"question\": \"Q\"}", "answers"),
+        ] {
+            let e = parse_qa_jsonl("q.jsonl", bad.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains("q.jsonl:1") && e.contains(want), "{e}");
+        }
+    }
+}

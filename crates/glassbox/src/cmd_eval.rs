@@ -64,6 +64,9 @@ fn jobs(a: &EvalArgs) -> Result<Vec<Job>> {
     let mut jobs = Vec::new();
     for name in a.task.iter().filter(|n| niah::Kind::from_name(n).is_none()) {
         let spec = catalog::find(name)?;
+        if spec.format == "qa" {
+            continue;
+        }
         let items = catalog::load(&spec, &cache)?;
         jobs.push(Job {
             name: spec.name.clone(),
@@ -94,7 +97,7 @@ fn jobs(a: &EvalArgs) -> Result<Vec<Job>> {
 fn task_json(job: &Job, r: &TaskResult, samples: bool) -> Value {
     let mut v = json!({
         "n": r.n, "shots": r.shots, "metric": job.metric,
-        "acc": r.acc.value, "acc_norm": r.acc_norm.value,
+        "acc": r.acc.value, "acc_norm": r.acc_norm.value, "ece": r.ece,
         "stderr": {"acc": r.acc.stderr, "acc_norm": r.acc_norm.stderr},
         "ci95": {"acc": r.acc.ci95, "acc_norm": r.acc_norm.ci95},
         "seconds": r.seconds, "items_per_second": r.n as f64 / r.seconds.max(1e-9), "cached": r.cached,
@@ -127,6 +130,15 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let Some(model) = a.model.clone() else { bail!("give a model file (or --list)") };
     let jobs = jobs(&a)?;
     let kinds: Vec<niah::Kind> = a.task.iter().filter_map(|n| niah::Kind::from_name(n)).collect();
+    let data_cache = a.data_cache.clone().unwrap_or_else(catalog::default_cache);
+    let mut qa_jobs = Vec::new();
+    for name in a.task.iter().filter(|n| niah::Kind::from_name(n).is_none()) {
+        let spec = catalog::find(name)?;
+        if spec.format == "qa" {
+            let items = catalog::load_qa(&spec, &data_cache)?;
+            qa_jobs.push((spec, items));
+        }
+    }
     let haystack = match &a.haystack {
         Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read the haystack {} (UTF-8 text)", p.display()))?),
         None => None,
@@ -189,12 +201,34 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         .with_context(|| format!("task {}", kind.name()))?;
         grids.push(r);
     }
+    let mut qa_results = Vec::new();
+    for (spec, items) in &qa_jobs {
+        let r = glassbox_eval::qa::run(&mut engine, items, a.limit, a.seed, |done, total| {
+            if tty {
+                eprint!("\r{}: {done}/{total} questions   ", spec.name);
+                if done == total {
+                    eprintln!();
+                }
+            }
+        })
+        .with_context(|| format!("task {}", spec.name))?;
+        qa_results.push(r);
+    }
     let rows: Vec<(&Job, &TaskResult)> = jobs.iter().zip(&results).collect();
     let mut tasks: serde_json::Map<String, Value> = rows.iter().map(|(j, r)| (j.name.clone(), task_json(j, r, a.log_samples))).collect();
     for g in &grids {
         let mut v = serde_json::to_value(g)?;
         v["claimed_context"] = json!(claimed);
         tasks.insert(g.task.name().to_string(), v);
+    }
+    for ((spec, _), r) in qa_jobs.iter().zip(&qa_results) {
+        let mut v = serde_json::to_value(r)?;
+        if !a.log_samples {
+            v.as_object_mut().map(|o| o.remove("items"));
+        }
+        v["data"] = json!({"source": format!("{}=={} {}", spec.source.package, spec.source.version, spec.source.member), "licence": spec.licence, "non_commercial": spec.non_commercial});
+        v["instruction"] = json!(glassbox_eval::qa::INSTRUCTION);
+        tasks.insert(spec.name.clone(), v);
     }
     let full = json!({"model": {"path": model.display().to_string(), "sha256": sha}, "tasks": tasks});
     if let Some(dir) = &a.out {
@@ -226,6 +260,13 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
         writeln!(out, "\neffective context length (mean ≥ 85 %): {} tokens; the model claims {claimed}\n", g.effective_length)?;
     }
+    for ((spec, _), r) in qa_jobs.iter().zip(&qa_results) {
+        writeln!(out, "{} ({} questions, closed book; abstaining allowed)", spec.name, r.n)?;
+        for (name, e) in [("accuracy", &r.accuracy), ("exact match", &r.exact_match), ("abstained", &r.abstention), ("confidently wrong", &r.confidently_wrong)] {
+            writeln!(out, "  {name:<18} {:>6.1} %  [{:.1}, {:.1}]", e.value * 100.0, e.ci95[0] * 100.0, e.ci95[1] * 100.0)?;
+        }
+        writeln!(out)?;
+    }
     if rows.is_empty() {
         return Ok(());
     }
@@ -235,6 +276,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             let star = if *name == j.metric { "*" } else { " " };
             writeln!(out, "{:<16} {:>6} {:>5}  {:<9} {:>7.4}  [{:.4}, {:.4}] {:>8.4}", j.name, r.n, r.shots, format!("{name}{star}"), e.value, e.ci95[0], e.ci95[1], e.stderr)?;
         }
+    }
+    for (j, r) in &rows {
+        writeln!(out, "{:<16} calibration: ECE {:.4} (10 bins; confidence = softmax over the choices)", j.name, r.ece)?;
     }
     writeln!(out, "(* the score leaderboards quote for the task; {:.1} questions/s)", rows.iter().map(|(_, r)| r.n as f64).sum::<f64>() / rows.iter().map(|(_, r)| r.seconds).sum::<f64>().max(1e-9))?;
     Ok(())
