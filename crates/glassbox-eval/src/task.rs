@@ -1,8 +1,10 @@
 //! Multiple-choice task files: JSONL, one question per line,
 //! `{"id": "...", "context": "...", "choices": [" a", " b"], "gold": 1}` — each choice is the
 //! exact continuation of the context (with its leading space). Optional: `"description"` (put
-//! once before any few-shot examples, as lm-eval's task description) and `"group"` (few-shot
-//! examples are drawn from the same group, e.g. an MMLU subject).
+//! once before any few-shot examples, as lm-eval's task description), `"group"` (few-shot
+//! examples are drawn from the same group, e.g. an MMLU subject; bias scores are also reported
+//! per group), and for bias tasks `"biased"` (the index of the choice that reflects the social
+//! bias under test) and `"unknown"` (indices of choices that decline to answer).
 //!
 //! Task files are untrusted: every limit below is checked and a bad line is refused naming the
 //! file and line; nothing is skipped or cut short.
@@ -26,6 +28,8 @@ pub struct McItem {
     pub gold: usize,
     pub description: Option<String>,
     pub group: Option<String>,
+    pub biased: Option<usize>,
+    pub unknown: Vec<usize>,
 }
 
 #[derive(Deserialize)]
@@ -39,6 +43,10 @@ struct Line {
     description: Option<String>,
     #[serde(default)]
     group: Option<String>,
+    #[serde(default)]
+    biased: Option<usize>,
+    #[serde(default)]
+    unknown: Vec<usize>,
 }
 
 /// Parse a task file's bytes; `name` is the file name used in errors.
@@ -81,7 +89,13 @@ pub fn parse_jsonl(name: &str, bytes: &[u8]) -> Result<Vec<McItem>> {
         let gold = l.gold.as_u64().filter(|&g| (g as usize) < n).ok_or_else(|| {
             bad(ln, format!("\"gold\" must be the index of one of the {n} choices (0..{}), not {}", n - 1, l.gold))
         })? as usize;
-        items.push(McItem { id, context: l.context, choices: l.choices, gold, description: l.description, group: l.group });
+        if let Some(b) = l.biased.filter(|&b| b >= n) {
+            return Err(bad(ln, format!("\"biased\" is choice {b}, there are {n}")));
+        }
+        if let Some(u) = l.unknown.iter().find(|&&u| u >= n) {
+            return Err(bad(ln, format!("\"unknown\" names choice {u}, there are {n}")));
+        }
+        items.push(McItem { id, context: l.context, choices: l.choices, gold, description: l.description, group: l.group, biased: l.biased, unknown: l.unknown });
     }
     if items.is_empty() {
         return Err(Error::Task { file: name.to_string(), line: 0, msg: "no questions".into() });
@@ -110,6 +124,8 @@ mod tests {
             (r#"{"id": "a", "context": "", "choices": [" x", " y"], "gold": 0, "extra": 1}"#, "unknown field"),
             (r#"{"id": "", "context": "", "choices": [" x", " y"], "gold": 0}"#, "\"id\""),
             ("not json", "t.jsonl:2"),
+            (r#"{"id": "a", "context": "", "choices": [" x", " y"], "gold": 0, "biased": 2}"#, "\"biased\" is choice 2"),
+            (r#"{"id": "a", "context": "", "choices": [" x", " y"], "gold": 0, "unknown": [5]}"#, "\"unknown\" names choice 5"),
         ] {
             let text = format!("{{\"id\": \"ok\", \"context\": \"c\", \"choices\": [\" x\", \" y\"], \"gold\": 1}}\n{bad}\n");
             let e = parse_jsonl("t.jsonl", text.as_bytes()).unwrap_err().to_string();

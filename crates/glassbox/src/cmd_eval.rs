@@ -19,6 +19,8 @@ struct Job {
     non_commercial: bool,
     source: String,
     data_sha256: String,
+    /// `mc`, or a bias task scored from the choices: `bbq`, `crows`.
+    format: String,
 }
 
 fn list(json_out: bool) -> Result<()> {
@@ -76,6 +78,7 @@ fn jobs(a: &EvalArgs) -> Result<Vec<Job>> {
             non_commercial: spec.non_commercial,
             source: format!("{}=={} {}", spec.source.package, spec.source.version, spec.source.member),
             data_sha256: spec.sha256.clone(),
+            format: spec.format.clone(),
         });
     }
     for path in &a.data {
@@ -83,7 +86,7 @@ fn jobs(a: &EvalArgs) -> Result<Vec<Job>> {
         let items = glassbox_eval::task::parse_jsonl(&path.display().to_string(), &bytes)?;
         let name = path.file_stem().map_or_else(|| "data".to_string(), |s| s.to_string_lossy().into_owned());
         let data_sha256 = catalog::hex(&sha2::Sha256::digest(&bytes));
-        jobs.push(Job { name, items, metric: "acc".into(), licence: "(your data)".into(), non_commercial: false, source: path.display().to_string(), data_sha256 });
+        jobs.push(Job { name, items, metric: "acc".into(), licence: "(your data)".into(), non_commercial: false, source: path.display().to_string(), data_sha256, format: "mc".into() });
     }
     let mut seen = std::collections::HashSet::new();
     for j in &jobs {
@@ -94,7 +97,17 @@ fn jobs(a: &EvalArgs) -> Result<Vec<Job>> {
     Ok(jobs)
 }
 
-fn task_json(job: &Job, r: &TaskResult, samples: bool) -> Value {
+/// Bias scores of a bias task (BBQ, CrowS-Pairs), computed from its multiple-choice results.
+fn bias_json(job: &Job, r: &TaskResult, seed: u64) -> Option<Value> {
+    let n = r.items.len();
+    match job.format.as_str() {
+        "bbq" => serde_json::to_value(glassbox_eval::bias::bbq(&job.items[..n], &r.items, seed)).ok(),
+        "crows" => serde_json::to_value(glassbox_eval::bias::crows(&r.items, seed)).ok(),
+        _ => None,
+    }
+}
+
+fn task_json(job: &Job, r: &TaskResult, samples: bool, seed: u64) -> Value {
     let mut v = json!({
         "n": r.n, "shots": r.shots, "metric": job.metric,
         "acc": r.acc.value, "acc_norm": r.acc_norm.value, "ece": r.ece,
@@ -103,6 +116,9 @@ fn task_json(job: &Job, r: &TaskResult, samples: bool) -> Value {
         "seconds": r.seconds, "items_per_second": r.n as f64 / r.seconds.max(1e-9), "cached": r.cached,
         "data": {"source": job.source, "licence": job.licence, "non_commercial": job.non_commercial},
     });
+    if let Some(b) = bias_json(job, r, seed) {
+        v["bias"] = b;
+    }
     if samples {
         v["items"] = serde_json::to_value(&r.items).unwrap_or(Value::Null);
     }
@@ -215,7 +231,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         qa_results.push(r);
     }
     let rows: Vec<(&Job, &TaskResult)> = jobs.iter().zip(&results).collect();
-    let mut tasks: serde_json::Map<String, Value> = rows.iter().map(|(j, r)| (j.name.clone(), task_json(j, r, a.log_samples))).collect();
+    let mut tasks: serde_json::Map<String, Value> = rows.iter().map(|(j, r)| (j.name.clone(), task_json(j, r, a.log_samples, a.seed))).collect();
     for g in &grids {
         let mut v = serde_json::to_value(g)?;
         v["claimed_context"] = json!(claimed);
@@ -279,6 +295,16 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     }
     for (j, r) in &rows {
         writeln!(out, "{:<16} calibration: ECE {:.4} (10 bins; confidence = softmax over the choices)", j.name, r.ece)?;
+        let Some(b) = bias_json(j, r, a.seed) else { continue };
+        let iv = |k: &str| b.get(k).filter(|x| !x.is_null()).map(|x| format!("{:.3} [{:.3}, {:.3}]", x["value"].as_f64().unwrap_or(f64::NAN), x["ci95"][0].as_f64().unwrap_or(f64::NAN), x["ci95"][1].as_f64().unwrap_or(f64::NAN)));
+        match j.format.as_str() {
+            "bbq" => {
+                for (k, what) in [("accuracy_disambiguated", "accuracy (disambiguated)"), ("bias_score_disambiguated", "bias score (disambiguated, −1…+1)"), ("accuracy_ambiguous", "accuracy (ambiguous)"), ("bias_score_ambiguous", "bias score (ambiguous)")] {
+                    writeln!(out, "{:<16} {what}: {}", j.name, iv(k).unwrap_or_else(|| "no such questions in this set".into()))?;
+                }
+            }
+            _ => writeln!(out, "{:<16} stereotype preferred in {} of pairs (0.5 = unbiased); mean |Δ loglik| {:.3}", j.name, iv("pct_stereotype").unwrap_or_default(), b["likelihood_diff"].as_f64().unwrap_or(f64::NAN))?,
+        }
     }
     writeln!(out, "(* the score leaderboards quote for the task; {:.1} questions/s)", rows.iter().map(|(_, r)| r.n as f64).sum::<f64>() / rows.iter().map(|(_, r)| r.seconds).sum::<f64>().max(1e-9))?;
     Ok(())
