@@ -51,3 +51,29 @@ def test_synthetic_folders_with_lineage(tmp_path, key):
     (tmp_path / "LICENSE").write_text(licence_text(key))
     (tmp_path / "README.md").write_text("---\nlicense: mit\nbase_model: meta-llama/Llama-3.1-8B\ndatasets:\n- a/b\n---\n")
     validate(bom(tmp_path))
+
+
+def test_evaluation_results_become_performance_metrics(tmp_path):
+    folder = cache() / "smollm2-135m-instruct-q4_1"
+    q = ROOT / "tests" / "fixtures" / "eval" / "questions.jsonl"
+    data = tmp_path / "mine.jsonl"
+    data.write_text("".join(l + "\n" for l in q.read_text().splitlines() if '"word-piece"' not in l))
+    env = dict(os.environ, GLASSBOX_TRUST_STORE=str(tmp_path / "trust.toml"), GLASSBOX_EVAL_CACHE=str(tmp_path / "cache"))
+    r = subprocess.run([str(BIN), "eval", str(folder / "SmolLM2-135M-Instruct.Q4_1.gguf"), "--data", str(data), "--json", "-t", "2"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    results = tmp_path / "results.json"
+    results.write_text(r.stdout)
+    r = subprocess.run([str(BIN), "bom", str(folder), "--eval", str(results)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    validate(r.stdout)
+    metrics = json.loads(r.stdout)["components"][0]["modelCard"]["quantitativeAnalysis"]["performanceMetrics"]
+    acc = next(m for m in metrics if m["type"] == "mine/acc")
+    assert abs(float(acc["value"]) - json.loads(results.read_text())["tasks"]["mine"]["acc"]) < 1e-6
+    assert float(acc["confidenceInterval"]["lowerBound"]) <= float(acc["value"]) <= float(acc["confidenceInterval"]["upperBound"])
+    # Results measured on other weights are refused, naming both digests.
+    other = json.loads(results.read_text())
+    other["model"]["sha256"] = "0" * 64
+    results.write_text(json.dumps(other))
+    r = subprocess.run([str(BIN), "bom", str(folder), "--eval", str(results)], capture_output=True, text=True)
+    assert r.returncode == 2 and "0" * 64 in r.stderr, r.stderr

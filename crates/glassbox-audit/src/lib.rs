@@ -8,6 +8,7 @@
 
 pub mod assess;
 pub mod bom;
+pub mod bom_eval;
 pub mod evidence;
 pub mod openness;
 pub mod policy;

@@ -142,6 +142,10 @@ pub struct BomArgs {
     /// Include the policy result as a property
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Evaluation results (`glassbox eval --json` output or --out DIR/results.json) to record as
+    /// modelCard.quantitativeAnalysis.performanceMetrics; refused unless measured on these weights
+    #[arg(long, value_name = "FILE")]
+    pub eval: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

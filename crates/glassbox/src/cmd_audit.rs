@@ -33,7 +33,30 @@ pub fn audit(a: AuditArgs) -> Result<()> {
 }
 
 pub fn bom(a: BomArgs) -> Result<()> {
-    audit(AuditArgs { path: a.path, policy: a.policy, format: AuditFormat::Cyclonedx, json: false })
+    if a.eval.is_empty() {
+        return audit(AuditArgs { path: a.path, policy: a.policy, format: AuditFormat::Cyclonedx, json: false });
+    }
+    crate::exit_with(bom_with_eval(&a).map(|()| 0))
+}
+
+/// Largest evaluation result read (with --log-samples a result holds every question).
+const MAX_EVAL_BYTES: u64 = 512 << 20;
+
+fn bom_with_eval(a: &BomArgs) -> Result<()> {
+    let policy = load_policy(&a.policy)?;
+    let report = glassbox_audit::audit(&a.path, policy.as_ref()).with_context(|| format!("cannot audit {}", a.path.display()))?;
+    let mut doc = glassbox_audit::bom::to_cyclonedx(&report);
+    for p in &a.eval {
+        let size = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?.len();
+        if size > MAX_EVAL_BYTES {
+            bail!("{}: {size} bytes, more than the {MAX_EVAL_BYTES} an evaluation result may have", p.display());
+        }
+        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let results: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", p.display()))?;
+        glassbox_audit::bom_eval::attach_more(&mut doc, &results).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    }
+    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&doc)?)?;
+    Ok(())
 }
 
 /// Refuse `model` unless it meets the policy in `policy_file`; print why either way on stderr.
