@@ -116,6 +116,18 @@ fn key(rng: &mut SplitMix64) -> String {
     format!("{}-{}", WORDS[rng.below(WORDS.len())], NOUNS[rng.below(NOUNS.len())])
 }
 
+/// `n` different keys.
+fn keys(rng: &mut SplitMix64, n: usize) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    while keys.len() < n {
+        let k = key(rng);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys
+}
+
 fn value(rng: &mut SplitMix64) -> String {
     (1_000_000 + rng.below(9_000_000)).to_string()
 }
@@ -149,13 +161,7 @@ fn needles(kind: Kind, rng: &mut SplitMix64) -> (Vec<String>, String, String, Ve
              format!("The special magic number for {k} mentioned in the provided text is"), vec![v])
         }
         Kind::RulerMultikey => {
-            let mut keys: Vec<String> = Vec::new();
-            while keys.len() < 4 {
-                let k = key(rng);
-                if !keys.contains(&k) {
-                    keys.push(k);
-                }
-            }
+            let keys = keys(rng, 4);
             let vals: Vec<String> = (0..4).map(|_| value(rng)).collect();
             let ask = rng.below(4);
             (keys.iter().zip(&vals).map(|(k, v)| magic(k, v)).collect(),
@@ -170,13 +176,7 @@ fn needles(kind: Kind, rng: &mut SplitMix64) -> (Vec<String>, String, String, Ve
              format!("The special magic numbers for {k} mentioned in the provided text are"), vals)
         }
         Kind::RulerMultiquery => {
-            let mut keys: Vec<String> = Vec::new();
-            while keys.len() < 4 {
-                let k = key(rng);
-                if !keys.contains(&k) {
-                    keys.push(k);
-                }
-            }
+            let keys = keys(rng, 4);
             let vals: Vec<String> = (0..4).map(|_| value(rng)).collect();
             let list = format!("{}, {}, {} and {}", keys[0], keys[1], keys[2], keys[3]);
             (keys.iter().zip(&vals).map(|(k, v)| magic(k, v)).collect(),

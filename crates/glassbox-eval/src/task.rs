@@ -49,14 +49,20 @@ struct Line {
     unknown: Vec<usize>,
 }
 
-/// Parse a task file's bytes; `name` is the file name used in errors.
-pub fn parse_jsonl(name: &str, bytes: &[u8]) -> Result<Vec<McItem>> {
+/// The checks every JSONL task format shares: UTF-8, line length, blank lines skipped, at most
+/// [`MAX_ITEMS`] lines, each a `T`, with a unique non-empty `"id"` (string or number). `each`
+/// gets the line number, the id and the parsed line; errors name the file and line.
+fn for_each_line<T: serde::de::DeserializeOwned>(
+    name: &str,
+    bytes: &[u8],
+    id_of: impl Fn(&T) -> &serde_json::Value,
+    mut each: impl FnMut(usize, String, T) -> Result<()>,
+) -> Result<()> {
     let bad = |line: usize, msg: String| Error::Task { file: name.to_string(), line, msg };
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
         bad(line, "not UTF-8".into())
     })?;
-    let mut items = Vec::new();
     let mut ids = std::collections::HashSet::new();
     for (i, raw) in text.split('\n').enumerate() {
         let ln = i + 1;
@@ -67,18 +73,31 @@ pub fn parse_jsonl(name: &str, bytes: &[u8]) -> Result<Vec<McItem>> {
         if raw.trim().is_empty() {
             continue;
         }
-        if items.len() == MAX_ITEMS {
+        if ids.len() == MAX_ITEMS {
             return Err(bad(ln, format!("more than {MAX_ITEMS} questions")));
         }
-        let l: Line = serde_json::from_str(raw).map_err(|e| bad(ln, format!("{e}")))?;
-        let id = match l.id {
-            serde_json::Value::String(s) if !s.is_empty() => s,
+        let l: T = serde_json::from_str(raw).map_err(|e| bad(ln, format!("{e}")))?;
+        let id = match id_of(&l) {
+            serde_json::Value::String(s) if !s.is_empty() => s.clone(),
             serde_json::Value::Number(n) => n.to_string(),
             _ => return Err(bad(ln, "\"id\" must be a non-empty string or a number".into())),
         };
         if !ids.insert(id.clone()) {
             return Err(bad(ln, format!("id {id:?} appears twice")));
         }
+        each(ln, id, l)?;
+    }
+    if ids.is_empty() {
+        return Err(Error::Task { file: name.to_string(), line: 0, msg: "no questions".into() });
+    }
+    Ok(())
+}
+
+/// Parse a task file's bytes; `name` is the file name used in errors.
+pub fn parse_jsonl(name: &str, bytes: &[u8]) -> Result<Vec<McItem>> {
+    let bad = |line: usize, msg: String| Error::Task { file: name.to_string(), line, msg };
+    let mut items = Vec::new();
+    for_each_line(name, bytes, |l: &Line| &l.id, |ln, id, l: Line| {
         let n = l.choices.len();
         if !(2..=MAX_CHOICES).contains(&n) {
             return Err(bad(ln, format!("{n} choices; a question needs 2 to {MAX_CHOICES}")));
@@ -96,10 +115,8 @@ pub fn parse_jsonl(name: &str, bytes: &[u8]) -> Result<Vec<McItem>> {
             return Err(bad(ln, format!("\"unknown\" names choice {u}, there are {n}")));
         }
         items.push(McItem { id, context: l.context, choices: l.choices, gold, description: l.description, group: l.group, biased: l.biased, unknown: l.unknown });
-    }
-    if items.is_empty() {
-        return Err(Error::Task { file: name.to_string(), line: 0, msg: "no questions".into() });
-    }
+        Ok(())
+    })?;
     Ok(items)
 }
 
@@ -165,32 +182,8 @@ struct QaLine {
 /// with the same limits and errors as multiple-choice files.
 pub fn parse_qa_jsonl(name: &str, bytes: &[u8]) -> Result<Vec<QaItem>> {
     let bad = |line: usize, msg: String| Error::Task { file: name.to_string(), line, msg };
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
-        bad(line, "not UTF-8".into())
-    })?;
     let mut items = Vec::new();
-    let mut ids = std::collections::HashSet::new();
-    for (i, raw) in text.split('\n').enumerate() {
-        let ln = i + 1;
-        if raw.len() > MAX_LINE {
-            return Err(bad(ln, format!("line is {} bytes, the limit is {MAX_LINE}", raw.len())));
-        }
-        if raw.trim().is_empty() {
-            continue;
-        }
-        if items.len() == MAX_ITEMS {
-            return Err(bad(ln, format!("more than {MAX_ITEMS} questions")));
-        }
-        let l: QaLine = serde_json::from_str(raw).map_err(|e| bad(ln, format!("{e}")))?;
-        let id = match l.id {
-            serde_json::Value::String(s) if !s.is_empty() => s,
-            serde_json::Value::Number(n) => n.to_string(),
-            _ => return Err(bad(ln, "\"id\" must be a non-empty string or a number".into())),
-        };
-        if !ids.insert(id.clone()) {
-            return Err(bad(ln, format!("id {id:?} appears twice")));
-        }
+    for_each_line(name, bytes, |l: &QaLine| &l.id, |ln, id, l: QaLine| {
         if l.question.trim().is_empty() {
             return Err(bad(ln, "the question is empty".into()));
         }
@@ -198,10 +191,8 @@ pub fn parse_qa_jsonl(name: &str, bytes: &[u8]) -> Result<Vec<QaItem>> {
             return Err(bad(ln, format!("\"answers\" needs 1 to {MAX_CHOICES} non-empty answers")));
         }
         items.push(QaItem { id, question: l.question, answers: l.answers });
-    }
-    if items.is_empty() {
-        return Err(Error::Task { file: name.to_string(), line: 0, msg: "no questions".into() });
-    }
+        Ok(())
+    })?;
     Ok(items)
 }
 

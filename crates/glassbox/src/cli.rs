@@ -106,18 +106,8 @@ pub struct EvalArgs {
     pub haystack: Option<PathBuf>,
     #[command(flatten)]
     pub trust: TrustArgs,
-    /// Organisation policy (TOML, see `glassbox audit`): refuse the model if it fails
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
-    /// Worker threads (default: number of physical cores)
-    #[arg(long, short = 't')]
-    pub threads: Option<usize>,
-    /// Context size in tokens (default: the model's, capped at 4096)
-    #[arg(long, short = 'c', default_value_t = 0)]
-    pub ctx_size: usize,
-    /// Exact mode (weights dequantized to F32, every product in F32)
-    #[arg(long)]
-    pub exact: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Args)]
@@ -339,12 +329,9 @@ pub struct TrustArgs {
     pub locked: bool,
 }
 
+/// How a loaded model runs: the policy it must meet, threads, context, exact mode.
 #[derive(Args, Clone)]
-pub struct ModelArgs {
-    /// Path to a GGUF model file
-    pub model: PathBuf,
-    #[command(flatten)]
-    pub trust: TrustArgs,
+pub struct EngineArgs {
     /// Organisation policy (TOML, see `glassbox audit`): refuse the model if it fails
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
@@ -358,6 +345,16 @@ pub struct ModelArgs {
     /// dequantized model computes, at F32 memory and a fraction of the speed
     #[arg(long)]
     pub exact: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Path to a GGUF model file
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// KV cache type for K: f16 or q8_0 (llama.cpp's -ctk)
     #[arg(long, visible_alias = "ctk", value_name = "TYPE", default_value = "f16", value_parser = parse_kv_type)]
     pub cache_type_k: glassbox_engine::KvType,

@@ -160,14 +160,14 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         None => None,
     };
     // Needle runs need room for their longest prompt and its answer.
-    let ctx_size = if a.ctx_size == 0 && !kinds.is_empty() { a.lengths.iter().max().copied().unwrap_or(0) + 64 } else { a.ctx_size };
+    let mut engine_args = a.engine.clone();
+    if engine_args.ctx_size == 0 && !kinds.is_empty() {
+        engine_args.ctx_size = a.lengths.iter().max().copied().unwrap_or(0) + 64;
+    }
     let m = ModelArgs {
         model: model.clone(),
         trust: a.trust.clone(),
-        policy: a.policy.clone(),
-        threads: a.threads,
-        ctx_size,
-        exact: a.exact,
+        engine: engine_args,
         cache_type_k: glassbox_engine::KvType::F16,
         cache_type_v: glassbox_engine::KvType::F16,
     };
@@ -175,7 +175,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let opts = EvalOptions { limit: a.limit, shots: a.shots, seed: a.seed, ..Default::default() };
     let tty = std::io::stderr().is_terminal();
     let cache_dir = a.data_cache.clone().unwrap_or_else(catalog::default_cache).join("results");
-    let engine_id = cache::engine_id(engine.isa().kind().name(), a.exact);
+    let engine_id = cache::engine_id(engine.isa().kind().name(), a.engine.exact);
     let mut results = Vec::new();
     for job in &jobs {
         let key = cache::key(&sha, &job.data_sha256, &opts, &engine_id);

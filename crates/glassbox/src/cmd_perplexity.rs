@@ -42,9 +42,9 @@ pub fn perplexity(a: PerplexityArgs) -> Result<()> {
         return kl_divergence(&a);
     }
     let Some(text) = read_text(&a)? else { bail!("give the text to score with -f FILE") };
-    let n_ctx = if a.model.ctx_size == 0 { DEFAULT_CTX } else { a.model.ctx_size };
+    let n_ctx = if a.model.engine.ctx_size == 0 { DEFAULT_CTX } else { a.model.engine.ctx_size };
     let mut m = a.model.clone();
-    m.ctx_size = n_ctx;
+    m.engine.ctx_size = n_ctx;
     let mut engine = crate::cmd_run::load(&m)?;
     let tokens = engine.perplexity_tokens(&text);
     if n_ctx < 4 || tokens.len() < 2 * n_ctx {
@@ -95,11 +95,11 @@ fn kl_divergence(a: &PerplexityArgs) -> Result<()> {
     let base_path = a.kl_divergence_base.as_ref().expect("clap requires the base with --kl-divergence");
     let mut base = BaseReader::open(base_path)?;
     let h = base.header.clone();
-    if a.model.ctx_size != 0 && a.model.ctx_size != h.n_ctx {
+    if a.model.engine.ctx_size != 0 && a.model.engine.ctx_size != h.n_ctx {
         bail!("{} was computed with chunks of {} tokens; drop -c or pass -c {}", base_path.display(), h.n_ctx, h.n_ctx);
     }
     let mut m = a.model.clone();
-    m.ctx_size = h.n_ctx;
+    m.engine.ctx_size = h.n_ctx;
     let mut engine = crate::cmd_run::load(&m)?;
     let n_vocab = engine.model.config.n_vocab;
     if n_vocab != h.n_vocab {

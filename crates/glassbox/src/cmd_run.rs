@@ -27,14 +27,14 @@ pub fn load(m: &ModelArgs) -> Result<Engine> {
 
 /// Load and verify a model; also returns the SHA-256 of the bytes that were verified.
 pub fn load_with_sha256(m: &ModelArgs) -> Result<(Engine, String)> {
-    let mut opts = engine_options(m.ctx_size, m.threads)?;
-    opts.exact = m.exact;
+    let mut opts = engine_options(m.engine.ctx_size, m.engine.threads)?;
+    opts.exact = m.engine.exact;
     opts.cache_types = (m.cache_type_k, m.cache_type_v);
     let policy = crate::cmd_trust::policy(&m.trust)?;
     let (engine, v) = Engine::load_verified(&m.model, &opts, &policy).with_context(|| format!("cannot load model {}", m.model.display()))?;
     crate::cmd_trust::announce(&m.model, &v.sha256, &v.verdict, &policy);
     // The file is verified; now the organisation's policy, before a single token.
-    if let Some(p) = &m.policy {
+    if let Some(p) = &m.engine.policy {
         crate::cmd_audit::gate(&m.model, p)?;
     }
     Ok((engine, v.sha256))
@@ -235,9 +235,9 @@ fn first_token(engine: &mut Engine) -> Result<()> {
 
 fn cold_start(a: &BenchArgs) -> Result<()> {
     let m = &a.model;
-    let opts = engine_options(64, m.threads)?;
+    let opts = engine_options(64, m.engine.threads)?;
     let policy = crate::cmd_trust::policy(&m.trust)?;
-    if let Some(p) = &m.policy {
+    if let Some(p) = &m.engine.policy {
         glassbox_trust::open_verified(&m.model, &policy)?;
         crate::cmd_audit::gate(&m.model, p)?;
     }
@@ -274,8 +274,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         return cold_start(&a);
     }
     let mut m = a.model.clone();
-    if m.ctx_size == 0 {
-        m.ctx_size = a.prompt_tokens.max(a.gen_tokens).max(16);
+    if m.engine.ctx_size == 0 {
+        m.engine.ctx_size = a.prompt_tokens.max(a.gen_tokens).max(16);
     }
     let mut engine = load(&m)?;
     if a.repetitions == 0 {
