@@ -12,8 +12,8 @@ use crate::run::{EvalOptions, TaskResult};
 use crate::{Error, Result};
 
 /// What the engine contributes to a result: the glassbox version, the kernel path and mode.
-pub fn engine_id(isa: &str, exact: bool) -> String {
-    format!("glassbox {} isa={isa} exact={exact}", env!("CARGO_PKG_VERSION"))
+pub fn engine_id(isa: &str, exact: bool, fast_logits: bool) -> String {
+    format!("glassbox {} isa={isa} exact={exact} fast_logits={fast_logits} logits=2pass", env!("CARGO_PKG_VERSION"))
 }
 
 pub fn key(model_sha256: &str, data_sha256: &str, opts: &EvalOptions, engine: &str) -> String {
@@ -55,18 +55,19 @@ mod tests {
         let o = EvalOptions::default();
         let e = Estimate { value: 0.5, stderr: 0.1, ci95: [0.3, 0.7] };
         let r = TaskResult { n: 2, acc: e, acc_norm: e, shots: 0, ece: 0.1, seconds: 1.0, items: vec![], cached: false };
-        let k = key("m", "d", &o, &engine_id("avx2", false));
+        let k = key("m", "d", &o, &engine_id("avx2", false, false));
         assert!(get(&dir, &k).is_none());
         put(&dir, &k, &r).unwrap();
         let back = get(&dir, &k).unwrap();
         assert!(back.cached && back.acc == e && back.n == 2);
         for other in [
-            key("m2", "d", &o, &engine_id("avx2", false)),
-            key("m", "d2", &o, &engine_id("avx2", false)),
-            key("m", "d", &EvalOptions { shots: 1, ..o.clone() }, &engine_id("avx2", false)),
-            key("m", "d", &EvalOptions { limit: Some(1), ..o.clone() }, &engine_id("avx2", false)),
-            key("m", "d", &o, &engine_id("scalar", false)),
-            key("m", "d", &o, &engine_id("avx2", true)),
+            key("m2", "d", &o, &engine_id("avx2", false, false)),
+            key("m", "d2", &o, &engine_id("avx2", false, false)),
+            key("m", "d", &EvalOptions { shots: 1, ..o.clone() }, &engine_id("avx2", false, false)),
+            key("m", "d", &EvalOptions { limit: Some(1), ..o.clone() }, &engine_id("avx2", false, false)),
+            key("m", "d", &o, &engine_id("scalar", false, false)),
+            key("m", "d", &o, &engine_id("avx2", true, false)),
+            key("m", "d", &o, &engine_id("avx2", false, true)),
         ] {
             assert_ne!(other, k);
             assert!(get(&dir, &other).is_none());

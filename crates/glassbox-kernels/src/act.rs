@@ -220,4 +220,15 @@ impl ActBuf {
     pub fn q8k(&self) -> &[Q8KBlock] {
         &self.q8k
     }
+    /// The values these activations stand for (`n × cols`): what the integer dot products
+    /// multiply, so `x − dequantize(quantize(x))` is the rounding a second pass can carry.
+    pub fn dequantize_into(&self, out: &mut Vec<f32>) {
+        out.clear();
+        match self.format {
+            Some(ActFormat::Q8) => out.extend(self.q8.iter().flat_map(|b| b.qs.iter().map(move |&q| b.d * f32::from(q)))),
+            Some(ActFormat::Q8K) => out.extend(self.q8k.iter().flat_map(|b| b.qs.iter().map(move |&q| b.d * f32::from(q)))),
+            Some(ActFormat::F32 | ActFormat::F16) => out.extend_from_slice(&self.f32s),
+            None => {}
+        }
+    }
 }

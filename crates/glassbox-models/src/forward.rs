@@ -42,7 +42,14 @@ pub struct Scratch {
     tile_out: Vec<Vec<f32>>,
     cos: Vec<f32>,
     sin: Vec<f32>,
+    /// Output layer: dequantized activations, rows with their residuals, and their logits.
+    deq: Vec<f32>,
+    x2: Vec<f32>,
+    y2: Vec<f32>,
 }
+
+/// Rows of logits computed per output matmul (bounds the residual pass's extra buffer).
+const OUT_CHUNK: usize = 32;
 
 fn fmt_idx(f: ActFormat) -> usize {
     match f {
@@ -268,14 +275,39 @@ impl Model {
         for (i, &t) in rows.iter().enumerate() {
             rms_norm(&sc.x[t * d..(t + 1) * d], &self.output_norm, c.rms_eps, &mut sc.xn[i * d..(i + 1) * d]);
         }
-        prepare(isa, &mut sc.acts, &[&self.output], &sc.xn, d);
         let start = out.len();
         out.resize(start + rows.len() * c.n_vocab, 0.0);
-        matmul_many(pool, isa, &mut [MatmulJob {
-            w: self.w(&self.output),
-            x: &sc.acts[fmt_idx(self.output.ty.act_format())],
-            y: &mut out[start..],
-        }]);
+        let fmt = self.output.ty.act_format();
+        if self.precise_output && matches!(fmt, ActFormat::Q8 | ActFormat::Q8K) {
+            // The logits' own matmul: activations rounded to 8 bits once would put half of the
+            // whole model's divergence from its exact self here, so each row also carries its
+            // rounding error, quantised again, as a second activation row: y = W·q₁ + W·q₂.
+            // The kernels read each weight once for both rows; a row's result depends on that
+            // row alone, so batching still changes nothing.
+            let i = fmt_idx(fmt);
+            for (k, chunk) in sc.xn.chunks(OUT_CHUNK * d).enumerate() {
+                let m = chunk.len() / d;
+                sc.acts[i].fill(isa, fmt, chunk, d);
+                sc.acts[i].dequantize_into(&mut sc.deq);
+                sc.x2.clear();
+                for r in 0..m {
+                    let x = &chunk[r * d..(r + 1) * d];
+                    sc.x2.extend_from_slice(x);
+                    sc.x2.extend(x.iter().zip(&sc.deq[r * d..(r + 1) * d]).map(|(a, b)| a - b));
+                }
+                sc.acts[i].fill(isa, fmt, &sc.x2, d);
+                resize(&mut sc.y2, 2 * m * c.n_vocab);
+                matmul_many(pool, isa, &mut [MatmulJob { w: self.w(&self.output), x: &sc.acts[i], y: &mut sc.y2 }]);
+                let dst = &mut out[start + k * OUT_CHUNK * c.n_vocab..start + (k * OUT_CHUNK + m) * c.n_vocab];
+                for (r, row) in dst.chunks_exact_mut(c.n_vocab).enumerate() {
+                    let (a, b) = sc.y2[2 * r * c.n_vocab..(2 * r + 2) * c.n_vocab].split_at(c.n_vocab);
+                    row.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (p, q))| *o = p + q);
+                }
+            }
+        } else {
+            prepare(isa, &mut sc.acts, &[&self.output], &sc.xn, d);
+            matmul_many(pool, isa, &mut [MatmulJob { w: self.w(&self.output), x: &sc.acts[fmt_idx(fmt)], y: &mut out[start..] }]);
+        }
         if let Some(cap) = c.final_logit_softcap {
             out[start..].iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
         }

@@ -57,6 +57,9 @@ pub struct Model {
     /// RoPE of global layers and of sliding-window layers.
     pub(crate) rope: Rope,
     pub(crate) rope_swa: Rope,
+    /// Output layer with a second 8-bit pass over each row's rounding error (on by default;
+    /// see `forward.rs`): half the divergence from the exact model, no decode cost.
+    pub(crate) precise_output: bool,
 }
 
 pub(crate) fn qtype(t: &TensorInfo) -> Result<QType> {
@@ -205,7 +208,7 @@ impl Model {
         // Sliding-window layers: their own base, never frequency-scaled.
         let swa_scaling = RopeScaling { freq_scale: 1.0, ..c.rope_scaling };
         let rope_swa = Rope::new(c.n_rot, c.rope_base_swa, swa_scaling, freq_factors);
-        Ok(Model { file, config, tok_embd, output, output_norm, layers, rope, rope_swa })
+        Ok(Model { file, config, tok_embd, output, output_norm, layers, rope, rope_swa, precise_output: true })
     }
 
     pub(crate) fn raw<'a>(&'a self, m: &'a Mat) -> WeightMatrix<'a> {
@@ -313,6 +316,13 @@ impl Model {
 
     /// Store K and V of caches made from now on as `k` / `v`. q8_0 needs head sizes that are
     /// whole 32-value blocks.
+    /// `false`: round the output layer's activations to 8 bits once, as llama.cpp does (less
+    /// output-layer compute when many rows of logits are scored; about twice the KL divergence
+    /// from the exact model).
+    pub fn set_precise_output(&mut self, on: bool) {
+        self.precise_output = on;
+    }
+
     pub fn set_cache_types(&mut self, k: crate::KvType, v: crate::KvType) -> Result<()> {
         let c = &mut self.config;
         for (ty, dim, which) in [(k, c.head_dim, "K"), (v, c.head_dim_v, "V")] {

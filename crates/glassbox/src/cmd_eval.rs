@@ -175,7 +175,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let opts = EvalOptions { limit: a.limit, shots: a.shots, seed: a.seed, ..Default::default() };
     let tty = std::io::stderr().is_terminal();
     let cache_dir = a.data_cache.clone().unwrap_or_else(catalog::default_cache).join("results");
-    let engine_id = cache::engine_id(engine.isa().kind().name(), a.engine.exact);
+    let engine_id = cache::engine_id(engine.isa().kind().name(), a.engine.exact, a.engine.fast_logits);
     let mut results = Vec::new();
     for job in &jobs {
         let key = cache::key(&sha, &job.data_sha256, &opts, &engine_id);

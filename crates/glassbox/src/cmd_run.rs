@@ -29,6 +29,7 @@ pub fn load(m: &ModelArgs) -> Result<Engine> {
 pub fn load_with_sha256(m: &ModelArgs) -> Result<(Engine, String)> {
     let mut opts = engine_options(m.engine.ctx_size, m.engine.threads)?;
     opts.exact = m.engine.exact;
+    opts.fast_logits = m.engine.fast_logits;
     opts.cache_types = (m.cache_type_k, m.cache_type_v);
     let policy = crate::cmd_trust::policy(&m.trust)?;
     let (engine, v) = Engine::load_verified(&m.model, &opts, &policy).with_context(|| format!("cannot load model {}", m.model.display()))?;
