@@ -480,6 +480,12 @@ pub struct BenchArgs {
     /// unverified, and print the ratio
     #[arg(long)]
     pub cold_start: bool,
+    /// With --lookup or --draft: the prompt (UTF-8 text; chat template applied when the model
+    /// has one) whose greedy continuation of --gen-tokens is timed with and without drafts
+    #[arg(long, value_name = "FILE")]
+    pub prompt_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub spec: SpecArgs,
     #[arg(long)]
     pub json: bool,
 }

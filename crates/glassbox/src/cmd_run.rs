@@ -130,6 +130,74 @@ pub fn run(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// Greedy decode of `--gen-tokens` after a real prompt, timed plainly and with drafts, in
+/// alternation: decode tok/s of each (median), the speed-up, the acceptance, and whether the
+/// two outputs are identical (they must be: speculative decoding is lossless).
+fn bench_speculative(a: &BenchArgs) -> Result<()> {
+    let Some(path) = &a.prompt_file else { bail!("--lookup/--draft benchmarks need a real prompt: --prompt-file FILE") };
+    if a.repetitions == 0 || a.gen_tokens == 0 {
+        bail!("--repetitions and --gen-tokens must be at least 1");
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {} (UTF-8 text)", path.display()))?;
+    let mut engine = load(&a.model)?;
+    let prompt = if engine.has_chat_template() {
+        let rendered = engine.render_chat(&messages(&None, &text))?;
+        engine.tokenize_chat(&rendered)
+    } else {
+        engine.tokenizer.encode(&text)
+    };
+    let Some(mut spec) = speculation(&a.spec, &a.model, &engine)? else { bail!("no drafter") };
+    let req = GenerateRequest { prompt, max_tokens: a.gen_tokens, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] };
+    // Decode speed: tokens after the first over the time after the first.
+    let timed = |g: &glassbox_engine::Generation, first: Option<std::time::Instant>| {
+        let s = first.map_or(0.0, |t| (std::time::Instant::now() - t).as_secs_f64());
+        if s > 0.0 && g.completion_tokens > 1 { (g.completion_tokens - 1) as f64 / s } else { 0.0 }
+    };
+    let (mut plain, mut fast, mut stats, mut same, mut n_out) = (Vec::new(), Vec::new(), None, true, 0);
+    let warm = GenerateRequest { prompt: req.prompt.clone(), max_tokens: 2, sampling: req.sampling.clone(), stop: vec![] };
+    engine.generate(&warm, |_| {})?;
+    for _ in 0..a.repetitions {
+        let mut first = None;
+        let g = engine.generate(&req, |_| {
+            first.get_or_insert_with(std::time::Instant::now);
+        })?;
+        plain.push(timed(&g, first));
+        let mut first = None;
+        let (gs, st) = engine.generate_speculative(&req, &mut spec, |_| {
+            first.get_or_insert_with(std::time::Instant::now);
+        })?;
+        fast.push(timed(&gs, first));
+        same &= g.ids == gs.ids;
+        n_out = g.completion_tokens;
+        stats = Some(st);
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (p, f) = (med(&mut plain), med(&mut fast));
+    let st = stats.unwrap_or_default();
+    let drafter = if a.spec.lookup { "lookup".to_string() } else { a.spec.draft.as_ref().map_or(String::new(), |d| d.display().to_string()) };
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", json!({
+            "model": a.model.model.display().to_string(), "threads": engine.threads(), "isa": format!("{:?}", engine.isa()),
+            "prompt_tokens": req.prompt.len(), "gen_tokens": n_out, "repetitions": a.repetitions,
+            "drafter": drafter, "draft_max": a.spec.draft_max,
+            "plain_decode_tok_s": p, "speculative_decode_tok_s": f, "speedup": f / p.max(1e-9),
+            "passes": st.passes, "drafted": st.drafted, "accepted": st.accepted, "acceptance": st.acceptance(),
+            "identical_output": same,
+        }))?;
+    } else {
+        writeln!(out, "decode {p:.1} tok/s plain, {f:.1} tok/s with {drafter} (×{:.2}); {} of {} drafts accepted ({:.0} %), {} passes for {n_out} tokens; outputs identical: {same}",
+            f / p.max(1e-9), st.accepted, st.drafted, 100.0 * st.acceptance(), st.passes)?;
+    }
+    if !same {
+        bail!("speculative output differed from plain decoding: a bug, please report it");
+    }
+    Ok(())
+}
+
 /// The drafter `--lookup` / `--draft FILE` ask for (a draft file is verified like the model).
 fn speculation(s: &crate::cli::SpecArgs, m: &ModelArgs, engine: &Engine) -> Result<Option<glassbox_engine::SpecOptions>> {
     use glassbox_engine::{DraftModel, Drafter, SpecOptions};
@@ -273,6 +341,9 @@ fn cold_start(a: &BenchArgs) -> Result<()> {
 pub fn bench(a: BenchArgs) -> Result<()> {
     if a.cold_start {
         return cold_start(&a);
+    }
+    if a.spec.lookup || a.spec.draft.is_some() {
+        return bench_speculative(&a);
     }
     let mut m = a.model.clone();
     if m.engine.ctx_size == 0 {

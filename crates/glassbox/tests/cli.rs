@@ -371,3 +371,23 @@ fn run_speculative_lookup_and_draft_give_the_same_output() {
     let o = glassbox(&[&base[..], &["--draft", &m, "--lookup"]].concat());
     assert_eq!(o.status.code(), Some(2), "--draft and --lookup conflict");
 }
+
+#[test]
+fn bench_times_speculative_decoding_on_a_real_prompt() {
+    let dir = std::env::temp_dir().join(format!("glassbox-bench-spec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prompt = dir.join("edit.txt");
+    std::fs::write(&prompt, "Rename `total` to `sum` in this function and return it whole:\n\ndef add(xs):\n    total = 0\n    for x in xs:\n        total += x\n    return total\n").unwrap();
+    let m = smollm2();
+    let o = glassbox(&["bench", &m, "--lookup", "--prompt-file", prompt.to_str().unwrap(), "--gen-tokens", "48", "-r", "1", "-t", "2", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["identical_output"], true);
+    assert_eq!(v["drafter"], "lookup");
+    let n_gen = v["gen_tokens"].as_u64().unwrap();
+    assert!(n_gen > 1 && v["passes"].as_u64().unwrap() <= n_gen, "{v}");
+    assert!(v["plain_decode_tok_s"].as_f64().unwrap() > 0.0 && v["speedup"].as_f64().unwrap() > 0.0);
+    let o = glassbox(&["bench", &m, "--lookup"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--prompt-file"));
+    std::fs::remove_dir_all(&dir).ok();
+}
