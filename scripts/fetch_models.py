@@ -20,12 +20,17 @@ PINS = ROOT / "models" / "test-models.toml"
 CHUNK = 1 << 20
 
 
-def default_cache() -> Path:
-    env = os.environ.get("GLASSBOX_MODEL_CACHE")
+def cache_dir(env_var: str, sub: str) -> Path:
+    """`$env_var`, else `$XDG_CACHE_HOME/glassbox/<sub>`, else `~/.cache/glassbox/<sub>`."""
+    env = os.environ.get(env_var)
     if env:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "glassbox" / "models"
+    return Path(base) / "glassbox" / sub
+
+
+def default_cache() -> Path:
+    return cache_dir("GLASSBOX_MODEL_CACHE", "models")
 
 
 def sha256_file(path: Path) -> str:
