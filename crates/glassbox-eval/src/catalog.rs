@@ -46,6 +46,13 @@ fn mc() -> String {
     "mc".into()
 }
 
+impl TaskSpec {
+    /// Where the data comes from: `package==version member`.
+    pub fn source_label(&self) -> String {
+        format!("{}=={} {}", self.source.package, self.source.version, self.source.member)
+    }
+}
+
 #[derive(Deserialize)]
 struct Catalog {
     task: Vec<TaskSpec>,

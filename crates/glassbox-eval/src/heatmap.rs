@@ -20,7 +20,8 @@ pub struct Grid<'a> {
     pub scores: Vec<Vec<f64>>,
 }
 
-fn escape(s: &str) -> String {
+/// Text for SVG or HTML: `&`, `<`, `>` and `"` escaped.
+pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

@@ -89,6 +89,23 @@ pub fn ece(logliks: &[Vec<f64>], gold: &[usize], bins: usize) -> f64 {
 
 pub const BOOTSTRAP: usize = 1000;
 
+/// Percentile bootstrap 95 % interval of `stat` over `n` questions: [`BOOTSTRAP`] resamples of
+/// `n` indices drawn with replacement from a generator seeded with `seed`, `stat` recomputed on
+/// each (resamples where it is not finite are left out).
+pub fn bootstrap(n: usize, seed: u64, stat: impl Fn(&mut dyn Iterator<Item = usize>) -> f64) -> [f64; 2] {
+    let mut rng = SplitMix64(seed);
+    let mut v: Vec<f64> = (0..BOOTSTRAP)
+        .map(|_| {
+            let idx: Vec<usize> = (0..n).map(|_| rng.below(n.max(1))).collect();
+            stat(&mut idx.into_iter())
+        })
+        .filter(|x| x.is_finite())
+        .collect();
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v.get(((q * (v.len().max(1) - 1) as f64).round()) as usize).copied().unwrap_or(f64::NAN);
+    [at(0.025), at(0.975)]
+}
+
 /// Mean of per-question values with lm-eval's stderr and a bootstrap 95 % interval.
 pub fn estimate(values: &[f64], seed: u64) -> Estimate {
     let n = values.len();
@@ -101,13 +118,8 @@ pub fn estimate(values: &[f64], seed: u64) -> Estimate {
     } else {
         f64::NAN
     };
-    let mut rng = SplitMix64(seed ^ 0x6c6d_2d65_7661_6c00);
-    let mut means: Vec<f64> = (0..BOOTSTRAP)
-        .map(|_| (0..n).map(|_| values[rng.below(n)]).sum::<f64>() / n as f64)
-        .collect();
-    means.sort_by(f64::total_cmp);
-    let at = |q: f64| means[((q * (BOOTSTRAP - 1) as f64).round() as usize).min(BOOTSTRAP - 1)];
-    Estimate { value: mean, stderr, ci95: [at(0.025), at(0.975)] }
+    let ci95 = bootstrap(n, seed ^ 0x6c6d_2d65_7661_6c00, |idx| idx.map(|i| values[i]).sum::<f64>() / n as f64);
+    Estimate { value: mean, stderr, ci95 }
 }
 
 #[cfg(test)]

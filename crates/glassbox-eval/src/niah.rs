@@ -80,12 +80,12 @@ pub struct NiahOptions {
     pub haystack: Option<String>,
 }
 
-/// One generated test: the prompt text and the values a correct answer contains.
+/// One generated test: the prompt, its tokens, and the values a correct answer contains.
 #[derive(Clone, Debug)]
 pub struct Case {
     pub prompt: String,
+    pub tokens: Vec<u32>,
     pub expected: Vec<String>,
-    pub answer_prefix: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -224,23 +224,24 @@ fn assemble(kind: Kind, haystack: &[String], n_units: usize, depth: u32, ns: &[S
 }
 
 /// Build one case of about `length` prompt tokens (never more), needles at `depth` percent.
-pub fn build_case(engine: &Engine, kind: Kind, haystack: &[String], length: usize, depth: u32, rng: &mut SplitMix64) -> Result<(Case, usize)> {
+pub fn build_case(engine: &Engine, kind: Kind, haystack: &[String], length: usize, depth: u32, rng: &mut SplitMix64) -> Result<Case> {
     let (ns, question, prefix, expected) = needles(kind, rng);
-    let count = |s: &str| engine.tokenizer.encode(s).len();
-    let bare = count(&assemble(kind, haystack, 0, depth, &ns, &question, &prefix));
+    let encode = |n: usize| engine.tokenizer.encode(&assemble(kind, haystack, n, depth, &ns, &question, &prefix));
+    // The tokens of the longest prompt found so far that fits: the final prompt's, kept.
+    let mut best = encode(0);
+    let bare = best.len();
     if bare >= length {
         return Err(Error::Usage(format!("{}: a prompt of {length} tokens cannot hold the {bare}-token question and needles", kind.name())));
     }
     // The most haystack units that keep the prompt within `length` tokens: bisect between 0
     // and a bound twice the estimate.
-    let per_unit = (haystack.iter().take(64).map(|u| count(u)).sum::<usize>() as f64 / haystack.len().min(64) as f64).max(1.0);
+    let per_unit = (haystack.iter().take(64).map(|u| engine.tokenizer.encode(u).len()).sum::<usize>() as f64 / haystack.len().min(64) as f64).max(1.0);
     let (mut lo, mut hi) = (0usize, 2 * ((length - bare) as f64 / per_unit).ceil() as usize + 2);
-    let mut lo_tokens = bare;
     while hi - lo > 1 {
         let mid = (lo + hi) / 2;
-        let t = count(&assemble(kind, haystack, mid, depth, &ns, &question, &prefix));
-        if t <= length {
-            (lo, lo_tokens) = (mid, t);
+        let ids = encode(mid);
+        if ids.len() <= length {
+            (lo, best) = (mid, ids);
         } else {
             hi = mid;
         }
@@ -249,7 +250,7 @@ pub fn build_case(engine: &Engine, kind: Kind, haystack: &[String], length: usiz
         return Err(Error::Usage(format!("the haystack text has {} sentences, too few for {length} tokens", haystack.len())));
     }
     let prompt = assemble(kind, haystack, lo, depth, &ns, &question, &prefix);
-    Ok((Case { prompt, expected, answer_prefix: prefix }, lo_tokens))
+    Ok(Case { prompt, tokens: best, expected })
 }
 
 /// RULER's `string_match_all`: share of expected values in the answer (case-insensitive).
@@ -290,16 +291,16 @@ pub fn run(engine: &mut Engine, opts: &NiahOptions, mut progress: impl FnMut(usi
             let mut rng = SplitMix64(opts.seed ^ ((li as u64) << 32) ^ di as u64);
             let (mut sum, mut toks, mut answers) = (0.0, Vec::new(), Vec::new());
             for _ in 0..opts.samples {
-                let (case, n) = build_case(engine, opts.kind, &hay, length, depth, &mut rng)?;
+                let case = build_case(engine, opts.kind, &hay, length, depth, &mut rng)?;
+                toks.push(case.tokens.len());
                 let req = GenerateRequest {
-                    prompt: engine.tokenizer.encode(&case.prompt),
+                    prompt: case.tokens,
                     max_tokens: opts.kind.max_tokens(),
                     sampling: SamplingParams { temperature: 0.0, ..Default::default() },
                     stop: vec!["\n\n".into()],
                 };
                 let g = engine.generate(&req, |_| {})?;
                 sum += score(&g.text, &case.expected);
-                toks.push(n);
                 answers.push(g.text);
             }
             cells.push(Cell { length, depth, score: sum / opts.samples as f64, prompt_tokens: toks, answers });

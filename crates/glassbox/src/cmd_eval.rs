@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use glassbox_eval::task::QaItem;
 use glassbox_eval::{EvalOptions, McItem, TaskResult, cache, catalog, heatmap, niah};
 use sha2::Digest;
 use serde_json::{Value, json};
@@ -32,7 +33,7 @@ fn list(json_out: bool) -> Result<()> {
             .map(|t| {
                 json!({"name": t.name, "items": t.items, "split": t.split, "metric": t.metric, "licence": t.licence,
                        "non_commercial": t.non_commercial, "description": t.description, "citation": t.citation,
-                       "source": format!("{}=={} {}", t.source.package, t.source.version, t.source.member), "sha256": t.sha256})
+                       "source": t.source_label(), "sha256": t.sha256})
             })
             .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
@@ -61,12 +62,28 @@ fn niah_what(k: niah::Kind) -> &'static str {
     }
 }
 
-fn jobs(a: &EvalArgs) -> Result<Vec<Job>> {
+/// The tasks asked for, read and checked before any model loads.
+struct Plan {
+    /// Multiple-choice tasks (built-in and `--data`), bias tasks among them.
+    mc: Vec<Job>,
+    /// Closed-book QA tasks.
+    qa: Vec<(catalog::TaskSpec, Vec<QaItem>)>,
+    /// Needle-in-a-haystack kinds.
+    niah: Vec<niah::Kind>,
+}
+
+fn jobs(a: &EvalArgs) -> Result<Plan> {
     let cache = a.data_cache.clone().unwrap_or_else(catalog::default_cache);
-    let mut jobs = Vec::new();
-    for name in a.task.iter().filter(|n| niah::Kind::from_name(n).is_none()) {
+    let (mut jobs, mut qa, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
+    for name in &a.task {
+        if let Some(k) = niah::Kind::from_name(name) {
+            kinds.push(k);
+            continue;
+        }
         let spec = catalog::find(name)?;
         if spec.format == "qa" {
+            let items = catalog::load_qa(&spec, &cache)?;
+            qa.push((spec, items));
             continue;
         }
         let items = catalog::load(&spec, &cache)?;
@@ -76,7 +93,7 @@ fn jobs(a: &EvalArgs) -> Result<Vec<Job>> {
             metric: spec.metric.clone(),
             licence: spec.licence.clone(),
             non_commercial: spec.non_commercial,
-            source: format!("{}=={} {}", spec.source.package, spec.source.version, spec.source.member),
+            source: spec.source_label(),
             data_sha256: spec.sha256.clone(),
             format: spec.format.clone(),
         });
@@ -94,7 +111,7 @@ fn jobs(a: &EvalArgs) -> Result<Vec<Job>> {
             bail!("task {} is named twice", j.name);
         }
     }
-    Ok(jobs)
+    Ok(Plan { mc: jobs, qa, niah: kinds })
 }
 
 /// Bias scores of a bias task (BBQ, CrowS-Pairs), computed from its multiple-choice results.
@@ -144,17 +161,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         return list(a.json);
     }
     let Some(model) = a.model.clone() else { bail!("give a model file (or --list)") };
-    let jobs = jobs(&a)?;
-    let kinds: Vec<niah::Kind> = a.task.iter().filter_map(|n| niah::Kind::from_name(n)).collect();
-    let data_cache = a.data_cache.clone().unwrap_or_else(catalog::default_cache);
-    let mut qa_jobs = Vec::new();
-    for name in a.task.iter().filter(|n| niah::Kind::from_name(n).is_none()) {
-        let spec = catalog::find(name)?;
-        if spec.format == "qa" {
-            let items = catalog::load_qa(&spec, &data_cache)?;
-            qa_jobs.push((spec, items));
-        }
-    }
+    let Plan { mc: jobs, qa: qa_jobs, niah: kinds } = jobs(&a)?;
     let haystack = match &a.haystack {
         Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read the haystack {} (UTF-8 text)", p.display()))?),
         None => None,
@@ -242,7 +249,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         if !a.log_samples {
             v.as_object_mut().map(|o| o.remove("items"));
         }
-        v["data"] = json!({"source": format!("{}=={} {}", spec.source.package, spec.source.version, spec.source.member), "licence": spec.licence, "non_commercial": spec.non_commercial});
+        v["data"] = json!({"source": spec.source_label(), "licence": spec.licence, "non_commercial": spec.non_commercial});
         v["instruction"] = json!(glassbox_eval::qa::INSTRUCTION);
         tasks.insert(spec.name.clone(), v);
     }
@@ -262,10 +269,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             write!(out, " {l:>7}")?;
         }
         writeln!(out)?;
-        for d in &g.depths {
+        for (d, row) in g.depths.iter().zip(grid(g)) {
             write!(out, "{:>5}%", d)?;
-            for l in &g.lengths {
-                let c = g.cells.iter().find(|c| c.length == *l && c.depth == *d).map_or(f64::NAN, |c| c.score);
+            for c in row {
                 write!(out, " {:>7.0}", c * 100.0)?;
             }
             writeln!(out)?;
@@ -327,14 +333,14 @@ fn write_out(dir: &PathBuf, full: &Value, rows: &[(&Job, &TaskResult)], grids: &
     let mut md = report_md(model, sha, rows);
     let mut html = format!(
         "<!doctype html><meta charset=\"utf-8\"><title>glassbox eval</title><body style=\"font-family:sans-serif;max-width:60em;margin:2em auto\"><h1>Evaluation of {}</h1><p>Model SHA-256 <code>{sha}</code></p>",
-        html_escape(&model.display().to_string())
+        heatmap::escape(&model.display().to_string())
     );
     if !rows.is_empty() {
         html.push_str("<table border=\"1\" cellpadding=\"4\" style=\"border-collapse:collapse\"><tr><th>task</th><th>n</th><th>acc</th><th>95 % CI</th><th>acc_norm</th><th>95 % CI</th><th>data licence</th></tr>");
         for (j, r) in rows {
             html.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{:.4}</td><td>{:.4}–{:.4}</td><td>{:.4}</td><td>{:.4}–{:.4}</td><td>{}</td></tr>",
-                html_escape(&j.name), r.n, r.acc.value, r.acc.ci95[0], r.acc.ci95[1], r.acc_norm.value, r.acc_norm.ci95[0], r.acc_norm.ci95[1], html_escape(&j.licence)
+                heatmap::escape(&j.name), r.n, r.acc.value, r.acc.ci95[0], r.acc.ci95[1], r.acc_norm.value, r.acc_norm.ci95[0], r.acc_norm.ci95[1], heatmap::escape(&j.licence)
             ));
         }
         html.push_str("</table>");
@@ -355,6 +361,3 @@ fn write_out(dir: &PathBuf, full: &Value, rows: &[(&Job, &TaskResult)], grids: &
     Ok(())
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}

@@ -109,9 +109,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         return Err(e.into());
     }
     if a.json {
-        // Decode speed: tokens after the first over the time after the first was shown.
-        let decode_s = first_piece.map_or(0.0, |t| (end - t).as_secs_f64());
-        let decode_tok_s = if decode_s > 0.0 && g.completion_tokens > 1 { (g.completion_tokens - 1) as f64 / decode_s } else { 0.0 };
+        let decode_tok_s = decode_rate(&g, first_piece, end);
         let mut v = json!({
             "text": g.text, "ids": g.ids, "prompt_tokens": g.prompt_tokens,
             "completion_tokens": g.completion_tokens, "finish_reason": g.finish_reason.as_str(),
@@ -128,6 +126,13 @@ pub fn run(a: RunArgs) -> Result<()> {
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// Decode speed: tokens after the first over the time from the first piece of text to `end`
+/// (0 when there is no second token to time).
+fn decode_rate(g: &glassbox_engine::Generation, first: Option<std::time::Instant>, end: std::time::Instant) -> f64 {
+    let s = first.map_or(0.0, |t| (end - t).as_secs_f64());
+    if s > 0.0 && g.completion_tokens > 1 { (g.completion_tokens - 1) as f64 / s } else { 0.0 }
 }
 
 /// Greedy decode of `--gen-tokens` after a real prompt, timed plainly and with drafts, in
@@ -148,11 +153,6 @@ fn bench_speculative(a: &BenchArgs) -> Result<()> {
     };
     let Some(mut spec) = speculation(&a.spec, &a.model, &engine)? else { bail!("no drafter") };
     let req = GenerateRequest { prompt, max_tokens: a.gen_tokens, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] };
-    // Decode speed: tokens after the first over the time after the first.
-    let timed = |g: &glassbox_engine::Generation, first: Option<std::time::Instant>| {
-        let s = first.map_or(0.0, |t| (std::time::Instant::now() - t).as_secs_f64());
-        if s > 0.0 && g.completion_tokens > 1 { (g.completion_tokens - 1) as f64 / s } else { 0.0 }
-    };
     let (mut plain, mut fast, mut stats, mut same, mut n_out) = (Vec::new(), Vec::new(), None, true, 0);
     let warm = GenerateRequest { prompt: req.prompt.clone(), max_tokens: 2, sampling: req.sampling.clone(), stop: vec![] };
     engine.generate(&warm, |_| {})?;
@@ -161,12 +161,12 @@ fn bench_speculative(a: &BenchArgs) -> Result<()> {
         let g = engine.generate(&req, |_| {
             first.get_or_insert_with(std::time::Instant::now);
         })?;
-        plain.push(timed(&g, first));
+        plain.push(decode_rate(&g, first, std::time::Instant::now()));
         let mut first = None;
         let (gs, st) = engine.generate_speculative(&req, &mut spec, |_| {
             first.get_or_insert_with(std::time::Instant::now);
         })?;
-        fast.push(timed(&gs, first));
+        fast.push(decode_rate(&gs, first, std::time::Instant::now()));
         same &= g.ids == gs.ids;
         n_out = g.completion_tokens;
         stats = Some(st);
