@@ -1,0 +1,18 @@
+//! Task files are untrusted (your own `--data` JSONL, converted downloads): any bytes must parse
+//! as multiple-choice or closed-book questions within the limits, or be refused, never panic.
+#![no_main]
+
+use glassbox_eval::task::{parse_jsonl, parse_qa_jsonl};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(items) = parse_jsonl("fuzz", data) {
+        for it in &items {
+            assert!(it.gold < it.choices.len() && it.choices.len() >= 2);
+            assert!(it.biased.is_none_or(|b| b < it.choices.len()) && it.unknown.iter().all(|&u| u < it.choices.len()));
+        }
+    }
+    if let Ok(items) = parse_qa_jsonl("fuzz", data) {
+        assert!(items.iter().all(|q| !q.answers.is_empty()));
+    }
+});
