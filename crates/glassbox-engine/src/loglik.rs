@@ -170,8 +170,11 @@ impl Engine {
                     logits: if ends { Logits::Last } else { Logits::None },
                 });
             }
+            // The last row of a context is scored against every continuation's first token.
+            let firsts: Vec<Vec<u32>> = last.iter().map(|&i| reqs[i].continuations.iter().map(|c| c[0]).collect()).collect();
+            let targets: Vec<&[u32]> = firsts.iter().map(Vec::as_slice).collect();
             logits.clear();
-            self.model.forward(&self.pool, self.isa, &mut batch, &mut self.scratch, logits)?;
+            self.model.forward_scored(&self.pool, self.isa, &mut batch, &mut self.scratch, logits, &targets)?;
             for (k, &i) in last.iter().enumerate() {
                 first_rows[i * n_vocab..(i + 1) * n_vocab].copy_from_slice(&logits[k * n_vocab..(k + 1) * n_vocab]);
             }
@@ -207,14 +210,17 @@ impl Engine {
             }
             logits.clear();
             let mut batch: Vec<SeqBatch> = Vec::with_capacity(group.len());
+            let mut targets: Vec<&[u32]> = Vec::new();
             for (slot, &(i, j)) in pool.iter_mut().zip(group) {
                 let c = &reqs[i].continuations[j];
                 if c.len() > 1 {
                     batch.push(SeqBatch { tokens: &c[..c.len() - 1], cache: slot, logits: Logits::All });
+                    // Row t predicts token t + 1.
+                    targets.extend(c[1..].iter().map(std::slice::from_ref));
                 }
             }
             if !batch.is_empty() {
-                self.model.forward(&self.pool, self.isa, &mut batch, &mut self.scratch, logits)?;
+                self.model.forward_scored(&self.pool, self.isa, &mut batch, &mut self.scratch, logits, &targets)?;
             }
             // Every scored row: (logits, target token); first rows come from the context pass.
             let mut rows: Vec<(&[f32], u32)> = Vec::new();

@@ -255,6 +255,8 @@ impl Scheduler {
         let result = {
             let mut fi = feeds.iter().peekable();
             let mut batch: Vec<SeqBatch> = Vec::with_capacity(feeds.len());
+            // A scored prompt's rows are read at the prompt token after each.
+            let mut targets: Vec<&[u32]> = Vec::new();
             for (i, a) in self.running.iter_mut().enumerate() {
                 if let Some((_, toks, want, drafts, scored)) = fi.next_if(|f| f.0 == i) {
                     let logits = match (*want, *drafts, *scored) {
@@ -262,10 +264,19 @@ impl Scheduler {
                         (true, 0, false) => Logits::Last,
                         (true, _, _) => Logits::All,
                     };
+                    match logits {
+                        Logits::Last => targets.push(&[]),
+                        Logits::All if *scored => {
+                            let next = &a.prompt[(a.fed + 1).min(a.prompt.len())..];
+                            targets.extend((0..toks.len()).map(|r| next.get(r..r + 1).unwrap_or(&[])));
+                        }
+                        Logits::All => targets.extend((0..toks.len()).map(|_| &[][..])),
+                        _ => {}
+                    }
                     batch.push(SeqBatch { tokens: toks, cache: &mut a.cache, logits });
                 }
             }
-            self.model.forward(&self.pool, self.isa, &mut batch, &mut self.scratch, &mut self.logits)
+            self.model.forward_scored(&self.pool, self.isa, &mut batch, &mut self.scratch, &mut self.logits, &targets)
         };
         let n_vocab = self.model.config.n_vocab;
         let mut done = vec![false; self.running.len()];

@@ -1,7 +1,9 @@
 //! Results cached by everything that determines them: the model's SHA-256, the task data's
-//! SHA-256, the options (limit, shots, seed) and the engine (version, instruction set, exact
-//! mode), so an unchanged rerun is instant and a changed input never reuses a stale score.
-//! A cache file that cannot be read back is a miss, never an error.
+//! SHA-256 (or, for needle tests, the haystack's), the options (limit, shots, seed; lengths,
+//! depths, samples) and the engine (version, instruction set, exact mode, output layer), so an
+//! unchanged rerun is instant and a changed input never reuses a stale score. Any result type
+//! that serializes can be cached: multiple-choice, closed-book QA and needle grids are. A
+//! cache file that cannot be read back is a miss, never an error.
 
 use std::path::{Path, PathBuf};
 
@@ -9,33 +11,46 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::hex;
 use crate::run::{EvalOptions, TaskResult};
+
 use crate::{Error, Result};
 
 /// What the engine contributes to a result: the glassbox version, the kernel path and mode.
 pub fn engine_id(isa: &str, exact: bool, fast_logits: bool) -> String {
-    format!("glassbox {} isa={isa} exact={exact} fast_logits={fast_logits} logits=2pass", env!("CARGO_PKG_VERSION"))
+    format!("glassbox {} isa={isa} exact={exact} fast_logits={fast_logits} logits=2pass-head8", env!("CARGO_PKG_VERSION"))
 }
 
+/// The key of a multiple-choice (or closed-book QA) result.
 pub fn key(model_sha256: &str, data_sha256: &str, opts: &EvalOptions, engine: &str) -> String {
-    let canon = serde_json::json!({
+    key_of(&serde_json::json!({
         "model": model_sha256, "data": data_sha256, "limit": opts.limit, "shots": opts.shots,
         "seed": opts.seed, "engine": engine, "format": 2,
-    });
-    hex(&Sha256::digest(canon.to_string().as_bytes()))
+    }))
+}
+
+/// The key of any result: the SHA-256 of its inputs written as canonical JSON (object keys
+/// sorted, as serde_json's map writes them).
+pub fn key_of(inputs: &serde_json::Value) -> String {
+    hex(&Sha256::digest(inputs.to_string().as_bytes()))
 }
 
 fn path(dir: &Path, key: &str) -> PathBuf {
     dir.join(format!("{key}.json"))
 }
 
+/// A cached multiple-choice result, marked as cached.
 pub fn get(dir: &Path, key: &str) -> Option<TaskResult> {
-    let bytes = std::fs::read(path(dir, key)).ok()?;
-    let mut r: TaskResult = serde_json::from_slice(&bytes).ok()?;
+    let mut r: TaskResult = get_any(dir, key)?;
     r.cached = true;
     Some(r)
 }
 
-pub fn put(dir: &Path, key: &str, r: &TaskResult) -> Result<()> {
+/// A cached result of any kind.
+pub fn get_any<T: serde::de::DeserializeOwned>(dir: &Path, key: &str) -> Option<T> {
+    let bytes = std::fs::read(path(dir, key)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+pub fn put<T: serde::Serialize>(dir: &Path, key: &str, r: &T) -> Result<()> {
     let io = |e: std::io::Error| Error::Usage(format!("cannot write the results cache {}: {e}", dir.display()));
     std::fs::create_dir_all(dir).map_err(io)?;
     let tmp = dir.join(format!(".{key}.{}.partial", std::process::id()));

@@ -9,7 +9,7 @@
 //! public-domain King James Bible, `scripts/kjv_text.py`), cut at sentence boundaries.
 
 use glassbox_engine::{Engine, GenerateRequest, SamplingParams};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::SplitMix64;
 use crate::{Error, Result};
@@ -26,7 +26,7 @@ const NOUNS: &[&str] = &[
     "meadow", "needle", "orchard", "pepper", "quarry", "ribbon", "saddle", "thimble", "umbrella", "violin", "walnut", "yarrow",
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Niah,
@@ -88,7 +88,7 @@ pub struct Case {
     pub expected: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Cell {
     pub length: usize,
     pub depth: u32,
@@ -98,7 +98,7 @@ pub struct Cell {
     pub answers: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NiahResult {
     pub task: Kind,
     pub lengths: Vec<usize>,

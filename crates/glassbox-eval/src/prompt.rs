@@ -80,7 +80,7 @@ mod tests {
             gold: 1,
             description: Some("D.\n\n".into()),
             group: group.map(Into::into),
-            biased: None,
+            biased: vec![],
             unknown: vec![],
         }
     }

@@ -3,8 +3,9 @@
 //! exact continuation of the context (with its leading space). Optional: `"description"` (put
 //! once before any few-shot examples, as lm-eval's task description), `"group"` (few-shot
 //! examples are drawn from the same group, e.g. an MMLU subject; bias scores are also reported
-//! per group), and for bias tasks `"biased"` (the index of the choice that reflects the social
-//! bias under test) and `"unknown"` (indices of choices that decline to answer).
+//! per group), and for bias tasks `"biased"` (indices of the choices that reflect the social
+//! bias under test: none, one or — in BBQ's intersectional categories — two) and `"unknown"`
+//! (indices of choices that decline to answer).
 //!
 //! Task files are untrusted: every limit below is checked and a bad line is refused naming the
 //! file and line; nothing is skipped or cut short.
@@ -28,7 +29,7 @@ pub struct McItem {
     pub gold: usize,
     pub description: Option<String>,
     pub group: Option<String>,
-    pub biased: Option<usize>,
+    pub biased: Vec<usize>,
     pub unknown: Vec<usize>,
 }
 
@@ -44,7 +45,7 @@ struct Line {
     #[serde(default)]
     group: Option<String>,
     #[serde(default)]
-    biased: Option<usize>,
+    biased: Vec<usize>,
     #[serde(default)]
     unknown: Vec<usize>,
 }
@@ -108,8 +109,8 @@ pub fn parse_jsonl(name: &str, bytes: &[u8]) -> Result<Vec<McItem>> {
         let gold = l.gold.as_u64().filter(|&g| (g as usize) < n).ok_or_else(|| {
             bad(ln, format!("\"gold\" must be the index of one of the {n} choices (0..{}), not {}", n - 1, l.gold))
         })? as usize;
-        if let Some(b) = l.biased.filter(|&b| b >= n) {
-            return Err(bad(ln, format!("\"biased\" is choice {b}, there are {n}")));
+        if let Some(b) = l.biased.iter().find(|&&b| b >= n) {
+            return Err(bad(ln, format!("\"biased\" names choice {b}, there are {n}")));
         }
         if let Some(u) = l.unknown.iter().find(|&&u| u >= n) {
             return Err(bad(ln, format!("\"unknown\" names choice {u}, there are {n}")));
@@ -141,7 +142,7 @@ mod tests {
             (r#"{"id": "a", "context": "", "choices": [" x", " y"], "gold": 0, "extra": 1}"#, "unknown field"),
             (r#"{"id": "", "context": "", "choices": [" x", " y"], "gold": 0}"#, "\"id\""),
             ("not json", "t.jsonl:2"),
-            (r#"{"id": "a", "context": "", "choices": [" x", " y"], "gold": 0, "biased": 2}"#, "\"biased\" is choice 2"),
+            (r#"{"id": "a", "context": "", "choices": [" x", " y"], "gold": 0, "biased": [2]}"#, "\"biased\" names choice 2"),
             (r#"{"id": "a", "context": "", "choices": [" x", " y"], "gold": 0, "unknown": [5]}"#, "\"unknown\" names choice 5"),
         ] {
             let text = format!("{{\"id\": \"ok\", \"context\": \"c\", \"choices\": [\" x\", \" y\"], \"gold\": 1}}\n{bad}\n");

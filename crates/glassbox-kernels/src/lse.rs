@@ -9,7 +9,7 @@ const LANES: usize = 16;
 const BLOCK: usize = 256;
 
 #[inline(always)]
-fn exp_poly(x: f32) -> f32 {
+pub(crate) fn exp_poly(x: f32) -> f32 {
     let x = x.clamp(-87.3, 88.3);
     let fx = (x * std::f32::consts::LOG2_E + 0.5).floor();
     let r = x - fx * 0.693_359_4 - fx * -2.121_944_4e-4;
@@ -57,6 +57,54 @@ fn lse_avx2(x: &[f32]) -> (f32, f64) {
     (m, exp_sum_body(x, m))
 }
 
+/// Units (consecutive runs of `unit` entries; the last may be short) holding an entry ≥ `floor`.
+#[inline(always)]
+fn units_body(x: &[f32], unit: usize, floor: f32, out: &mut Vec<usize>) {
+    for (u, c) in x.chunks(unit).enumerate() {
+        if c.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) >= floor {
+            out.push(u);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn max_avx2(x: &[f32]) -> f32 {
+    max_body(x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn units_avx2(x: &[f32], unit: usize, floor: f32, out: &mut Vec<usize>) {
+    units_body(x, unit, floor, out)
+}
+
+/// The largest entry of a row (`-inf` when empty).
+pub fn row_max(isa: Isa, x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if isa.avx2().is_some() {
+        // SAFETY: an `Avx2` token exists only once detection found avx2 and fma (isa.rs).
+        return unsafe { max_avx2(x) };
+    }
+    let _ = isa;
+    max_body(x)
+}
+
+/// Appends to `out`, ascending, the index of every run of `unit` consecutive entries of `x`
+/// (the last run may be shorter) that holds an entry ≥ `floor`.
+///
+/// Panics if `unit` is 0.
+pub fn units_at_least(isa: Isa, x: &[f32], unit: usize, floor: f32, out: &mut Vec<usize>) {
+    assert!(unit > 0, "a unit of 0 entries");
+    #[cfg(target_arch = "x86_64")]
+    if isa.avx2().is_some() {
+        // SAFETY: as in `row_max`.
+        return unsafe { units_avx2(x, unit, floor, out) };
+    }
+    let _ = isa;
+    units_body(x, unit, floor, out)
+}
+
 /// `(max, Σ exp(x - max))` of a row: its log-sum-exp is `max + ln(sum)`.
 pub fn max_exp_sum(isa: Isa, x: &[f32]) -> (f32, f64) {
     #[cfg(target_arch = "x86_64")]
@@ -97,6 +145,14 @@ mod tests {
             assert!(((s - want) / want).abs() < 1e-6, "{isa:?}: {s} vs {want}");
         }
         let (m, s) = max_exp_sum(Isa::supported()[0], &[1.0, 2.0, 3.0]);
+        for isa in Isa::supported() {
+            assert_eq!(row_max(isa, &row), max);
+            let mut got = Vec::new();
+            units_at_least(isa, &row, 8, max - 0.01, &mut got);
+            let want: Vec<usize> = (0..row.len().div_ceil(8)).filter(|&u| row[u * 8..(u * 8 + 8).min(row.len())].iter().any(|&v| v >= max - 0.01)).collect();
+            assert!(!want.is_empty());
+            assert_eq!(got, want, "{isa:?}");
+        }
         assert_eq!(m, 3.0);
         assert!((s - (1.0 + (-1f64).exp() + (-2f64).exp())).abs() < 1e-6);
     }

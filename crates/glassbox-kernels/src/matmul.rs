@@ -86,6 +86,13 @@ impl MatRef<'_> {
             MatRef::Packed(p) => p.cols,
         }
     }
+    /// Rows the kernels compute together ([`matvec_units`]'s unit): a packed group, or 1.
+    pub fn unit(&self) -> usize {
+        match self {
+            MatRef::Raw(_) => 1,
+            MatRef::Packed(p) => p.fmt.group,
+        }
+    }
 }
 
 impl<'a> From<&'a PackedMatrix> for MatRef<'a> {
@@ -202,6 +209,46 @@ pub fn matmul_many(pool: &ThreadPool, isa: Isa, jobs: &mut [MatmulJob]) {
                         unsafe { packed_rows(isa, pm, j.x, start..end, y) };
                     }
                 }
+            }
+        }
+    });
+}
+
+/// [`matmul`] restricted to the rows of the given units (runs of [`MatRef::unit`] rows, the
+/// last possibly short; `units` strictly ascending): those rows of `y` get exactly the values
+/// `matmul` gives them, bit for bit, for every token; the rest of `y` is left as it was.
+///
+/// Panics if `x` is not in the format and width `w` needs, `y` is not `x.n() × w.rows()`, or
+/// `units` is not strictly ascending below the number of units.
+pub fn matmul_units(pool: &ThreadPool, isa: Isa, w: MatRef, x: &ActBuf, units: &[usize], y: &mut [f32]) {
+    assert_eq!(x.format(), Some(w.ty().act_format()), "activation format mismatch");
+    assert_eq!(x.cols(), w.cols(), "activation width mismatch");
+    assert_eq!(Some(y.len()), x.n().checked_mul(w.rows()), "output size mismatch");
+    let n_units = w.rows().div_ceil(w.unit());
+    assert!(units.windows(2).all(|p| p[0] < p[1]), "units not strictly ascending");
+    assert!(units.last().is_none_or(|&u| u < n_units), "a unit past the {n_units} of the matrix");
+    let out = SharedOut::new(y, w.rows());
+    let nt = pool.n_threads().max(1);
+    let per = units.len().div_ceil(nt);
+    pool.run(&|tid| {
+        let mine = &units[(tid * per).min(units.len())..((tid + 1) * per).min(units.len())];
+        let mut i = 0;
+        while i < mine.len() {
+            // A run of consecutive units is one kernel call.
+            let start = mine[i];
+            let mut end = start + 1;
+            i += 1;
+            while i < mine.len() && mine[i] == end {
+                end += 1;
+                i += 1;
+            }
+            match w {
+                // SAFETY: `out` comes from `y`, mutably borrowed until `run` returns; the
+                // units of `mine` are this thread's alone (disjoint slices of a strictly
+                // ascending list), so are their rows.
+                MatRef::Raw(m) => unsafe { rows(isa, m, x, start..end, out) },
+                // SAFETY: as above.
+                MatRef::Packed(p) => unsafe { packed_rows(isa, p, x, start..end, out) },
             }
         }
     });

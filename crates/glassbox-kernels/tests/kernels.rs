@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use glassbox_kernels::{ActBuf, ActFormat, Isa, IsaKind, PackedMatrix, Q8Block, Q8KBlock, QType, ThreadPool, WeightMatrix, dequantize_row, matmul, ops, quantize_q8, quantize_q8k};
+use glassbox_kernels::{ActBuf, ActFormat, Isa, IsaKind, PackedMatrix, Q8Block, Q8KBlock, QType, ThreadPool, WeightMatrix, dequantize_row, matmul, matmul_units, MatRef, ops, quantize_q8, quantize_q8k};
 use proptest::prelude::*;
 
 const TYPES: [QType; 13] = [
@@ -187,6 +187,41 @@ fn packed_matches_unpacked_for_every_packable_type() {
         }
     }
     cov.complete(PACKABLE);
+}
+
+/// `matmul_units` gives the chosen rows exactly what `matmul` gives them (a second pass over a
+/// few rows of the output layer must agree with a full one), and leaves every other row alone.
+#[test]
+fn matmul_units_equals_matmul_on_its_rows() {
+    for ty in PACKABLE {
+        let (rows, cols) = (37, if ty.block().0 == 256 { 512 } else { 96 });
+        let w = random_weights(ty, rows, cols, 5);
+        let x = random_x(3 * cols, 9);
+        for isa in every_supported_isa() {
+            let mut act = ActBuf::default();
+            act.fill(isa, ty.act_format(), &x, cols);
+            let packed = PackedMatrix::pack(isa, ty, rows, cols, &w).unwrap();
+            let raw = WeightMatrix::new(ty, rows, cols, &w).unwrap();
+            for m in [MatRef::Raw(raw), MatRef::Packed(&packed)] {
+                let mut full = vec![0f32; 3 * rows];
+                matmul(&ThreadPool::new(1), isa, m, &act, &mut full);
+                let n_units = rows.div_ceil(m.unit());
+                let mut units: Vec<usize> = [0, 2, 3, n_units - 1].into_iter().filter(|&u| u < n_units).collect();
+                units.dedup();
+                for threads in [1, 2, 3] {
+                    let mut y = vec![f32::NAN; 3 * rows];
+                    matmul_units(&ThreadPool::new(threads), isa, m, &act, &units, &mut y);
+                    for (i, (a, b)) in y.iter().zip(&full).enumerate() {
+                        if units.contains(&(i % rows / m.unit())) {
+                            assert_eq!(a.to_bits(), b.to_bits(), "{ty:?} {isa:?} unit {} [{i}] t={threads}", m.unit());
+                        } else {
+                            assert!(a.is_nan(), "{ty:?} {isa:?}: [{i}] was written");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A row read back from the packed copy equals the row dequantized from the GGUF blocks, bit
@@ -410,6 +445,20 @@ fn simd_q8k_quantisation_is_bit_identical_to_scalar() {
         cov.hit(isa, ActFormat::Q8K);
     }
     cov.complete([ActFormat::Q8K]);
+}
+
+#[test]
+fn swiglu_is_silu_times_up_on_every_path() {
+    let g0: Vec<f32> = random_x(1003, 8).iter().map(|v| v * 12.0).chain([-100.0, 100.0, 0.0, -88.0]).collect();
+    let u = random_x(g0.len(), 2);
+    for isa in every_supported_isa() {
+        let mut g = g0.clone();
+        ops::swiglu_inplace(isa, &mut g, &u);
+        for ((&got, &x), &u) in g.iter().zip(&g0).zip(&u) {
+            let want = ops::silu(x) * u;
+            assert!((got - want).abs() <= 1e-6 * want.abs().max(1e-30), "{isa:?} silu({x})·{u}: {got} vs {want}");
+        }
+    }
 }
 
 #[test]

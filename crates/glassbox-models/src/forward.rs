@@ -1,7 +1,7 @@
 //! The batched forward pass: all tokens of all sequences go through each matmul together;
 //! attention runs per (tile of one sequence's tokens, KV head) against that sequence's cache.
 
-use glassbox_kernels::ops::{self, rms_norm, rms_norm_inplace, silu};
+use glassbox_kernels::ops::{self, rms_norm, rms_norm_inplace};
 use glassbox_kernels::{ActBuf, ActFormat, AttnHead, Isa, MatmulJob, ThreadPool, attend, dequantize_row, matmul_many};
 
 use crate::weights::Mat;
@@ -28,7 +28,7 @@ pub struct SeqBatch<'a> {
 #[derive(Default)]
 pub struct Scratch {
     x: Vec<f32>,
-    xn: Vec<f32>,
+    pub(crate) xn: Vec<f32>,
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
@@ -36,22 +36,25 @@ pub struct Scratch {
     o: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
-    acts: [ActBuf; 4],
+    pub(crate) acts: [ActBuf; 4],
     scores: Vec<Vec<f32>>,
     /// Per thread: one attention tile's output (tokens × query heads × hdv).
     tile_out: Vec<Vec<f32>>,
     cos: Vec<f32>,
     sin: Vec<f32>,
-    /// Output layer: dequantized activations, rows with their residuals, and their logits.
-    deq: Vec<f32>,
-    x2: Vec<f32>,
-    y2: Vec<f32>,
+    /// Output layer (output.rs): dequantized activations, their rounding residuals, and per
+    /// thread the residual pass's buffers.
+    pub(crate) deq: Vec<f32>,
+    pub(crate) resid: Vec<f32>,
+    pub(crate) y2: Vec<f32>,
+    /// Per row of a chunk, the units of the output matrix its residual pass covers; their
+    /// union, as flags and as a list.
+    pub(crate) units: Vec<Vec<usize>>,
+    pub(crate) union: Vec<bool>,
+    pub(crate) union_list: Vec<usize>,
 }
 
-/// Rows of logits computed per output matmul (bounds the residual pass's extra buffer).
-const OUT_CHUNK: usize = 32;
-
-fn fmt_idx(f: ActFormat) -> usize {
+pub(crate) fn fmt_idx(f: ActFormat) -> usize {
     match f {
         ActFormat::F32 => 0,
         ActFormat::F16 => 1,
@@ -61,7 +64,7 @@ fn fmt_idx(f: ActFormat) -> usize {
 }
 
 /// Quantise `x` once per activation format the given matrices need.
-fn prepare(isa: Isa, acts: &mut [ActBuf; 4], mats: &[&Mat], x: &[f32], cols: usize) {
+pub(crate) fn prepare(isa: Isa, acts: &mut [ActBuf; 4], mats: &[&Mat], x: &[f32], cols: usize) {
     let mut done = [false; 4];
     for m in mats {
         let f = m.ty.act_format();
@@ -88,6 +91,36 @@ impl<T> SyncPtr<T> {
     }
 }
 
+/// `f` over matching whole-row chunks of `a` (rows of `wa`) and `b` (rows of `wb`), one chunk
+/// per thread: element-wise work that would otherwise keep the other threads waiting. A
+/// row's values are the same however the rows are split.
+fn par_rows(pool: &ThreadPool, a: &mut [f32], wa: usize, b: &[f32], wb: usize, f: &(dyn Fn(&mut [f32], &[f32]) + Sync)) {
+    let rows = a.len() / wa.max(1);
+    let nt = pool.n_threads().max(1);
+    if nt == 1 || rows < 2 {
+        return f(a, b);
+    }
+    let per = rows.div_ceil(nt);
+    let parts: Vec<std::sync::Mutex<(&mut [f32], &[f32])>> =
+        a.chunks_mut(per * wa).zip(b.chunks(per * wb)).map(std::sync::Mutex::new).collect();
+    pool.run(&|tid| {
+        if let Some(p) = parts.get(tid) {
+            let mut g = p.lock().unwrap_or_else(|e| e.into_inner());
+            let (x, y) = &mut *g;
+            f(x, y);
+        }
+    });
+}
+
+/// RMS norm of every row of `x` (rows of `d`) into `xn`, rows shared out over the threads.
+fn norm_rows(pool: &ThreadPool, xn: &mut [f32], x: &[f32], d: usize, w: &[f32], eps: f32) {
+    par_rows(pool, xn, d, x, d, &|xn, x| {
+        for (o, i) in xn.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+            rms_norm(i, w, eps, o);
+        }
+    });
+}
+
 fn resize(v: &mut Vec<f32>, n: usize) {
     v.clear();
     v.resize(n, 0.0);
@@ -104,6 +137,22 @@ impl Model {
         batch: &mut [SeqBatch],
         scratch: &mut Scratch,
         out: &mut Vec<f32>,
+    ) -> Result<()> {
+        self.forward_scored(pool, isa, batch, scratch, out, &[])
+    }
+
+    /// [`Model::forward`], naming for each logits row (in output order; missing or empty:
+    /// none) the tokens whose logits the caller will read one by one — a continuation's
+    /// tokens being scored. The output layer's residual pass (see `output.rs`) covers them
+    /// wherever they rank, as well as the row's head.
+    pub fn forward_scored(
+        &self,
+        pool: &ThreadPool,
+        isa: Isa,
+        batch: &mut [SeqBatch],
+        scratch: &mut Scratch,
+        out: &mut Vec<f32>,
+        targets: &[&[u32]],
     ) -> Result<()> {
         let c = &self.config;
         for s in batch.iter() {
@@ -160,9 +209,7 @@ impl Model {
 
         for (il, l) in self.layers.iter().enumerate() {
             // --- attention ---
-            for t in 0..n {
-                rms_norm(&sc.x[t * d..(t + 1) * d], &l.attn_norm, c.rms_eps, &mut sc.xn[t * d..(t + 1) * d]);
-            }
+            norm_rows(pool, &mut sc.xn, &sc.x, d, &l.attn_norm, c.rms_eps);
             prepare(isa, &mut sc.acts, &[&l.wq, &l.wk, &l.wv], &sc.xn, d);
             {
                 let a = &sc.acts;
@@ -216,11 +263,9 @@ impl Model {
                     rms_norm_inplace(&mut sc.o[t * d..(t + 1) * d], w, c.rms_eps);
                 }
             }
-            sc.x.iter_mut().zip(&sc.o).for_each(|(x, o)| *x += o);
+            par_rows(pool, &mut sc.x, d, &sc.o, d, &|x, o| x.iter_mut().zip(o).for_each(|(x, o)| *x += o));
             // --- feed-forward ---
-            for t in 0..n {
-                rms_norm(&sc.x[t * d..(t + 1) * d], &l.ffn_norm, c.rms_eps, &mut sc.xn[t * d..(t + 1) * d]);
-            }
+            norm_rows(pool, &mut sc.xn, &sc.x, d, &l.ffn_norm, c.rms_eps);
             prepare(isa, &mut sc.acts, &[&l.w_gate, &l.w_up], &sc.xn, d);
             {
                 let a = &sc.acts;
@@ -231,11 +276,9 @@ impl Model {
                 ]);
             }
             if c.spec.gelu {
-                ops::geglu_inplace(isa, &mut sc.gate, &sc.up);
+                par_rows(pool, &mut sc.gate, c.n_ff, &sc.up, c.n_ff, &|g, u| ops::geglu_inplace(isa, g, u));
             } else {
-                for (g, &u) in sc.gate.iter_mut().zip(&sc.up) {
-                    *g = silu(*g) * u;
-                }
+                par_rows(pool, &mut sc.gate, c.n_ff, &sc.up, c.n_ff, &|g, u| ops::swiglu_inplace(isa, g, u));
             }
             prepare(isa, &mut sc.acts, &[&l.w_down], &sc.gate, c.n_ff);
             matmul_many(pool, isa, &mut [MatmulJob {
@@ -248,7 +291,7 @@ impl Model {
                     rms_norm_inplace(&mut sc.o[t * d..(t + 1) * d], w, c.rms_eps);
                 }
             }
-            sc.x.iter_mut().zip(&sc.o).for_each(|(x, o)| *x += o);
+            par_rows(pool, &mut sc.x, d, &sc.o, d, &|x, o| x.iter_mut().zip(o).for_each(|(x, o)| *x += o));
         }
 
         // --- logits for the rows asked for ---
@@ -277,40 +320,7 @@ impl Model {
         }
         let start = out.len();
         out.resize(start + rows.len() * c.n_vocab, 0.0);
-        let fmt = self.output.ty.act_format();
-        if self.precise_output && matches!(fmt, ActFormat::Q8 | ActFormat::Q8K) {
-            // The logits' own matmul: activations rounded to 8 bits once would put half of the
-            // whole model's divergence from its exact self here, so each row also carries its
-            // rounding error, quantised again, as a second activation row: y = W·q₁ + W·q₂.
-            // The kernels read each weight once for both rows; a row's result depends on that
-            // row alone, so batching still changes nothing.
-            let i = fmt_idx(fmt);
-            for (k, chunk) in sc.xn.chunks(OUT_CHUNK * d).enumerate() {
-                let m = chunk.len() / d;
-                sc.acts[i].fill(isa, fmt, chunk, d);
-                sc.acts[i].dequantize_into(&mut sc.deq);
-                sc.x2.clear();
-                for r in 0..m {
-                    let x = &chunk[r * d..(r + 1) * d];
-                    sc.x2.extend_from_slice(x);
-                    sc.x2.extend(x.iter().zip(&sc.deq[r * d..(r + 1) * d]).map(|(a, b)| a - b));
-                }
-                sc.acts[i].fill(isa, fmt, &sc.x2, d);
-                resize(&mut sc.y2, 2 * m * c.n_vocab);
-                matmul_many(pool, isa, &mut [MatmulJob { w: self.w(&self.output), x: &sc.acts[i], y: &mut sc.y2 }]);
-                let dst = &mut out[start + k * OUT_CHUNK * c.n_vocab..start + (k * OUT_CHUNK + m) * c.n_vocab];
-                for (r, row) in dst.chunks_exact_mut(c.n_vocab).enumerate() {
-                    let (a, b) = sc.y2[2 * r * c.n_vocab..(2 * r + 2) * c.n_vocab].split_at(c.n_vocab);
-                    row.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (p, q))| *o = p + q);
-                }
-            }
-        } else {
-            prepare(isa, &mut sc.acts, &[&self.output], &sc.xn, d);
-            matmul_many(pool, isa, &mut [MatmulJob { w: self.w(&self.output), x: &sc.acts[fmt_idx(fmt)], y: &mut out[start..] }]);
-        }
-        if let Some(cap) = c.final_logit_softcap {
-            out[start..].iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
-        }
+        self.output_logits(pool, isa, sc, targets, &mut out[start..]);
         Ok(())
     }
 

@@ -13,6 +13,7 @@
 
 mod config;
 mod forward;
+mod output;
 mod kv;
 mod rope;
 mod weights;

@@ -105,13 +105,11 @@ fn unavailable(message: &str, code: Option<&'static str>) -> ApiError {
     ApiError { status: 503, message: message.into(), kind: "server_error", param: None, code }
 }
 
-/// The served model a validated request names, if it can serve the endpoint. Cheap: no model
-/// work happens before admission.
-fn lookup(st: &AppState, v: &Validated, ep: Endpoint) -> Result<Arc<ModelHandle>, ApiError> {
-    let model = &v.common.model;
+/// The served model named `model`; an empty name means the one served model, as
+/// llama-server and llama-cpp-python answer.
+pub(crate) fn find_model(st: &AppState, model: &str) -> Result<Arc<ModelHandle>, ApiError> {
     let models = st.models.read().unwrap();
     let handle = if model.is_empty() {
-        // No `model`: the one served model, as llama-server and llama-cpp-python answer.
         match models.len() {
             1 => models.values().next().cloned(),
             n => return Err(ApiError::invalid("model", format!("you must provide a model parameter (this server serves {n} models, see /v1/models)"))),
@@ -120,13 +118,19 @@ fn lookup(st: &AppState, v: &Validated, ep: Endpoint) -> Result<Arc<ModelHandle>
         models.get(model).cloned()
     };
     drop(models);
-    let handle = handle.ok_or_else(|| ApiError {
+    handle.ok_or_else(|| ApiError {
         status: 404,
         message: format!("the model `{model}` does not exist (see /v1/models)"),
         kind: "invalid_request_error",
         param: Some("model".into()),
         code: Some("model_not_found"),
-    })?;
+    })
+}
+
+/// The served model a validated request names, if it can serve the endpoint. Cheap: no model
+/// work happens before admission.
+fn lookup(st: &AppState, v: &Validated, ep: Endpoint) -> Result<Arc<ModelHandle>, ApiError> {
+    let handle = find_model(st, &v.common.model)?;
     if ep == Endpoint::Chat && !handle.frontend.has_chat_template() {
         return Err(ApiError::invalid("messages", format!("model `{}` has no chat template; use /v1/completions", handle.name)));
     }
@@ -143,7 +147,14 @@ fn tokenize(handle: &ModelHandle, input: &Input, max_tokens: Option<usize>) -> R
             let text = fe.render_chat(&msgs).map_err(|e| ApiError::invalid("messages", e.to_string()))?;
             (fe.tokenize_chat(&text), "messages")
         }
-        Input::Prompt(p) => (fe.tokenizer.encode(p), "prompt"),
+        Input::Prompt(openai::Prompt::Text(p)) => (fe.tokenizer.encode(p), "prompt"),
+        Input::Prompt(openai::Prompt::Tokens(ids)) => {
+            let n_vocab = fe.tokenizer.n_vocab();
+            if let Some(&id) = ids.iter().find(|&&id| id as usize >= n_vocab) {
+                return Err(ApiError::invalid("prompt", format!("prompt token {id} is outside the vocabulary ({n_vocab} tokens)")));
+            }
+            (ids.clone(), "prompt")
+        }
     };
     if prompt.is_empty() {
         return Err(ApiError::invalid(param, "the prompt is empty"));

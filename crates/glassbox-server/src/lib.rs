@@ -17,6 +17,7 @@ mod handlers;
 mod legacy;
 mod metrics;
 pub mod openai;
+mod tokenize;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -210,6 +211,9 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
         .route("/v1/chat/completions", post(handlers::chat_completions))
         .route("/v1/completions", post(handlers::completions))
         .route("/v1/models", get(handlers::list_models))
+        .route("/tokenize", post(tokenize::tokenize))
+        .route("/detokenize", post(tokenize::detokenize))
+        .route("/tokenizer_info", get(tokenize::tokenizer_info))
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(handlers::ready))
         .route("/metrics", get(handlers::metrics))

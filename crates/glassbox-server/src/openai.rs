@@ -91,7 +91,15 @@ pub struct ChatMessage {
 #[derive(Debug, Clone)]
 pub enum Input {
     Messages(Vec<ChatMessage>),
-    Prompt(String),
+    Prompt(Prompt),
+}
+
+/// A completions prompt: text, or token ids (OpenAI's token-array form, which
+/// lm-evaluation-harness's `local-completions` sends after tokenizing through `/tokenize`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prompt {
+    Text(String),
+    Tokens(Vec<u32>),
 }
 
 /// A request that passed every check that needs no model.
@@ -343,14 +351,34 @@ pub fn messages(obj: &Map<String, Value>, limits: &Limits) -> Result<Vec<ChatMes
     Ok(out)
 }
 
-pub fn prompt(obj: &Map<String, Value>, limits: &Limits) -> Result<String, ApiError> {
-    let p = match obj.get("prompt") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => a[0].as_str().unwrap_or("").to_owned(),
-        Some(Value::Array(_)) => return Err(ApiError::invalid("prompt", "prompt must be a string (batched or token prompts are not supported; send one request per prompt)")),
-        _ => return Err(ApiError::invalid("prompt", "prompt must be a string")),
+pub fn prompt(obj: &Map<String, Value>, limits: &Limits) -> Result<Prompt, ApiError> {
+    const BATCH: &str = "batched prompts are not supported; send one request per prompt";
+    let tokens = |a: &[Value]| -> Result<Prompt, ApiError> {
+        if a.len() > limits.max_text_bytes {
+            return Err(ApiError::invalid("prompt", format!("a token prompt may have at most {} tokens", limits.max_text_bytes)));
+        }
+        a.iter()
+            .map(|v| v.as_u64().and_then(|t| u32::try_from(t).ok()))
+            .collect::<Option<Vec<u32>>>()
+            .map(Prompt::Tokens)
+            .ok_or_else(|| ApiError::invalid("prompt", "a token prompt must be token ids: integers from 0 to 4294967295"))
     };
-    if p.len() > limits.max_text_bytes {
+    let p = match obj.get("prompt") {
+        Some(Value::String(s)) => Prompt::Text(s.clone()),
+        Some(Value::Array(a)) if a.is_empty() => return Err(ApiError::invalid("prompt", "the prompt is empty")),
+        Some(Value::Array(a)) if a[0].is_number() => tokens(a)?,
+        Some(Value::Array(a)) if a.len() > 1 => return Err(ApiError::invalid("prompt", BATCH)),
+        Some(Value::Array(a)) => match &a[0] {
+            Value::String(s) => Prompt::Text(s.clone()),
+            Value::Array(t) if t.is_empty() => return Err(ApiError::invalid("prompt", "the prompt is empty")),
+            Value::Array(t) => tokens(t)?,
+            _ => return Err(ApiError::invalid("prompt", "prompt must be a string, token ids, or a list of one of them")),
+        },
+        _ => return Err(ApiError::invalid("prompt", "prompt must be a string or token ids")),
+    };
+    if let Prompt::Text(t) = &p
+        && t.len() > limits.max_text_bytes
+    {
         return Err(ApiError::invalid("prompt", format!("the prompt may be at most {} bytes", limits.max_text_bytes)));
     }
     Ok(p)

@@ -205,7 +205,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         results.push(r);
     }
     let claimed = engine.model.config.ctx_train;
-    let mut grids = Vec::new();
+    let mut grids: Vec<(niah::NiahResult, bool)> = Vec::new();
     for &kind in &kinds {
         let opts = niah::NiahOptions { kind, lengths: a.lengths.clone(), depths: a.depths.clone(), samples: a.samples, seed: a.seed, haystack: haystack.clone() };
         let longest = a.lengths.iter().max().copied().unwrap_or(0);
@@ -213,6 +213,15 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             "{}: {} cells × {} prompts up to {longest} tokens; KV cache {:.1} MiB at {longest} tokens; the model claims {claimed}",
             kind.name(), a.lengths.len() * a.depths.len(), a.samples, niah::kv_bytes(&engine, longest) as f64 / (1 << 20) as f64
         );
+        let key = cache::key_of(&json!({
+            "model": sha, "task": kind.name(), "lengths": opts.lengths, "depths": opts.depths, "samples": opts.samples,
+            "seed": opts.seed, "engine": engine_id, "format": 1,
+            "haystack": haystack.as_deref().map_or_else(|| "ruler-noise".to_string(), |h| catalog::hex(&sha2::Sha256::digest(h.as_bytes()))),
+        }));
+        if !a.no_cache && let Some(r) = cache::get_any::<niah::NiahResult>(&cache_dir, &key) {
+            grids.push((r, true));
+            continue;
+        }
         let r = niah::run(&mut engine, &opts, |done, total| {
             if tty {
                 eprint!("\r{}: {done}/{total} cells   ", kind.name());
@@ -222,10 +231,18 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             }
         })
         .with_context(|| format!("task {}", kind.name()))?;
-        grids.push(r);
+        if !a.no_cache {
+            cache::put(&cache_dir, &key, &r)?;
+        }
+        grids.push((r, false));
     }
     let mut qa_results = Vec::new();
     for (spec, items) in &qa_jobs {
+        let key = cache::key(&sha, &spec.sha256, &EvalOptions { limit: a.limit, shots: 0, seed: a.seed, ..Default::default() }, &format!("{engine_id} qa"));
+        if !a.no_cache && let Some(r) = cache::get_any::<glassbox_eval::qa::QaResult>(&cache_dir, &key) {
+            qa_results.push((r, true));
+            continue;
+        }
         let r = glassbox_eval::qa::run(&mut engine, items, a.limit, a.seed, |done, total| {
             if tty {
                 eprint!("\r{}: {done}/{total} questions   ", spec.name);
@@ -235,17 +252,22 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             }
         })
         .with_context(|| format!("task {}", spec.name))?;
-        qa_results.push(r);
+        if !a.no_cache {
+            cache::put(&cache_dir, &key, &r)?;
+        }
+        qa_results.push((r, false));
     }
     let rows: Vec<(&Job, &TaskResult)> = jobs.iter().zip(&results).collect();
     let mut tasks: serde_json::Map<String, Value> = rows.iter().map(|(j, r)| (j.name.clone(), task_json(j, r, a.log_samples, a.seed))).collect();
-    for g in &grids {
+    for (g, cached) in &grids {
         let mut v = serde_json::to_value(g)?;
         v["claimed_context"] = json!(claimed);
+        v["cached"] = json!(cached);
         tasks.insert(g.task.name().to_string(), v);
     }
-    for ((spec, _), r) in qa_jobs.iter().zip(&qa_results) {
+    for ((spec, _), (r, cached)) in qa_jobs.iter().zip(&qa_results) {
         let mut v = serde_json::to_value(r)?;
+        v["cached"] = json!(cached);
         if !a.log_samples {
             v.as_object_mut().map(|o| o.remove("items"));
         }
@@ -262,7 +284,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         writeln!(out, "{}", serde_json::to_string_pretty(&full)?)?;
         return Ok(());
     }
-    for g in &grids {
+    for (g, _) in &grids {
         writeln!(out, "{} (score %, rows: depth, columns: prompt tokens)", g.task.name())?;
         write!(out, "{:>6}", "")?;
         for l in &g.lengths {
@@ -282,7 +304,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
         writeln!(out, "\neffective context length (mean ≥ 85 %): {} tokens; the model claims {claimed}\n", g.effective_length)?;
     }
-    for ((spec, _), r) in qa_jobs.iter().zip(&qa_results) {
+    for ((spec, _), (r, _)) in qa_jobs.iter().zip(&qa_results) {
         writeln!(out, "{} ({} questions, closed book; abstaining allowed)", spec.name, r.n)?;
         for (name, e) in [("accuracy", &r.accuracy), ("exact match", &r.exact_match), ("abstained", &r.abstention), ("confidently wrong", &r.confidently_wrong)] {
             writeln!(out, "  {name:<18} {:>6.1} %  [{:.1}, {:.1}]", e.value * 100.0, e.ci95[0] * 100.0, e.ci95[1] * 100.0)?;
@@ -323,7 +345,7 @@ fn grid(g: &niah::NiahResult) -> Vec<Vec<f64>> {
         .collect()
 }
 
-fn write_out(dir: &PathBuf, full: &Value, rows: &[(&Job, &TaskResult)], grids: &[niah::NiahResult], model: &Path, sha: &str) -> Result<()> {
+fn write_out(dir: &PathBuf, full: &Value, rows: &[(&Job, &TaskResult)], grids: &[(niah::NiahResult, bool)], model: &Path, sha: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let write = |name: &str, bytes: &[u8]| -> Result<()> {
         let p = dir.join(name);
@@ -345,7 +367,7 @@ fn write_out(dir: &PathBuf, full: &Value, rows: &[(&Job, &TaskResult)], grids: &
         }
         html.push_str("</table>");
     }
-    for g in grids {
+    for (g, _) in grids {
         let name = g.task.name();
         let title = format!("{name}: effective context {} tokens", g.effective_length);
         let grid = heatmap::Grid { title: &title, lengths: &g.lengths, depths: &g.depths, scores: grid(g) };

@@ -116,6 +116,13 @@ fn needle_grid_heatmap_and_effective_length() {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let t = &v["tasks"]["niah"];
     assert_eq!(t["claimed_context"], 8192);
+    assert_eq!(t["cached"], false);
+    // The same grid again comes from the results cache; another grid does not.
+    let again: Value = serde_json::from_slice(&glassbox(&["eval", &smollm2(), "--task", "niah", "--lengths", "256,512", "--depths", "0,50,100", "--json", "-t", "2"]).stdout).unwrap();
+    assert_eq!(again["tasks"]["niah"]["cached"], true);
+    assert_eq!(again["tasks"]["niah"]["cells"], t["cells"]);
+    let other: Value = serde_json::from_slice(&glassbox(&["eval", &smollm2(), "--task", "niah", "--lengths", "256", "--depths", "0", "--json", "-t", "2"]).stdout).unwrap();
+    assert_eq!(other["tasks"]["niah"]["cached"], false);
     let cells = t["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 6);
     for c in cells {

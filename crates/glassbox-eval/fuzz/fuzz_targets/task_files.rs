@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(items) = parse_jsonl("fuzz", data) {
         for it in &items {
             assert!(it.gold < it.choices.len() && it.choices.len() >= 2);
-            assert!(it.biased.is_none_or(|b| b < it.choices.len()) && it.unknown.iter().all(|&u| u < it.choices.len()));
+            assert!(it.biased.iter().all(|&b| b < it.choices.len()) && it.unknown.iter().all(|&u| u < it.choices.len()));
         }
     }
     if let Ok(items) = parse_qa_jsonl("fuzz", data) {
