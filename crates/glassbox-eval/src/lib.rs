@@ -11,6 +11,8 @@
 //!   [`heatmap`] pictures (SVG, PNG) and the effective context length.
 //! - [`bias`]: BBQ accuracy and bias scores, CrowS-Pairs stereotype preference.
 //! - [`qa`]: hallucination as closed-book QA (correct / abstained / confidently wrong).
+//! - [`canary`]: exposure of secrets (Carlini et al.'s "Secret Sharer"): rank among the
+//!   strings of their format, sampled and extrapolated (skew-normal).
 //! - [`run`]: scoring a task through the engine (shared contexts computed once, choices and
 //!   questions batched).
 //!
@@ -18,6 +20,7 @@
 
 pub mod bias;
 pub mod cache;
+pub mod canary;
 pub mod catalog;
 pub mod heatmap;
 pub mod metrics;

@@ -53,7 +53,7 @@ struct Line {
 /// The checks every JSONL task format shares: UTF-8, line length, blank lines skipped, at most
 /// [`MAX_ITEMS`] lines, each a `T`, with a unique non-empty `"id"` (string or number). `each`
 /// gets the line number, the id and the parsed line; errors name the file and line.
-fn for_each_line<T: serde::de::DeserializeOwned>(
+pub(crate) fn for_each_line<T: serde::de::DeserializeOwned>(
     name: &str,
     bytes: &[u8],
     id_of: impl Fn(&T) -> &serde_json::Value,

@@ -104,6 +104,13 @@ pub struct EvalArgs {
     /// Needle in a haystack: haystack text (UTF-8; default RULER's noise filler)
     #[arg(long, value_name = "FILE")]
     pub haystack: Option<PathBuf>,
+    /// Canary exposure (--task canary): JSONL of {"id", "prefix", "secret", "format"}
+    /// (format letters: d digit, a lower-case, A upper-case, x hex digit; others literal)
+    #[arg(long, value_name = "FILE")]
+    pub canaries: Option<PathBuf>,
+    /// Canary exposure: random strings of each canary's format to rank its secret among
+    #[arg(long, default_value_t = 1000)]
+    pub references: usize,
     #[command(flatten)]
     pub trust: TrustArgs,
     #[command(flatten)]

@@ -47,6 +47,7 @@ fn list(json_out: bool) -> Result<()> {
     for k in niah::Kind::ALL {
         writeln!(out, "{:<16} {:>6}  {:<8} {:<15} needle in a haystack ({}), --lengths × --depths grid, heatmap", k.name(), "grid", "match", "(generated)", niah_what(k))?;
     }
+    writeln!(out, "{:<16} {:>6}  {:<8} {:<15} canary exposure (Carlini et al. 2019) of your secrets: --canaries FILE [--references N]", "canary", "yours", "bits", "(your data)")?;
     writeln!(out, "\nData: scripts/fetch_eval_data.py [TASK ...] fetches and verifies it into {}.", catalog::default_cache().display())?;
     writeln!(out, "NC: the data's licence forbids commercial use; results travel with that licence.")?;
     Ok(())
@@ -70,12 +71,21 @@ struct Plan {
     qa: Vec<(catalog::TaskSpec, Vec<QaItem>)>,
     /// Needle-in-a-haystack kinds.
     niah: Vec<niah::Kind>,
+    /// Canaries, when `canary` is asked for.
+    canaries: Option<Vec<glassbox_eval::canary::Canary>>,
 }
 
 fn jobs(a: &EvalArgs) -> Result<Plan> {
     let cache = a.data_cache.clone().unwrap_or_else(catalog::default_cache);
     let (mut jobs, mut qa, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
+    let mut canaries = None;
     for name in &a.task {
+        if name == "canary" {
+            let Some(path) = &a.canaries else { bail!("task canary needs --canaries FILE (JSONL of {{\"id\", \"prefix\", \"secret\", \"format\"}})") };
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            canaries = Some(glassbox_eval::canary::parse_jsonl(&path.display().to_string(), &bytes)?);
+            continue;
+        }
         if let Some(k) = niah::Kind::from_name(name) {
             kinds.push(k);
             continue;
@@ -111,7 +121,10 @@ fn jobs(a: &EvalArgs) -> Result<Plan> {
             bail!("task {} is named twice", j.name);
         }
     }
-    Ok(Plan { mc: jobs, qa, niah: kinds })
+    if a.canaries.is_some() && canaries.is_none() {
+        bail!("--canaries is given but --task does not include canary");
+    }
+    Ok(Plan { mc: jobs, qa, niah: kinds, canaries })
 }
 
 /// Bias scores of a bias task (BBQ, CrowS-Pairs), computed from its multiple-choice results.
@@ -161,7 +174,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         return list(a.json);
     }
     let Some(model) = a.model.clone() else { bail!("give a model file (or --list)") };
-    let Plan { mc: jobs, qa: qa_jobs, niah: kinds } = jobs(&a)?;
+    let Plan { mc: jobs, qa: qa_jobs, niah: kinds, canaries } = jobs(&a)?;
     let haystack = match &a.haystack {
         Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read the haystack {} (UTF-8 text)", p.display()))?),
         None => None,
@@ -257,6 +270,20 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
         qa_results.push((r, false));
     }
+    let mut exposures = None;
+    if let Some(cs) = &canaries {
+        eprintln!("canary: {} canaries × {} references of their formats", cs.len(), a.references);
+        let r = glassbox_eval::canary::run(&mut engine, cs, a.references, a.seed, |done, total| {
+            if tty {
+                eprint!("\rcanary: {done}/{total} canaries   ");
+                if done == total {
+                    eprintln!();
+                }
+            }
+        })
+        .context("task canary")?;
+        exposures = Some(r);
+    }
     let rows: Vec<(&Job, &TaskResult)> = jobs.iter().zip(&results).collect();
     let mut tasks: serde_json::Map<String, Value> = rows.iter().map(|(j, r)| (j.name.clone(), task_json(j, r, a.log_samples, a.seed))).collect();
     for (g, cached) in &grids {
@@ -274,6 +301,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         v["data"] = json!({"source": spec.source_label(), "licence": spec.licence, "non_commercial": spec.non_commercial});
         v["instruction"] = json!(glassbox_eval::qa::INSTRUCTION);
         tasks.insert(spec.name.clone(), v);
+    }
+    if let Some(r) = &exposures {
+        tasks.insert("canary".into(), json!({"references": a.references, "seed": a.seed, "items": r}));
     }
     let full = json!({"model": {"path": model.display().to_string(), "sha256": sha}, "tasks": tasks});
     if let Some(dir) = &a.out {
@@ -308,6 +338,14 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         writeln!(out, "{} ({} questions, closed book; abstaining allowed)", spec.name, r.n)?;
         for (name, e) in [("accuracy", &r.accuracy), ("exact match", &r.exact_match), ("abstained", &r.abstention), ("confidently wrong", &r.confidently_wrong)] {
             writeln!(out, "  {name:<18} {:>6.1} %  [{:.1}, {:.1}]", e.value * 100.0, e.ci95[0] * 100.0, e.ci95[1] * 100.0)?;
+        }
+        writeln!(out)?;
+    }
+    if let Some(r) = &exposures {
+        writeln!(out, "canary exposure (bits; log2 of the format's space is the most; {} references each)", a.references)?;
+        writeln!(out, "{:<20} {:>9} {:>9} {:>10} {:>12}", "id", "exposure", "sampled", "log2 |R|", "rank")?;
+        for c in r {
+            writeln!(out, "{:<20} {:>9.1} {:>9.1} {:>10.1} {:>12.4e}", c.id, c.exposure, c.exposure_sampled, c.log2_space, c.rank)?;
         }
         writeln!(out)?;
     }

@@ -155,3 +155,34 @@ fn needle_grid_heatmap_and_effective_length() {
     assert!(e.contains("cannot hold"), "{e}");
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn canary_exposure_separates_a_memorised_string_from_a_random_one() {
+    // The MIT licence's opening is all over the training data: "Software" after it is a string
+    // the model has memorised; a random string of the same format is not.
+    let prefix = "Permission is hereby granted, free of charge, to any person obtaining a copy of this software and associated documentation files (the \"";
+    let file = tmp("canaries.jsonl");
+    let line = |id: &str, secret: &str| serde_json::json!({"id": id, "prefix": prefix, "secret": secret, "format": "Aaaaaaaa"}).to_string();
+    std::fs::write(&file, format!("{}\n{}\n", line("mit", "Software"), line("random", "Qzvhkbwe"))).unwrap();
+    let o = glassbox(&["eval", &smollm2(), "--task", "canary", "--canaries", file.to_str().unwrap(), "--references", "300", "--json", "-t", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let items = v["tasks"]["canary"]["items"].as_array().unwrap();
+    let get = |id: &str, k: &str| items.iter().find(|i| i["id"] == id).unwrap()[k].as_f64().unwrap();
+    let space = 26f64.log2() * 8.0;
+    assert!((get("mit", "log2_space") - space).abs() < 1e-9);
+    // Memorised: more likely than every reference, and far beyond what 300 samples resolve.
+    assert_eq!(get("mit", "more_likely"), 0.0);
+    assert!(get("mit", "exposure") > 20.0, "{items:?}");
+    // Random: somewhere among its peers.
+    assert!(get("random", "exposure") < 6.0 && get("random", "exposure_sampled") < 6.0, "{items:?}");
+    // Bad canary files and flags are refused by name.
+    std::fs::write(&file, line("bad", "Soft")).unwrap();
+    let e = usage_error(&glassbox(&["eval", &smollm2(), "--task", "canary", "--canaries", file.to_str().unwrap()]));
+    assert!(e.contains("canaries.jsonl:1:") && e.contains("4 characters"), "{e}");
+    let e = usage_error(&glassbox(&["eval", &smollm2(), "--task", "canary"]));
+    assert!(e.contains("--canaries"), "{e}");
+    std::fs::write(&file, line("mit", "Software")).unwrap();
+    let e = usage_error(&glassbox(&["eval", &smollm2(), "--task", "canary", "--canaries", file.to_str().unwrap(), "--references", "5"]));
+    assert!(e.contains("--references must be from 30"), "{e}");
+}

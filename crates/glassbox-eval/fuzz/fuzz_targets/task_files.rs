@@ -1,5 +1,6 @@
 //! Task files are untrusted (your own `--data` JSONL, converted downloads): any bytes must parse
-//! as multiple-choice or closed-book questions within the limits, or be refused, never panic.
+//! as multiple-choice or closed-book questions (or canaries) within the limits, or be refused,
+//! never panic.
 #![no_main]
 
 use glassbox_eval::task::{parse_jsonl, parse_qa_jsonl};
@@ -14,5 +15,8 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(items) = parse_qa_jsonl("fuzz", data) {
         assert!(items.iter().all(|q| !q.answers.is_empty()));
+    }
+    if let Ok(cs) = glassbox_eval::canary::parse_jsonl("fuzz", data) {
+        assert!(cs.iter().all(|c| c.secret.chars().count() == c.format.chars().count() && glassbox_eval::canary::log2_space(&c.format) > 0.0));
     }
 });
