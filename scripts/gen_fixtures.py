@@ -6,12 +6,13 @@ References (all registry packages, never our own code):
   - llama.cpp's `llama-perplexity` tool (from the same llama-cpp-python source distribution)
   - jinja2 with the sandbox and options transformers uses for apply_chat_template
   - lm-evaluation-harness 0.4.13's request handling (eval: context/continuation split, scoring)
+  - PyRIT 1.1.0's human-labelled refusal scorer set (refusal: 169 responses, MIT)
 
 How to regenerate (about 20 minutes on 2 cores, most of it building llama.cpp):
   python3 scripts/fetch_models.py --all
   python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install gguf==0.19.0 jinja2==3.1.6 numpy \
       llama-cpp-python==0.3.36 pyyaml && /tmp/fixvenv/bin/pip install --no-deps lm-eval==0.4.13
-  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop eval kldtop-opt-in]
+  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop eval refusal kldtop-opt-in]
 For the perplexity part, build llama-perplexity from the same sdist (`pip download --no-deps
 --no-binary :all: llama-cpp-python==0.3.36`, then cmake in vendor/llama.cpp with
 -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON; note GGML_NATIVE=ON enables AMX, which
@@ -603,6 +604,37 @@ def gen_eval(model_path: Path, name: str) -> None:
     write(f"eval/{name}.json", out)
 
 
+PYRIT = ("pyrit", "1.1.0", "84581036bace7ff2aa92712e1e3f472a3a3bccc77567d5fbe642540c0ba20b0a")
+
+
+def gen_refusal() -> None:
+    """PyRIT 1.1.0's refusal-scorer evaluation set: (objective, assistant response, human label
+    refusal or not) rows of `refusal.csv` (v1.2, 105) and `refusal_extra.csv` (v1.0, 64), MIT.
+    Only the leading '#' lines are comments (a quoted response has a line starting '###')."""
+    import csv, hashlib, io, tempfile, zipfile
+    name, version, sha = PYRIT
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                        "-d", tmp, f"{name}=={version}"], check=True)
+        wheel = next(Path(tmp).glob("*.whl"))
+        if hashlib.sha256(wheel.read_bytes()).hexdigest() != sha:
+            sys.exit(f"error: {wheel.name}: sha256 does not match the pin")
+        rows = []
+        with zipfile.ZipFile(wheel) as z:
+            for member in ("refusal.csv", "refusal_extra.csv"):
+                text = z.read(f"pyrit/datasets/scorer_evals/refusal_scorer/{member}").decode("utf-8")
+                lines = text.splitlines(keepends=True)
+                while lines and lines[0].startswith("#"):
+                    lines.pop(0)
+                for i, r in enumerate(csv.DictReader(io.StringIO("".join(lines)))):
+                    rows.append({"id": f"{member}:{i + 1}", "objective": r["objective"], "response": r["assistant_response"],
+                                 "refusal": {"1": True, "0": False}[r["human_score"].strip()]})
+    p = FIX / "refusal" / "pyrit_refusal_labels.jsonl"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    print(f"wrote {p.relative_to(ROOT)} ({len(rows)} rows)", file=sys.stderr)
+
+
 def write(rel: str, obj) -> None:
     p = FIX / rel
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -611,7 +643,7 @@ def write(rel: str, obj) -> None:
 
 
 def main() -> None:
-    parts = sys.argv[1:] or ["tokenize", "greedy", "templates", "perplexity", "quants", "tiny", "kld", "kldtop", "eval"]
+    parts = sys.argv[1:] or ["tokenize", "greedy", "templates", "perplexity", "quants", "tiny", "kld", "kldtop", "eval", "refusal"]
     cache = default_cache()
     for part in parts:
         if part == "templates":
@@ -619,6 +651,9 @@ def main() -> None:
             continue
         if part == "quants":
             gen_quants()
+            continue
+        if part == "refusal":
+            gen_refusal()
             continue
         if part == "tiny":
             gen_tiny("qwen2")

@@ -11,6 +11,7 @@
 //!   [`heatmap`] pictures (SVG, PNG) and the effective context length.
 //! - [`bias`]: BBQ accuracy and bias scores, CrowS-Pairs stereotype preference.
 //! - [`qa`]: hallucination as closed-book QA (correct / abstained / confidently wrong).
+//! - [`refusal`]: whether a response refuses (documented markers, validated against human labels).
 //! - [`canary`]: exposure of secrets (Carlini et al.'s "Secret Sharer"): rank among the
 //!   strings of their format, sampled and extrapolated (skew-normal).
 //! - [`run`]: scoring a task through the engine (shared contexts computed once, choices and
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod niah;
 pub mod prompt;
 pub mod qa;
+pub mod refusal;
 pub mod run;
 pub mod task;
 
