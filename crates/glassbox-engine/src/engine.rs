@@ -57,6 +57,7 @@ pub fn physical_cores() -> usize {
     if cores.is_empty() { logical } else { cores.len().min(logical) }
 }
 
+#[derive(Clone, Debug)]
 pub struct GenerateRequest {
     pub prompt: Vec<u32>,
     pub max_tokens: usize,
@@ -234,8 +235,13 @@ impl Engine {
     /// sequences at once, prefilling at most `prefill_chunk` prompt tokens per step.
     pub fn into_scheduler(self, max_running: usize, prefill_chunk: usize) -> (crate::Scheduler, Frontend) {
         let fe = self.frontend();
-        let s = crate::Scheduler::new(self.model, Arc::clone(&self.tokenizer), self.pool, self.isa, self.ctx_size, max_running, prefill_chunk);
-        (s, fe)
+        (crate::Scheduler::new(self, max_running, prefill_chunk), fe)
+    }
+
+    /// A continuous-batching scheduler over this engine for a while (e.g. a batch of
+    /// generations in an evaluation); the engine is usable again once it is dropped.
+    pub fn scheduler(&mut self, max_running: usize, prefill_chunk: usize) -> crate::Scheduler<&mut Engine> {
+        crate::Scheduler::new(self, max_running, prefill_chunk)
     }
 
     pub(crate) fn new_cache(&self) -> KvCache {

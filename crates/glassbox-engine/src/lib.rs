@@ -6,6 +6,7 @@
 //! network, never prints, and never parses command lines: callers pass plain structs and get
 //! plain structs (and streamed text through a callback) back.
 
+mod batch;
 mod engine;
 mod loglik;
 mod sampler;
@@ -18,6 +19,7 @@ pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Frontend, Gen
 pub use scheduler::{EventSink, SchedRequest, Scheduler, SchedulerStats, SeqEvent};
 pub use glassbox_models::KvType;
 pub use loglik::{ContinuationScore, LoglikRequest, token_logprob};
+pub use glassbox_template::Message;
 pub use glassbox_tokenizer::Tokenizer;
 pub use sampler::{Sampler, SamplingParams, argmax};
 pub use seq::{SeqState, StepOut, TokenLogprob};

@@ -9,9 +9,11 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use glassbox_kernels::{Isa, ThreadPool};
-use glassbox_models::{KvCache, Logits, Model, Scratch, SeqBatch};
-use glassbox_tokenizer::Tokenizer;
+use std::borrow::BorrowMut;
+
+use glassbox_models::{KvCache, Logits, SeqBatch};
+
+use crate::Engine;
 
 use crate::engine::{FinishReason, GenerateRequest};
 use crate::seq::{SeqState, TokenLogprob};
@@ -71,13 +73,10 @@ struct Active {
 /// (n_vocab floats), so this bounds the step's logits memory.
 const SCORED_PROMPT_CHUNK: usize = 64;
 
-pub struct Scheduler {
-    model: Model,
-    tokenizer: Arc<Tokenizer>,
-    pool: ThreadPool,
-    isa: Isa,
-    scratch: Scratch,
-    ctx_size: usize,
+/// Owns its engine (`Scheduler<Engine>`, a server's) or borrows one for a while
+/// (`Scheduler<&mut Engine>`: a batch of generations inside an evaluation).
+pub struct Scheduler<E: BorrowMut<Engine> = Engine> {
+    eng: E,
     max_running: usize,
     prefill_chunk: usize,
     running: Vec<Active>,
@@ -91,23 +90,10 @@ pub struct Scheduler {
     pub stats: Arc<SchedulerStats>,
 }
 
-impl Scheduler {
-    pub(crate) fn new(
-        model: Model,
-        tokenizer: Arc<Tokenizer>,
-        pool: ThreadPool,
-        isa: Isa,
-        ctx_size: usize,
-        max_running: usize,
-        prefill_chunk: usize,
-    ) -> Scheduler {
+impl<E: BorrowMut<Engine>> Scheduler<E> {
+    pub(crate) fn new(eng: E, max_running: usize, prefill_chunk: usize) -> Scheduler<E> {
         Scheduler {
-            model,
-            tokenizer,
-            pool,
-            isa,
-            scratch: Scratch::default(),
-            ctx_size,
+            eng,
             max_running: max_running.max(1),
             prefill_chunk: prefill_chunk.max(1),
             running: Vec::new(),
@@ -119,9 +105,14 @@ impl Scheduler {
         }
     }
 
+    /// The engine back (sequences still running or waiting are dropped unanswered).
+    pub fn into_engine(self) -> E {
+        self.eng
+    }
+
     /// Decode with prompt-lookup drafts, at most `max_draft` per sequence per step: the same
     /// tokens (see `spec.rs`), fewer steps when output repeats its context.
-    pub fn with_lookup(mut self, max_draft: usize) -> Scheduler {
+    pub fn with_lookup(mut self, max_draft: usize) -> Scheduler<E> {
         self.lookup_draft = max_draft;
         self
     }
@@ -129,7 +120,7 @@ impl Scheduler {
     /// Decode with drafts from `draft` (a smaller model with the same vocabulary, checked by
     /// [`crate::DraftModel::new`]), at most `max_draft` per sequence per step: the same output,
     /// fewer passes over the target's weights. Every sequence gets its own draft cache.
-    pub fn with_draft(mut self, draft: crate::DraftModel, max_draft: usize) -> Scheduler {
+    pub fn with_draft(mut self, draft: crate::DraftModel, max_draft: usize) -> Scheduler<E> {
         self.draft = (max_draft > 0).then(|| (Box::new(draft), max_draft));
         self
     }
@@ -153,7 +144,8 @@ impl Scheduler {
             items.push((dc, &state.history[..], m));
         }
         let crate::DraftModel { model, scratch, .. } = &mut **d;
-        if let Ok(drafts) = crate::spec::draft_greedy(model, scratch, &self.pool, self.isa, &mut items) {
+        let e = self.eng.borrow();
+        if let Ok(drafts) = crate::spec::draft_greedy(model, scratch, &e.pool, e.isa, &mut items) {
             for (i, dr) in idx.into_iter().zip(drafts) {
                 out[i] = dr;
             }
@@ -177,10 +169,10 @@ impl Scheduler {
 
     fn admit(&mut self, mut r: SchedRequest) {
         let n = r.request.prompt.len();
-        if n == 0 || n + 1 > self.ctx_size {
+        let ctx_size = self.eng.borrow().ctx_size();
+        if n == 0 || n + 1 > ctx_size {
             r.sink.send(SeqEvent::Error(format!(
-                "prompt is {n} tokens; the context size is {} (at least one token must be generated)",
-                self.ctx_size
+                "prompt is {n} tokens; the context size is {ctx_size} (at least one token must be generated)"
             )));
             return;
         }
@@ -196,8 +188,8 @@ impl Scheduler {
             return;
         }
         // The cache holds what this request can use: prompt + max_tokens, capped by the context.
-        let capacity = (n + r.request.max_tokens).min(self.ctx_size);
-        let cache = KvCache::new(&self.model.config, capacity);
+        let capacity = (n + r.request.max_tokens).min(ctx_size);
+        let cache = KvCache::new(&self.eng.borrow().model.config, capacity);
         let draft_cache = self.draft.as_ref().map(|(d, _)| KvCache::new(&d.model.config, capacity));
         self.stats.prompt_tokens.fetch_add(n, Ordering::Relaxed);
         let prompt_lp = r.prompt_logprobs.map(|k| (k, Vec::with_capacity(n)));
@@ -276,9 +268,10 @@ impl Scheduler {
                     batch.push(SeqBatch { tokens: toks, cache: &mut a.cache, logits });
                 }
             }
-            self.model.forward_scored(&self.pool, self.isa, &mut batch, &mut self.scratch, &mut self.logits, &targets)
+            let e = self.eng.borrow_mut();
+            e.model.forward_scored(&e.pool, e.isa, &mut batch, &mut e.scratch, &mut self.logits, &targets)
         };
-        let n_vocab = self.model.config.n_vocab;
+        let n_vocab = self.eng.borrow().model.config.n_vocab;
         let mut done = vec![false; self.running.len()];
         if let Err(e) = result {
             for (i, _, _, _, _) in &feeds {
@@ -329,7 +322,7 @@ impl Scheduler {
                 for r in 0..rows {
                     let logits = &mut self.logits[(first_row + r) * n_vocab..(first_row + r + 1) * n_vocab];
                     let room = base + r + 1 < a.cache.capacity();
-                    let mut out = match a.state.accept(&self.tokenizer, logits, room) {
+                    let mut out = match a.state.accept(&self.eng.borrow().tokenizer, logits, room) {
                         Ok(o) => o,
                         Err(e) => {
                             a.sink.send(SeqEvent::Error(e.to_string()));

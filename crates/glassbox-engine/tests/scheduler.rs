@@ -257,3 +257,22 @@ fn drafts_in_the_scheduler_change_no_output_and_save_steps() {
     assert!(spec_steps < plain_steps, "plain {plain_steps} lookup {spec_steps}");
     assert!(draft_steps < plain_steps, "plain {plain_steps} draft model {draft_steps}");
 }
+
+#[test]
+fn generate_many_equals_one_by_one_and_gives_the_engine_back() {
+    let mut e = engine();
+    let reqs = requests(&e);
+    let want: Vec<_> = reqs.iter().map(|r| e.generate(r, |_| {}).unwrap()).collect();
+    let mut seen = Vec::new();
+    let got = e.generate_many(&reqs, 4, |done, total| seen.push((done, total))).unwrap();
+    for (w, g) in want.iter().zip(&got) {
+        assert_eq!((&w.ids, &w.text, w.finish_reason), (&g.ids, &g.text, g.finish_reason));
+        assert_eq!((w.prompt_tokens, w.completion_tokens), (g.prompt_tokens, g.completion_tokens));
+    }
+    assert_eq!(seen.last(), Some(&(reqs.len(), reqs.len())));
+    // The engine works as before afterwards; a request that cannot run is named.
+    assert_eq!(e.generate(&reqs[0], |_| {}).unwrap().ids, want[0].ids);
+    let too_long = GenerateRequest { prompt: vec![1; 300], max_tokens: 1, sampling: SamplingParams::default(), stop: vec![] };
+    let err = e.generate_many(&[reqs[0].clone(), too_long], 2, |_, _| {}).unwrap_err().to_string();
+    assert!(err.contains("request 1") && err.contains("context size"), "{err}");
+}

@@ -112,6 +112,14 @@ pub fn load(spec: &TaskSpec, cache: &Path) -> Result<Vec<task::McItem>> {
     Ok(items)
 }
 
+/// A prompt set's prompts (refusal, over-refusal; checked against the pin).
+pub fn load_prompts(spec: &TaskSpec, cache: &Path) -> Result<Vec<task::PromptItem>> {
+    let (file, bytes) = load_bytes(spec, cache)?;
+    let items = task::parse_prompt_jsonl(&file, &bytes)?;
+    check_count(spec, &file, items.len())?;
+    Ok(items)
+}
+
 /// A closed-book QA task's questions (checked against the pin).
 pub fn load_qa(spec: &TaskSpec, cache: &Path) -> Result<Vec<task::QaItem>> {
     let (file, bytes) = load_bytes(spec, cache)?;
@@ -136,8 +144,8 @@ mod tests {
         for t in &c.task {
             assert!(names.insert(t.name.clone()), "{} twice", t.name);
             assert_eq!(t.sha256.len(), 64, "{}", t.name);
-            assert!(t.items > 0 && ["acc", "acc_norm", "accuracy", "pct_stereotype"].contains(&t.metric.as_str()), "{}", t.name);
-            assert!(["mc", "qa", "bbq", "crows"].contains(&t.format.as_str()), "{}", t.name);
+            assert!(t.items > 0 && ["acc", "acc_norm", "accuracy", "pct_stereotype", "refusal_rate", "overrefusal_rate"].contains(&t.metric.as_str()), "{}", t.name);
+            assert!(["mc", "qa", "bbq", "crows", "refusal", "overrefusal"].contains(&t.format.as_str()), "{}", t.name);
             assert!(spdx::Expression::parse(&t.licence).is_ok(), "{}: {}", t.name, t.licence);
             assert_eq!(t.non_commercial, t.licence.contains("-NC"), "{}", t.name);
         }

@@ -121,6 +121,44 @@ pub fn parse_jsonl(name: &str, bytes: &[u8]) -> Result<Vec<McItem>> {
     Ok(items)
 }
 
+/// One prompt of a generation task (refusal, over-refusal): the user's message and its
+/// category.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PromptItem {
+    pub id: String,
+    pub prompt: String,
+    pub category: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromptLine {
+    id: serde_json::Value,
+    prompt: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    categories: Vec<String>,
+}
+
+/// Parse a prompt set: JSONL, `{"id": "...", "prompt": "...", "category"?: "...",
+/// "categories"?: [...]}`, with the same limits and errors as multiple-choice files.
+pub fn parse_prompt_jsonl(name: &str, bytes: &[u8]) -> Result<Vec<PromptItem>> {
+    let bad = |line: usize, msg: String| Error::Task { file: name.to_string(), line, msg };
+    let mut items = Vec::new();
+    for_each_line(name, bytes, |l: &PromptLine| &l.id, |ln, id, l: PromptLine| {
+        if l.prompt.trim().is_empty() {
+            return Err(bad(ln, "the prompt is empty".into()));
+        }
+        if l.categories.len() > MAX_CHOICES {
+            return Err(bad(ln, format!("more than {MAX_CHOICES} categories")));
+        }
+        items.push(PromptItem { id, prompt: l.prompt, category: l.category });
+        Ok(())
+    })?;
+    Ok(items)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,6 +111,10 @@ pub struct EvalArgs {
     /// Canary exposure: random strings of each canary's format to rank its secret among
     #[arg(long, default_value_t = 1000)]
     pub references: usize,
+    /// Generation tasks (refusal, overrefusal): sequences generated at once through the
+    /// continuous-batching scheduler (1 = one after the other)
+    #[arg(long, default_value_t = 16)]
+    pub parallel: usize,
     #[command(flatten)]
     pub trust: TrustArgs,
     #[command(flatten)]

@@ -73,12 +73,15 @@ struct Plan {
     niah: Vec<niah::Kind>,
     /// Canaries, when `canary` is asked for.
     canaries: Option<Vec<glassbox_eval::canary::Canary>>,
+    /// Generation tasks (refusal, over-refusal).
+    prompts: Vec<(catalog::TaskSpec, Vec<glassbox_eval::task::PromptItem>)>,
 }
 
 fn jobs(a: &EvalArgs) -> Result<Plan> {
     let cache = a.data_cache.clone().unwrap_or_else(catalog::default_cache);
     let (mut jobs, mut qa, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
     let mut canaries = None;
+    let mut prompts = Vec::new();
     for name in &a.task {
         if name == "canary" {
             let Some(path) = &a.canaries else { bail!("task canary needs --canaries FILE (JSONL of {{\"id\", \"prefix\", \"secret\", \"format\"}})") };
@@ -91,6 +94,11 @@ fn jobs(a: &EvalArgs) -> Result<Plan> {
             continue;
         }
         let spec = catalog::find(name)?;
+        if spec.format == "refusal" || spec.format == "overrefusal" {
+            let items = catalog::load_prompts(&spec, &cache)?;
+            prompts.push((spec, items));
+            continue;
+        }
         if spec.format == "qa" {
             let items = catalog::load_qa(&spec, &cache)?;
             qa.push((spec, items));
@@ -124,7 +132,7 @@ fn jobs(a: &EvalArgs) -> Result<Plan> {
     if a.canaries.is_some() && canaries.is_none() {
         bail!("--canaries is given but --task does not include canary");
     }
-    Ok(Plan { mc: jobs, qa, niah: kinds, canaries })
+    Ok(Plan { mc: jobs, qa, niah: kinds, canaries, prompts })
 }
 
 /// Bias scores of a bias task (BBQ, CrowS-Pairs), computed from its multiple-choice results.
@@ -174,7 +182,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         return list(a.json);
     }
     let Some(model) = a.model.clone() else { bail!("give a model file (or --list)") };
-    let Plan { mc: jobs, qa: qa_jobs, niah: kinds, canaries } = jobs(&a)?;
+    let Plan { mc: jobs, qa: qa_jobs, niah: kinds, canaries, prompts } = jobs(&a)?;
     let haystack = match &a.haystack {
         Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read the haystack {} (UTF-8 text)", p.display()))?),
         None => None,
@@ -270,6 +278,27 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
         qa_results.push((r, false));
     }
+    let mut gen_results = Vec::new();
+    for (spec, items) in &prompts {
+        let key = cache::key(&sha, &spec.sha256, &EvalOptions { limit: a.limit, shots: 0, seed: a.seed, ..Default::default() }, &format!("{engine_id} {}", spec.format));
+        if !a.no_cache && let Some(r) = cache::get_any::<glassbox_eval::refusal::RefusalResult>(&cache_dir, &key) {
+            gen_results.push((r, true));
+            continue;
+        }
+        let r = glassbox_eval::refusal::run(&mut engine, items, a.limit, a.seed, a.parallel, |done, total| {
+            if tty {
+                eprint!("\r{}: {done}/{total} prompts   ", spec.name);
+                if done == total {
+                    eprintln!();
+                }
+            }
+        })
+        .with_context(|| format!("task {}", spec.name))?;
+        if !a.no_cache {
+            cache::put(&cache_dir, &key, &r)?;
+        }
+        gen_results.push((r, false));
+    }
     let mut exposures = None;
     if let Some(cs) = &canaries {
         eprintln!("canary: {} canaries × {} references of their formats", cs.len(), a.references);
@@ -300,6 +329,17 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
         v["data"] = json!({"source": spec.source_label(), "licence": spec.licence, "non_commercial": spec.non_commercial});
         v["instruction"] = json!(glassbox_eval::qa::INSTRUCTION);
+        tasks.insert(spec.name.clone(), v);
+    }
+    for ((spec, _), (r, cached)) in prompts.iter().zip(&gen_results) {
+        let mut v = serde_json::to_value(r)?;
+        v[format!("{}_rate", spec.format)] = v["rate"].clone();
+        v["cached"] = json!(cached);
+        v["metric"] = json!(spec.metric);
+        if !a.log_samples {
+            v.as_object_mut().map(|o| o.remove("items"));
+        }
+        v["data"] = json!({"source": spec.source_label(), "licence": spec.licence, "non_commercial": spec.non_commercial});
         tasks.insert(spec.name.clone(), v);
     }
     if let Some(r) = &exposures {
@@ -338,6 +378,16 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         writeln!(out, "{} ({} questions, closed book; abstaining allowed)", spec.name, r.n)?;
         for (name, e) in [("accuracy", &r.accuracy), ("exact match", &r.exact_match), ("abstained", &r.abstention), ("confidently wrong", &r.confidently_wrong)] {
             writeln!(out, "  {name:<18} {:>6.1} %  [{:.1}, {:.1}]", e.value * 100.0, e.ci95[0] * 100.0, e.ci95[1] * 100.0)?;
+        }
+        writeln!(out)?;
+    }
+    for ((spec, _), (r, _)) in prompts.iter().zip(&gen_results) {
+        let what = if spec.format == "refusal" { "harmful prompts refused" } else { "benign prompts refused (over-refusal)" };
+        writeln!(out, "{} ({} prompts, chat template, greedy, {} tokens, {} at a time, {:.1} s)", spec.name, r.n, r.max_tokens, r.parallel, r.seconds)?;
+        writeln!(out, "  {what:<40} {:>6.1} %  [{:.1}, {:.1}]", r.rate.value * 100.0, r.rate.ci95[0] * 100.0, r.rate.ci95[1] * 100.0)?;
+        writeln!(out, "  {:<40} {:>6.1} %  (mean log-odds {:.2})", "first-token refusal score > 0", r.first_token_rate.value * 100.0, r.first_token_score_mean)?;
+        for (c, (k, rate)) in &r.by_category {
+            writeln!(out, "    {c:<38} {:>6.1} %  of {k}", rate * 100.0)?;
         }
         writeln!(out)?;
     }
