@@ -260,6 +260,22 @@ impl Engine {
         Ok(())
     }
 
+    /// The log-probabilities of the token after `prompt`, over the whole vocabulary (what a
+    /// first-token divergence between two models compares). Errors name a prompt that is empty
+    /// or longer than the context.
+    pub fn next_token_logprobs(&mut self, prompt: &[u32]) -> Result<Vec<f32>> {
+        if prompt.is_empty() || prompt.len() > self.ctx_size {
+            return Err(Error::Other(format!("a prompt of {} tokens; the context size is {}", prompt.len(), self.ctx_size)));
+        }
+        let mut cache = KvCache::new(&self.model.config, prompt.len());
+        let mut out = Vec::new();
+        self.prefill(&mut cache, prompt, true, &mut out)?;
+        let (max, sum) = glassbox_kernels::max_exp_sum(self.isa, &out);
+        let lse = max + sum.ln() as f32;
+        out.iter_mut().for_each(|v| *v -= lse);
+        Ok(out)
+    }
+
     /// Generate, streaming text pieces to `on_text` as they become final.
     pub fn generate(&mut self, req: &GenerateRequest, on_text: impl FnMut(&str)) -> Result<Generation> {
         // The decode loop of speculative decoding with no drafts: one token per pass.

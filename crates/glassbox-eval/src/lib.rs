@@ -12,6 +12,7 @@
 //! - [`bias`]: BBQ accuracy and bias scores, CrowS-Pairs stereotype preference.
 //! - [`qa`]: hallucination as closed-book QA (correct / abstained / confidently wrong).
 //! - [`refusal`]: whether a response refuses (documented markers, validated against human labels).
+//! - [`compare`]: base vs derived: paired differences, first-token KL, verdicts.
 //! - [`canary`]: exposure of secrets (Carlini et al.'s "Secret Sharer"): rank among the
 //!   strings of their format, sampled and extrapolated (skew-normal).
 //! - [`run`]: scoring a task through the engine (shared contexts computed once, choices and
@@ -22,6 +23,7 @@
 pub mod bias;
 pub mod cache;
 pub mod canary;
+pub mod compare;
 pub mod catalog;
 pub mod heatmap;
 pub mod metrics;

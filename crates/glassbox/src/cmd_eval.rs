@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use crate::cli::{EvalArgs, ModelArgs};
 
 /// A task to run: its name, its questions, and what the report says about its data.
-struct Job {
-    name: String,
-    items: Vec<McItem>,
+pub(crate) struct Job {
+    pub(crate) name: String,
+    pub(crate) items: Vec<McItem>,
     metric: String,
     licence: String,
     non_commercial: bool,
@@ -64,27 +64,32 @@ fn niah_what(k: niah::Kind) -> &'static str {
 }
 
 /// The tasks asked for, read and checked before any model loads.
-struct Plan {
+pub(crate) struct Plan {
     /// Multiple-choice tasks (built-in and `--data`), bias tasks among them.
-    mc: Vec<Job>,
+    pub(crate) mc: Vec<Job>,
     /// Closed-book QA tasks.
-    qa: Vec<(catalog::TaskSpec, Vec<QaItem>)>,
+    pub(crate) qa: Vec<(catalog::TaskSpec, Vec<QaItem>)>,
     /// Needle-in-a-haystack kinds.
-    niah: Vec<niah::Kind>,
+    pub(crate) niah: Vec<niah::Kind>,
     /// Canaries, when `canary` is asked for.
-    canaries: Option<Vec<glassbox_eval::canary::Canary>>,
+    pub(crate) canaries: Option<Vec<glassbox_eval::canary::Canary>>,
     /// Generation tasks (refusal, over-refusal).
-    prompts: Vec<(catalog::TaskSpec, Vec<glassbox_eval::task::PromptItem>)>,
+    pub(crate) prompts: Vec<(catalog::TaskSpec, Vec<glassbox_eval::task::PromptItem>)>,
 }
 
 fn jobs(a: &EvalArgs) -> Result<Plan> {
-    let cache = a.data_cache.clone().unwrap_or_else(catalog::default_cache);
+    plan(&a.task, &a.data, a.canaries.as_deref(), a.data_cache.as_deref())
+}
+
+/// The tasks named, read and checked before any model loads.
+pub(crate) fn plan(task: &[String], data: &[PathBuf], canary_file: Option<&Path>, data_cache: Option<&Path>) -> Result<Plan> {
+    let cache = data_cache.map(Path::to_path_buf).unwrap_or_else(catalog::default_cache);
     let (mut jobs, mut qa, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
     let mut canaries = None;
     let mut prompts = Vec::new();
-    for name in &a.task {
+    for name in task {
         if name == "canary" {
-            let Some(path) = &a.canaries else { bail!("task canary needs --canaries FILE (JSONL of {{\"id\", \"prefix\", \"secret\", \"format\"}})") };
+            let Some(path) = canary_file else { bail!("task canary needs --canaries FILE (JSONL of {{\"id\", \"prefix\", \"secret\", \"format\"}})") };
             let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             canaries = Some(glassbox_eval::canary::parse_jsonl(&path.display().to_string(), &bytes)?);
             continue;
@@ -116,7 +121,7 @@ fn jobs(a: &EvalArgs) -> Result<Plan> {
             format: spec.format.clone(),
         });
     }
-    for path in &a.data {
+    for path in data {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let items = glassbox_eval::task::parse_jsonl(&path.display().to_string(), &bytes)?;
         let name = path.file_stem().map_or_else(|| "data".to_string(), |s| s.to_string_lossy().into_owned());
@@ -129,7 +134,7 @@ fn jobs(a: &EvalArgs) -> Result<Plan> {
             bail!("task {} is named twice", j.name);
         }
     }
-    if a.canaries.is_some() && canaries.is_none() {
+    if canary_file.is_some() && canaries.is_none() {
         bail!("--canaries is given but --task does not include canary");
     }
     Ok(Plan { mc: jobs, qa, niah: kinds, canaries, prompts })

@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd_audit;
+mod cmd_compare;
 mod cmd_eval;
 mod cmd_info;
 mod cmd_perplexity;
@@ -39,7 +40,10 @@ fn main() {
         cli::Command::Tokenize(a) => cmd_run::tokenize(a),
         cli::Command::Bench(a) => cmd_run::bench(a),
         cli::Command::Perplexity(a) => cmd_perplexity::perplexity(a),
-        cli::Command::Eval(a) => exit_with(cmd_eval::eval(a).map(|()| 0)),
+        cli::Command::Eval(a) => match a.sub {
+            Some(cli::EvalCommand::Compare(c)) => exit_with(cmd_compare::compare(*c)),
+            None => exit_with(cmd_eval::eval(a).map(|()| 0)),
+        },
         cli::Command::Info(a) => cmd_info::info(a),
         cli::Command::Serve(a) => cmd_serve::serve(a),
         cli::Command::Lock(a) => cmd_trust::lock(a),

@@ -186,3 +186,30 @@ fn canary_exposure_separates_a_memorised_string_from_a_random_one() {
     let e = usage_error(&glassbox(&["eval", &smollm2(), "--task", "canary", "--canaries", file.to_str().unwrap(), "--references", "5"]));
     assert!(e.contains("--references must be from 30"), "{e}");
 }
+
+#[test]
+fn compare_a_model_with_itself_passes_and_a_crossed_threshold_fails() {
+    let q = std::fs::read_to_string(glassbox_testdata::fixture("eval/questions.jsonl")).unwrap();
+    let data = tmp("cmp.jsonl");
+    std::fs::write(&data, q.lines().filter(|l| !l.contains("\"word-piece\"")).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let m = smollm2();
+    let o = glassbox(&["eval", "compare", &m, &m, "--data", data.to_str().unwrap(), "--json", "-t", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["verdict"], "pass");
+    let metrics = v["metrics"].as_array().unwrap();
+    let names: Vec<&str> = metrics.iter().map(|m| m["metric"].as_str().unwrap()).collect();
+    assert_eq!(names, ["acc", "acc_norm", "first_token_kl"]);
+    // The same weights: every difference and its interval are exactly 0.
+    for x in metrics {
+        assert_eq!((x["diff"]["value"].as_f64(), x["diff"]["ci95"].clone()), (Some(0.0), serde_json::json!([0.0, 0.0])), "{x}");
+    }
+    assert_eq!(v["base"]["sha256"], v["derived"]["sha256"]);
+    // A threshold nothing can meet fails the verdict with exit 1.
+    let o = glassbox(&["eval", "compare", &m, &m, "--data", data.to_str().unwrap(), "--max-accuracy-drop=-1", "-t", "2"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("verdict: fail"));
+    // Tasks compare cannot take are refused by name.
+    let e = usage_error(&glassbox(&["eval", "compare", &m, &m, "--task", "niah"]));
+    assert!(e.contains("needle"), "{e}");
+}
