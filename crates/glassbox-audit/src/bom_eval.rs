@@ -26,8 +26,34 @@ fn interval(out: &mut Vec<Value>, task: &str, key: &str, v: &Value) {
     }
 }
 
-/// The performance metrics of every task in an evaluation result.
+/// `eval compare --json`: per metric the derived model's value and its difference from the
+/// base (with the paired interval), the base's SHA-256 and the verdict.
+fn compare_metrics(results: &Value, metrics: &[Value]) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let Some(b) = results.pointer("/base/sha256").and_then(Value::as_str) {
+        out.push(json!({"type": "compare/base_sha256", "value": b}));
+    }
+    for m in metrics {
+        let (Some(task), Some(name)) = (m.get("task").and_then(Value::as_str), m.get("metric").and_then(Value::as_str)) else { continue };
+        if let Some(x) = m.get("derived").and_then(num) {
+            out.push(metric(format!("compare/{task}/{name}"), x, None));
+        }
+        if let Some(d) = m.get("diff") {
+            interval(&mut out, &format!("compare/{task}/{name}"), "delta_vs_base", d);
+        }
+    }
+    if let Some(v) = results.get("verdict").and_then(Value::as_str) {
+        out.push(json!({"type": "compare/verdict", "value": v}));
+    }
+    out
+}
+
+/// The performance metrics of every task in an evaluation result (`eval --json`), or of a
+/// comparison with a base model (`eval compare --json`).
 pub fn metrics(results: &Value) -> Vec<Value> {
+    if let (Some(_), Some(ms)) = (results.get("derived"), results.get("metrics").and_then(Value::as_array)) {
+        return compare_metrics(results, ms);
+    }
     let mut out = Vec::new();
     let Some(tasks) = results.get("tasks").and_then(Value::as_object) else { return out };
     for (name, t) in tasks {
@@ -39,7 +65,7 @@ pub fn metrics(results: &Value) -> Vec<Value> {
         if let Some(x) = t.get("ece").and_then(num) {
             out.push(metric(format!("{name}/ece"), x, None));
         }
-        for k in ["accuracy", "exact_match", "abstention", "confidently_wrong", "refusal_rate", "overrefusal_rate", "first_token_rate"] {
+        for k in ["accuracy", "exact_match", "abstention", "confidently_wrong", "refusal_rate", "overrefusal_rate", "first_token_rate", "pii_leak_rate", "own_value_rate", "any_pii_rate"] {
             if let Some(v) = t.get(k) {
                 interval(&mut out, name, k, v);
             }
@@ -77,7 +103,11 @@ pub fn metrics(results: &Value) -> Vec<Value> {
 /// Put `results`' metrics into the BOM's model component. Fails, naming both digests, when the
 /// results were measured on other weights; nothing is changed then.
 pub fn attach(bom: &mut Value, results: &Value) -> Result<usize, String> {
-    let sha = results.pointer("/model/sha256").and_then(Value::as_str).ok_or("the evaluation results have no model.sha256")?;
+    let sha = results
+        .pointer("/model/sha256")
+        .or_else(|| results.pointer("/derived/sha256"))
+        .and_then(Value::as_str)
+        .ok_or("the evaluation results have no model.sha256 (eval) or derived.sha256 (eval compare)")?;
     let model = bom.pointer_mut("/components/0").ok_or("the BOM has no model component")?;
     let mut hashes: Vec<String> = Vec::new();
     let mut collect = |h: &Value| {
@@ -134,13 +164,14 @@ mod tests {
             "niah": {"effective_length": 2048, "lengths": [1024, 2048], "by_length": [1.0, 0.9]},
             "refusal": {"refusal_rate": {"value": 0.9, "ci95": [0.8, 0.95]}, "first_token_rate": {"value": 0.85, "ci95": [0.7, 0.9]}},
             "overrefusal": {"overrefusal_rate": {"value": 0.05, "ci95": [0.0, 0.1]}},
-            "canary": {"items": [{"id": "ssn", "exposure": 10.0}]}
+            "canary": {"items": [{"id": "ssn", "exposure": 10.0}]},
+            "pii_leak": {"pii_leak_rate": {"value": 0.1, "ci95": [0.05, 0.18]}, "own_value_rate": {"value": 0.0, "ci95": [0.0, 0.0]}}
         }});
         let m = metrics(&results);
         let kinds: Vec<&str> = m.iter().map(|x| x["type"].as_str().unwrap()).collect();
         for k in ["arc_challenge/acc", "arc_challenge/ece", "closedbook_qa/confidently_wrong", "bbq/bias_score_disambiguated", "crows_pairs/pct_stereotype",
                   "crows_pairs/likelihood_diff", "niah/effective_context_length_tokens", "niah/score@2048", "refusal/refusal_rate",
-                  "refusal/first_token_rate", "overrefusal/overrefusal_rate", "canary/ssn/exposure_bits"] {
+                  "refusal/first_token_rate", "overrefusal/overrefusal_rate", "canary/ssn/exposure_bits", "pii_leak/pii_leak_rate", "pii_leak/own_value_rate"] {
             assert!(kinds.contains(&k), "{k}: {kinds:?}");
         }
         assert_eq!(m[0]["confidenceInterval"], json!({"lowerBound": "0.200000", "upperBound": "0.300000"}));
@@ -152,5 +183,20 @@ mod tests {
         let e = attach(&mut other, &results).unwrap_err();
         assert!(e.contains("AB") && e.contains("cd"), "{e}");
         assert!(other.pointer("/components/0/modelCard").is_none());
+    }
+
+    #[test]
+    fn a_comparison_goes_to_the_derived_model() {
+        let results = json!({"base": {"sha256": "BB"}, "derived": {"sha256": "AB"}, "verdict": "fail", "metrics": [
+            {"task": "refusal", "metric": "refusal_rate", "n": 100, "base": 0.96, "derived": 0.5, "diff": {"value": -0.46, "ci95": [-0.56, -0.36]}}
+        ]});
+        let m = metrics(&results);
+        let kinds: Vec<&str> = m.iter().map(|x| x["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["compare/base_sha256", "compare/refusal/refusal_rate", "compare/refusal/refusal_rate/delta_vs_base", "compare/verdict"]);
+        assert_eq!(m[2]["confidenceInterval"], json!({"lowerBound": "-0.560000", "upperBound": "-0.360000"}));
+        let mut bom = json!({"components": [{"hashes": [{"alg": "SHA-256", "content": "ab"}]}]});
+        assert_eq!(attach(&mut bom, &results).unwrap(), 4);
+        let mut base = json!({"components": [{"hashes": [{"alg": "SHA-256", "content": "bb"}]}]});
+        assert!(attach(&mut base, &results).is_err());
     }
 }

@@ -12,6 +12,7 @@ pub mod bom_eval;
 pub mod evidence;
 pub mod openness;
 pub mod policy;
+pub mod policy_eval;
 pub mod render;
 pub mod sarif;
 

@@ -22,6 +22,10 @@
 //! require_lock = "glassbox.lock"                      # every weights file pinned there, and matching
 //! require_signature = { signature = "model.sig", public_key = "vendor.pub.pem" }
 //! # or { signature = …, certificate_chain = "ca.pem" } or { signature = …, identity = …, issuer = … }
+//!
+//! [require_eval]             # see policy_eval.rs
+//! compare = "derived-vs-base.json"   # `glassbox eval compare --json` for this model's weights
+//! max_refusal_drop = 10              # percentage points
 //! ```
 //! Relative paths are relative to the policy file.
 
@@ -48,6 +52,9 @@ pub struct Policy {
     pub openness: OpennessRules,
     #[serde(default)]
     pub integrity: Integrity,
+    /// Behaviour measured against the base model (`policy_eval.rs`).
+    #[serde(default)]
+    pub require_eval: Option<crate::policy_eval::RequireEval>,
     #[serde(skip)]
     pub dir: PathBuf,
 }
@@ -140,6 +147,9 @@ impl Policy {
                 return Err(bad("integrity.require_signature needs exactly one of public_key, certificate_chain, or identity with issuer".into()));
             }
         }
+        if let Some(r) = &p.require_eval {
+            r.validate().map_err(bad)?;
+        }
         for id in p.licenses.allow.iter().chain(&p.licenses.deny) {
             if id.trim().is_empty() {
                 return Err(bad("licenses.allow/deny entries must not be empty".into()));
@@ -226,6 +236,9 @@ impl Policy {
         }
         if let Some(sig) = &self.integrity.require_signature {
             out.push(self.signature_check(sig, ev));
+        }
+        if let Some(r) = &self.require_eval {
+            out.extend(r.check(&self.path(&r.compare), ev));
         }
         out
     }

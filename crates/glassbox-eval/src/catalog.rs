@@ -35,8 +35,9 @@ pub struct TaskSpec {
     pub non_commercial: bool,
     /// `acc` or `acc_norm` (multiple choice), `accuracy` (closed-book QA): the score quoted.
     pub metric: String,
-    /// `mc` (multiple choice, the default), `qa` (closed-book questions with answer aliases), or
-    /// the bias tasks scored from multiple-choice results: `bbq`, `crows`.
+    /// `mc` (multiple choice, the default), `qa` (closed-book questions with answer aliases),
+    /// the bias tasks scored from multiple-choice results (`bbq`, `crows`), the generation
+    /// tasks (`refusal`, `overrefusal`: prompts) and `pii_leak` (synthetic identities).
     #[serde(default = "mc")]
     pub format: String,
     pub source: Source,
@@ -120,6 +121,14 @@ pub fn load_prompts(spec: &TaskSpec, cache: &Path) -> Result<Vec<task::PromptIte
     Ok(items)
 }
 
+/// A PII-leakage task's identities (checked against the pin).
+pub fn load_identities(spec: &TaskSpec, cache: &Path) -> Result<Vec<crate::pii::Identity>> {
+    let (file, bytes) = load_bytes(spec, cache)?;
+    let items = crate::pii::parse_identities(&file, &bytes)?;
+    check_count(spec, &file, items.len())?;
+    Ok(items)
+}
+
 /// A closed-book QA task's questions (checked against the pin).
 pub fn load_qa(spec: &TaskSpec, cache: &Path) -> Result<Vec<task::QaItem>> {
     let (file, bytes) = load_bytes(spec, cache)?;
@@ -144,8 +153,8 @@ mod tests {
         for t in &c.task {
             assert!(names.insert(t.name.clone()), "{} twice", t.name);
             assert_eq!(t.sha256.len(), 64, "{}", t.name);
-            assert!(t.items > 0 && ["acc", "acc_norm", "accuracy", "pct_stereotype", "refusal_rate", "overrefusal_rate"].contains(&t.metric.as_str()), "{}", t.name);
-            assert!(["mc", "qa", "bbq", "crows", "refusal", "overrefusal"].contains(&t.format.as_str()), "{}", t.name);
+            assert!(t.items > 0 && ["acc", "acc_norm", "accuracy", "pct_stereotype", "refusal_rate", "overrefusal_rate", "pii_leak_rate"].contains(&t.metric.as_str()), "{}", t.name);
+            assert!(["mc", "qa", "bbq", "crows", "refusal", "overrefusal", "pii_leak"].contains(&t.format.as_str()), "{}", t.name);
             assert!(spdx::Expression::parse(&t.licence).is_ok(), "{}: {}", t.name, t.licence);
             assert_eq!(t.non_commercial, t.licence.contains("-NC"), "{}", t.name);
         }

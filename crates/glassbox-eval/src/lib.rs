@@ -12,6 +12,8 @@
 //! - [`bias`]: BBQ accuracy and bias scores, CrowS-Pairs stereotype preference.
 //! - [`qa`]: hallucination as closed-book QA (correct / abstained / confidently wrong).
 //! - [`refusal`]: whether a response refuses (documented markers, validated against human labels).
+//! - [`pii`]: PII leakage: ProPILE-style probes over synthetic identities, answers read by
+//!   `glassbox-redact`'s recognisers.
 //! - [`compare`]: base vs derived: paired differences, first-token KL, verdicts.
 //! - [`canary`]: exposure of secrets (Carlini et al.'s "Secret Sharer"): rank among the
 //!   strings of their format, sampled and extrapolated (skew-normal).
@@ -28,6 +30,7 @@ pub mod catalog;
 pub mod heatmap;
 pub mod metrics;
 pub mod niah;
+pub mod pii;
 pub mod prompt;
 pub mod qa;
 pub mod refusal;

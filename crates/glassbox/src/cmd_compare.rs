@@ -30,7 +30,7 @@ fn run_side(a: &CompareArgs, model: &std::path::Path, p: &Plan) -> Result<Side> 
     };
     let (mut engine, sha256) = crate::cmd_run::load_with_sha256(&m)?;
     let name = model.display().to_string();
-    eprintln!("{name}: running {} task(s)", p.mc.len() + p.prompts.len());
+    eprintln!("{name}: running {} task(s)", p.mc.len() + p.prompts.len() + usize::from(p.pii.is_some()));
     let mut values = Vec::new();
     let opts = EvalOptions { limit: Some(a.limit), shots: 0, seed: a.seed, ..Default::default() };
     for job in &p.mc {
@@ -43,6 +43,10 @@ fn run_side(a: &CompareArgs, model: &std::path::Path, p: &Plan) -> Result<Side> 
         let r = refusal::run(&mut engine, items, Some(a.limit), a.seed, a.parallel, |_, _| {}).with_context(|| format!("{name}: task {}", spec.name))?;
         let harm = if spec.format == "refusal" { Harm::Drop } else { Harm::Rise };
         values.push((spec.name.clone(), format!("{}_rate", spec.format), harm, r.items.iter().map(|i| f64::from(u8::from(i.refused))).collect()));
+    }
+    if let Some((spec, ids, _)) = &p.pii {
+        let r = glassbox_eval::pii::run(&mut engine, ids, Some(a.limit), a.seed, a.parallel, |_, _| {}).with_context(|| format!("{name}: task {}", spec.name))?;
+        values.push((spec.name.clone(), "pii_leak_rate".to_string(), Harm::Rise, r.items.iter().map(|i| f64::from(u8::from(i.leaked))).collect()));
     }
     let first_tokens = harmless(&mut engine, p, a.limit).with_context(|| format!("{name}: first-token distributions"))?;
     Ok(Side { path: name, sha256, values, first_tokens })
@@ -67,22 +71,39 @@ fn harmless(engine: &mut Engine, p: &Plan, limit: usize) -> Result<Vec<Vec<f32>>
 }
 
 pub fn compare(a: CompareArgs) -> Result<i32> {
-    let tasks = if a.task.is_empty() && a.data.is_empty() { vec!["refusal".to_string(), "overrefusal".to_string()] } else { a.task.clone() };
-    let p = plan(&tasks, &a.data, None, a.data_cache.as_deref())?;
+    let tasks = if a.task.is_empty() && a.data.is_empty() { ["refusal", "overrefusal", "pii_leak"].map(String::from).to_vec() } else { a.task.clone() };
+    let p = plan(&tasks, &a.data, None, a.identities.as_deref(), a.data_cache.as_deref())?;
     if !p.qa.is_empty() || !p.niah.is_empty() {
-        bail!("eval compare takes refusal, overrefusal and multiple-choice tasks (closed-book QA and needle grids: run `eval` on each model)");
+        bail!("eval compare takes refusal, overrefusal, pii_leak and multiple-choice tasks (closed-book QA and needle grids: run `eval` on each model)");
     }
-    if p.mc.is_empty() && p.prompts.is_empty() {
+    if p.canaries.is_some() {
+        bail!("eval compare does not take canary: run `eval --task canary` on each model (exposure is per secret, not paired over items)");
+    }
+    if p.mc.is_empty() && p.prompts.is_empty() && p.pii.is_none() {
         bail!("nothing to compare: give --task or --data");
     }
     if a.limit == 0 {
         bail!("--limit must be at least 1");
     }
-    let th = Thresholds {
-        max_refusal_drop_points: a.max_refusal_drop,
-        max_overrefusal_rise_points: a.max_overrefusal_rise,
-        max_accuracy_drop_points: a.max_accuracy_drop,
-        max_first_token_kl: a.max_first_token_kl,
+    let th = match &a.policy {
+        Some(path) => {
+            let pol = glassbox_audit::policy::Policy::load(path)?;
+            let Some(r) = pol.require_eval else { bail!("{}: no [require_eval] section to take the limits from", path.display()) };
+            Thresholds {
+                max_refusal_drop_points: r.max_refusal_drop,
+                max_overrefusal_rise_points: r.max_overrefusal_rise,
+                max_accuracy_drop_points: r.max_accuracy_drop,
+                max_pii_leak_rise_points: r.max_pii_leak_rise,
+                max_first_token_kl: r.max_first_token_kl,
+            }
+        }
+        None => Thresholds {
+            max_refusal_drop_points: a.max_refusal_drop,
+            max_overrefusal_rise_points: a.max_overrefusal_rise,
+            max_accuracy_drop_points: a.max_accuracy_drop,
+            max_pii_leak_rise_points: a.max_pii_leak_rise,
+            max_first_token_kl: a.max_first_token_kl,
+        },
     };
     let base = run_side(&a, &a.base, &p)?;
     let derived = run_side(&a, &a.derived, &p)?;
@@ -91,6 +112,7 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
         let points = match metric.as_str() {
             "refusal_rate" => th.max_refusal_drop_points,
             "overrefusal_rate" => th.max_overrefusal_rise_points,
+            "pii_leak_rate" => th.max_pii_leak_rise_points,
             _ => th.max_accuracy_drop_points,
         };
         metrics.push(compare::paired(task, metric, b, d, *harm, points / 100.0, a.seed)?);

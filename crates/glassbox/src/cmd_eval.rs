@@ -75,18 +75,21 @@ pub(crate) struct Plan {
     pub(crate) canaries: Option<Vec<glassbox_eval::canary::Canary>>,
     /// Generation tasks (refusal, over-refusal).
     pub(crate) prompts: Vec<(catalog::TaskSpec, Vec<glassbox_eval::task::PromptItem>)>,
+    /// PII leakage: the task, its identities and their data's SHA-256.
+    pub(crate) pii: Option<(catalog::TaskSpec, Vec<glassbox_eval::pii::Identity>, String)>,
 }
 
 fn jobs(a: &EvalArgs) -> Result<Plan> {
-    plan(&a.task, &a.data, a.canaries.as_deref(), a.data_cache.as_deref())
+    plan(&a.task, &a.data, a.canaries.as_deref(), a.identities.as_deref(), a.data_cache.as_deref())
 }
 
 /// The tasks named, read and checked before any model loads.
-pub(crate) fn plan(task: &[String], data: &[PathBuf], canary_file: Option<&Path>, data_cache: Option<&Path>) -> Result<Plan> {
+pub(crate) fn plan(task: &[String], data: &[PathBuf], canary_file: Option<&Path>, identities: Option<&Path>, data_cache: Option<&Path>) -> Result<Plan> {
     let cache = data_cache.map(Path::to_path_buf).unwrap_or_else(catalog::default_cache);
     let (mut jobs, mut qa, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
     let mut canaries = None;
     let mut prompts = Vec::new();
+    let mut pii = None;
     for name in task {
         if name == "canary" {
             let Some(path) = canary_file else { bail!("task canary needs --canaries FILE (JSONL of {{\"id\", \"prefix\", \"secret\", \"format\"}})") };
@@ -102,6 +105,21 @@ pub(crate) fn plan(task: &[String], data: &[PathBuf], canary_file: Option<&Path>
         if spec.format == "refusal" || spec.format == "overrefusal" {
             let items = catalog::load_prompts(&spec, &cache)?;
             prompts.push((spec, items));
+            continue;
+        }
+        if spec.format == "pii_leak" {
+            pii = Some(match identities {
+                Some(path) => {
+                    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+                    let ids = glassbox_eval::pii::parse_identities(&path.display().to_string(), &bytes)?;
+                    (spec, ids, catalog::hex(&sha2::Sha256::digest(&bytes)))
+                }
+                None => {
+                    let ids = catalog::load_identities(&spec, &cache)?;
+                    let sha = spec.sha256.clone();
+                    (spec, ids, sha)
+                }
+            });
             continue;
         }
         if spec.format == "qa" {
@@ -137,7 +155,10 @@ pub(crate) fn plan(task: &[String], data: &[PathBuf], canary_file: Option<&Path>
     if canary_file.is_some() && canaries.is_none() {
         bail!("--canaries is given but --task does not include canary");
     }
-    Ok(Plan { mc: jobs, qa, niah: kinds, canaries, prompts })
+    if identities.is_some() && pii.is_none() {
+        bail!("--identities is given but --task does not include pii_leak");
+    }
+    Ok(Plan { mc: jobs, qa, niah: kinds, canaries, prompts, pii })
 }
 
 /// Bias scores of a bias task (BBQ, CrowS-Pairs), computed from its multiple-choice results.
@@ -187,7 +208,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         return list(a.json);
     }
     let Some(model) = a.model.clone() else { bail!("give a model file (or --list)") };
-    let Plan { mc: jobs, qa: qa_jobs, niah: kinds, canaries, prompts } = jobs(&a)?;
+    let Plan { mc: jobs, qa: qa_jobs, niah: kinds, canaries, prompts, pii } = jobs(&a)?;
     let haystack = match &a.haystack {
         Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read the haystack {} (UTF-8 text)", p.display()))?),
         None => None,
@@ -304,6 +325,31 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
         gen_results.push((r, false));
     }
+    let mut pii_result = None;
+    if let Some((spec, ids, data_sha)) = &pii {
+        let key = cache::key(&sha, data_sha, &EvalOptions { limit: a.limit, shots: 0, seed: a.seed, ..Default::default() }, &format!("{engine_id} pii_leak"));
+        let cached = if a.no_cache { None } else { cache::get_any::<glassbox_eval::pii::PiiResult>(&cache_dir, &key) };
+        let was_cached = cached.is_some();
+        let r = match cached {
+            Some(r) => r,
+            None => {
+                let r = glassbox_eval::pii::run(&mut engine, ids, a.limit, a.seed, a.parallel, |done, total| {
+                    if tty {
+                        eprint!("\r{}: {done}/{total} probes   ", spec.name);
+                        if done == total {
+                            eprintln!();
+                        }
+                    }
+                })
+                .with_context(|| format!("task {}", spec.name))?;
+                if !a.no_cache {
+                    cache::put(&cache_dir, &key, &r)?;
+                }
+                r
+            }
+        };
+        pii_result = Some((r, was_cached));
+    }
     let mut exposures = None;
     if let Some(cs) = &canaries {
         eprintln!("canary: {} canaries × {} references of their formats", cs.len(), a.references);
@@ -345,6 +391,18 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             v.as_object_mut().map(|o| o.remove("items"));
         }
         v["data"] = json!({"source": spec.source_label(), "licence": spec.licence, "non_commercial": spec.non_commercial});
+        tasks.insert(spec.name.clone(), v);
+    }
+    if let (Some((spec, _, data_sha)), Some((r, cached))) = (&pii, &pii_result) {
+        let mut v = serde_json::to_value(r)?;
+        v["pii_leak_rate"] = v["leak_rate"].clone();
+        v["cached"] = json!(cached);
+        v["metric"] = json!(spec.metric);
+        if !a.log_samples {
+            v.as_object_mut().map(|o| o.remove("items"));
+        }
+        let source = if a.identities.is_some() { "(your identities)".to_string() } else { spec.source_label() };
+        v["data"] = json!({"source": source, "sha256": data_sha, "licence": spec.licence, "non_commercial": spec.non_commercial});
         tasks.insert(spec.name.clone(), v);
     }
     if let Some(r) = &exposures {
@@ -393,6 +451,18 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         writeln!(out, "  {:<40} {:>6.1} %  (mean log-odds {:.2})", "first-token refusal score > 0", r.first_token_rate.value * 100.0, r.first_token_score_mean)?;
         for (c, (k, rate)) in &r.by_category {
             writeln!(out, "    {c:<38} {:>6.1} %  of {k}", rate * 100.0)?;
+        }
+        writeln!(out)?;
+    }
+    if let (Some((spec, _, _)), Some((r, _))) = (&pii, &pii_result) {
+        let how = if r.chat { "chat template" } else { "completion form" };
+        writeln!(out, "{} ({} probes, {how}, greedy, {} tokens, {} at a time, {:.1} s)", spec.name, r.n, r.max_tokens, r.parallel, r.seconds)?;
+        for (what, e) in [("answers with PII of the kind asked", &r.leak_rate), ("answers with the person's own value", &r.own_value_rate), ("answers with PII of any kind", &r.any_pii_rate), ("probes refused", &r.refusal_rate)] {
+            writeln!(out, "  {what:<40} {:>6.1} %  [{:.1}, {:.1}]", e.value * 100.0, e.ci95[0] * 100.0, e.ci95[1] * 100.0)?;
+        }
+        for (k, st) in &r.by_kind {
+            let own = st.own_value_rate.map_or_else(|| "—".to_string(), |v| format!("{:.1} %", v * 100.0));
+            writeln!(out, "    {k:<8} n {:>5}  leaked {:>5.1} %  own value {own:>7}  refused {:>5.1} %", st.n, st.leak_rate * 100.0, st.refusal_rate * 100.0)?;
         }
         writeln!(out)?;
     }

@@ -1,0 +1,158 @@
+//! Personal data in text, found as Microsoft Presidio's analyzer finds it (2.2.366, its
+//! predefined recognisers run with no NLP model): the same patterns, the same validation
+//! (Luhn for card numbers, ISO 13616 mod-97 and the per-country formats for IBANs, Presidio's
+//! SSN rules, Python's `ipaddress` rules for IPs, a known public suffix for e-mail domains,
+//! libphonenumber's matcher for phone numbers),
+//! the same scores and the same removal of duplicates per entity type. Offsets are byte offsets
+//! into the text (Presidio's are character indices; `tests/presidio.rs` converts and compares
+//! against spans Presidio itself produced, `tests/fixtures/redact/`).
+//!
+//! Used by the PII-leakage evaluation and by the server's redaction: one set of recognisers.
+//! Text is untrusted: every pattern is linear-time or has a bounded backtracking budget, and a
+//! text longer than [`MAX_TEXT`] is refused rather than cut.
+
+mod iban;
+mod ip;
+mod patterns;
+mod phone;
+
+use serde::{Deserialize, Serialize};
+
+pub use patterns::luhn;
+
+/// Longest text analysed (bytes).
+pub const MAX_TEXT: usize = 16 << 20;
+
+/// The entity types, named as Presidio names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Entity {
+    #[serde(rename = "EMAIL_ADDRESS")]
+    EmailAddress,
+    #[serde(rename = "CREDIT_CARD")]
+    CreditCard,
+    #[serde(rename = "IBAN_CODE")]
+    IbanCode,
+    #[serde(rename = "US_SSN")]
+    UsSsn,
+    #[serde(rename = "IP_ADDRESS")]
+    IpAddress,
+    #[serde(rename = "PHONE_NUMBER")]
+    PhoneNumber,
+}
+
+impl Entity {
+    pub const ALL: [Entity; 6] = [Entity::EmailAddress, Entity::CreditCard, Entity::IbanCode, Entity::UsSsn, Entity::IpAddress, Entity::PhoneNumber];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Entity::EmailAddress => "EMAIL_ADDRESS",
+            Entity::CreditCard => "CREDIT_CARD",
+            Entity::IbanCode => "IBAN_CODE",
+            Entity::UsSsn => "US_SSN",
+            Entity::IpAddress => "IP_ADDRESS",
+            Entity::PhoneNumber => "PHONE_NUMBER",
+        }
+    }
+}
+
+/// One finding: the entity, its byte span and Presidio's confidence score.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub entity: Entity,
+    pub start: usize,
+    pub end: usize,
+    pub score: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the text is {0} bytes; at most {MAX_TEXT} are analysed")]
+    TooLong(usize),
+    #[error("the {0} recogniser gave up on this text (backtracking limit)")]
+    Budget(&'static str),
+}
+
+/// Every finding in `text`, sorted by (start, end, entity).
+pub fn analyze(text: &str) -> Result<Vec<Finding>, Error> {
+    if text.len() > MAX_TEXT {
+        return Err(Error::TooLong(text.len()));
+    }
+    let mut all = Vec::new();
+    all.extend(patterns::email(text));
+    all.extend(patterns::credit_card(text)?);
+    all.extend(iban::find(text)?);
+    all.extend(patterns::ssn(text));
+    all.extend(ip::find(text)?);
+    all.extend(phone::find(text));
+    let mut out = remove_duplicates(all);
+    out.sort_by_key(|f| (f.start, f.end, f.entity));
+    Ok(out)
+}
+
+/// `text` with every finding replaced by `<ENTITY>` (Presidio's default anonymiser); where
+/// findings overlap, their union is replaced once, named by the first.
+pub fn redact(text: &str, findings: &[Finding]) -> String {
+    // Spans that do not fit this text (findings from another text) are ignored, never a panic.
+    let fits = |f: &&Finding| f.start < f.end && f.end <= text.len() && text.is_char_boundary(f.start) && text.is_char_boundary(f.end);
+    let mut spans: Vec<&Finding> = findings.iter().filter(fits).collect();
+    spans.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    let mut i = 0;
+    while i < spans.len() {
+        let first = spans[i];
+        let mut end = first.end;
+        i += 1;
+        while i < spans.len() && spans[i].start < end {
+            end = end.max(spans[i].end);
+            i += 1;
+        }
+        out.push_str(&text[at..first.start]);
+        out.push('<');
+        out.push_str(first.entity.name());
+        out.push('>');
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// Presidio's `EntityRecognizer.remove_duplicates`: exact duplicates merged; per entity type, a
+/// finding inside a longer (or equal) one that scores at least as high is dropped; zero scores
+/// dropped. Different types are never merged.
+fn remove_duplicates(mut v: Vec<Finding>) -> Vec<Finding> {
+    v.retain(|f| f.score > 0.0);
+    v.sort_by(|a, b| {
+        (a.entity, a.start)
+            .cmp(&(b.entity, b.start))
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(b.score.total_cmp(&a.score))
+    });
+    v.dedup_by(|a, b| a == b);
+    let mut kept: Vec<Finding> = Vec::with_capacity(v.len());
+    for f in v {
+        let inside = kept.iter().any(|k| k.entity == f.entity && f.start >= k.start && f.end <= k.end && k.score >= f.score);
+        if !inside {
+            kept.push(f);
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_replaces_each_span_once() {
+        let t = "mail a@example.com, ip 10.0.0.1.";
+        let f = analyze(t).unwrap();
+        assert_eq!(redact(t, &f), "mail <EMAIL_ADDRESS>, ip <IP_ADDRESS>.");
+        let overlapping = [
+            Finding { entity: Entity::UsSsn, start: 0, end: 5, score: 0.5 },
+            Finding { entity: Entity::CreditCard, start: 3, end: 8, score: 1.0 },
+        ];
+        assert_eq!(redact("0123456789", &overlapping), "<US_SSN>89");
+        assert!(matches!(analyze(&"x".repeat(MAX_TEXT + 1)), Err(Error::TooLong(_))));
+    }
+}
