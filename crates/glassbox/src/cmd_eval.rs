@@ -63,6 +63,13 @@ fn niah_what(k: niah::Kind) -> &'static str {
     }
 }
 
+/// A judge model for refusal relevance, verified like any model; with its SHA-256.
+pub(crate) fn load_judge(path: &Path, trust: &crate::cli::TrustArgs, engine: &crate::cli::EngineArgs) -> Result<(glassbox_eval::judge::Judge, String)> {
+    let m = ModelArgs { model: path.to_path_buf(), trust: trust.clone(), engine: engine.clone(), cache_type_k: glassbox_engine::KvType::F16, cache_type_v: glassbox_engine::KvType::F16 };
+    let (e, sha) = crate::cmd_run::load_with_sha256(&m).with_context(|| format!("judge {}", path.display()))?;
+    Ok((glassbox_eval::judge::Judge::new(e).with_context(|| format!("judge {}", path.display()))?, sha))
+}
+
 /// The tasks asked for, read and checked before any model loads.
 pub(crate) struct Plan {
     /// Multiple-choice tasks (built-in and `--data`), bias tasks among them.
@@ -305,13 +312,18 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         qa_results.push((r, false));
     }
     let mut gen_results = Vec::new();
+    let mut judge = match (&a.judge, prompts.is_empty()) {
+        (Some(p), false) => Some(load_judge(p, &a.trust, &a.engine)?),
+        _ => None,
+    };
+    let judge_id = judge.as_ref().map_or_else(String::new, |(_, sha)| format!(" judge={sha}"));
     for (spec, items) in &prompts {
-        let key = cache::key(&sha, &spec.sha256, &EvalOptions { limit: a.limit, shots: 0, seed: a.seed, ..Default::default() }, &format!("{engine_id} {}", spec.format));
+        let key = cache::key(&sha, &spec.sha256, &EvalOptions { limit: a.limit, shots: 0, seed: a.seed, ..Default::default() }, &format!("{engine_id} {}{judge_id}", spec.format));
         if !a.no_cache && let Some(r) = cache::get_any::<glassbox_eval::refusal::RefusalResult>(&cache_dir, &key) {
             gen_results.push((r, true));
             continue;
         }
-        let r = glassbox_eval::refusal::run(&mut engine, items, a.limit, a.seed, a.parallel, |done, total| {
+        let r = glassbox_eval::refusal::run(&mut engine, items, a.limit, a.seed, a.parallel, judge.as_mut().map(|(j, _)| j), |done, total| {
             if tty {
                 eprint!("\r{}: {done}/{total} prompts   ", spec.name);
                 if done == total {
@@ -449,7 +461,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         writeln!(out, "{} ({} prompts, chat template, greedy, {} tokens, {} at a time, {:.1} s)", spec.name, r.n, r.max_tokens, r.parallel, r.seconds)?;
         writeln!(out, "  {what:<40} {:>6.1} %  [{:.1}, {:.1}]", r.rate.value * 100.0, r.rate.ci95[0] * 100.0, r.rate.ci95[1] * 100.0)?;
         writeln!(out, "  {:<40} {:>6.1} %  (mean log-odds {:.2})", "first-token refusal score > 0", r.first_token_rate.value * 100.0, r.first_token_score_mean)?;
-        for (c, (k, rate)) in &r.by_category {
+        writeln!(out, "  {:<40} {}", "refusals decided by", r.detector)?;
+        for (c, (k, rate)) in r.by_category.iter().filter(|(c, _)| !c.is_empty()) {
             writeln!(out, "    {c:<38} {:>6.1} %  of {k}", rate * 100.0)?;
         }
         writeln!(out)?;

@@ -199,7 +199,7 @@ fn compare_a_model_with_itself_passes_and_a_crossed_threshold_fails() {
     assert_eq!(v["verdict"], "pass");
     let metrics = v["metrics"].as_array().unwrap();
     let names: Vec<&str> = metrics.iter().map(|m| m["metric"].as_str().unwrap()).collect();
-    assert_eq!(names, ["acc", "acc_norm", "first_token_kl"]);
+    assert_eq!(names, ["acc", "acc_norm", "kl_first_token"]);
     // The same weights: every difference and its interval are exactly 0.
     for x in metrics {
         assert_eq!((x["diff"]["value"].as_f64(), x["diff"]["ci95"].clone()), (Some(0.0), serde_json::json!([0.0, 0.0])), "{x}");
@@ -209,6 +209,14 @@ fn compare_a_model_with_itself_passes_and_a_crossed_threshold_fails() {
     let o = glassbox(&["eval", "compare", &m, &m, "--data", data.to_str().unwrap(), "--max-accuracy-drop=-1", "-t", "2"]);
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
     assert!(String::from_utf8_lossy(&o.stdout).contains("verdict: fail"));
+    // Canaries: each secret's exposure in both models (the same references), a single difference.
+    let canaries = tmp("cmp-canaries.jsonl");
+    std::fs::write(&canaries, r#"{"id": "ssn", "prefix": "my SSN is ", "secret": "078-05-1120", "format": "ddd-dd-dddd"}"#).unwrap();
+    let o = glassbox(&["eval", "compare", &m, &m, "--task", "canary", "--canaries", canaries.to_str().unwrap(), "--references", "50", "--json", "-t", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["metrics"][0]["task"].as_str(), v["metrics"][0]["metric"].as_str()), (Some("canary/ssn"), Some("exposure")));
+    assert_eq!(v["metrics"][0]["diff"]["value"], 0.0);
     // Tasks compare cannot take are refused by name.
     let e = usage_error(&glassbox(&["eval", "compare", &m, &m, "--task", "niah"]));
     assert!(e.contains("needle"), "{e}");
