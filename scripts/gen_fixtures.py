@@ -15,13 +15,14 @@ How to regenerate (about 20 minutes on 2 cores, most of it building llama.cpp):
   python3 scripts/fetch_models.py --all
   python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install gguf==0.19.0 jinja2==3.1.6 numpy \
       llama-cpp-python==0.3.36 pyyaml && /tmp/fixvenv/bin/pip install --no-deps lm-eval==0.4.13
-  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop eval refusal pii kldtop-opt-in]
+  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop eval refusal pii quantize kldtop-opt-in]
 For the perplexity part, build llama-perplexity from the same sdist (`pip download --no-deps
 --no-binary :all: llama-cpp-python==0.3.36`, then cmake in vendor/llama.cpp with
 -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON; note GGML_NATIVE=ON enables AMX, which
 faults on VMs without AMX state) and set LLAMA_CPP_BIN to its bin/ folder (perplexity, kld,
 kldtop; kld also runs target/release/glassbox, or $GLASSBOX, to write a base file llama.cpp reads). Setting
-LLAMA_CPP_LIB_PATH to that folder too lets llama-cpp-python use the same build.
+LLAMA_CPP_LIB_PATH to that folder too lets llama-cpp-python use the same build; `quantize` calls
+llama-quantize from LLAMA_CPP_BIN and ggml_quantize_chunk in that build's libggml-base.so (GGML_LIB=…/bin/libggml-base.so, or the wheel's llama_cpp/lib/).
 """
 import datetime, json, os, subprocess, sys
 from pathlib import Path
@@ -458,6 +459,82 @@ def gen_quants() -> None:
     write("quants/dequant.json", {"reference": "gguf 0.19.0 gguf.quants.dequantize", "cases": cases})
 
 
+def ggml_lib():
+    """ggml's base library as llama-cpp-python 0.3.36 builds it (its wheel's llama_cpp/lib/, or
+    $GGML_LIB pointing at libggml-base.so from the sdist's vendor/llama.cpp build)."""
+    import ctypes, os
+    path = os.environ.get("GGML_LIB")
+    if not path:
+        import llama_cpp
+        path = str(Path(llama_cpp.__file__).parent / "lib" / "libggml-base.so")
+    lib = ctypes.CDLL(path)
+    lib.ggml_quantize_chunk.restype = ctypes.c_size_t
+    lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+    return lib
+
+
+def gen_quantize(model_path: Path) -> None:
+    """ggml's own quantisers (ggml_quantize_chunk, no importance matrix: the *_ref paths
+    llama-quantize takes) over random rows and real ones (SmolLM2's weights, dequantized by gguf)."""
+    import numpy as np
+    import gguf
+    from gguf import quants, GGMLQuantizationType as T
+    lib = ggml_lib()
+    rng = np.random.default_rng(20261201)
+    rows = []
+    n = 512
+    rows.append(("normal", rng.standard_normal(n).astype(np.float32)))
+    rows.append(("small", (rng.standard_normal(n) * 0.02).astype(np.float32)))
+    rows.append(("outliers", np.where(rng.random(n) < 0.01, 40.0, 1.0).astype(np.float32) * rng.standard_normal(n).astype(np.float32)))
+    rows.append(("positive", rng.random(n).astype(np.float32)))
+    rows.append(("zeros", np.zeros(n, dtype=np.float32)))
+    t = np.tile(np.array([1.0, -1.0, 0.5, -0.5, 0.25, 2.0, -2.0, 0.0], dtype=np.float32), n // 8)
+    rows.append(("ties", t))
+    rows.append(("heavy", (rng.standard_t(2, n) * 0.1).astype(np.float32)))
+    r = gguf.GGUFReader(str(model_path))
+    for want in ("blk.0.attn_q.weight", "blk.5.ffn_down.weight", "token_embd.weight"):
+        ten = next(x for x in r.tensors if x.name == want)
+        deq = quants.dequantize(ten.data, ten.tensor_type).reshape(-1, int(ten.shape[0]))
+        for k in (0, 7):
+            rows.append((f"{want}[{k}]", deq[k][:n].astype(np.float32)))
+    types = [T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K]
+    cases = []
+    for name, x in rows:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        out = {}
+        for ty in types:
+            bs, ts = gguf.GGML_QUANT_SIZES[ty]
+            dst = np.zeros(n // bs * ts, dtype=np.uint8)
+            size = lib.ggml_quantize_chunk(int(ty), x.ctypes.data, dst.ctypes.data, 0, 1, n, None)
+            assert size == dst.size, (ty, size, dst.size)
+            out[ty.name] = dst.tobytes().hex()
+            if ty in (T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0):
+                # gguf's numpy quantisers claim the same bytes: a second witness.
+                assert quants.quantize(x, ty).tobytes() == dst.tobytes(), (name, ty.name)
+        cases.append({"row": name, "f32": x.tobytes().hex(), "quantized": out})
+    write("quants/quantize.json", {"reference": "ggml_quantize_chunk (llama-cpp-python 0.3.36's ggml), imatrix NULL; legacy types and BF16 also equal gguf 0.19.0's gguf.quants.quantize",
+                                   "cases": cases})
+
+
+def gen_quantize_file(model_path: Path) -> None:
+    """llama-quantize's output for the pinned SmolLM2 file (Q4_1, so --allow-requantize): per
+    tensor its type and the SHA-256 of its bytes, for three mixtures."""
+    import gguf, hashlib, tempfile
+    bindir = os.environ.get("LLAMA_CPP_BIN")
+    if not bindir:
+        sys.exit("error: set LLAMA_CPP_BIN to the folder holding llama-quantize")
+    out = {}
+    for ftype in ("Q4_K_M", "Q3_K_M", "Q8_0"):
+        with tempfile.TemporaryDirectory() as d:
+            dst = Path(d) / "q.gguf"
+            subprocess.run([str(Path(bindir) / "llama-quantize"), "--allow-requantize", str(model_path), str(dst), ftype, "2"],
+                           check=True, capture_output=True)
+            r = gguf.GGUFReader(str(dst))
+            out[ftype] = [{"name": t.name, "type": t.tensor_type.name, "sha256": hashlib.sha256(t.data.tobytes()).hexdigest()} for t in r.tensors]
+    write("quants/quantize_file.json", {"reference": "llama-quantize --allow-requantize (llama-cpp-python 0.3.36's llama.cpp) on " + model_path.name,
+                                        "mixtures": out})
+
+
 # --- tiny random-weight models for architectures without a small real file -------------------
 
 TINY_TOKENS = [264, 3, 17, 250, 99, 1, 42, 7, 130, 255, 12, 64, 200, 5, 260, 258]
@@ -722,7 +799,7 @@ def write(rel: str, obj) -> None:
 
 
 def main() -> None:
-    parts = sys.argv[1:] or ["tokenize", "greedy", "templates", "perplexity", "quants", "tiny", "kld", "kldtop", "eval", "refusal", "pii"]
+    parts = sys.argv[1:] or ["tokenize", "greedy", "templates", "perplexity", "quants", "tiny", "kld", "kldtop", "eval", "refusal", "pii", "quantize"]
     cache = default_cache()
     for part in parts:
         if part == "templates":
@@ -736,6 +813,10 @@ def main() -> None:
             continue
         if part == "pii":
             gen_pii()
+            continue
+        if part == "quantize":
+            gen_quantize(cache / MODELS["smollm2"])
+            gen_quantize_file(cache / MODELS["smollm2"])
             continue
         if part == "tiny":
             gen_tiny("qwen2")

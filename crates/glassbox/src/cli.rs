@@ -50,6 +50,32 @@ pub enum Command {
     Audit(AuditArgs),
     /// Print a CycloneDX 1.6 AI-BOM for a model (same as `audit --format cyclonedx`)
     Bom(BomArgs),
+    /// Quantise a GGUF model as llama-quantize does (its per-tensor mixtures, ggml's rounding
+    /// bit for bit); the output is written atomically and records its base in glassbox.lineage.*
+    Quantize(QuantizeArgs),
+}
+
+#[derive(Args)]
+pub struct QuantizeArgs {
+    /// The source model (F32, F16 or BF16; quantised sources need --allow-requantize)
+    pub input: PathBuf,
+    /// Where to write the quantised model
+    pub output: PathBuf,
+    /// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S,
+    /// Q5_K_M, Q6_K, F16 or BF16 (Q2_K_S and the IQ types need an importance matrix: not yet)
+    #[arg(long = "type", short = 't', value_name = "TYPE")]
+    pub r#type: String,
+    /// Quantise tensors that are already quantised (each pass loses precision)
+    #[arg(long)]
+    pub allow_requantize: bool,
+    /// Replace the output file if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// Worker threads (default: all cores)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

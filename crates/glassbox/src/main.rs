@@ -7,6 +7,7 @@ mod cmd_compare;
 mod cmd_eval;
 mod cmd_info;
 mod cmd_perplexity;
+mod cmd_quantize;
 mod cmd_run;
 mod cmd_serve;
 mod cmd_trust;
@@ -53,6 +54,7 @@ fn main() {
         cli::Command::Pull(a) => cmd_trust::pull(a),
         cli::Command::Audit(a) => cmd_audit::audit(a),
         cli::Command::Bom(a) => cmd_audit::bom(a),
+        cli::Command::Quantize(a) => cmd_quantize::quantize(a),
     };
     if let Err(e) = result {
         // A closed pipe (e.g. `glassbox run … | head`) is not an error.

@@ -1,0 +1,44 @@
+//! `glassbox quantize` end to end: the output is a model that runs, carries its lineage, is
+//! written atomically, and bad requests are refused by name.
+
+use std::process::Command;
+
+fn glassbox(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args).output().expect("run glassbox")
+}
+
+#[test]
+fn quantize_writes_a_runnable_file_with_lineage_and_refuses_bad_requests() {
+    let dir = std::env::temp_dir().join(format!("glassbox-quantize-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = glassbox_testdata::model(glassbox_testdata::SMOLLM2);
+    let src = src.to_str().unwrap();
+    let out = dir.join("smol-q8.gguf");
+    let out_s = out.to_str().unwrap();
+    // A quantised source needs --allow-requantize; nothing is left behind on failure.
+    let o = glassbox(&["quantize", src, out_s, "--type", "Q8_0"]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("already quantised") && e.contains("Q4_1"), "{e}");
+    assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "a partial file was left");
+    let o = glassbox(&["quantize", src, out_s, "--type", "Q8_0", "--allow-requantize", "--threads", "2", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["type"], "Q8_0");
+    assert_eq!(v["file_type"], 7);
+    assert!(v["tensors"].as_array().unwrap().iter().any(|t| t["to"] == "Q8_0"));
+    // The file carries its base and runs.
+    let g = glassbox_gguf::GgufFile::open(&out).unwrap();
+    assert_eq!(g.gguf().get_str("glassbox.lineage.method").unwrap(), Some("quantize"));
+    assert_eq!(g.gguf().get_str("glassbox.lineage.parameters").unwrap(), Some("type=Q8_0"));
+    assert_eq!(g.gguf().get_str("glassbox.lineage.base.sha256").unwrap().map(str::len), Some(64));
+    let o = glassbox(&["info", out_s, "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // An existing output is not replaced without --force; unknown types are named.
+    let o = glassbox(&["quantize", src, out_s, "--type", "Q8_0", "--allow-requantize"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    let o = glassbox(&["quantize", src, out_s, "--type", "Q7_K", "--force"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("unknown type") && e.contains("Q4_K_M"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
