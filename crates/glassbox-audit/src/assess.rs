@@ -65,6 +65,8 @@ pub struct Link {
     pub license_id: Option<String>,
     pub license_name: Option<String>,
     pub source: String,
+    /// The ancestor file's SHA-256, when recorded.
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -228,6 +230,9 @@ pub fn assess(ev: &Evidence) -> Assessment {
             });
         }
     }
+    if let Some(d) = &ev.derivation {
+        findings.extend(derivation_findings(d, &governing, &ev.root.display().to_string()));
+    }
     for p in &policies {
         let bound = governing.iter().any(|g| g.entry().zip(p.entry()).is_some_and(|(a, b)| a.family == b.family));
         if !bound {
@@ -251,8 +256,51 @@ fn merge(list: &mut Vec<Governing>, g: Governing) {
     }
 }
 
+/// What a file glassbox derived from another owes: the record itself, the governing licences'
+/// terms for derivatives (naming, attribution, whether modification is allowed), and — for an
+/// edit of behaviour — the EU AI Act note.
+fn derivation_findings(d: &crate::evidence::Derivation, governing: &[Governing], source: &str) -> Vec<Finding> {
+    use glassbox_license::Topic;
+    let mut out = vec![Finding {
+        severity: Severity::Info,
+        code: "derived-file",
+        message: format!(
+            "made from {} (sha256 {}) by {} {}{}; `glassbox verify --base BASE.gguf` checks that file",
+            if d.base_name.is_empty() { "a base file" } else { &d.base_name },
+            d.base_sha256,
+            if d.tool.is_empty() { "glassbox" } else { &d.tool },
+            d.method,
+            if d.parameters.is_empty() { String::new() } else { format!(" ({})", d.parameters) }
+        ),
+        sources: vec![format!("glassbox.lineage.* in {source}")],
+    }];
+    for g in governing {
+        let Some(e) = g.entry() else { continue };
+        let duties: Vec<String> = [Topic::Derivatives, Topic::Naming, Topic::Attribution, Topic::DownstreamRestrictions]
+            .into_iter()
+            .filter_map(|t| e.clause(t).map(|c| format!("{}: {}", t.title(), c.summary)))
+            .collect();
+        if !duties.is_empty() {
+            let severity = if e.category == Category::Permissive { Severity::Info } else { Severity::Medium };
+            out.push(Finding { severity, code: "derivative-obligations", message: format!("{} binds this derivative — {}", e.name, duties.join("; ")), sources: g.sources.clone() });
+        }
+    }
+    if d.method != "quantize" {
+        out.push(Finding {
+            severity: Severity::Medium,
+            code: "eu-ai-act-modifier",
+            message: format!(
+                "this file's behaviour was changed ({}): under the EU AI Act a substantial modification may make whoever made it the provider of a new system, with the provider's duties; measure what changed with `glassbox eval compare BASE THIS` and keep the result",
+                d.method
+            ),
+            sources: vec![format!("glassbox.lineage.method in {source}")],
+        });
+    }
+    out
+}
+
 fn lineage(ev: &Evidence) -> Vec<Link> {
-    let mut out = vec![Link { name: ev.name.clone().unwrap_or_else(|| ev.root.file_name().unwrap_or_default().to_string_lossy().to_string()), relation: None, license_id: None, license_name: None, source: "this model".into() }];
+    let mut out = vec![Link { name: ev.name.clone().unwrap_or_else(|| ev.root.file_name().unwrap_or_default().to_string_lossy().to_string()), relation: None, license_id: None, license_name: None, source: "this model".into(), sha256: None }];
     let mut seen = std::collections::BTreeSet::new();
     for b in &ev.base_models {
         let key = b.name.trim_start_matches("https://huggingface.co/").to_ascii_lowercase();
@@ -260,7 +308,23 @@ fn lineage(ev: &Evidence) -> Vec<Link> {
             continue;
         }
         let lic = base_licence(&b.name);
-        out.push(Link { name: b.name.clone(), relation: b.relation.clone(), license_id: lic.map(|e| e.id_or_unknown().to_owned()), license_name: lic.map(|e| e.name.clone()), source: b.source.clone() });
+        out.push(Link { name: b.name.clone(), relation: b.relation.clone(), license_id: lic.map(|e| e.id_or_unknown().to_owned()), license_name: lic.map(|e| e.name.clone()), source: b.source.clone(), sha256: b.sha256.clone() });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::Derivation;
+
+    #[test]
+    fn a_behaviour_edit_carries_the_eu_ai_act_note_and_a_quantisation_does_not() {
+        let d = |method: &str| Derivation { base_sha256: "ab".repeat(32), base_name: "Base".into(), method: method.into(), parameters: "scale=1".into(), tool: "glassbox 0.1.0".into(), time_unix: Some(0) };
+        let codes = |m: &str| derivation_findings(&d(m), &[], "m.gguf").into_iter().map(|f| f.code).collect::<Vec<_>>();
+        assert_eq!(codes("quantize"), ["derived-file"]);
+        assert_eq!(codes("abliterate"), ["derived-file", "eu-ai-act-modifier"]);
+        let f = derivation_findings(&d("abliterate"), &[], "m.gguf");
+        assert!(f[0].message.contains("made from Base") && f[0].message.contains(&"ab".repeat(32)));
+    }
 }

@@ -115,6 +115,9 @@ pub fn to_cyclonedx(r: &Report) -> Value {
                 props.push(json!({"name": "glassbox:lineage:relation", "value": rel}));
             }
             c["properties"] = props.into();
+            if let Some(sha) = &l.sha256 {
+                c["hashes"] = json!([{"alg": "SHA-256", "content": sha}]);
+            }
             c
         })
         .collect();

@@ -50,6 +50,20 @@ pub struct BaseModel {
     /// `finetune`, `quantized`, `merge`, `adapter` (HF `base_model_relation`), when stated.
     pub relation: Option<String>,
     pub source: String,
+    /// The base file's SHA-256, when the derived file records it (`glassbox.lineage.base.sha256`).
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// How glassbox made this file from another (`glassbox.lineage.*` in its GGUF metadata).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Derivation {
+    pub base_sha256: String,
+    pub base_name: String,
+    pub method: String,
+    pub parameters: String,
+    pub tool: String,
+    pub time_unix: Option<u64>,
 }
 
 /// Everything found in the files.
@@ -62,6 +76,8 @@ pub struct Evidence {
     /// Licence names as metadata states them (value = the name), in source order.
     pub stated_licences: Vec<Fact>,
     pub base_models: Vec<BaseModel>,
+    /// Set when glassbox made this file from another (quantised, edited, merged).
+    pub derivation: Option<Derivation>,
     pub card: Option<PathBuf>,
     /// Every other fact (architecture, organisation, tags, datasets, links…).
     pub facts: Vec<Fact>,
@@ -259,8 +275,22 @@ fn gguf_facts(p: &Path, name: &str, ev: &mut Evidence) -> Result<(), Error> {
             _ => None,
         });
         if let Some(label) = label {
-            ev.base_models.push(BaseModel { name: label, relation: None, source: src(&key("*")) });
+            ev.base_models.push(BaseModel { name: label, relation: None, source: src(&key("*")), sha256: None });
         }
+    }
+    let lin = |f: &str| g.get_str(&format!("glassbox.lineage.{f}")).ok().flatten().map(str::to_owned);
+    if let Some(sha) = lin("base.sha256").filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())) {
+        let d = Derivation {
+            base_sha256: sha.to_ascii_lowercase(),
+            base_name: lin("base.name").unwrap_or_default(),
+            method: lin("method").unwrap_or_default(),
+            parameters: lin("parameters").unwrap_or_default(),
+            tool: lin("tool").unwrap_or_default(),
+            time_unix: g.get_u64("glassbox.lineage.time_unix").ok().flatten(),
+        };
+        let name = if d.base_name.is_empty() { format!("sha256:{}", d.base_sha256) } else { d.base_name.clone() };
+        ev.base_models.push(BaseModel { name, relation: Some(d.method.clone()), source: src("glassbox.lineage.*"), sha256: Some(d.base_sha256.clone()) });
+        ev.derivation = Some(d);
     }
     if let Some(arch) = g.get_str("general.architecture").ok().flatten() {
         if let Some(n) = g.get_u64(&format!("{arch}.block_count")).ok().flatten() {
@@ -314,7 +344,7 @@ fn card_facts(p: &Path, bytes: &[u8], name: &str, ev: &mut Evidence) -> Result<(
             }
             "base_model" => {
                 for val in values {
-                    ev.base_models.push(BaseModel { name: val, relation: relation.clone(), source: src(k) });
+                    ev.base_models.push(BaseModel { name: val, relation: relation.clone(), source: src(k), sha256: None });
                 }
             }
             "license_link" | "datasets" | "tags" | "pipeline_tag" | "library_name" | "language" | "model_name" | "base_model_relation" | "model-index" => {

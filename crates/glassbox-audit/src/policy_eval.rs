@@ -165,7 +165,7 @@ mod tests {
         let mut e = Evidence::default();
         e.weights.push(WeightFile { path: "m.gguf".into(), format: "gguf".into(), size: 1, sha256: sha.into() });
         if derived {
-            e.base_models.push(crate::evidence::BaseModel { name: "base".into(), relation: Some("finetune".into()), source: "gguf".into() });
+            e.base_models.push(crate::evidence::BaseModel { name: "base".into(), relation: Some("finetune".into()), source: "gguf".into(), sha256: None });
         }
         e
     }

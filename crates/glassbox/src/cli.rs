@@ -349,6 +349,10 @@ pub struct VerifyArgs {
     /// Extra paths (relative to the model) to ignore, for signatures that did not record them
     #[arg(long, value_name = "PATH")]
     pub ignore_path: Vec<String>,
+    /// Check that the model (a file glassbox derived) was made from this base file: its
+    /// recorded glassbox.lineage.base.sha256 must be the base's SHA-256
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["signature", "sha256"])]
+    pub base: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }

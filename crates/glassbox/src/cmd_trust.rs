@@ -81,6 +81,31 @@ pub fn sign(a: SignArgs) -> Result<()> {
     Ok(())
 }
 
+/// `verify DERIVED --base BASE`: the derived file's recorded base digest against the base file.
+fn verify_base(a: &VerifyArgs, base: &Path) -> Result<i32> {
+    let f = glassbox_gguf::GgufFile::open(&a.path).with_context(|| format!("cannot read {}", a.path.display()))?;
+    let recorded = f.gguf().get_str("glassbox.lineage.base.sha256").ok().flatten().map(str::to_ascii_lowercase);
+    let digest = glassbox_trust::hash_files(std::slice::from_ref(&base.to_path_buf()), 1)
+        .with_context(|| format!("cannot hash {}", base.display()))?
+        .into_iter()
+        .next()
+        .map(|(_, _, sha)| sha.to_ascii_lowercase())
+        .ok_or_else(|| anyhow::anyhow!("cannot hash {}", base.display()))?;
+    let ok = recorded.as_deref() == Some(digest.as_str());
+    let reason = match &recorded {
+        None => format!("{} records no base (no glassbox.lineage.base.sha256)", a.path.display()),
+        Some(r) if ok => format!("{} was made from {} (sha256 {r})", a.path.display(), base.display()),
+        Some(r) => format!("{} records base sha256 {r}; {} is {digest}", a.path.display(), base.display()),
+    };
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", json!({"ok": ok, "recorded_base_sha256": recorded, "base": base.display().to_string(), "base_sha256": digest, "reason": reason}))?;
+    } else {
+        writeln!(out, "{} {reason}", if ok { "ok:" } else { "MISMATCH:" })?;
+    }
+    Ok(if ok { 0 } else { 1 })
+}
+
 fn verify_signature(a: &VerifyArgs, sig: &Path) -> Result<i32> {
     use glassbox_trust::signing::{PublicKey, SignError, Signer, verify_with};
     use glassbox_trust::sigstore::KeylessPolicy;
@@ -127,6 +152,9 @@ fn verify_signature(a: &VerifyArgs, sig: &Path) -> Result<i32> {
 fn run_verify(a: &VerifyArgs) -> Result<i32> {
     if let Some(sig) = &a.signature {
         return verify_signature(a, sig);
+    }
+    if let Some(base) = &a.base {
+        return verify_base(a, base);
     }
     let files = expand(std::slice::from_ref(&a.path))?;
     let policy = match &a.sha256 {

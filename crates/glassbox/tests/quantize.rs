@@ -34,6 +34,22 @@ fn quantize_writes_a_runnable_file_with_lineage_and_refuses_bad_requests() {
     assert_eq!(g.gguf().get_str("glassbox.lineage.base.sha256").unwrap().map(str::len), Some(64));
     let o = glassbox(&["info", out_s, "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // verify --base confirms the recorded base, and refuses another file.
+    let o = glassbox(&["verify", out_s, "--base", src]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = glassbox(&["verify", out_s, "--base", out_s, "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    // audit reports the derivation; the BOM's pedigree names the base with its digest.
+    let o = glassbox(&["audit", out_s, "--json"]);
+    let a: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let codes: Vec<&str> = a["findings"].as_array().unwrap().iter().filter_map(|f| f["code"].as_str()).collect();
+    assert!(codes.contains(&"derived-file") && !codes.contains(&"eu-ai-act-modifier"), "{codes:?}");
+    let o = glassbox(&["bom", out_s]);
+    let b: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let anc = &b["components"][0]["pedigree"]["ancestors"];
+    assert!(anc.as_array().unwrap().iter().any(|c| c["hashes"][0]["content"].as_str().map(str::len) == Some(64)), "{anc}");
     // An existing output is not replaced without --force; unknown types are named.
     let o = glassbox(&["quantize", src, out_s, "--type", "Q8_0", "--allow-requantize"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
