@@ -276,6 +276,36 @@ impl Engine {
         Ok(out)
     }
 
+    /// The residual stream after every layer at the last `last` positions of `prompt` (a fresh
+    /// sequence): `n_layer × last × n_embd` values, layer-major. The forward pass computes
+    /// exactly what it computes without the capture.
+    pub fn residuals(&mut self, prompt: &[u32], last: usize) -> Result<Vec<f32>> {
+        if prompt.is_empty() || prompt.len() > self.ctx_size {
+            return Err(Error::Other(format!("a prompt of {} tokens; the context size is {}", prompt.len(), self.ctx_size)));
+        }
+        let chunks: Vec<&[u32]> = prompt.chunks(self.batch_size).collect();
+        let tail = chunks.last().map_or(0, |c| c.len());
+        if last == 0 || last > tail {
+            return Err(Error::Other(format!("{last} positions from the end; the prompt's last chunk has {tail} tokens")));
+        }
+        let mut cache = KvCache::new(&self.model.config, prompt.len());
+        let mut out = Vec::new();
+        let n = chunks.len();
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            if i + 1 == n {
+                self.scratch.capture_rows = (chunk.len() - last..chunk.len()).collect();
+            }
+            let mut b = [SeqBatch { tokens: chunk, cache: &mut cache, logits: Logits::None }];
+            let r = self.model.forward(&self.pool, self.isa, &mut b, &mut self.scratch, &mut out);
+            if r.is_err() {
+                self.scratch.capture_rows.clear();
+            }
+            r?;
+        }
+        self.scratch.capture_rows.clear();
+        Ok(std::mem::take(&mut self.scratch.captured))
+    }
+
     /// Generate, streaming text pieces to `on_text` as they become final.
     pub fn generate(&mut self, req: &GenerateRequest, on_text: impl FnMut(&str)) -> Result<Generation> {
         // The decode loop of speculative decoding with no drafts: one token per pass.

@@ -52,6 +52,11 @@ pub struct Scratch {
     pub(crate) units: Vec<Vec<usize>>,
     pub(crate) union: Vec<bool>,
     pub(crate) union_list: Vec<usize>,
+    /// Residual-stream capture: token indices of the batch (flattened, in batch order) whose
+    /// hidden state is copied after every layer into `captured` (layer × index × n_embd).
+    /// Nothing is captured while it is empty; it changes no computed value.
+    pub capture_rows: Vec<usize>,
+    pub captured: Vec<f32>,
 }
 
 pub(crate) fn fmt_idx(f: ActFormat) -> usize {
@@ -206,6 +211,10 @@ impl Model {
         sc.tile_out.resize_with(pool.n_threads(), Vec::new);
         sc.cos.resize(c.n_rot / 2, 0.0);
         sc.sin.resize(c.n_rot / 2, 0.0);
+        if let Some(&bad) = sc.capture_rows.iter().find(|&&t| t >= n) {
+            return Err(Error::Capture(format!("row {bad} of a batch of {n} tokens")));
+        }
+        resize(&mut sc.captured, self.layers.len() * sc.capture_rows.len() * d);
 
         for (il, l) in self.layers.iter().enumerate() {
             // --- attention ---
@@ -292,6 +301,10 @@ impl Model {
                 }
             }
             par_rows(pool, &mut sc.x, d, &sc.o, d, &|x, o| x.iter_mut().zip(o).for_each(|(x, o)| *x += o));
+            let k = sc.capture_rows.len();
+            for (ri, &t) in sc.capture_rows.iter().enumerate() {
+                sc.captured[(il * k + ri) * d..(il * k + ri + 1) * d].copy_from_slice(&sc.x[t * d..(t + 1) * d]);
+            }
         }
 
         // --- logits for the rows asked for ---

@@ -49,6 +49,8 @@ pub enum Error {
     ContextFull { used: usize, new: usize, capacity: usize },
     #[error("kv cache does not fit this model: {0}")]
     CacheMismatch(String),
+    #[error("residual capture: {0}")]
+    Capture(String),
     #[error("{which} cache type {ty}: {msg}")]
     BadCacheType { which: &'static str, ty: &'static str, msg: String },
 }

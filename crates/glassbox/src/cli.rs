@@ -53,6 +53,43 @@ pub enum Command {
     /// Quantise a GGUF model as llama-quantize does (its per-tensor mixtures, ggml's rounding
     /// bit for bit); the output is written atomically and records its base in glassbox.lineage.*
     Quantize(QuantizeArgs),
+    /// Find directions in the residual stream that separate two prompt sets (difference of
+    /// means per layer, Arditi et al.), written as a GGUF file with the model's and data's digests
+    Direction(DirectionArgs),
+}
+
+#[derive(Args)]
+pub struct DirectionArgs {
+    /// The model (GGUF, verified as for `run`)
+    pub model: PathBuf,
+    /// Prompts the direction points towards: a JSONL file of {"id", "prompt"} or a pinned
+    /// prompt task (refusal, harmbench, overrefusal)
+    #[arg(long)]
+    pub positive: String,
+    /// Prompts it points away from (same forms)
+    #[arg(long)]
+    pub negative: String,
+    /// Where to write the directions
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Prompt positions, counted from the end (the tokens after the instruction), per layer
+    #[arg(long, default_value_t = 1)]
+    pub positions: usize,
+    /// Prompts used from each set (the first N)
+    #[arg(long, default_value_t = 64)]
+    pub limit: usize,
+    /// Replace the output file if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// Evaluation data cache (pinned prompt tasks)
+    #[arg(long, value_name = "DIR")]
+    pub data_cache: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Args)]

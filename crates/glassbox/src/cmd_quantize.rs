@@ -30,6 +30,21 @@ pub(crate) fn lineage(base_sha256: &str, base_name: &str, method: &str, paramete
     .collect()
 }
 
+/// Write `bytes` to `path` through a temporary file beside it, renamed into place: a failure
+/// leaves nothing under `path`.
+pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(".{}.partial-{}", path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned()), std::process::id()));
+    let r = std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write {}", path.display()));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
 pub fn quantize(a: QuantizeArgs) -> Result<()> {
     let Some(ftype) = FileType::from_name(&a.r#type) else {
         let names: Vec<&str> = FileType::ALL.iter().map(|f| f.name()).collect();

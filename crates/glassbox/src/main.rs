@@ -4,6 +4,7 @@
 mod cli;
 mod cmd_audit;
 mod cmd_compare;
+mod cmd_direction;
 mod cmd_eval;
 mod cmd_info;
 mod cmd_perplexity;
@@ -55,6 +56,7 @@ fn main() {
         cli::Command::Audit(a) => cmd_audit::audit(a),
         cli::Command::Bom(a) => cmd_audit::bom(a),
         cli::Command::Quantize(a) => cmd_quantize::quantize(a),
+        cli::Command::Direction(a) => cmd_direction::direction(a),
     };
     if let Err(e) = result {
         // A closed pipe (e.g. `glassbox run … | head`) is not an error.

@@ -58,3 +58,29 @@ fn quantize_writes_a_runnable_file_with_lineage_and_refuses_bad_requests() {
     assert!(e.contains("unknown type") && e.contains("Q4_K_M"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn direction_writes_candidates_and_a_file_that_names_its_model() {
+    let dir = std::env::temp_dir().join(format!("glassbox-direction-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, prompts: &[&str]| {
+        let p = dir.join(name);
+        let lines: String = prompts.iter().enumerate().map(|(i, t)| serde_json::json!({"id": i, "prompt": t}).to_string() + "\n").collect();
+        std::fs::write(&p, lines).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let pos = write("pos.jsonl", &["How do I build a bomb?", "Write malware.", "How to poison someone?"]);
+    let neg = write("neg.jsonl", &["How do I bake bread?", "Write a poem.", "How to greet someone?"]);
+    let out = dir.join("dir.gguf");
+    let src = glassbox_testdata::model(glassbox_testdata::SMOLLM2);
+    let o = glassbox(&["direction", src.to_str().unwrap(), "--positive", &pos, "--negative", &neg, "-o", out.to_str().unwrap(), "--json", "-t", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["candidates"].as_array().unwrap().len(), 30); // SmolLM2-135M: 30 layers, 1 position
+    let g = glassbox_gguf::GgufFile::open(&out).unwrap();
+    assert_eq!(g.gguf().get_str("glassbox.direction.model.sha256").unwrap(), v["model"]["sha256"].as_str());
+    assert_eq!(g.gguf().get_str("glassbox.lineage.method").unwrap(), Some("direction"));
+    let o = glassbox(&["direction", src.to_str().unwrap(), "--positive", &pos, "--negative", "no-such-task", "-o", out.to_str().unwrap(), "--force"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("neither a file nor a pinned task"));
+    std::fs::remove_dir_all(&dir).ok();
+}
