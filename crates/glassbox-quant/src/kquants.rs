@@ -27,14 +27,8 @@ fn f16_round(x: f32) -> f32 {
 /// Symmetric scale by weighted least squares (`make_qx_quants`, `rmse_type` 1: weights x²);
 /// writes levels 0..2·nmax into `l`.
 fn make_qx_quants(x: &[f32; 16], nmax: i32, l: &mut [i8; 16]) -> f32 {
-    let (mut max, mut amax) = (0.0f32, 0.0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    if amax < GROUP_MAX_EPS {
+    let max = crate::legacy::signed_max(x);
+    if max.abs() < GROUP_MAX_EPS {
         l.iter_mut().for_each(|q| *q = 0);
         return 0.0;
     }
@@ -75,14 +69,8 @@ fn make_qx_quants(x: &[f32; 16], nmax: i32, l: &mut [i8; 16]) -> f32 {
 
 /// Symmetric scale by coordinate descent on the levels (`make_q3_quants` with `do_rmse`).
 fn make_q3_quants(x: &[f32], nmax: i32, l: &mut [i8]) -> f32 {
-    let (mut max, mut amax) = (0.0f32, 0.0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    if amax < GROUP_MAX_EPS {
+    let max = crate::legacy::signed_max(x);
+    if max.abs() < GROUP_MAX_EPS {
         l.iter_mut().for_each(|q| *q = 0);
         return 0.0;
     }

@@ -10,7 +10,7 @@ fn push_f16(out: &mut Vec<u8>, x: f32) {
 }
 
 /// The value of largest magnitude, with its sign (the first one on ties, as ggml's `<` test).
-fn signed_max(x: &[f32]) -> f32 {
+pub(crate) fn signed_max(x: &[f32]) -> f32 {
     let (mut amax, mut max) = (0.0f32, 0.0f32);
     for &v in x {
         if amax < v.abs() {
