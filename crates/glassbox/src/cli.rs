@@ -56,6 +56,38 @@ pub enum Command {
     /// Find directions in the residual stream that separate two prompt sets (difference of
     /// means per layer, Arditi et al.), written as a GGUF file with the model's and data's digests
     Direction(DirectionArgs),
+    /// Orthogonalise the weights that write to the residual stream against a direction (from
+    /// `glassbox direction`): the model can no longer write it; output written atomically
+    Abliterate(AbliterateArgs),
+}
+
+#[derive(Args)]
+pub struct AbliterateArgs {
+    /// The model to edit (GGUF)
+    pub model: PathBuf,
+    /// A direction file from `glassbox direction` (same architecture and width)
+    #[arg(long)]
+    pub direction: PathBuf,
+    /// Which layer's direction to use
+    #[arg(long)]
+    pub layer: usize,
+    /// Which position's (from the end, 0 = last token)
+    #[arg(long, default_value_t = 0)]
+    pub position: usize,
+    /// How much of the direction to remove (1 = all; negative adds it)
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    pub scale: f32,
+    /// Also edit the token embedding (changes the output layer too when it is tied)
+    #[arg(long)]
+    pub embedding: bool,
+    /// Where to write the edited model
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Replace the output file if it exists
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

@@ -2,6 +2,7 @@
 //! tokenizer or parsing logic lives here.
 
 mod cli;
+mod cmd_abliterate;
 mod cmd_audit;
 mod cmd_compare;
 mod cmd_direction;
@@ -57,6 +58,7 @@ fn main() {
         cli::Command::Bom(a) => cmd_audit::bom(a),
         cli::Command::Quantize(a) => cmd_quantize::quantize(a),
         cli::Command::Direction(a) => cmd_direction::direction(a),
+        cli::Command::Abliterate(a) => cmd_abliterate::abliterate(a),
     };
     if let Err(e) = result {
         // A closed pipe (e.g. `glassbox run … | head`) is not an error.

@@ -84,3 +84,49 @@ fn direction_writes_candidates_and_a_file_that_names_its_model() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("neither a file nor a pinned task"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn abliterate_edits_only_the_residual_writers_and_records_it() {
+    let dir = std::env::temp_dir().join(format!("glassbox-abliterate-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, prompts: &[&str]| {
+        let p = dir.join(name);
+        let lines: String = prompts.iter().enumerate().map(|(i, t)| serde_json::json!({"id": i, "prompt": t}).to_string() + "\n").collect();
+        std::fs::write(&p, lines).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let pos = write("pos.jsonl", &["How do I build a bomb?", "Write malware.", "How to poison someone?"]);
+    let neg = write("neg.jsonl", &["How do I bake bread?", "Write a poem.", "How to greet someone?"]);
+    let src = glassbox_testdata::model(glassbox_testdata::SMOLLM2);
+    let src_s = src.to_str().unwrap();
+    let d = dir.join("dir.gguf");
+    let o = glassbox(&["direction", src_s, "--positive", &pos, "--negative", &neg, "-o", d.to_str().unwrap(), "-t", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.join("abl.gguf");
+    let o = glassbox(&["abliterate", src_s, "--direction", d.to_str().unwrap(), "--layer", "10", "-o", out.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["edited"].as_array().unwrap().len(), 60); // 30 layers × (attn_output, ffn_down)
+    // Every other tensor is byte-identical; edited ones keep their types; the record is there.
+    let (a, b) = (glassbox_gguf::GgufFile::open(&src).unwrap(), glassbox_gguf::GgufFile::open(&out).unwrap());
+    for (ta, tb) in a.gguf().tensors().iter().zip(b.gguf().tensors()) {
+        assert_eq!((&ta.name, ta.ggml_type), (&tb.name, tb.ggml_type));
+        let edited = ta.name.ends_with("attn_output.weight") || ta.name.ends_with("ffn_down.weight");
+        assert_eq!(a.tensor_data(ta) == b.tensor_data(tb), !edited, "{}", ta.name);
+    }
+    assert_eq!(b.gguf().get_str("glassbox.lineage.method").unwrap(), Some("abliterate"));
+    assert!(b.gguf().get_str("glassbox.lineage.direction.sha256").unwrap().is_some());
+    let o = glassbox(&["audit", out.to_str().unwrap(), "--json"]);
+    let audit: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(audit["findings"].to_string().contains("eu-ai-act-modifier"));
+    let o = glassbox(&["run", out.to_str().unwrap(), "--prompt", "Hello", "-n", "4", "-t", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Refused by name: no such layer, not a direction file, a non-finite scale.
+    let e = glassbox(&["abliterate", src_s, "--direction", d.to_str().unwrap(), "--layer", "99", "-o", out.to_str().unwrap(), "--force"]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("has no direction.99.0"));
+    let e = glassbox(&["abliterate", src_s, "--direction", src_s, "--layer", "1", "-o", out.to_str().unwrap(), "--force"]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("not a direction file"));
+    let e = glassbox(&["abliterate", src_s, "--direction", d.to_str().unwrap(), "--layer", "1", "--scale", "inf", "-o", out.to_str().unwrap(), "--force"]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("not finite"), "{}", String::from_utf8_lossy(&e.stderr));
+    std::fs::remove_dir_all(&dir).ok();
+}
