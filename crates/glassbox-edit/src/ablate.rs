@@ -55,8 +55,9 @@ pub struct Edited {
 }
 
 /// Orthogonalise `f`'s residual-writing matrices against `direction` and write the model to
-/// `out` (metadata copied plus `extra`).
-pub fn orthogonalize(f: &GgufFile, direction: &[f32], scale: f32, embedding: bool, extra: &[(String, Value)], out: &mut impl std::io::Write) -> Result<Vec<Edited>> {
+/// `out` (metadata copied plus `extra`). Edited tensors keep their type, or become F16 with
+/// `keep_f16` (no second rounding to the quantised grid).
+pub fn orthogonalize(f: &GgufFile, direction: &[f32], scale: f32, embedding: bool, keep_f16: bool, extra: &[(String, Value)], out: &mut impl std::io::Write) -> Result<Vec<Edited>> {
     if !scale.is_finite() {
         return Err(Error::Usage(format!("scale {scale} is not finite")));
     }
@@ -64,7 +65,7 @@ pub fn orthogonalize(f: &GgufFile, direction: &[f32], scale: f32, embedding: boo
     let d = r.len();
     let g = f.gguf();
     let mut edited = Vec::new();
-    let mut datas: Vec<Option<Vec<u8>>> = Vec::with_capacity(g.tensors().len());
+    let mut datas: Vec<Option<(Vec<u8>, QType)>> = Vec::with_capacity(g.tensors().len());
     for t in g.tensors() {
         if !is_target(&t.name, embedding) {
             datas.push(None);
@@ -96,12 +97,13 @@ pub fn orthogonalize(f: &GgufFile, direction: &[f32], scale: f32, embedding: boo
             return Err(Error::Usage(format!("scale {scale} makes tensor {} non-finite (element {i})", t.name)));
         }
         let max_change = w.iter().zip(&before).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        let mut bytes = Vec::with_capacity(src.len());
+        let out_ty = if keep_f16 { QType::F16 } else { ty };
+        let mut bytes = Vec::with_capacity(out_ty.row_bytes(cols).unwrap_or(0) * rows);
         for row in w.chunks_exact(cols) {
-            bytes.extend_from_slice(&quantize_row(ty, row).map_err(|e| Error::Usage(format!("tensor {}: {e}", t.name)))?);
+            bytes.extend_from_slice(&quantize_row(out_ty, row).map_err(|e| Error::Usage(format!("tensor {}: {e}", t.name)))?);
         }
-        edited.push(Edited { name: t.name.clone(), ty: ty.name().to_string(), max_change });
-        datas.push(Some(bytes));
+        edited.push(Edited { name: t.name.clone(), ty: out_ty.name().to_string(), max_change });
+        datas.push(Some((bytes, out_ty)));
     }
     if edited.is_empty() {
         return Err(Error::Usage("no attention-output or FFN-down tensors found to edit".into()));
@@ -117,7 +119,10 @@ pub fn orthogonalize(f: &GgufFile, direction: &[f32], scale: f32, embedding: boo
         .tensors()
         .iter()
         .zip(&datas)
-        .map(|(t, d)| WriterTensor { name: t.name.clone(), dims: t.dims.clone(), ggml_type: t.ggml_type, data: d.as_deref().unwrap_or_else(|| f.tensor_data(t)) })
+        .map(|(t, d)| match d {
+            Some((bytes, ty)) => WriterTensor { name: t.name.clone(), dims: t.dims.clone(), ggml_type: glassbox_quant::ggml_type(*ty), data: bytes },
+            None => WriterTensor { name: t.name.clone(), dims: t.dims.clone(), ggml_type: t.ggml_type, data: f.tensor_data(t) },
+        })
         .collect();
     GgufWriter { version: g.version, metadata: meta, tensors }.write(out).map_err(|e| Error::File { path: "(output)".into(), msg: e.to_string() })?;
     Ok(edited)

@@ -22,7 +22,8 @@ fn qtype(t: GgmlType) -> Option<QType> {
     QType::from_name(&t.name())
 }
 
-fn ggml(t: QType) -> GgmlType {
+/// The GGUF type id of a kernel type.
+pub fn ggml_type(t: QType) -> GgmlType {
     GgmlType::from_id(match t {
         QType::F32 => 0,
         QType::F16 => 1,
@@ -148,7 +149,7 @@ pub fn quantize_file(f: &GgufFile, ftype: FileType, threads: usize, allow_requan
         .map(|(&(i, target), d)| {
             let t = &g.tensors()[i];
             match (d, target) {
-                (Some(bytes), Some(ty)) => WriterTensor { name: t.name.clone(), dims: t.dims.clone(), ggml_type: ggml(ty), data: bytes },
+                (Some(bytes), Some(ty)) => WriterTensor { name: t.name.clone(), dims: t.dims.clone(), ggml_type: ggml_type(ty), data: bytes },
                 _ => WriterTensor { name: t.name.clone(), dims: t.dims.clone(), ggml_type: t.ggml_type, data: f.tensor_data(t) },
             }
         })

@@ -80,6 +80,9 @@ pub struct AbliterateArgs {
     /// Also edit the token embedding (changes the output layer too when it is tied)
     #[arg(long)]
     pub embedding: bool,
+    /// Write the edited tensors as F16 instead of re-quantising them to their own types
+    #[arg(long)]
+    pub keep_f16: bool,
     /// Where to write the edited model
     #[arg(long, short = 'o')]
     pub output: PathBuf,

@@ -37,11 +37,11 @@ pub fn abliterate(a: AbliterateArgs) -> Result<()> {
     let sha = glassbox_trust::sha256_hex(&glassbox_trust::sha256_of(f.bytes()));
     let dsha = glassbox_trust::sha256_hex(&glassbox_trust::sha256_of(dir.bytes()));
     let base_name = g.get_str("general.name").ok().flatten().map_or_else(|| a.model.display().to_string(), str::to_string);
-    let params = format!("layer={} position={} scale={} embedding={}", a.layer, a.position, a.scale, a.embedding);
+    let params = format!("layer={} position={} scale={} embedding={} keep_f16={}", a.layer, a.position, a.scale, a.embedding, a.keep_f16);
     let mut extra = crate::cmd_quantize::lineage(&sha, &base_name, "abliterate", &params);
     extra.push(("glassbox.lineage.direction.sha256".into(), Value::String(dsha.clone())));
     let mut buf = Vec::new();
-    let edited = glassbox_edit::ablate::orthogonalize(&f, &v, a.scale, a.embedding, &extra, &mut buf)?;
+    let edited = glassbox_edit::ablate::orthogonalize(&f, &v, a.scale, a.embedding, a.keep_f16, &extra, &mut buf)?;
     crate::cmd_quantize::write_atomically(&a.output, &buf)?;
     let seconds = started.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();

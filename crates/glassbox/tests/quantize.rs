@@ -121,6 +121,15 @@ fn abliterate_edits_only_the_residual_writers_and_records_it() {
     assert!(audit["findings"].to_string().contains("eu-ai-act-modifier"));
     let o = glassbox(&["run", out.to_str().unwrap(), "--prompt", "Hello", "-n", "4", "-t", "2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // --keep-f16: the edited tensors become F16, the rest stays as it was.
+    let f16 = dir.join("abl16.gguf");
+    let o = glassbox(&["abliterate", src_s, "--direction", d.to_str().unwrap(), "--layer", "10", "--keep-f16", "-o", f16.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c = glassbox_gguf::GgufFile::open(&f16).unwrap();
+    for (ta, tc) in a.gguf().tensors().iter().zip(c.gguf().tensors()) {
+        let edited = ta.name.ends_with("attn_output.weight") || ta.name.ends_with("ffn_down.weight");
+        assert_eq!(tc.ggml_type.name() == "F16", edited || ta.ggml_type.name() == "F16", "{}", ta.name);
+    }
     // Refused by name: no such layer, not a direction file, a non-finite scale.
     let e = glassbox(&["abliterate", src_s, "--direction", d.to_str().unwrap(), "--layer", "99", "-o", out.to_str().unwrap(), "--force"]);
     assert!(String::from_utf8_lossy(&e.stderr).contains("has no direction.99.0"));
