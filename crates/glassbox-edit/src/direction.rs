@@ -137,3 +137,67 @@ pub fn to_gguf(d: &Directions, arch: &str, model_sha256: &str, provenance: &[(St
         .collect();
     GgufWriter { version: 3, metadata, tensors }.write(out).map_err(|e| Error::File { path: "(output)".into(), msg: e.to_string() })
 }
+
+/// One candidate's effect when ablated at run time (Arditi et al.'s selection).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Score {
+    pub layer: usize,
+    pub position: usize,
+    /// Mean first-token refusal log-odds on held-out harmful prompts, ablated.
+    pub refusal_score: f64,
+    /// Mean KL(unablated ‖ ablated) of the first-token distribution on harmless prompts (nats).
+    pub kl: f64,
+}
+
+fn refusal_log_odds(lp: &[f32], refusal_tokens: &[u32]) -> f64 {
+    let p: f64 = refusal_tokens.iter().map(|&t| f64::from(lp[t as usize]).exp()).sum::<f64>().min(1.0);
+    ((p + 1e-8) / (1.0 - p + 1e-8)).ln()
+}
+
+fn kl(p: &[f32], q: &[f32]) -> f64 {
+    p.iter().zip(q).map(|(&a, &b)| if a.is_finite() { f64::from(a).exp() * f64::from(a - b) } else { 0.0 }).sum::<f64>().max(0.0)
+}
+
+/// Ablate each candidate of the first `max_layer` layers in turn and measure its refusal
+/// score on `harmful` and its first-token KL on `harmless` (both held out from the prompts the
+/// directions came from). Returns the unablated refusal score and the scores, sorted best first
+/// (lowest refusal score). The engine's ablation is off again afterwards, also on error.
+pub fn score_candidates(engine: &mut Engine, d: &Directions, harmful: &[Vec<u32>], harmless: &[Vec<u32>], refusal_tokens: &[u32], max_layer: usize, mut progress: impl FnMut(usize, usize)) -> Result<(f64, Vec<Score>)> {
+    if harmful.is_empty() || harmless.is_empty() || refusal_tokens.is_empty() {
+        return Err(Error::Usage("selection needs held-out harmful and harmless prompts and refusal tokens".into()));
+    }
+    let base_harmless: Vec<Vec<f32>> = harmless.iter().map(|p| engine.next_token_logprobs(p)).collect::<Result<_, _>>()?;
+    let mean_refusal = |e: &mut Engine| -> Result<f64> {
+        let mut s = 0.0;
+        for p in harmful {
+            s += refusal_log_odds(&e.next_token_logprobs(p)?, refusal_tokens);
+        }
+        Ok(s / harmful.len() as f64)
+    };
+    let baseline = mean_refusal(engine)?;
+    let cands: Vec<(usize, usize)> = (0..max_layer.min(d.n_layer)).flat_map(|l| (0..d.positions).map(move |p| (l, p))).collect();
+    let mut out = Vec::with_capacity(cands.len());
+    let result = (|| -> Result<()> {
+        for (i, &(layer, position)) in cands.iter().enumerate() {
+            engine.set_ablation(Some(d.get(layer, position)))?;
+            let refusal_score = mean_refusal(engine)?;
+            let mut k = 0.0;
+            for (p, base) in harmless.iter().zip(&base_harmless) {
+                k += kl(base, &engine.next_token_logprobs(p)?);
+            }
+            out.push(Score { layer, position, refusal_score, kl: k / harmless.len() as f64 });
+            progress(i + 1, cands.len());
+        }
+        Ok(())
+    })();
+    engine.set_ablation(None)?;
+    result?;
+    out.sort_by(|a, b| a.refusal_score.total_cmp(&b.refusal_score));
+    Ok((baseline, out))
+}
+
+/// Arditi et al.'s choice: the lowest refusal score among candidates whose harmless KL is at
+/// most `max_kl` (they use 0.1).
+pub fn pick(scores: &[Score], max_kl: f64) -> Option<&Score> {
+    scores.iter().filter(|s| s.kl <= max_kl).min_by(|a, b| a.refusal_score.total_cmp(&b.refusal_score))
+}

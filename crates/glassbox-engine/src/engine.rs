@@ -276,6 +276,24 @@ impl Engine {
         Ok(out)
     }
 
+    /// Ablate a direction from the residual stream at run time (`None`: stop). The vector is
+    /// made unit length; a zero or non-finite one, or one of another width, is refused.
+    pub fn set_ablation(&mut self, direction: Option<&[f32]>) -> Result<()> {
+        let Some(r) = direction else {
+            self.scratch.ablate.clear();
+            return Ok(());
+        };
+        if r.len() != self.model.config.n_embd {
+            return Err(Error::Other(format!("an ablation direction of {} values; the model's width is {}", r.len(), self.model.config.n_embd)));
+        }
+        let n = r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+        if !n.is_finite() || n == 0.0 {
+            return Err(Error::Other(format!("an ablation direction of norm {n}")));
+        }
+        self.scratch.ablate = r.iter().map(|&v| (f64::from(v) / n) as f32).collect();
+        Ok(())
+    }
+
     /// The residual stream after every layer at the last `last` positions of `prompt` (a fresh
     /// sequence): `n_layer × last × n_embd` values, layer-major. The forward pass computes
     /// exactly what it computes without the capture.

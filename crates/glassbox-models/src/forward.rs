@@ -57,6 +57,21 @@ pub struct Scratch {
     /// Nothing is captured while it is empty; it changes no computed value.
     pub capture_rows: Vec<usize>,
     pub captured: Vec<f32>,
+    /// Directional ablation at run time (Arditi et al.): a unit vector removed from every
+    /// token's residual stream after the embedding and after each attention and FFN block —
+    /// what orthogonalising the weights that write to the stream does. Off while empty.
+    pub ablate: Vec<f32>,
+}
+
+/// x ← x − (r·x) r for every row of `x` (rows of `d`); nothing when `r` is empty.
+fn ablate_rows(x: &mut [f32], r: &[f32], d: usize) {
+    if r.is_empty() {
+        return;
+    }
+    for row in x.chunks_exact_mut(d) {
+        let dot: f32 = row.iter().zip(r).map(|(a, b)| a * b).sum();
+        row.iter_mut().zip(r).for_each(|(v, &ri)| *v -= dot * ri);
+    }
 }
 
 pub(crate) fn fmt_idx(f: ActFormat) -> usize {
@@ -211,6 +226,10 @@ impl Model {
         sc.tile_out.resize_with(pool.n_threads(), Vec::new);
         sc.cos.resize(c.n_rot / 2, 0.0);
         sc.sin.resize(c.n_rot / 2, 0.0);
+        if !sc.ablate.is_empty() && sc.ablate.len() != d {
+            return Err(Error::Capture(format!("an ablation direction of {} values for a width of {d}", sc.ablate.len())));
+        }
+        ablate_rows(&mut sc.x, &sc.ablate, d);
         if let Some(&bad) = sc.capture_rows.iter().find(|&&t| t >= n) {
             return Err(Error::Capture(format!("row {bad} of a batch of {n} tokens")));
         }
@@ -273,6 +292,7 @@ impl Model {
                 }
             }
             par_rows(pool, &mut sc.x, d, &sc.o, d, &|x, o| x.iter_mut().zip(o).for_each(|(x, o)| *x += o));
+            ablate_rows(&mut sc.x, &sc.ablate, d);
             // --- feed-forward ---
             norm_rows(pool, &mut sc.xn, &sc.x, d, &l.ffn_norm, c.rms_eps);
             prepare(isa, &mut sc.acts, &[&l.w_gate, &l.w_up], &sc.xn, d);
@@ -301,6 +321,7 @@ impl Model {
                 }
             }
             par_rows(pool, &mut sc.x, d, &sc.o, d, &|x, o| x.iter_mut().zip(o).for_each(|(x, o)| *x += o));
+            ablate_rows(&mut sc.x, &sc.ablate, d);
             let k = sc.capture_rows.len();
             for (ri, &t) in sc.capture_rows.iter().enumerate() {
                 sc.captured[(il * k + ri) * d..(il * k + ri + 1) * d].copy_from_slice(&sc.x[t * d..(t + 1) * d]);

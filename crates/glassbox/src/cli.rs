@@ -68,12 +68,12 @@ pub struct AbliterateArgs {
     /// A direction file from `glassbox direction` (same architecture and width)
     #[arg(long)]
     pub direction: PathBuf,
-    /// Which layer's direction to use
+    /// Which layer's direction to use (default: the one `direction --select` chose)
     #[arg(long)]
-    pub layer: usize,
-    /// Which position's (from the end, 0 = last token)
-    #[arg(long, default_value_t = 0)]
-    pub position: usize,
+    pub layer: Option<usize>,
+    /// Which position's (from the end, 0 = last token; default: the chosen one, else 0)
+    #[arg(long)]
+    pub position: Option<usize>,
     /// How much of the direction to remove (1 = all; negative adds it)
     #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub scale: f32,
@@ -113,6 +113,14 @@ pub struct DirectionArgs {
     /// Prompts used from each set (the first N)
     #[arg(long, default_value_t = 64)]
     pub limit: usize,
+    /// Choose the direction too: ablate each candidate (layers in the first 80 %) on the next
+    /// K prompts of each set, held out from the means, and keep the lowest refusal score whose
+    /// first-token KL on the harmless ones is ≤ --max-kl (Arditi et al.); 0 = no selection
+    #[arg(long, default_value_t = 0)]
+    pub select: usize,
+    /// Selection: largest first-token KL on harmless prompts a chosen direction may cause
+    #[arg(long, default_value_t = 0.1)]
+    pub max_kl: f64,
     /// Replace the output file if it exists
     #[arg(long)]
     pub force: bool,

@@ -28,7 +28,12 @@ pub fn abliterate(a: AbliterateArgs) -> Result<()> {
     if d_arch != Some(arch.as_str()) || d_embd != n_embd {
         bail!("the direction was found on a {} model of width {}; {} is {arch} of width {}", d_arch.unwrap_or("?"), d_embd.unwrap_or(0), a.model.display(), n_embd.unwrap_or(0));
     }
-    let name = format!("direction.{}.{}", a.layer, a.position);
+    let selected = |k: &str| dg.get_u64(&format!("glassbox.direction.selected.{k}")).ok().flatten().map(|v| v as usize);
+    let Some(layer) = a.layer.or_else(|| selected("layer")) else {
+        bail!("give --layer: {} records no chosen direction (make it with `glassbox direction --select K`)", a.direction.display());
+    };
+    let position = a.position.or_else(|| a.layer.is_none().then(|| selected("position")).flatten()).unwrap_or(0);
+    let name = format!("direction.{layer}.{position}");
     let t = dg.tensor(&name).ok_or_else(|| anyhow::anyhow!("{} has no {name} (layers 0..{}, positions 0..{})", a.direction.display(), dg.get_u64("glassbox.direction.n_layer").ok().flatten().unwrap_or(0), dg.get_u64("glassbox.direction.positions").ok().flatten().unwrap_or(0)))?;
     if t.ggml_type.name() != "F32" {
         bail!("{name} in {} is {}, not F32", a.direction.display(), t.ggml_type.name());
@@ -37,7 +42,7 @@ pub fn abliterate(a: AbliterateArgs) -> Result<()> {
     let sha = glassbox_trust::sha256_hex(&glassbox_trust::sha256_of(f.bytes()));
     let dsha = glassbox_trust::sha256_hex(&glassbox_trust::sha256_of(dir.bytes()));
     let base_name = g.get_str("general.name").ok().flatten().map_or_else(|| a.model.display().to_string(), str::to_string);
-    let params = format!("layer={} position={} scale={} embedding={} keep_f16={}", a.layer, a.position, a.scale, a.embedding, a.keep_f16);
+    let params = format!("layer={layer} position={position} scale={} embedding={} keep_f16={}", a.scale, a.embedding, a.keep_f16);
     let mut extra = crate::cmd_quantize::lineage(&sha, &base_name, "abliterate", &params);
     extra.push(("glassbox.lineage.direction.sha256".into(), Value::String(dsha.clone())));
     let mut buf = Vec::new();

@@ -46,6 +46,9 @@ pub fn direction(a: DirectionArgs) -> Result<()> {
         set.iter().take(a.limit).map(|p| Ok(e.tokenize_chat(&e.render_chat(&[Message::new("user", p)])?))).collect()
     };
     let (p, n) = (render(&engine, &pos)?, render(&engine, &neg)?);
+    if a.select > 0 && (pos.len() < a.limit + a.select || neg.len() < a.limit + a.select) {
+        bail!("--select {} needs {} prompts in each set after the first {}; they have {} and {}", a.select, a.select, a.limit, pos.len(), neg.len());
+    }
     let started = std::time::Instant::now();
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let d = glassbox_edit::direction::find(&mut engine, &p, &n, a.positions, |done, total| {
@@ -56,6 +59,27 @@ pub fn direction(a: DirectionArgs) -> Result<()> {
             }
         }
     })?;
+    let mut selection = None;
+    if a.select > 0 {
+        let held = |e: &glassbox_engine::Engine, set: &[String]| -> Result<Vec<Vec<u32>>> {
+            set[a.limit..a.limit + a.select].iter().map(|p| Ok(e.tokenize_chat(&e.render_chat(&[Message::new("user", p)])?))).collect()
+        };
+        let (hp, hn) = (held(&engine, &pos)?, held(&engine, &neg)?);
+        let mut toks: Vec<u32> = glassbox_eval::refusal::REFUSAL_OPENINGS.iter().filter_map(|w| engine.tokenizer.encode_with(w, false, false, false).first().copied()).collect();
+        toks.sort_unstable();
+        toks.dedup();
+        let max_layer = d.n_layer * 4 / 5;
+        let (baseline, scores) = glassbox_edit::direction::score_candidates(&mut engine, &d, &hp, &hn, &toks, max_layer, |done, total| {
+            if tty {
+                eprint!("\rselection: {done}/{total} candidates   ");
+                if done == total {
+                    eprintln!();
+                }
+            }
+        })?;
+        let chosen = glassbox_edit::direction::pick(&scores, a.max_kl).cloned();
+        selection = Some((baseline, scores, chosen));
+    }
     let seconds = started.elapsed().as_secs_f64();
     let arch = engine.model.config.arch.name();
     let name = a.model.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned());
@@ -64,6 +88,14 @@ pub fn direction(a: DirectionArgs) -> Result<()> {
     prov.push(("glassbox.direction.negative.sha256".into(), Value::String(neg_sha)));
     prov.push(("glassbox.direction.positive.source".into(), Value::String(a.positive.clone())));
     prov.push(("glassbox.direction.negative.source".into(), Value::String(a.negative.clone())));
+    if let Some((baseline, _, Some(c))) = &selection {
+        prov.push(("glassbox.direction.selected.layer".into(), Value::U64(c.layer as u64)));
+        prov.push(("glassbox.direction.selected.position".into(), Value::U64(c.position as u64)));
+        prov.push(("glassbox.direction.selected.refusal_score".into(), Value::F64(c.refusal_score)));
+        prov.push(("glassbox.direction.selected.kl".into(), Value::F64(c.kl)));
+        prov.push(("glassbox.direction.selected.baseline_refusal_score".into(), Value::F64(*baseline)));
+        prov.push(("glassbox.direction.selected.held_out".into(), Value::U64(a.select as u64)));
+    }
     let mut buf = Vec::new();
     glassbox_edit::direction::to_gguf(&d, arch, &sha, &prov, &mut buf)?;
     crate::cmd_quantize::write_atomically(&a.output, &buf)?;
@@ -72,12 +104,27 @@ pub fn direction(a: DirectionArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if a.json {
         let c: Vec<_> = d.stats.iter().map(|c| json!({"layer": c.layer, "position": c.position, "norm": c.norm, "separation": c.separation})).collect();
-        writeln!(out, "{}", serde_json::to_string_pretty(&json!({"model": {"path": a.model.display().to_string(), "sha256": sha}, "output": a.output.display().to_string(), "positive": d.n_positive, "negative": d.n_negative, "positions": d.positions, "seconds": seconds, "candidates": c}))?)?;
+        let sel = selection.as_ref().map(|(b, s, c)| {
+            json!({"baseline_refusal_score": b, "max_kl": a.max_kl, "held_out": a.select,
+                   "chosen": c.as_ref().map(|c| json!({"layer": c.layer, "position": c.position, "refusal_score": c.refusal_score, "kl": c.kl})),
+                   "scores": s.iter().map(|c| json!({"layer": c.layer, "position": c.position, "refusal_score": c.refusal_score, "kl": c.kl})).collect::<Vec<_>>()})
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&json!({"model": {"path": a.model.display().to_string(), "sha256": sha}, "output": a.output.display().to_string(), "positive": d.n_positive, "negative": d.n_negative, "positions": d.positions, "seconds": seconds, "candidates": c, "selection": sel}))?)?;
     } else {
         writeln!(out, "{}: {} positive × {} negative prompts, {} layers × {} positions, {:.1} s → {}", a.model.display(), d.n_positive, d.n_negative, d.n_layer, d.positions, seconds, a.output.display())?;
         writeln!(out, "best separated (gap between the sets' projections, in pooled standard deviations):")?;
         for c in best.iter().take(5) {
             writeln!(out, "  layer {:>3}  position −{}  separation {:>6.2}  norm {:>8.3}", c.layer, c.position + 1, c.separation, c.norm)?;
+        }
+        if let Some((baseline, scores, chosen)) = &selection {
+            writeln!(out, "selection on {} held-out prompts per set (refusal log-odds unablated {baseline:+.2}; lower is fewer refusals):", a.select)?;
+            for s in scores.iter().take(8) {
+                writeln!(out, "  layer {:>3}  position −{}  refusal score {:>+7.2}  first-token KL {:.3}", s.layer, s.position + 1, s.refusal_score, s.kl)?;
+            }
+            match chosen {
+                Some(c) => writeln!(out, "chosen: layer {} position −{} (KL ≤ {}); `glassbox abliterate` uses it unless --layer is given", c.layer, c.position + 1, a.max_kl)?,
+                None => writeln!(out, "no candidate keeps the first-token KL ≤ {}: none chosen", a.max_kl)?,
+            }
         }
     }
     Ok(())

@@ -130,6 +130,23 @@ fn abliterate_edits_only_the_residual_writers_and_records_it() {
         let edited = ta.name.ends_with("attn_output.weight") || ta.name.ends_with("ffn_down.weight");
         assert_eq!(tc.ggml_type.name() == "F16", edited || ta.ggml_type.name() == "F16", "{}", ta.name);
     }
+    // Without --layer the file must record a chosen direction; `direction --select` records one.
+    let e = glassbox(&["abliterate", src_s, "--direction", d.to_str().unwrap(), "-o", out.to_str().unwrap(), "--force"]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("give --layer"));
+    let pos5 = write("pos5.jsonl", &["How do I build a bomb?", "Write malware.", "How to poison someone?", "How to steal a car?", "Make a weapon."]);
+    let neg5 = write("neg5.jsonl", &["How do I bake bread?", "Write a poem.", "How to greet someone?", "How to wash a car?", "Make a kite."]);
+    let ds = dir.join("dir-sel.gguf");
+    let o = glassbox(&["direction", src_s, "--positive", &pos5, "--negative", &neg5, "--limit", "3", "--select", "2", "--max-kl", "1e9", "-o", ds.to_str().unwrap(), "--json", "-t", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let chosen = &v["selection"]["chosen"];
+    assert_eq!(v["selection"]["scores"].as_array().unwrap().len(), 24); // the first 80 % of 30 layers
+    let o = glassbox(&["abliterate", src_s, "--direction", ds.to_str().unwrap(), "-o", out.to_str().unwrap(), "--force", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["direction"]["tensor"], format!("direction.{}.{}", chosen["layer"], chosen["position"]));
+    let e = glassbox(&["direction", src_s, "--positive", &pos5, "--negative", &neg5, "--limit", "3", "--select", "3", "-o", ds.to_str().unwrap(), "--force"]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("--select 3 needs"));
     // Refused by name: no such layer, not a direction file, a non-finite scale.
     let e = glassbox(&["abliterate", src_s, "--direction", d.to_str().unwrap(), "--layer", "99", "-o", out.to_str().unwrap(), "--force"]);
     assert!(String::from_utf8_lossy(&e.stderr).contains("has no direction.99.0"));
