@@ -108,13 +108,6 @@ pub fn orthogonalize(f: &GgufFile, direction: &[f32], scale: f32, embedding: boo
     if edited.is_empty() {
         return Err(Error::Usage("no attention-output or FFN-down tensors found to edit".into()));
     }
-    let mut meta = g.metadata().to_vec();
-    for (k, v) in extra {
-        match meta.iter_mut().find(|(mk, _)| mk == k) {
-            Some(e) => e.1 = v.clone(),
-            None => meta.push((k.clone(), v.clone())),
-        }
-    }
     let tensors: Vec<WriterTensor> = g
         .tensors()
         .iter()
@@ -124,7 +117,11 @@ pub fn orthogonalize(f: &GgufFile, direction: &[f32], scale: f32, embedding: boo
             None => WriterTensor { name: t.name.clone(), dims: t.dims.clone(), ggml_type: t.ggml_type, data: f.tensor_data(t) },
         })
         .collect();
-    GgufWriter { version: g.version, metadata: meta, tensors }.write(out).map_err(|e| Error::File { path: "(output)".into(), msg: e.to_string() })?;
+    let mut w = GgufWriter { version: g.version, metadata: g.metadata().to_vec(), tensors };
+    for (k, v) in extra {
+        w.set(k, v.clone());
+    }
+    w.write(out).map_err(|e| Error::File { path: "(output)".into(), msg: e.to_string() })?;
     Ok(edited)
 }
 

@@ -40,6 +40,14 @@ impl<'a> GgufWriter<'a> {
         }
     }
 
+    /// Set a metadata key: replaced where it stands, or appended.
+    pub fn set(&mut self, key: &str, value: Value) {
+        match self.metadata.iter_mut().find(|(k, _)| k == key) {
+            Some(e) => e.1 = value,
+            None => self.metadata.push((key.to_string(), value)),
+        }
+    }
+
     fn alignment(&self) -> Result<u64> {
         match self.metadata.iter().find(|(k, _)| k == "general.alignment") {
             None => Ok(DEFAULT_ALIGNMENT),

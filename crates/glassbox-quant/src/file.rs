@@ -95,13 +95,6 @@ fn requantize(ty_in: QType, ty_out: QType, data: &[u8], cols: usize, rows: usize
     Ok(out)
 }
 
-fn set(meta: &mut Vec<(String, Value)>, key: &str, v: Value) {
-    match meta.iter_mut().find(|(k, _)| k == key) {
-        Some(e) => e.1 = v,
-        None => meta.push((key.to_string(), v)),
-    }
-}
-
 /// Quantise `f` to `ftype` and write the result to `out`. Tensors whose source is already
 /// quantised are re-quantised only with `allow_requantize` (each pass loses precision, as
 /// llama-quantize warns); `extra` keys are added to (or replace) the metadata.
@@ -137,12 +130,6 @@ pub fn quantize_file(f: &GgufFile, ftype: FileType, threads: usize, allow_requan
         report.push(TensorPlan { name: name.clone(), from: t.ggml_type.name(), to, bytes: data.as_ref().map_or(f.tensor_data(t).len(), Vec::len) as u64 });
         datas.push(data);
     }
-    let mut meta = g.metadata().to_vec();
-    set(&mut meta, "general.quantization_version", Value::U32(2));
-    set(&mut meta, "general.file_type", Value::U32(ftype.id()));
-    for (k, v) in extra {
-        set(&mut meta, k, v.clone());
-    }
     let tensors: Vec<WriterTensor> = planned
         .iter()
         .zip(&datas)
@@ -154,6 +141,12 @@ pub fn quantize_file(f: &GgufFile, ftype: FileType, threads: usize, allow_requan
             }
         })
         .collect();
-    GgufWriter { version: g.version, metadata: meta, tensors }.write(out).map_err(|e| Error::Metadata(e.to_string()))?;
+    let mut w = GgufWriter { version: g.version, metadata: g.metadata().to_vec(), tensors };
+    w.set("general.quantization_version", Value::U32(2));
+    w.set("general.file_type", Value::U32(ftype.id()));
+    for (k, v) in extra {
+        w.set(k, v.clone());
+    }
+    w.write(out).map_err(|e| Error::Metadata(e.to_string()))?;
     Ok(report)
 }

@@ -182,6 +182,11 @@ fn make_qkx2_quants<const N: usize>(x: &[f32; N], w: &[f32; N], nmax: i32, l: &m
     (scale, -min)
 }
 
+/// The largest value above zero (0 if none), scanned as ggml's `if (x > max) max = x` loops do.
+fn positive_max(v: &[f32]) -> f32 {
+    v.iter().fold(0.0, |m, &x| if x > m { x } else { m })
+}
+
 /// Packs 2-bit levels as ggml's Q2_K/Q3_K `qs`: for each half of the block, byte l holds the
 /// levels l, l+32, l+64, l+96 in bits 0-1, 2-3, 4-5, 6-7.
 fn pack_2bit(levels: &[u8; 256], out: &mut Vec<u8>) {
@@ -195,7 +200,6 @@ fn pack_2bit(levels: &[u8; 256], out: &mut Vec<u8>) {
 pub(crate) fn q2_k(x: &[f32], out: &mut Vec<u8>) {
     let mut l = [0u8; 256];
     let (mut scales, mut mins) = ([0.0f32; 16], [0.0f32; 16]);
-    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
     for j in 0..16 {
         let xs = &x[16 * j..16 * j + 16];
         let mut w = [0.0f32; 16];
@@ -203,13 +207,8 @@ pub(crate) fn q2_k(x: &[f32], out: &mut Vec<u8>) {
         let (s, m) = make_qkx2_quants(xs.try_into().unwrap(), &w, 3, (&mut l[16 * j..16 * j + 16]).try_into().unwrap(), -0.5, 0.1, 15, true);
         scales[j] = s;
         mins[j] = m;
-        if s > max_scale {
-            max_scale = s;
-        }
-        if m > max_min {
-            max_min = m;
-        }
     }
+    let (max_scale, max_min) = (positive_max(&scales), positive_max(&mins));
     let mut sc = [0u8; 16];
     let d = if max_scale > 0.0 {
         let iscale = 15.0 / max_scale;
@@ -249,14 +248,10 @@ pub(crate) fn q2_k(x: &[f32], out: &mut Vec<u8>) {
 pub(crate) fn q3_k(x: &[f32], out: &mut Vec<u8>) {
     let mut l = [0i8; 256];
     let mut scales = [0.0f32; 16];
-    let (mut max_scale, mut amax) = (0.0f32, 0.0f32);
     for j in 0..16 {
         scales[j] = make_q3_quants(&x[16 * j..16 * j + 16], 4, &mut l[16 * j..16 * j + 16]);
-        if scales[j].abs() > amax {
-            amax = scales[j].abs();
-            max_scale = scales[j];
-        }
     }
+    let max_scale = crate::legacy::signed_max(&scales);
     let mut sc = [0u8; 12];
     let d = if max_scale != 0.0 {
         let iscale = -32.0 / max_scale;
@@ -326,7 +321,6 @@ fn scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
 fn k4_common(x: &[f32], nmax: i32, rmin: f32, nstep: i32, out: &mut Vec<u8>) -> [u8; 256] {
     let mut l = [0u8; 256];
     let (mut scales, mut mins) = ([0.0f32; 8], [0.0f32; 8]);
-    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
     for j in 0..8 {
         let xs = &x[32 * j..32 * j + 32];
         let mut sum_x2 = 0.0f32;
@@ -339,13 +333,8 @@ fn k4_common(x: &[f32], nmax: i32, rmin: f32, nstep: i32, out: &mut Vec<u8>) -> 
         let (s, m) = make_qkx2_quants(xs.try_into().unwrap(), &w, nmax, (&mut l[32 * j..32 * j + 32]).try_into().unwrap(), rmin, 0.1, nstep, false);
         scales[j] = s;
         mins[j] = m;
-        if s > max_scale {
-            max_scale = s;
-        }
-        if m > max_min {
-            max_min = m;
-        }
     }
+    let (max_scale, max_min) = (positive_max(&scales), positive_max(&mins));
     let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
     let (mut ls, mut lm) = ([0u8; 8], [0u8; 8]);
@@ -413,16 +402,11 @@ pub(crate) fn q5_k(x: &[f32], out: &mut Vec<u8>) {
 pub(crate) fn q6_k(x: &[f32], out: &mut Vec<u8>) {
     let mut l = [0i8; 256];
     let mut scales = [0.0f32; 16];
-    let (mut max_scale, mut max_abs) = (0.0f32, 0.0f32);
     for ib in 0..16 {
-        let s = make_qx_quants(x[16 * ib..16 * ib + 16].try_into().unwrap(), 32, (&mut l[16 * ib..16 * ib + 16]).try_into().unwrap());
-        scales[ib] = s;
-        if s.abs() > max_abs {
-            max_abs = s.abs();
-            max_scale = s;
-        }
+        scales[ib] = make_qx_quants(x[16 * ib..16 * ib + 16].try_into().unwrap(), 32, (&mut l[16 * ib..16 * ib + 16]).try_into().unwrap());
     }
-    if max_abs < GROUP_MAX_EPS {
+    let max_scale = crate::legacy::signed_max(&scales);
+    if max_scale.abs() < GROUP_MAX_EPS {
         out.extend_from_slice(&[0u8; 210]);
         return;
     }

@@ -199,8 +199,7 @@ pub fn allows_quantization(t: &TensorDesc) -> bool {
 /// llama-quantize's tensor order: tensors outside blocks first, then block by block; names sorted
 /// within each.
 pub fn order_key(name: &str) -> (i64, String) {
-    let layer = name.strip_prefix("blk.").and_then(|r| r.split('.').next()).and_then(|n| n.parse::<i64>().ok()).unwrap_or(-1);
-    (layer, name.to_string())
+    (layer_of(name).map_or(-1, |l| l as i64), name.to_string())
 }
 
 fn layer_of(name: &str) -> Option<usize> {
