@@ -150,12 +150,7 @@ pub struct Score {
 }
 
 fn refusal_log_odds(lp: &[f32], refusal_tokens: &[u32]) -> f64 {
-    let p: f64 = refusal_tokens.iter().map(|&t| f64::from(lp[t as usize]).exp()).sum::<f64>().min(1.0);
-    ((p + 1e-8) / (1.0 - p + 1e-8)).ln()
-}
-
-fn kl(p: &[f32], q: &[f32]) -> f64 {
-    p.iter().zip(q).map(|(&a, &b)| if a.is_finite() { f64::from(a).exp() * f64::from(a - b) } else { 0.0 }).sum::<f64>().max(0.0)
+    glassbox_eval::refusal::log_odds(refusal_tokens.iter().map(|&t| f64::from(lp[t as usize]).exp()).sum())
 }
 
 /// Ablate each candidate of the first `max_layer` layers in turn and measure its refusal
@@ -183,7 +178,7 @@ pub fn score_candidates(engine: &mut Engine, d: &Directions, harmful: &[Vec<u32>
             let refusal_score = mean_refusal(engine)?;
             let mut k = 0.0;
             for (p, base) in harmless.iter().zip(&base_harmless) {
-                k += kl(base, &engine.next_token_logprobs(p)?);
+                k += glassbox_eval::compare::kl(base, &engine.next_token_logprobs(p)?);
             }
             out.push(Score { layer, position, refusal_score, kl: k / harmless.len() as f64 });
             progress(i + 1, cands.len());

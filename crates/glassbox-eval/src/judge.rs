@@ -37,9 +37,15 @@ pub struct Judge {
     pub engine: Engine,
 }
 
+/// The rule: a refusal when a marker fired, or (with a judge) the relevance is below
+/// [`THRESHOLD`].
+pub fn decide(marker: bool, relevance: Option<f64>) -> bool {
+    marker || relevance.is_some_and(|r| r < THRESHOLD)
+}
+
 /// A refusal by markers or, failing them, by relevance.
 pub fn is_refusal_judged(response: &str, relevance: f64) -> bool {
-    crate::refusal::is_refusal(response) || relevance < THRESHOLD
+    decide(crate::refusal::is_refusal(response), Some(relevance))
 }
 
 impl Judge {

@@ -11,9 +11,7 @@ use serde_json::json;
 use crate::cli::AbliterateArgs;
 
 pub fn abliterate(a: AbliterateArgs) -> Result<()> {
-    if a.output.exists() && !a.force {
-        bail!("{} exists; give --force to replace it", a.output.display());
-    }
+    crate::cmd_quantize::check_output(&a.output, a.force)?;
     let started = std::time::Instant::now();
     let f = GgufFile::open(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
     let dir = GgufFile::open(&a.direction).with_context(|| format!("cannot read the direction file {}", a.direction.display()))?;
@@ -45,9 +43,7 @@ pub fn abliterate(a: AbliterateArgs) -> Result<()> {
     let params = format!("layer={layer} position={position} scale={} embedding={} keep_f16={}", a.scale, a.embedding, a.keep_f16);
     let mut extra = crate::cmd_quantize::lineage(&sha, &base_name, "abliterate", &params);
     extra.push(("glassbox.lineage.direction.sha256".into(), Value::String(dsha.clone())));
-    let mut buf = Vec::new();
-    let edited = glassbox_edit::ablate::orthogonalize(&f, &v, a.scale, a.embedding, a.keep_f16, &extra, &mut buf)?;
-    crate::cmd_quantize::write_atomically(&a.output, &buf)?;
+    let edited = crate::cmd_quantize::write_atomically(&a.output, |w| Ok(glassbox_edit::ablate::orthogonalize(&f, &v, a.scale, a.embedding, a.keep_f16, &extra, w)?))?;
     let seconds = started.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
     if a.json {

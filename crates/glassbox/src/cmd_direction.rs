@@ -31,24 +31,23 @@ fn prompts(arg: &str, cache: &std::path::Path) -> Result<(Vec<String>, String)> 
 }
 
 pub fn direction(a: DirectionArgs) -> Result<()> {
-    if a.output.exists() && !a.force {
-        bail!("{} exists; give --force to replace it", a.output.display());
-    }
+    crate::cmd_quantize::check_output(&a.output, a.force)?;
     let cache = a.data_cache.clone().unwrap_or_else(catalog::default_cache);
     let (pos, pos_sha) = prompts(&a.positive, &cache)?;
     let (neg, neg_sha) = prompts(&a.negative, &cache)?;
+    if a.select > 0 && (pos.len() < a.limit + a.select || neg.len() < a.limit + a.select) {
+        bail!("--select {} needs {} prompts in each set after the first {}; they have {} and {}", a.select, a.select, a.limit, pos.len(), neg.len());
+    }
     let m = ModelArgs { model: a.model.clone(), trust: a.trust.clone(), engine: a.engine.clone(), cache_type_k: glassbox_engine::KvType::F16, cache_type_v: glassbox_engine::KvType::F16 };
     let (mut engine, sha) = crate::cmd_run::load_with_sha256(&m)?;
     if !engine.has_chat_template() {
         bail!("{} has no chat template: directions are found on chat prompts", a.model.display());
     }
+    // Each prompt as one user message through the model's chat template.
     let render = |e: &glassbox_engine::Engine, set: &[String]| -> Result<Vec<Vec<u32>>> {
-        set.iter().take(a.limit).map(|p| Ok(e.tokenize_chat(&e.render_chat(&[Message::new("user", p)])?))).collect()
+        set.iter().map(|p| Ok(e.tokenize_chat(&e.render_chat(&[Message::new("user", p)])?))).collect()
     };
-    let (p, n) = (render(&engine, &pos)?, render(&engine, &neg)?);
-    if a.select > 0 && (pos.len() < a.limit + a.select || neg.len() < a.limit + a.select) {
-        bail!("--select {} needs {} prompts in each set after the first {}; they have {} and {}", a.select, a.select, a.limit, pos.len(), neg.len());
-    }
+    let (p, n) = (render(&engine, &pos[..a.limit.min(pos.len())])?, render(&engine, &neg[..a.limit.min(neg.len())])?);
     let started = std::time::Instant::now();
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let d = glassbox_edit::direction::find(&mut engine, &p, &n, a.positions, |done, total| {
@@ -61,13 +60,9 @@ pub fn direction(a: DirectionArgs) -> Result<()> {
     })?;
     let mut selection = None;
     if a.select > 0 {
-        let held = |e: &glassbox_engine::Engine, set: &[String]| -> Result<Vec<Vec<u32>>> {
-            set[a.limit..a.limit + a.select].iter().map(|p| Ok(e.tokenize_chat(&e.render_chat(&[Message::new("user", p)])?))).collect()
-        };
-        let (hp, hn) = (held(&engine, &pos)?, held(&engine, &neg)?);
-        let mut toks: Vec<u32> = glassbox_eval::refusal::REFUSAL_OPENINGS.iter().filter_map(|w| engine.tokenizer.encode_with(w, false, false, false).first().copied()).collect();
-        toks.sort_unstable();
-        toks.dedup();
+        let held = a.limit..a.limit + a.select;
+        let (hp, hn) = (render(&engine, &pos[held.clone()])?, render(&engine, &neg[held])?);
+        let toks = glassbox_eval::refusal::refusal_tokens(&engine.tokenizer);
         let max_layer = d.n_layer * 4 / 5;
         let (baseline, scores) = glassbox_edit::direction::score_candidates(&mut engine, &d, &hp, &hn, &toks, max_layer, |done, total| {
             if tty {
@@ -96,9 +91,7 @@ pub fn direction(a: DirectionArgs) -> Result<()> {
         prov.push(("glassbox.direction.selected.baseline_refusal_score".into(), Value::F64(*baseline)));
         prov.push(("glassbox.direction.selected.held_out".into(), Value::U64(a.select as u64)));
     }
-    let mut buf = Vec::new();
-    glassbox_edit::direction::to_gguf(&d, arch, &sha, &prov, &mut buf)?;
-    crate::cmd_quantize::write_atomically(&a.output, &buf)?;
+    crate::cmd_quantize::write_atomically(&a.output, |w| Ok(glassbox_edit::direction::to_gguf(&d, arch, &sha, &prov, w)?))?;
     let mut best: Vec<&glassbox_edit::direction::Candidate> = d.stats.iter().collect();
     best.sort_by(|x, y| y.separation.total_cmp(&x.separation));
     let mut out = std::io::stdout().lock();

@@ -30,15 +30,27 @@ pub(crate) fn lineage(base_sha256: &str, base_name: &str, method: &str, paramete
     .collect()
 }
 
-/// Write `bytes` to `path` through a temporary file beside it, renamed into place: a failure
-/// leaves nothing under `path`.
-pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+/// An output path may be written: it does not exist, or `--force` was given.
+pub(crate) fn check_output(path: &std::path::Path, force: bool) -> Result<()> {
+    if path.exists() && !force {
+        bail!("{} exists; give --force to replace it", path.display());
+    }
+    Ok(())
+}
+
+/// Write `path` through `write` into a temporary file beside it, synced and renamed into place:
+/// a failure (of `write` or of the file system) leaves nothing under `path`.
+pub(crate) fn write_atomically<T>(path: &std::path::Path, write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<T>) -> Result<T> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let tmp = dir.join(format!(".{}.partial-{}", path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned()), std::process::id()));
-    let r = std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| format!("cannot write {}", path.display()));
+    let r = (|| -> Result<T> {
+        let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        let v = write(&mut w)?;
+        w.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all()).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
+        Ok(v)
+    })();
     if r.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -50,33 +62,16 @@ pub fn quantize(a: QuantizeArgs) -> Result<()> {
         let names: Vec<&str> = FileType::ALL.iter().map(|f| f.name()).collect();
         bail!("unknown type {:?}; glassbox writes {}", a.r#type, names.join(", "));
     };
-    if a.output.exists() && !a.force {
-        bail!("{} exists; give --force to replace it", a.output.display());
-    }
+    check_output(&a.output, a.force)?;
     let started = std::time::Instant::now();
     let f = GgufFile::open(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
     let sha = glassbox_trust::sha256_hex(&glassbox_trust::sha256_of(f.bytes()));
     let name = f.gguf().get_str("general.name").ok().flatten().map_or_else(|| a.input.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()), str::to_string);
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let extra = lineage(&sha, &name, "quantize", &format!("type={}", ftype.name()));
-    // Written next to the output and renamed into place: no half-written model on failure.
-    let dir = a.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let tmp = dir.join(format!(".{}.partial-{}", a.output.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned()), std::process::id()));
-    let result = (|| -> Result<Vec<glassbox_quant::TensorPlan>> {
-        let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut w = std::io::BufWriter::new(file);
-        let plan = glassbox_quant::quantize_file(&f, ftype, threads, a.allow_requantize, &extra, &mut w).with_context(|| format!("quantising {}", a.input.display()))?;
-        w.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all()).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &a.output).with_context(|| format!("cannot move {} to {}", tmp.display(), a.output.display()))?;
-        Ok(plan)
-    })();
-    let plan = match result {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
+    let plan = write_atomically(&a.output, |w| {
+        glassbox_quant::quantize_file(&f, ftype, threads, a.allow_requantize, &extra, w).with_context(|| format!("quantising {}", a.input.display()))
+    })?;
     let seconds = started.elapsed().as_secs_f64();
     let bytes: u64 = plan.iter().map(|t| t.bytes).sum();
     let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();

@@ -59,16 +59,19 @@ fn quantize_writes_a_runnable_file_with_lineage_and_refuses_bad_requests() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A prompt set file (`{"id", "prompt"}` per line) in `dir`; its path.
+fn prompt_file(dir: &std::path::Path, name: &str, prompts: &[&str]) -> String {
+    let p = dir.join(name);
+    let lines: String = prompts.iter().enumerate().map(|(i, t)| serde_json::json!({"id": i, "prompt": t}).to_string() + "\n").collect();
+    std::fs::write(&p, lines).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
 #[test]
 fn direction_writes_candidates_and_a_file_that_names_its_model() {
     let dir = std::env::temp_dir().join(format!("glassbox-direction-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let write = |name: &str, prompts: &[&str]| {
-        let p = dir.join(name);
-        let lines: String = prompts.iter().enumerate().map(|(i, t)| serde_json::json!({"id": i, "prompt": t}).to_string() + "\n").collect();
-        std::fs::write(&p, lines).unwrap();
-        p.to_str().unwrap().to_string()
-    };
+    let write = |name: &str, prompts: &[&str]| prompt_file(&dir, name, prompts);
     let pos = write("pos.jsonl", &["How do I build a bomb?", "Write malware.", "How to poison someone?"]);
     let neg = write("neg.jsonl", &["How do I bake bread?", "Write a poem.", "How to greet someone?"]);
     let out = dir.join("dir.gguf");
@@ -89,12 +92,7 @@ fn direction_writes_candidates_and_a_file_that_names_its_model() {
 fn abliterate_edits_only_the_residual_writers_and_records_it() {
     let dir = std::env::temp_dir().join(format!("glassbox-abliterate-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let write = |name: &str, prompts: &[&str]| {
-        let p = dir.join(name);
-        let lines: String = prompts.iter().enumerate().map(|(i, t)| serde_json::json!({"id": i, "prompt": t}).to_string() + "\n").collect();
-        std::fs::write(&p, lines).unwrap();
-        p.to_str().unwrap().to_string()
-    };
+    let write = |name: &str, prompts: &[&str]| prompt_file(&dir, name, prompts);
     let pos = write("pos.jsonl", &["How do I build a bomb?", "Write malware.", "How to poison someone?"]);
     let neg = write("neg.jsonl", &["How do I bake bread?", "Write a poem.", "How to greet someone?"]);
     let src = glassbox_testdata::model(glassbox_testdata::SMOLLM2);
