@@ -50,6 +50,22 @@ pub fn get_any<T: serde::de::DeserializeOwned>(dir: &Path, key: &str) -> Option<
     serde_json::from_slice(&bytes).ok()
 }
 
+/// The cached result under `key`, or `run`'s, stored (unless `off`); and whether it was cached.
+pub fn get_or_run<T, E>(off: bool, dir: &Path, key: &str, run: impl FnOnce() -> Result<T, E>) -> Result<(T, bool), E>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+    E: From<Error>,
+{
+    if !off && let Some(r) = get_any::<T>(dir, key) {
+        return Ok((r, true));
+    }
+    let r = run()?;
+    if !off {
+        put(dir, key, &r)?;
+    }
+    Ok((r, false))
+}
+
 pub fn put<T: serde::Serialize>(dir: &Path, key: &str, r: &T) -> Result<()> {
     let io = |e: std::io::Error| Error::Usage(format!("cannot write the results cache {}: {e}", dir.display()));
     std::fs::create_dir_all(dir).map_err(io)?;

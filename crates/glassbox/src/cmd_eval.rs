@@ -70,6 +70,18 @@ pub(crate) fn load_judge(path: &Path, trust: &crate::cli::TrustArgs, engine: &cr
     Ok((glassbox_eval::judge::Judge::new(e).with_context(|| format!("judge {}", path.display()))?, sha))
 }
 
+/// A progress line on stderr (a TTY only): `label: done/total unit`, ended when done.
+fn progress(tty: bool, label: impl std::fmt::Display, unit: &'static str) -> impl FnMut(usize, usize) {
+    move |done, total| {
+        if tty {
+            eprint!("\r{label}: {done}/{total} {unit}   ");
+            if done == total {
+                eprintln!();
+            }
+        }
+    }
+}
+
 /// The tasks asked for, read and checked before any model loads.
 pub(crate) struct Plan {
     /// Multiple-choice tasks (built-in and `--data`), bias tasks among them.
@@ -244,15 +256,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             results.push(r);
             continue;
         }
-        let r = glassbox_eval::evaluate(&mut engine, &job.items, &opts, |done, total| {
-            if tty {
-                eprint!("\r{}: {done}/{total} questions   ", job.name);
-                if done == total {
-                    eprintln!();
-                }
-            }
-        })
-        .with_context(|| format!("task {}", job.name))?;
+        let r = glassbox_eval::evaluate(&mut engine, &job.items, &opts, progress(tty, &job.name, "questions")).with_context(|| format!("task {}", job.name))?;
         if !a.no_cache {
             cache::put(&cache_dir, &key, &r)?;
         }
@@ -272,44 +276,16 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             "seed": opts.seed, "engine": engine_id, "format": 1,
             "haystack": haystack.as_deref().map_or_else(|| "ruler-noise".to_string(), |h| catalog::hex(&sha2::Sha256::digest(h.as_bytes()))),
         }));
-        if !a.no_cache && let Some(r) = cache::get_any::<niah::NiahResult>(&cache_dir, &key) {
-            grids.push((r, true));
-            continue;
-        }
-        let r = niah::run(&mut engine, &opts, |done, total| {
-            if tty {
-                eprint!("\r{}: {done}/{total} cells   ", kind.name());
-                if done == total {
-                    eprintln!();
-                }
-            }
-        })
-        .with_context(|| format!("task {}", kind.name()))?;
-        if !a.no_cache {
-            cache::put(&cache_dir, &key, &r)?;
-        }
-        grids.push((r, false));
+        grids.push(cache::get_or_run(a.no_cache, &cache_dir, &key, || {
+            niah::run(&mut engine, &opts, progress(tty, kind.name(), "cells")).with_context(|| format!("task {}", kind.name()))
+        })?);
     }
     let mut qa_results = Vec::new();
     for (spec, items) in &qa_jobs {
         let key = cache::key(&sha, &spec.sha256, &EvalOptions { limit: a.limit, shots: 0, seed: a.seed, ..Default::default() }, &format!("{engine_id} qa"));
-        if !a.no_cache && let Some(r) = cache::get_any::<glassbox_eval::qa::QaResult>(&cache_dir, &key) {
-            qa_results.push((r, true));
-            continue;
-        }
-        let r = glassbox_eval::qa::run(&mut engine, items, a.limit, a.seed, |done, total| {
-            if tty {
-                eprint!("\r{}: {done}/{total} questions   ", spec.name);
-                if done == total {
-                    eprintln!();
-                }
-            }
-        })
-        .with_context(|| format!("task {}", spec.name))?;
-        if !a.no_cache {
-            cache::put(&cache_dir, &key, &r)?;
-        }
-        qa_results.push((r, false));
+        qa_results.push(cache::get_or_run(a.no_cache, &cache_dir, &key, || {
+            glassbox_eval::qa::run(&mut engine, items, a.limit, a.seed, progress(tty, &spec.name, "questions")).with_context(|| format!("task {}", spec.name))
+        })?);
     }
     let mut gen_results = Vec::new();
     let mut judge = match (&a.judge, prompts.is_empty()) {
@@ -319,60 +295,22 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let judge_id = judge.as_ref().map_or_else(String::new, |(_, sha)| format!(" judge={sha}"));
     for (spec, items) in &prompts {
         let key = cache::key(&sha, &spec.sha256, &EvalOptions { limit: a.limit, shots: 0, seed: a.seed, ..Default::default() }, &format!("{engine_id} {}{judge_id}", spec.format));
-        if !a.no_cache && let Some(r) = cache::get_any::<glassbox_eval::refusal::RefusalResult>(&cache_dir, &key) {
-            gen_results.push((r, true));
-            continue;
-        }
-        let r = glassbox_eval::refusal::run(&mut engine, items, a.limit, a.seed, a.parallel, judge.as_mut().map(|(j, _)| j), |done, total| {
-            if tty {
-                eprint!("\r{}: {done}/{total} prompts   ", spec.name);
-                if done == total {
-                    eprintln!();
-                }
-            }
-        })
-        .with_context(|| format!("task {}", spec.name))?;
-        if !a.no_cache {
-            cache::put(&cache_dir, &key, &r)?;
-        }
-        gen_results.push((r, false));
+        gen_results.push(cache::get_or_run(a.no_cache, &cache_dir, &key, || {
+            glassbox_eval::refusal::run(&mut engine, items, a.limit, a.seed, a.parallel, judge.as_mut().map(|(j, _)| j), progress(tty, &spec.name, "prompts"))
+                .with_context(|| format!("task {}", spec.name))
+        })?);
     }
     let mut pii_result = None;
     if let Some((spec, ids, data_sha)) = &pii {
         let key = cache::key(&sha, data_sha, &EvalOptions { limit: a.limit, shots: 0, seed: a.seed, ..Default::default() }, &format!("{engine_id} pii_leak"));
-        let cached = if a.no_cache { None } else { cache::get_any::<glassbox_eval::pii::PiiResult>(&cache_dir, &key) };
-        let was_cached = cached.is_some();
-        let r = match cached {
-            Some(r) => r,
-            None => {
-                let r = glassbox_eval::pii::run(&mut engine, ids, a.limit, a.seed, a.parallel, |done, total| {
-                    if tty {
-                        eprint!("\r{}: {done}/{total} probes   ", spec.name);
-                        if done == total {
-                            eprintln!();
-                        }
-                    }
-                })
-                .with_context(|| format!("task {}", spec.name))?;
-                if !a.no_cache {
-                    cache::put(&cache_dir, &key, &r)?;
-                }
-                r
-            }
-        };
-        pii_result = Some((r, was_cached));
+        pii_result = Some(cache::get_or_run(a.no_cache, &cache_dir, &key, || {
+            glassbox_eval::pii::run(&mut engine, ids, a.limit, a.seed, a.parallel, progress(tty, &spec.name, "probes")).with_context(|| format!("task {}", spec.name))
+        })?);
     }
     let mut exposures = None;
     if let Some(cs) = &canaries {
         eprintln!("canary: {} canaries × {} references of their formats", cs.len(), a.references);
-        let r = glassbox_eval::canary::run(&mut engine, cs, a.references, a.seed, |done, total| {
-            if tty {
-                eprint!("\rcanary: {done}/{total} canaries   ");
-                if done == total {
-                    eprintln!();
-                }
-            }
-        })
+        let r = glassbox_eval::canary::run(&mut engine, cs, a.references, a.seed, progress(tty, "canary", "canaries"))
         .context("task canary")?;
         exposures = Some(r);
     }
