@@ -76,6 +76,9 @@ pub fn orthogonalize(f: &GgufFile, direction: &[f32], scale: f32, embedding: boo
             return Err(Error::Usage(format!("tensor {} has {} dimensions; 2 expected", t.name, t.dims.len())));
         }
         let (cols, rows) = (t.dims[0] as usize, t.dims[1] as usize);
+        if cols == 0 || rows == 0 {
+            return Err(Error::Usage(format!("tensor {} is empty ({cols} × {rows})", t.name)));
+        }
         let is_embd = t.name == "token_embd.weight";
         let width = if is_embd { cols } else { rows };
         if width != d {

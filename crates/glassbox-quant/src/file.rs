@@ -72,6 +72,9 @@ pub fn file_plan(f: &GgufFile, ftype: FileType) -> Result<Vec<(usize, Option<QTy
 fn requantize(ty_in: QType, ty_out: QType, data: &[u8], cols: usize, rows: usize, threads: usize) -> Result<Vec<u8>, Error> {
     let in_row = ty_in.row_bytes(cols).ok_or(Error::Shape { ty: ty_in.name(), block: ty_in.block().0, cols })?;
     let out_row = ty_out.row_bytes(cols).ok_or(Error::Shape { ty: ty_out.name(), block: ty_out.block().0, cols })?;
+    if in_row == 0 || out_row == 0 || rows == 0 {
+        return Ok(Vec::new()); // an empty tensor: nothing to convert
+    }
     let mut out = vec![0u8; out_row * rows];
     let per = rows.div_ceil(threads.max(1)).max(1);
     let result: Result<(), Error> = std::thread::scope(|s| {
@@ -149,4 +152,18 @@ pub fn quantize_file(f: &GgufFile, ftype: FileType, threads: usize, allow_requan
     }
     w.write(out).map_err(|e| Error::Metadata(e.to_string()))?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_tensors_convert_to_nothing_without_a_panic() {
+        assert_eq!(requantize(QType::F32, QType::Q8_0, &[], 0, 0, 2).unwrap(), Vec::<u8>::new());
+        assert_eq!(requantize(QType::F32, QType::Q8_0, &[], 32, 0, 2).unwrap(), Vec::<u8>::new());
+        let x: Vec<f32> = (0..32).map(|i| i as f32).collect();
+        let row: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(requantize(QType::F32, QType::Q8_0, &row, 32, 1, 4).unwrap(), quantize_row(QType::Q8_0, &x).unwrap());
+    }
 }
