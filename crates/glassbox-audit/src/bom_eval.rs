@@ -108,6 +108,13 @@ pub fn attach(bom: &mut Value, results: &Value) -> Result<usize, String> {
         .or_else(|| results.pointer("/derived/sha256"))
         .and_then(Value::as_str)
         .ok_or("the evaluation results have no model.sha256 (eval) or derived.sha256 (eval compare)")?;
+    for side in ["/model", "/derived"] {
+        for edit in ["steer", "ablate"] {
+            if let Some(e) = results.pointer(&format!("{side}/{edit}")).and_then(Value::as_str) {
+                return Err(format!("the evaluation results are of weights edited at run time (--{edit} {e}), not of the file's weights"));
+            }
+        }
+    }
     let model = bom.pointer_mut("/components/0").ok_or("the BOM has no model component")?;
     let mut hashes: Vec<String> = Vec::new();
     let mut collect = |h: &Value| {
@@ -198,5 +205,13 @@ mod tests {
         assert_eq!(attach(&mut bom, &results).unwrap(), 4);
         let mut base = json!({"components": [{"hashes": [{"alg": "SHA-256", "content": "bb"}]}]});
         assert!(attach(&mut base, &results).is_err());
+        // Results of run-time edits describe no file's weights.
+        let mut steered = results.clone();
+        steered["derived"]["steer"] = json!("dir.gguf:1.0");
+        assert!(attach(&mut bom, &steered).unwrap_err().contains("--steer dir.gguf:1.0"));
+        let mut ablated = json!({"model": {"sha256": "ab", "steer": null, "ablate": "dir.gguf"}, "tasks": {}});
+        assert!(attach(&mut bom, &ablated).unwrap_err().contains("--ablate"));
+        ablated["model"]["ablate"] = Value::Null;
+        assert!(attach(&mut bom, &ablated).is_ok());
     }
 }

@@ -79,3 +79,38 @@ fn candidates_are_scored_by_ablation_and_the_engine_is_left_as_it_was() {
     assert_eq!(loose, &scores[0]);
     assert!(pick(&scores, -1.0).is_none());
 }
+
+#[test]
+fn run_time_steering_computes_what_the_edited_weights_compute() {
+    use glassbox_edit::ablate::{Kernel, orthogonalize, unit};
+    use glassbox_engine::Steering;
+    let mut e = engine();
+    let (pos, neg) = prompt_sets(&e);
+    let d = find(&mut e, &pos, &neg, 1, |_, _| {}).unwrap();
+    let nl = e.model.config.n_layers;
+    // Uneven per-layer weights on attention and FFN: a swapped kind or layer would show.
+    let s = Steering { r: unit(d.get(12, 0)).unwrap(), embedding: 0.0, attn: Kernel::parse("12:1.5:0.25:6").unwrap().weights(nl), ffn: Kernel::parse("20:1:0.5:4").unwrap().weights(nl), add: vec![] };
+    let base = e.next_token_logprobs(&neg[1]).unwrap();
+    e.set_steering(s.clone()).unwrap();
+    let steered = e.next_token_logprobs(&neg[1]).unwrap();
+    e.set_steering(Steering::default()).unwrap();
+    assert_eq!(e.next_token_logprobs(&neg[1]).unwrap(), base, "steering off gives the model back");
+    // The same edit baked into the weights (F16, so the only difference is F16 rounding).
+    let src = glassbox_gguf::GgufFile::open(&glassbox_testdata::model(glassbox_testdata::SMOLLM2)).unwrap();
+    let path = std::env::temp_dir().join(format!("glassbox-steer-eq-{}.gguf", std::process::id()));
+    let mut f = std::fs::File::create(&path).unwrap();
+    orthogonalize(&src, &s, true, 2, &[], &mut f).unwrap();
+    drop(f);
+    let mut baked = Engine::load(&path, &EngineOptions { threads: 2, ctx_size: 256, ..Default::default() }).unwrap();
+    let edited = baked.next_token_logprobs(&neg[1]).unwrap();
+    std::fs::remove_file(&path).ok();
+    let kl = glassbox_eval::compare::kl;
+    let (k_edit, k_base) = (kl(&edited, &steered), kl(&base, &steered));
+    assert!(k_base > 1e-3, "the edit changes the model: {k_base}");
+    assert!(k_edit < k_base / 20.0, "baked {k_edit} vs unedited {k_base}");
+    // An added vector must fit the model.
+    assert!(e.set_steering(Steering { add: vec![(nl, vec![0.0; e.model.config.n_embd])], ..Default::default() }).is_err());
+    // Activation additions cannot be baked.
+    let add = Steering { add: vec![(1, vec![0.0; e.model.config.n_embd])], ..s };
+    assert!(orthogonalize(&src, &add, true, 2, &[], &mut Vec::new()).unwrap_err().to_string().contains("run time"));
+}

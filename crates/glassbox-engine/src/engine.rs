@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use glassbox_gguf::GgufFile;
 use glassbox_kernels::{Isa, ThreadPool};
-use glassbox_models::{KvCache, KvType, Logits, Model, Scratch, SeqBatch};
+use glassbox_models::{KvCache, KvType, Logits, Model, Scratch, SeqBatch, Steering};
 use glassbox_template::{ChatTemplate, Message, RenderOptions};
 use glassbox_tokenizer::Tokenizer;
 
@@ -276,22 +276,33 @@ impl Engine {
         Ok(out)
     }
 
-    /// Ablate a direction from the residual stream at run time (`None`: stop). The vector is
-    /// made unit length; a zero or non-finite one, or one of another width, is refused.
+    /// Ablate a direction from the residual stream at run time (`None`: stop): its component
+    /// removed from the embedding and from every block's output. The vector is made unit
+    /// length; a zero or non-finite one, or one of another width, is refused.
     pub fn set_ablation(&mut self, direction: Option<&[f32]>) -> Result<()> {
-        let Some(r) = direction else {
-            self.scratch.ablate.clear();
-            return Ok(());
-        };
-        if r.len() != self.model.config.n_embd {
-            return Err(Error::Other(format!("an ablation direction of {} values; the model's width is {}", r.len(), self.model.config.n_embd)));
+        match direction {
+            None => self.set_steering(Steering::default()),
+            Some(r) => {
+                if r.len() != self.model.config.n_embd {
+                    return Err(Error::Other(format!("an ablation direction of {} values; the model's width is {}", r.len(), self.model.config.n_embd)));
+                }
+                let s = Steering::ablate_everywhere(r, self.model.config.n_layers, 1.0).map_err(|e| Error::Other(e.to_string()))?;
+                self.set_steering(s)
+            }
         }
-        let n = r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
-        if !n.is_finite() || n == 0.0 {
-            return Err(Error::Other(format!("an ablation direction of norm {n}")));
-        }
-        self.scratch.ablate = r.iter().map(|&v| (f64::from(v) / n) as f32).collect();
+    }
+
+    /// Edit the residual stream at run time: directional ablation with per-layer weights and
+    /// activation addition (`Steering::default()`: off). Checked against the model here.
+    pub fn set_steering(&mut self, s: Steering) -> Result<()> {
+        s.check(self.model.config.n_layers, self.model.config.n_embd).map_err(|e| Error::Other(e.to_string()))?;
+        self.scratch.steer = s;
         Ok(())
+    }
+
+    /// The run-time residual-stream edits in force.
+    pub fn steering(&self) -> &Steering {
+        &self.scratch.steer
     }
 
     /// The residual stream after every layer at the last `last` positions of `prompt` (a fresh

@@ -17,7 +17,7 @@ mod stop;
 
 pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Frontend, Generation, GenerateRequest, Verification};
 pub use scheduler::{EventSink, SchedRequest, Scheduler, SchedulerStats, SeqEvent};
-pub use glassbox_models::KvType;
+pub use glassbox_models::{KvType, Steering};
 pub use loglik::{ContinuationScore, LoglikRequest, token_logprob};
 pub use glassbox_template::Message;
 pub use glassbox_tokenizer::Tokenizer;

@@ -4,6 +4,7 @@
 use glassbox_kernels::ops::{self, rms_norm, rms_norm_inplace};
 use glassbox_kernels::{ActBuf, ActFormat, AttnHead, Isa, MatmulJob, ThreadPool, attend, dequantize_row, matmul_many};
 
+use crate::steer::Steering;
 use crate::weights::Mat;
 use crate::{Error, KvCache, Model, Result};
 
@@ -57,21 +58,9 @@ pub struct Scratch {
     /// Nothing is captured while it is empty; it changes no computed value.
     pub capture_rows: Vec<usize>,
     pub captured: Vec<f32>,
-    /// Directional ablation at run time (Arditi et al.): a unit vector removed from every
-    /// token's residual stream after the embedding and after each attention and FFN block —
-    /// what orthogonalising the weights that write to the stream does. Off while empty.
-    pub ablate: Vec<f32>,
-}
-
-/// x ← x − (r·x) r for every row of `x` (rows of `d`); nothing when `r` is empty.
-fn ablate_rows(x: &mut [f32], r: &[f32], d: usize) {
-    if r.is_empty() {
-        return;
-    }
-    for row in x.chunks_exact_mut(d) {
-        let dot: f32 = row.iter().zip(r).map(|(a, b)| a * b).sum();
-        row.iter_mut().zip(r).for_each(|(v, &ri)| *v -= dot * ri);
-    }
+    /// Run-time residual-stream edits (steer.rs): directional ablation with per-layer
+    /// weights and activation addition. Off while empty.
+    pub steer: Steering,
 }
 
 pub(crate) fn fmt_idx(f: ActFormat) -> usize {
@@ -226,10 +215,10 @@ impl Model {
         sc.tile_out.resize_with(pool.n_threads(), Vec::new);
         sc.cos.resize(c.n_rot / 2, 0.0);
         sc.sin.resize(c.n_rot / 2, 0.0);
-        if !sc.ablate.is_empty() && sc.ablate.len() != d {
-            return Err(Error::Capture(format!("an ablation direction of {} values for a width of {d}", sc.ablate.len())));
+        if !sc.steer.is_empty() {
+            sc.steer.check(self.layers.len(), d)?;
         }
-        ablate_rows(&mut sc.x, &sc.ablate, d);
+        sc.steer.ablate(&mut sc.x, sc.steer.embedding);
         if let Some(&bad) = sc.capture_rows.iter().find(|&&t| t >= n) {
             return Err(Error::Capture(format!("row {bad} of a batch of {n} tokens")));
         }
@@ -286,13 +275,15 @@ impl Model {
                 x: &sc.acts[fmt_idx(l.wo.ty.act_format())],
                 y: &mut sc.o,
             }]);
+            if !sc.steer.r.is_empty() {
+                sc.steer.ablate(&mut sc.o, sc.steer.attn[il]);
+            }
             if let Some(w) = &l.attn_post_norm {
                 for t in 0..n {
                     rms_norm_inplace(&mut sc.o[t * d..(t + 1) * d], w, c.rms_eps);
                 }
             }
             par_rows(pool, &mut sc.x, d, &sc.o, d, &|x, o| x.iter_mut().zip(o).for_each(|(x, o)| *x += o));
-            ablate_rows(&mut sc.x, &sc.ablate, d);
             // --- feed-forward ---
             norm_rows(pool, &mut sc.xn, &sc.x, d, &l.ffn_norm, c.rms_eps);
             prepare(isa, &mut sc.acts, &[&l.w_gate, &l.w_up], &sc.xn, d);
@@ -315,13 +306,16 @@ impl Model {
                 x: &sc.acts[fmt_idx(l.w_down.ty.act_format())],
                 y: &mut sc.o,
             }]);
+            if !sc.steer.r.is_empty() {
+                sc.steer.ablate(&mut sc.o, sc.steer.ffn[il]);
+            }
             if let Some(w) = &l.ffn_post_norm {
                 for t in 0..n {
                     rms_norm_inplace(&mut sc.o[t * d..(t + 1) * d], w, c.rms_eps);
                 }
             }
             par_rows(pool, &mut sc.x, d, &sc.o, d, &|x, o| x.iter_mut().zip(o).for_each(|(x, o)| *x += o));
-            ablate_rows(&mut sc.x, &sc.ablate, d);
+            sc.steer.add_after(il, &mut sc.x);
             let k = sc.capture_rows.len();
             for (ri, &t) in sc.capture_rows.iter().enumerate() {
                 sc.captured[(il * k + ri) * d..(il * k + ri + 1) * d].copy_from_slice(&sc.x[t * d..(t + 1) * d]);

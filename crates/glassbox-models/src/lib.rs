@@ -16,12 +16,14 @@ mod forward;
 mod output;
 mod kv;
 mod rope;
+mod steer;
 mod weights;
 
 pub use config::{Arch, ArchSpec, Config};
 pub use forward::{Logits, Scratch, SeqBatch};
 pub use kv::{KvCache, KvType};
 pub use rope::{Rope, RopeScaling};
+pub use steer::Steering;
 pub use weights::Model;
 
 #[derive(Debug, thiserror::Error)]

@@ -69,6 +69,33 @@ pub fn file_plan(f: &GgufFile, ftype: FileType) -> Result<Vec<(usize, Option<QTy
     Ok(idx.into_iter().zip(plan(&descs, &shape, ftype)).collect())
 }
 
+/// Quantise `rows` rows of `cols` f32 values (row-major) into `ty`, rows shared over `threads`.
+pub fn quantize_rows(ty: QType, src: &[f32], cols: usize, threads: usize) -> Result<Vec<u8>, Error> {
+    let out_row = ty.row_bytes(cols).ok_or(Error::Shape { ty: ty.name(), block: ty.block().0, cols })?;
+    if cols == 0 || src.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = src.len() / cols;
+    let mut out = vec![0u8; out_row * rows];
+    let per = rows.div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = out
+            .chunks_mut(out_row * per)
+            .zip(src.chunks(cols * per))
+            .map(|(dst, src)| {
+                s.spawn(move || -> Result<(), Error> {
+                    for (d, row) in dst.chunks_exact_mut(out_row).zip(src.chunks_exact(cols)) {
+                        d.copy_from_slice(&quantize_row(ty, row)?);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| h.join().unwrap_or(Err(Error::Metadata("a quantising thread panicked".into()))))
+    })?;
+    Ok(out)
+}
+
 fn requantize(ty_in: QType, ty_out: QType, data: &[u8], cols: usize, rows: usize, threads: usize) -> Result<Vec<u8>, Error> {
     let in_row = ty_in.row_bytes(cols).ok_or(Error::Shape { ty: ty_in.name(), block: ty_in.block().0, cols })?;
     let out_row = ty_out.row_bytes(cols).ok_or(Error::Shape { ty: ty_out.name(), block: ty_out.block().0, cols })?;

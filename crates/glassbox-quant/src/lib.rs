@@ -14,7 +14,7 @@ mod kquants;
 mod legacy;
 pub mod mixture;
 
-pub use file::{TensorPlan, ggml_type, quantize_file};
+pub use file::{TensorPlan, ggml_type, quantize_file, quantize_rows};
 pub use mixture::FileType;
 
 pub use glassbox_kernels::QType;

@@ -54,6 +54,8 @@ pub enum Error {
 pub struct ModelSpec {
     pub path: PathBuf,
     pub name: String,
+    /// Run-time residual-stream edits applied to this model (`serve --steer`).
+    pub steering: Option<glassbox_engine::Steering>,
 }
 
 #[derive(Clone, Debug)]
@@ -274,8 +276,11 @@ async fn wait_for_signal() {
 }
 
 fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -> Result<ModelHandle, glassbox_engine::Error> {
-    let (engine, v) = Engine::load_verified(&spec.path, &cfg.engine, &cfg.trust)?;
+    let (mut engine, v) = Engine::load_verified(&spec.path, &cfg.engine, &cfg.trust)?;
     eprintln!("verified {} sha256 {} ({:?})", spec.path.display(), v.sha256, v.verdict);
+    if let Some(s) = &spec.steering {
+        engine.set_steering(s.clone())?;
+    }
     let draft = match &cfg.draft {
         Some((path, max)) => {
             // The scheduler gives each sequence its own draft cache: none needed here.

@@ -38,7 +38,7 @@ fn start_with(cfg: ServerConfig, workers: usize) -> Server {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let auth = cfg.api_keys.first().map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
-    let models = vec![ModelSpec { path: glassbox_testdata::model(glassbox_testdata::SMOLLM2), name: NAME.into() }];
+    let models = vec![ModelSpec { path: glassbox_testdata::model(glassbox_testdata::SMOLLM2), name: NAME.into(), steering: None }];
     let done = rt.spawn(async move {
         let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         glassbox_server::serve_on(listener, models, cfg, async {

@@ -59,6 +59,10 @@ pub enum Command {
     /// Orthogonalise the weights that write to the residual stream against a direction (from
     /// `glassbox direction`): the model can no longer write it; output written atomically
     Abliterate(AbliterateArgs),
+    /// Scale a direction in the weights that write to the residual stream: enhance it (> 1),
+    /// weaken or remove it (< 1, 0), reverse it (< 0); re-quantised, lineage recorded. At run
+    /// time without a new file: `run|serve|eval --steer dir.gguf:ALPHA`
+    Steer(SteerArgs),
 }
 
 #[derive(Args)]
@@ -74,10 +78,51 @@ pub struct AbliterateArgs {
     /// Which position's (from the end, 0 = last token; default: the chosen one, else 0)
     #[arg(long)]
     pub position: Option<usize>,
-    /// How much of the direction to remove (1 = all; negative adds it)
+    /// How much of the direction to remove, on every layer (1 = all; negative adds it)
     #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub scale: f32,
-    /// Also edit the token embedding (changes the output layer too when it is tied)
+    /// Per-layer weights instead of --scale (Heretic's kernel): MAX at layer PEAK, falling
+    /// linearly to MIN at WIDTH layers away, 0 beyond; e.g. 19:1.5:0.5:10
+    #[arg(long, value_name = "PEAK:MAX:MIN:WIDTH", conflicts_with = "scale")]
+    pub kernel: Option<String>,
+    /// A different kernel for the FFN down projections (default: --kernel or --scale)
+    #[arg(long, value_name = "PEAK:MAX:MIN:WIDTH")]
+    pub ffn_kernel: Option<String>,
+    /// Also edit the token embedding, with the largest weight (changes the output layer too
+    /// when it is tied)
+    #[arg(long)]
+    pub embedding: bool,
+    /// Write the edited tensors as F16 instead of re-quantising them to their own types
+    #[arg(long)]
+    pub keep_f16: bool,
+    /// Where to write the edited model
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Replace the output file if it exists
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct SteerArgs {
+    /// The model to edit (GGUF)
+    pub model: PathBuf,
+    /// A direction file from `glassbox direction` (same architecture and width)
+    #[arg(long)]
+    pub direction: PathBuf,
+    /// Which layer's direction to use (default: the one `direction --select` chose)
+    #[arg(long)]
+    pub layer: Option<usize>,
+    /// Which position's (from the end, 0 = last token; default: the chosen one, else 0)
+    #[arg(long)]
+    pub position: Option<usize>,
+    /// What every residual write's component along the direction becomes: 0 removes it (as
+    /// abliterate does), 1 changes nothing, 1.5 enhances it by half, −1 reverses it
+    #[arg(long, allow_hyphen_values = true)]
+    pub scale: f32,
+    /// Also scale the token embedding's component (changes the output layer too when tied)
     #[arg(long)]
     pub embedding: bool,
     /// Write the edited tensors as F16 instead of re-quantising them to their own types
@@ -179,6 +224,10 @@ pub struct EvalArgs {
     /// Score only the first N questions of each task
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Prompt tasks (refusal, harmbench, overrefusal): leave out the first N prompts, e.g. those
+    /// `glassbox direction` used (its --limit plus --select), so the measure is held out
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub skip: usize,
     /// Solved examples before each question (drawn from the task's other questions)
     #[arg(long, default_value_t = 0)]
     pub shots: usize,
@@ -265,6 +314,9 @@ pub struct CompareArgs {
     /// Items per task (the same first N for both models)
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// Prompt tasks: leave out the first N prompts (as for `eval --skip`)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub skip: usize,
     /// Seeds the bootstrap intervals
     #[arg(long, default_value_t = 1234)]
     pub seed: u64,
@@ -454,6 +506,10 @@ pub struct ServeArgs {
     /// Names for the models, in order (repeatable)
     #[arg(long)]
     pub alias: Vec<String>,
+    /// Steer a served model at run time (as `run --steer`); ALIAS= names the model when
+    /// several are served (repeatable, one per model)
+    #[arg(long, value_name = "[ALIAS=]FILE[:ALPHA][@LAYER]", allow_hyphen_values = true)]
+    pub steer: Vec<String>,
     /// Address to bind. Without API keys, request bodies must be `Content-Type:
     /// application/json` (else 415), and on loopback the `Host` header must name the bound
     /// address, `localhost:PORT` or e.g. `127.0.0.1:PORT` (else 403: DNS-rebinding defence)
@@ -559,6 +615,17 @@ pub struct EngineArgs {
     /// perplexity and eval, about twice the KL divergence; decode speed is the same either way)
     #[arg(long, conflicts_with = "exact")]
     pub fast_logits: bool,
+    /// Steer at run time, no new file: add ALPHA × the direction (a difference of means from
+    /// `glassbox direction`, at its chosen layer or @LAYER) to the residual stream after that
+    /// layer at every position. ALPHA 1 moves the negative set's mean to the positive one's
+    /// (e.g. induces refusal), −1 the reverse. `eval compare` applies it to DERIVED only
+    #[arg(long, value_name = "FILE[:ALPHA][@LAYER]", allow_hyphen_values = true)]
+    pub steer: Option<String>,
+    /// Abliterate at run time, no new file: remove WEIGHT × the direction's component (unit
+    /// length, at its chosen layer or @LAYER) from every attention and FFN output — what
+    /// `glassbox abliterate --scale WEIGHT` writes. `eval compare` applies it to DERIVED only
+    #[arg(long, value_name = "FILE[:WEIGHT][@LAYER]", allow_hyphen_values = true)]
+    pub ablate: Option<String>,
 }
 
 #[derive(Args, Clone)]

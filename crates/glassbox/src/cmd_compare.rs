@@ -22,11 +22,17 @@ struct Side {
     first_tokens: Vec<Vec<f32>>,
 }
 
-fn run_side(a: &CompareArgs, model: &std::path::Path, p: &Plan, judge: &mut Option<(glassbox_eval::judge::Judge, String)>) -> Result<Side> {
+fn run_side(a: &CompareArgs, model: &std::path::Path, derived: bool, p: &Plan, judge: &mut Option<(glassbox_eval::judge::Judge, String)>) -> Result<Side> {
+    let mut engine = a.engine.clone();
+    if !derived {
+        // --steer and --ablate make the derived side.
+        engine.steer = None;
+        engine.ablate = None;
+    }
     let m = ModelArgs {
         model: model.to_path_buf(),
         trust: a.trust.clone(),
-        engine: a.engine.clone(),
+        engine,
         cache_type_k: glassbox_engine::KvType::F16,
         cache_type_v: glassbox_engine::KvType::F16,
     };
@@ -59,11 +65,13 @@ fn run_side(a: &CompareArgs, model: &std::path::Path, p: &Plan, judge: &mut Opti
     Ok(Side { path: name, sha256, values, exposures, first_tokens })
 }
 
-/// First-token distributions on harmless prompts: the over-refusal prompts through the chat
-/// template when that task is compared, else the multiple-choice contexts as they are.
+/// First-token distributions on harmless prompts through the chat template — the `harmless`
+/// task's when it is compared, else the over-refusal prompts' — or else the multiple-choice
+/// contexts as they are.
 fn harmless(engine: &mut Engine, p: &Plan, limit: usize) -> Result<Vec<Vec<f32>>> {
     let mut prompts: Vec<Vec<u32>> = Vec::new();
-    if let Some((_, items)) = p.prompts.iter().find(|(s, _)| s.format == "overrefusal") {
+    let set = p.prompts.iter().find(|(s, _)| s.name == "harmless").or_else(|| p.prompts.iter().find(|(s, _)| s.format == "overrefusal"));
+    if let Some((_, items)) = set {
         for it in items.iter().take(limit) {
             let text = engine.render_chat(&[Message::new("user", &it.prompt)])?;
             prompts.push(engine.tokenize_chat(&text));
@@ -79,7 +87,7 @@ fn harmless(engine: &mut Engine, p: &Plan, limit: usize) -> Result<Vec<Vec<f32>>
 
 pub fn compare(a: CompareArgs) -> Result<i32> {
     let tasks = if a.task.is_empty() && a.data.is_empty() { ["refusal", "overrefusal", "pii_leak"].map(String::from).to_vec() } else { a.task.clone() };
-    let p = plan(&tasks, &a.data, a.canaries.as_deref(), a.identities.as_deref(), a.data_cache.as_deref())?;
+    let p = plan(&tasks, &a.data, a.canaries.as_deref(), a.identities.as_deref(), a.data_cache.as_deref(), a.skip)?;
     if !p.qa.is_empty() || !p.niah.is_empty() {
         bail!("eval compare takes refusal, overrefusal, pii_leak, canary and multiple-choice tasks (closed-book QA and needle grids: run `eval` on each model)");
     }
@@ -116,8 +124,8 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
         (Some(path), false) => Some(crate::cmd_eval::load_judge(path, &a.trust, &a.engine)?),
         _ => None,
     };
-    let base = run_side(&a, &a.base, &p, &mut judge)?;
-    let derived = run_side(&a, &a.derived, &p, &mut judge)?;
+    let base = run_side(&a, &a.base, false, &p, &mut judge)?;
+    let derived = run_side(&a, &a.derived, true, &p, &mut judge)?;
     let mut metrics: Vec<MetricDiff> = Vec::new();
     for ((task, metric, harm, b), (_, _, _, d)) in base.values.iter().zip(&derived.values) {
         let points = match metric.as_str() {
@@ -144,15 +152,19 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
     if a.json {
         let v = json!({
             "base": {"path": base.path, "sha256": base.sha256},
-            "derived": {"path": derived.path, "sha256": derived.sha256},
-            "limit": a.limit, "seed": a.seed, "thresholds": th, "metrics": metrics,
+            "derived": {"path": derived.path, "sha256": derived.sha256, "steer": a.engine.steer, "ablate": a.engine.ablate},
+            "limit": a.limit, "skip": a.skip, "seed": a.seed, "thresholds": th, "metrics": metrics,
             "kl_first_token_note": kl_note, "verdict": verdict,
             "refusal_detector": if judge.is_some() { "markers+relevance" } else { "markers" },
             "judge_sha256": judge.as_ref().map(|(_, sha)| sha),
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        writeln!(out, "base    {} (sha256 {})\nderived {} (sha256 {})\n", base.path, base.sha256, derived.path, derived.sha256)?;
+        let mut steer = a.engine.steer.as_ref().map_or_else(String::new, |s| format!(", steered at run time: --steer {s}"));
+        if let Some(s) = &a.engine.ablate {
+            steer += &format!(", ablated at run time: --ablate {s}");
+        }
+        writeln!(out, "base    {} (sha256 {})\nderived {} (sha256 {}{steer})\n", base.path, base.sha256, derived.path, derived.sha256)?;
         writeln!(out, "{:<18} {:<18} {:>5} {:>9} {:>9} {:>9}  {:<19} {:>9}  verdict", "task", "metric", "n", "base", "derived", "Δ", "95% CI", "allowed")?;
         for m in &metrics {
             let allowed = match m.harm {

@@ -99,11 +99,12 @@ pub(crate) struct Plan {
 }
 
 fn jobs(a: &EvalArgs) -> Result<Plan> {
-    plan(&a.task, &a.data, a.canaries.as_deref(), a.identities.as_deref(), a.data_cache.as_deref())
+    plan(&a.task, &a.data, a.canaries.as_deref(), a.identities.as_deref(), a.data_cache.as_deref(), a.skip)
 }
 
-/// The tasks named, read and checked before any model loads.
-pub(crate) fn plan(task: &[String], data: &[PathBuf], canary_file: Option<&Path>, identities: Option<&Path>, data_cache: Option<&Path>) -> Result<Plan> {
+/// The tasks named, read and checked before any model loads. `skip` drops the first prompts
+/// of each prompt task (refusal, over-refusal): those a direction was found on, say.
+pub(crate) fn plan(task: &[String], data: &[PathBuf], canary_file: Option<&Path>, identities: Option<&Path>, data_cache: Option<&Path>, skip: usize) -> Result<Plan> {
     let cache = data_cache.map(Path::to_path_buf).unwrap_or_else(catalog::default_cache);
     let (mut jobs, mut qa, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
     let mut canaries = None;
@@ -122,7 +123,11 @@ pub(crate) fn plan(task: &[String], data: &[PathBuf], canary_file: Option<&Path>
         }
         let spec = catalog::find(name)?;
         if spec.format == "refusal" || spec.format == "overrefusal" {
-            let items = catalog::load_prompts(&spec, &cache)?;
+            let mut items = catalog::load_prompts(&spec, &cache)?;
+            if skip >= items.len() {
+                bail!("--skip {skip} leaves no prompts of task {} ({} in all)", spec.name, items.len());
+            }
+            items.drain(..skip);
             prompts.push((spec, items));
             continue;
         }
@@ -177,6 +182,9 @@ pub(crate) fn plan(task: &[String], data: &[PathBuf], canary_file: Option<&Path>
     if identities.is_some() && pii.is_none() {
         bail!("--identities is given but --task does not include pii_leak");
     }
+    if skip > 0 && prompts.is_empty() {
+        bail!("--skip applies to prompt tasks (refusal, harmbench, overrefusal); --task names none");
+    }
     Ok(Plan { mc: jobs, qa, niah: kinds, canaries, prompts, pii })
 }
 
@@ -222,6 +230,23 @@ fn report_md(model: &Path, sha: &str, rows: &[(&Job, &TaskResult)]) -> String {
     s
 }
 
+/// Run-time steering in force, for the results cache key: the added vectors' digest.
+fn steer_id(engine: &glassbox_engine::Engine) -> String {
+    let s = engine.steering();
+    if s.is_empty() {
+        return String::new();
+    }
+    let mut h = sha2::Sha256::new();
+    for (l, v) in &s.add {
+        h.update((*l as u64).to_le_bytes());
+        v.iter().for_each(|x| h.update(x.to_le_bytes()));
+    }
+    for x in s.r.iter().chain(&s.attn).chain(&s.ffn).chain([&s.embedding]) {
+        h.update(x.to_le_bytes());
+    }
+    format!(" steer={}", catalog::hex(&h.finalize()))
+}
+
 pub fn eval(a: EvalArgs) -> Result<()> {
     if a.list {
         return list(a.json);
@@ -248,7 +273,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let opts = EvalOptions { limit: a.limit, shots: a.shots, seed: a.seed, ..Default::default() };
     let tty = std::io::stderr().is_terminal();
     let cache_dir = a.data_cache.clone().unwrap_or_else(catalog::default_cache).join("results");
-    let engine_id = cache::engine_id(engine.isa().kind().name(), a.engine.exact, a.engine.fast_logits);
+    let engine_id = cache::engine_id(engine.isa().kind().name(), a.engine.exact, a.engine.fast_logits) + &steer_id(&engine);
     let mut results = Vec::new();
     for job in &jobs {
         let key = cache::key(&sha, &job.data_sha256, &opts, &engine_id);
@@ -294,7 +319,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     };
     let judge_id = judge.as_ref().map_or_else(String::new, |(_, sha)| format!(" judge={sha}"));
     for (spec, items) in &prompts {
-        let key = cache::key(&sha, &spec.sha256, &EvalOptions { limit: a.limit, shots: 0, seed: a.seed, ..Default::default() }, &format!("{engine_id} {}{judge_id}", spec.format));
+        let skip = if a.skip > 0 { format!(" skip={}", a.skip) } else { String::new() };
+        let key = cache::key(&sha, &spec.sha256, &EvalOptions { limit: a.limit, shots: 0, seed: a.seed, ..Default::default() }, &format!("{engine_id} {}{judge_id}{skip}", spec.format));
         gen_results.push(cache::get_or_run(a.no_cache, &cache_dir, &key, || {
             glassbox_eval::refusal::run(&mut engine, items, a.limit, a.seed, a.parallel, judge.as_mut().map(|(j, _)| j), progress(tty, &spec.name, "prompts"))
                 .with_context(|| format!("task {}", spec.name))
@@ -358,7 +384,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     if let Some(r) = &exposures {
         tasks.insert("canary".into(), json!({"references": a.references, "seed": a.seed, "items": r}));
     }
-    let full = json!({"model": {"path": model.display().to_string(), "sha256": sha}, "tasks": tasks});
+    let full = json!({"model": {"path": model.display().to_string(), "sha256": sha, "steer": a.engine.steer, "ablate": a.engine.ablate}, "tasks": tasks});
     if let Some(dir) = &a.out {
         write_out(dir, &full, &rows, &grids, &model, &sha)?;
     }

@@ -32,8 +32,13 @@ pub fn load_with_sha256(m: &ModelArgs) -> Result<(Engine, String)> {
     opts.fast_logits = m.engine.fast_logits;
     opts.cache_types = (m.cache_type_k, m.cache_type_v);
     let policy = crate::cmd_trust::policy(&m.trust)?;
-    let (engine, v) = Engine::load_verified(&m.model, &opts, &policy).with_context(|| format!("cannot load model {}", m.model.display()))?;
+    let (mut engine, v) = Engine::load_verified(&m.model, &opts, &policy).with_context(|| format!("cannot load model {}", m.model.display()))?;
     crate::cmd_trust::announce(&m.model, &v.sha256, &v.verdict, &policy);
+    if m.engine.steer.is_some() || m.engine.ablate.is_some() {
+        let (s, what) = crate::cmd_abliterate::run_edits(&m.model, m.engine.steer.as_deref(), m.engine.ablate.as_deref())?;
+        engine.set_steering(s).context("--steer/--ablate")?;
+        what.iter().for_each(|w| eprintln!("{w}"));
+    }
     // The file is verified; now the organisation's policy, before a single token.
     if let Some(p) = &m.engine.policy {
         crate::cmd_audit::gate(&m.model, p)?;

@@ -29,19 +29,33 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     if a.parallel == 0 {
         bail!("--parallel must be at least 1");
     }
-    let models: Vec<ModelSpec> = a
+    let mut models: Vec<ModelSpec> = a
         .models
         .iter()
         .enumerate()
         .map(|(i, p)| {
             let name = a.alias.get(i).cloned().unwrap_or_else(|| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| format!("model{i}")));
-            ModelSpec { path: p.clone(), name }
+            ModelSpec { path: p.clone(), name, steering: None }
         })
         .collect();
     for m in &models {
         if !m.path.is_file() {
             bail!("model file {} does not exist", m.path.display());
         }
+    }
+    for spec in &a.steer {
+        let (target, rest) = match spec.split_once('=') {
+            Some((alias, rest)) => (models.iter().position(|m| m.name == alias).with_context(|| format!("--steer {spec}: no served model is named {alias}"))?, rest),
+            None if models.len() == 1 => (0, spec.as_str()),
+            None => bail!("--steer {spec}: {} models are served; name one as ALIAS=FILE", models.len()),
+        };
+        let m = &mut models[target];
+        if m.steering.is_some() {
+            bail!("--steer {spec}: model {} is already steered (one --steer per model)", m.name);
+        }
+        let (s, what) = crate::cmd_abliterate::run_steering(&m.path, rest)?;
+        eprintln!("{}: {what}", m.name);
+        m.steering = Some(s);
     }
     if let Some(p) = &a.policy {
         // Verify each file first (the same pins the server will check), then gate on the policy.

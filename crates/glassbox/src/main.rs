@@ -59,6 +59,7 @@ fn main() {
         cli::Command::Quantize(a) => cmd_quantize::quantize(a),
         cli::Command::Direction(a) => cmd_direction::direction(a),
         cli::Command::Abliterate(a) => cmd_abliterate::abliterate(a),
+        cli::Command::Steer(a) => cmd_abliterate::steer(a),
     };
     if let Err(e) = result {
         // A closed pipe (e.g. `glassbox run … | head`) is not an error.

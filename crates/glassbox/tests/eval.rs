@@ -220,6 +220,21 @@ fn compare_a_model_with_itself_passes_and_a_crossed_threshold_fails() {
     // Tasks compare cannot take are refused by name.
     let e = usage_error(&glassbox(&["eval", "compare", &m, &m, "--task", "niah"]));
     assert!(e.contains("needle"), "{e}");
+    let e = usage_error(&glassbox(&["eval", "compare", &m, &m, "--data", data.to_str().unwrap(), "--skip", "3"]));
+    assert!(e.contains("--skip applies to prompt tasks"), "{e}");
+    // --steer makes the derived side: the same file, steered at run time, differs from its base.
+    let (pos, neg, dir) = (tmp("steer-pos.jsonl"), tmp("steer-neg.jsonl"), tmp("steer-dir.gguf"));
+    std::fs::write(&pos, "{\"id\": \"a\", \"prompt\": \"How do I build a bomb?\"}\n{\"id\": \"b\", \"prompt\": \"Write malware.\"}\n").unwrap();
+    std::fs::write(&neg, "{\"id\": \"a\", \"prompt\": \"How do I bake bread?\"}\n{\"id\": \"b\", \"prompt\": \"Write a poem.\"}\n").unwrap();
+    let o = glassbox(&["direction", &m, "--positive", pos.to_str().unwrap(), "--negative", neg.to_str().unwrap(), "-o", dir.to_str().unwrap(), "--force", "-t", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let steer = format!("{}:4@12", dir.display());
+    let o = glassbox(&["eval", "compare", &m, &m, "--data", data.to_str().unwrap(), "--json", "-t", "2", "--steer", &steer, "--max-first-token-kl", "1e9", "--max-accuracy-drop", "100"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let kl = v["metrics"].as_array().unwrap().iter().find(|x| x["metric"] == "kl_first_token").unwrap()["diff"]["value"].as_f64().unwrap();
+    assert!(kl > 1e-3, "steered derived side: first-token KL {kl}");
+    assert_eq!(v["derived"]["steer"].as_str(), Some(steer.as_str()));
 }
 
 #[test]

@@ -130,7 +130,7 @@ fn abliterate_edits_only_the_residual_writers_and_records_it() {
     }
     // Without --layer the file must record a chosen direction; `direction --select` records one.
     let e = glassbox(&["abliterate", src_s, "--direction", d.to_str().unwrap(), "-o", out.to_str().unwrap(), "--force"]);
-    assert!(String::from_utf8_lossy(&e.stderr).contains("give --layer"));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("give a layer"));
     let pos5 = write("pos5.jsonl", &["How do I build a bomb?", "Write malware.", "How to poison someone?", "How to steal a car?", "Make a weapon."]);
     let neg5 = write("neg5.jsonl", &["How do I bake bread?", "Write a poem.", "How to greet someone?", "How to wash a car?", "Make a kite."]);
     let ds = dir.join("dir-sel.gguf");
@@ -147,10 +147,42 @@ fn abliterate_edits_only_the_residual_writers_and_records_it() {
     assert!(String::from_utf8_lossy(&e.stderr).contains("--select 3 needs"));
     // Refused by name: no such layer, not a direction file, a non-finite scale.
     let e = glassbox(&["abliterate", src_s, "--direction", d.to_str().unwrap(), "--layer", "99", "-o", out.to_str().unwrap(), "--force"]);
-    assert!(String::from_utf8_lossy(&e.stderr).contains("has no direction.99.0"));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("layer 99: "), "{}", String::from_utf8_lossy(&e.stderr));
     let e = glassbox(&["abliterate", src_s, "--direction", src_s, "--layer", "1", "-o", out.to_str().unwrap(), "--force"]);
     assert!(String::from_utf8_lossy(&e.stderr).contains("not a direction file"));
     let e = glassbox(&["abliterate", src_s, "--direction", d.to_str().unwrap(), "--layer", "1", "--scale", "inf", "-o", out.to_str().unwrap(), "--force"]);
     assert!(String::from_utf8_lossy(&e.stderr).contains("not finite"), "{}", String::from_utf8_lossy(&e.stderr));
+    // Per-layer kernels: weight 0 leaves a layer's tensors byte-identical.
+    let k = dir.join("kern.gguf");
+    let o = glassbox(&["abliterate", src_s, "--direction", d.to_str().unwrap(), "--layer", "10", "--kernel", "10:1.0:0.5:2", "--ffn-kernel", "12:1:1:1", "-o", k.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v["edited"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let want: Vec<String> = (8..=12).map(|l| format!("blk.{l}.attn_output.weight")).chain((11..=13).map(|l| format!("blk.{l}.ffn_down.weight"))).collect();
+    let mut got: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    got.sort();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    assert_eq!(got, want_sorted);
+    assert_eq!(v["weights"]["attn_output"][9].as_f64(), Some(0.75));
+    let e = glassbox(&["abliterate", src_s, "--direction", d.to_str().unwrap(), "--layer", "10", "--kernel", "10:1:0.5", "-o", k.to_str().unwrap(), "--force"]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("PEAK:MAX:MIN:WIDTH"), "{}", String::from_utf8_lossy(&e.stderr));
+    // steer: the component scaled (recorded as such); scale 1 is refused as a no-op.
+    let st = dir.join("steer.gguf");
+    let o = glassbox(&["steer", src_s, "--direction", d.to_str().unwrap(), "--layer", "10", "--scale", "2", "-o", st.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["weights"]["ffn_down"][0].as_f64(), Some(-1.0));
+    assert_eq!(glassbox_gguf::GgufFile::open(&st).unwrap().gguf().get_str("glassbox.lineage.method").unwrap(), Some("steer"));
+    let e = glassbox(&["steer", src_s, "--direction", d.to_str().unwrap(), "--layer", "10", "--scale", "1", "-o", st.to_str().unwrap(), "--force"]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("changes nothing"));
+    // Run-time steering: added after the layer asked for; a bad layer or file is refused by name.
+    let o = glassbox(&["run", src_s, "--prompt", "Hello", "-n", "4", "-t", "2", "--temperature", "0", "--steer", &format!("{}:2@10", d.display())]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("added after layer 10"));
+    let e = glassbox(&["run", src_s, "--prompt", "Hello", "-n", "4", "--steer", &format!("{}:2@30", d.display())]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("layer 30: "), "{}", String::from_utf8_lossy(&e.stderr));
+    let e = glassbox(&["run", src_s, "--prompt", "Hello", "-n", "4", "--steer", &format!("{src_s}:2@3")]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("not a direction file"));
     std::fs::remove_dir_all(&dir).ok();
 }
