@@ -110,6 +110,14 @@ fn shift(w: &mut [f32], r: &[f32], cols: usize, vectors: bool, c: &[f64], k: f64
     }
 }
 
+/// Dequantise whole rows of `cols` values of type `ty` from `bytes` into `out`.
+fn dequantize_all(ty: QType, bytes: &[u8], cols: usize, out: &mut [f32]) {
+    let row_bytes = ty.row_bytes(cols).unwrap_or(0).max(1);
+    for (o, b) in out.chunks_exact_mut(cols).zip(bytes.chunks_exact(row_bytes)) {
+        glassbox_kernels::dequantize_row(ty, b, o);
+    }
+}
+
 fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
@@ -152,9 +160,7 @@ fn edit_tensor(w: &[f32], r: &[f32], cols: usize, vectors: bool, scale: f32, ty:
     let quant = |e: glassbox_quant::Error| Error::Usage(e.to_string());
     let mut deq = vec![0f32; w.len()];
     let plain = glassbox_quant::quantize_rows(ty, &target, cols, threads).map_err(quant)?;
-    for (o, b) in deq.chunks_exact_mut(cols).zip(plain.chunks_exact(row_bytes)) {
-        glassbox_kernels::dequantize_row(ty, b, o);
-    }
+    dequantize_all(ty, &plain, cols, &mut deq);
     let resid: Vec<f64> = component(&deq, r, cols, vectors).iter().zip(&want).map(|(c, w)| c - w).collect();
     let plain_err = norm(&resid) / n0;
     if plain_err < TOLERANCE {
@@ -193,9 +199,7 @@ fn edit_tensor(w: &[f32], r: &[f32], cols: usize, vectors: bool, scale: f32, ty:
     let mut best: Option<(Vec<u8>, f64, usize)> = Some((plain, plain_err, 1));
     for round in 2..=MAX_ROUNDS {
         let bytes = glassbox_quant::quantize_rows(ty, &target, cols, threads).map_err(quant)?;
-        for (o, b) in deq.chunks_exact_mut(cols).zip(bytes.chunks_exact(row_bytes)) {
-            glassbox_kernels::dequantize_row(ty, b, o);
-        }
+        dequantize_all(ty, &bytes, cols, &mut deq);
         let resid: Vec<f64> = component(&deq, r, cols, vectors).iter().zip(&want).map(|(c, w)| c - w).collect();
         let err = norm(&resid) / n0;
         if best.as_ref().is_none_or(|b| err < b.1) {
@@ -256,18 +260,16 @@ pub fn orthogonalize(f: &GgufFile, s: &Steering, keep_f16: bool, threads: usize,
         if width != d {
             return Err(Error::Usage(format!("the direction has {d} values; tensor {} writes vectors of {width} (a direction from another model?)", t.name)));
         }
-        let row_bytes = ty.row_bytes(cols).ok_or_else(|| Error::Usage(format!("tensor {}: rows of {cols} do not fit {}", t.name, ty.name())))?;
-        jobs.push((k, scale, ty, cols, rows, row_bytes, is_embd));
+        ty.row_bytes(cols).ok_or_else(|| Error::Usage(format!("tensor {}: rows of {cols} do not fit {}", t.name, ty.name())))?;
+        jobs.push((k, scale, ty, cols, rows, is_embd));
     }
-    // (tensor index, weight, type, columns, rows, bytes per row, embedding?) → (index, bytes, type, record)
-    type Job = (usize, f32, QType, usize, usize, usize, bool);
+    // (tensor index, weight, type, columns, rows, embedding?) → (index, bytes, type, record)
+    type Job = (usize, f32, QType, usize, usize, bool);
     type Done = (usize, Vec<u8>, QType, Edited);
-    let one = |&(k, scale, ty, cols, rows, row_bytes, is_embd): &Job| -> Result<Done> {
+    let one = |&(k, scale, ty, cols, rows, is_embd): &Job| -> Result<Done> {
         let t = &g.tensors()[k];
         let mut w = vec![0f32; rows * cols];
-        for (o, b) in w.chunks_exact_mut(cols).zip(f.tensor_data(t).chunks_exact(row_bytes)) {
-            glassbox_kernels::dequantize_row(ty, b, o);
-        }
+        dequantize_all(ty, f.tensor_data(t), cols, &mut w);
         let out_ty = if keep_f16 { QType::F16 } else { ty };
         let (bytes, residual, rounds) = edit_tensor(&w, &r, cols, is_embd, scale, out_ty, 1).map_err(|e| Error::Usage(format!("tensor {}: {e}", t.name)))?;
         let c = component(&w, &r, cols, is_embd);
@@ -375,9 +377,7 @@ mod tests {
         shift(&mut raw, &r, cols, false, &c, 0.9);
         let q = glassbox_quant::quantize_rows(QType::Q4K, &raw, cols, 1).unwrap();
         let mut w = vec![0f32; rows * cols];
-        for (o, b) in w.chunks_exact_mut(cols).zip(q.chunks_exact(QType::Q4K.row_bytes(cols).unwrap())) {
-            glassbox_kernels::dequantize_row(QType::Q4K, b, o);
-        }
+        dequantize_all(QType::Q4K, &q, cols, &mut w);
         let c0 = norm(&component(&w, &r, cols, false));
         // One plain rounding of the edited matrix leaves much of the component.
         let mut once = w.clone();
@@ -385,9 +385,7 @@ mod tests {
         shift(&mut once, &r, cols, false, &c, 1.0);
         let qo = glassbox_quant::quantize_rows(QType::Q4K, &once, cols, 1).unwrap();
         let mut d = vec![0f32; rows * cols];
-        for (o, b) in d.chunks_exact_mut(cols).zip(qo.chunks_exact(QType::Q4K.row_bytes(cols).unwrap())) {
-            glassbox_kernels::dequantize_row(QType::Q4K, b, o);
-        }
+        dequantize_all(QType::Q4K, &qo, cols, &mut d);
         let plain = norm(&component(&d, &r, cols, false)) / c0;
         let (bytes, residual, rounds) = edit_tensor(&w, &r, cols, false, 1.0, QType::Q4K, 2).unwrap();
         assert_eq!(bytes.len(), qo.len());

@@ -65,8 +65,9 @@ pub enum Command {
     Steer(SteerArgs),
 }
 
+/// What every edit along a direction takes: the model, the direction, the output.
 #[derive(Args)]
-pub struct AbliterateArgs {
+pub struct EditArgs {
     /// The model to edit (GGUF)
     pub model: PathBuf,
     /// A direction file from `glassbox direction` (same architecture and width)
@@ -78,20 +79,6 @@ pub struct AbliterateArgs {
     /// Which position's (from the end, 0 = last token; default: the chosen one, else 0)
     #[arg(long)]
     pub position: Option<usize>,
-    /// How much of the direction to remove, on every layer (1 = all; negative adds it)
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
-    pub scale: f32,
-    /// Per-layer weights instead of --scale (Heretic's kernel): MAX at layer PEAK, falling
-    /// linearly to MIN at WIDTH layers away, 0 beyond; e.g. 19:1.5:0.5:10
-    #[arg(long, value_name = "PEAK:MAX:MIN:WIDTH", conflicts_with = "scale")]
-    pub kernel: Option<String>,
-    /// A different kernel for the FFN down projections (default: --kernel or --scale)
-    #[arg(long, value_name = "PEAK:MAX:MIN:WIDTH")]
-    pub ffn_kernel: Option<String>,
-    /// Also edit the token embedding, with the largest weight (changes the output layer too
-    /// when it is tied)
-    #[arg(long)]
-    pub embedding: bool,
     /// Write the edited tensors as F16 instead of re-quantising them to their own types
     #[arg(long)]
     pub keep_f16: bool,
@@ -106,18 +93,29 @@ pub struct AbliterateArgs {
 }
 
 #[derive(Args)]
+pub struct AbliterateArgs {
+    #[command(flatten)]
+    pub edit: EditArgs,
+    /// How much of the direction to remove, on every layer (1 = all; negative adds it)
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    pub scale: f32,
+    /// Per-layer weights instead of --scale (Heretic's kernel): MAX at layer PEAK, falling
+    /// linearly to MIN at WIDTH layers away, 0 beyond; e.g. 19:1.5:0.5:10
+    #[arg(long, value_name = "PEAK:MAX:MIN:WIDTH", conflicts_with = "scale")]
+    pub kernel: Option<String>,
+    /// A different kernel for the FFN down projections (default: --kernel or --scale)
+    #[arg(long, value_name = "PEAK:MAX:MIN:WIDTH")]
+    pub ffn_kernel: Option<String>,
+    /// Also edit the token embedding, with the largest weight (changes the output layer too
+    /// when it is tied)
+    #[arg(long)]
+    pub embedding: bool,
+}
+
+#[derive(Args)]
 pub struct SteerArgs {
-    /// The model to edit (GGUF)
-    pub model: PathBuf,
-    /// A direction file from `glassbox direction` (same architecture and width)
-    #[arg(long)]
-    pub direction: PathBuf,
-    /// Which layer's direction to use (default: the one `direction --select` chose)
-    #[arg(long)]
-    pub layer: Option<usize>,
-    /// Which position's (from the end, 0 = last token; default: the chosen one, else 0)
-    #[arg(long)]
-    pub position: Option<usize>,
+    #[command(flatten)]
+    pub edit: EditArgs,
     /// What every residual write's component along the direction becomes: 0 removes it (as
     /// abliterate does), 1 changes nothing, 1.5 enhances it by half, −1 reverses it
     #[arg(long, allow_hyphen_values = true)]
@@ -125,17 +123,6 @@ pub struct SteerArgs {
     /// Also scale the token embedding's component (changes the output layer too when tied)
     #[arg(long)]
     pub embedding: bool,
-    /// Write the edited tensors as F16 instead of re-quantising them to their own types
-    #[arg(long)]
-    pub keep_f16: bool,
-    /// Where to write the edited model
-    #[arg(long, short = 'o')]
-    pub output: PathBuf,
-    /// Replace the output file if it exists
-    #[arg(long)]
-    pub force: bool,
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Args)]

@@ -16,7 +16,7 @@ use glassbox_engine::Steering;
 use glassbox_gguf::{GgufFile, Value};
 use serde_json::json;
 
-use crate::cli::{AbliterateArgs, SteerArgs};
+use crate::cli::{AbliterateArgs, EditArgs, SteerArgs};
 
 /// One direction taken from a direction file for a given model.
 pub struct Picked {
@@ -69,27 +69,27 @@ pub fn pick(model: &GgufFile, model_path: &Path, dir: &Path, layer: Option<usize
     Ok(Picked { v, layer, position, name, sha256, n_layer })
 }
 
-/// Write `s` into `model`'s weights at `output`, with lineage `method`/`params`; prints the
+/// Write `s` into the model's weights at `e.output`, with lineage `method`/`params`; prints the
 /// summary (or JSON).
-#[allow(clippy::too_many_arguments)]
-fn write_edit(model: &Path, f: &GgufFile, p: &Picked, dir: &Path, s: &Steering, keep_f16: bool, output: &Path, method: &str, params: &str, json_out: bool, started: std::time::Instant) -> Result<()> {
+fn write_edit(e: &EditArgs, f: &GgufFile, p: &Picked, s: &Steering, method: &str, params: &str, started: std::time::Instant) -> Result<()> {
+    let (model, dir, output) = (&e.model, &e.direction, &e.output);
     let g = f.gguf();
     let sha = glassbox_trust::sha256_hex(&glassbox_trust::sha256_of(f.bytes()));
     let base_name = g.get_str("general.name").ok().flatten().map_or_else(|| model.display().to_string(), str::to_string);
     let mut extra = crate::cmd_quantize::lineage(&sha, &base_name, method, params);
     extra.push(("glassbox.lineage.direction.sha256".into(), Value::String(p.sha256.clone())));
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let edited = crate::cmd_quantize::write_atomically(output, |w| Ok(glassbox_edit::ablate::orthogonalize(f, s, keep_f16, threads, &extra, w)?))?;
+    let edited = crate::cmd_quantize::write_atomically(output, |w| Ok(glassbox_edit::ablate::orthogonalize(f, s, e.keep_f16, threads, &extra, w)?))?;
     let seconds = started.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
-    if json_out {
-        let e: Vec<_> = edited.iter().map(|e| json!({"name": e.name, "type": e.ty, "max_change": e.max_change, "residual": e.residual, "rounds": e.rounds})).collect();
+    if e.json {
+        let ed: Vec<_> = edited.iter().map(|e| json!({"name": e.name, "type": e.ty, "max_change": e.max_change, "residual": e.residual, "rounds": e.rounds})).collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&json!({
             "model": {"path": model.display().to_string(), "sha256": sha},
             "direction": {"path": dir.display().to_string(), "sha256": p.sha256, "tensor": p.name},
             "output": output.display().to_string(), "method": method, "parameters": params,
             "weights": {"embedding": s.embedding, "attn_output": s.attn, "ffn_down": s.ffn},
-            "edited": e, "seconds": seconds}))?)?;
+            "edited": ed, "seconds": seconds}))?)?;
     } else {
         let worst = edited.iter().map(|e| e.residual).fold(0f64, f64::max);
         writeln!(out, "{} → {}: {} tensors edited along {} ({params}), re-quantised to their types; {:.1} s", model.display(), output.display(), edited.len(), p.name, seconds)?;
@@ -107,11 +107,17 @@ fn weights_text(w: &[f32]) -> String {
     }
 }
 
-pub fn abliterate(a: AbliterateArgs) -> Result<()> {
-    crate::cmd_quantize::check_output(&a.output, a.force)?;
+/// Check the output, open the model and take the direction: what both edits start with.
+fn start(e: &EditArgs) -> Result<(GgufFile, Picked, std::time::Instant)> {
+    crate::cmd_quantize::check_output(&e.output, e.force)?;
     let started = std::time::Instant::now();
-    let f = GgufFile::open(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
-    let p = pick(&f, &a.model, &a.direction, a.layer, a.position)?;
+    let f = GgufFile::open(&e.model).with_context(|| format!("cannot read {}", e.model.display()))?;
+    let p = pick(&f, &e.model, &e.direction, e.layer, e.position)?;
+    Ok((f, p, started))
+}
+
+pub fn abliterate(a: AbliterateArgs) -> Result<()> {
+    let (f, p, started) = start(&a.edit)?;
     let attn = match &a.kernel {
         Some(k) => Kernel::parse(k)?,
         None => Kernel::flat(a.scale),
@@ -125,27 +131,24 @@ pub fn abliterate(a: AbliterateArgs) -> Result<()> {
     let s = Steering { r: glassbox_edit::ablate::unit(&p.v)?, embedding: if a.embedding { top } else { 0.0 }, attn: wa, ffn: wf, add: Vec::new() };
     let params = format!(
         "layer={} position={} attn_output={} ffn_down={} embedding={} keep_f16={}",
-        p.layer, p.position, weights_text(&s.attn), weights_text(&s.ffn), s.embedding, a.keep_f16
+        p.layer, p.position, weights_text(&s.attn), weights_text(&s.ffn), s.embedding, a.edit.keep_f16
     );
-    write_edit(&a.model, &f, &p, &a.direction, &s, a.keep_f16, &a.output, "abliterate", &params, a.json, started)
+    write_edit(&a.edit, &f, &p, &s, "abliterate", &params, started)
 }
 
 pub fn steer(a: SteerArgs) -> Result<()> {
-    crate::cmd_quantize::check_output(&a.output, a.force)?;
     if !a.scale.is_finite() {
         bail!("--scale {} is not finite", a.scale);
     }
     if a.scale == 1.0 {
         bail!("--scale 1 changes nothing; 0 removes the direction, > 1 enhances it, < 0 reverses it");
     }
-    let started = std::time::Instant::now();
-    let f = GgufFile::open(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
-    let p = pick(&f, &a.model, &a.direction, a.layer, a.position)?;
+    let (f, p, started) = start(&a.edit)?;
     // The component along r becomes scale × itself: orthogonalisation weight 1 − scale.
     let w = 1.0 - a.scale;
     let s = Steering { r: glassbox_edit::ablate::unit(&p.v)?, embedding: if a.embedding { w } else { 0.0 }, attn: vec![w; p.n_layer], ffn: vec![w; p.n_layer], add: Vec::new() };
-    let params = format!("layer={} position={} scale={} embedding={} keep_f16={}", p.layer, p.position, a.scale, a.embedding, a.keep_f16);
-    write_edit(&a.model, &f, &p, &a.direction, &s, a.keep_f16, &a.output, "steer", &params, a.json, started)
+    let params = format!("layer={} position={} scale={} embedding={} keep_f16={}", p.layer, p.position, a.scale, a.embedding, a.edit.keep_f16);
+    write_edit(&a.edit, &f, &p, &s, "steer", &params, started)
 }
 
 /// `FILE[:ALPHA][@LAYER]` → (file, alpha, layer). ALPHA defaults to 1.
