@@ -146,9 +146,13 @@ pub const TOLERANCE: f64 = 0.01;
 ///
 /// Neither is tried when one plain rounding already keeps the edit within [`TOLERANCE`] (F16,
 /// Q8_0). Returns the bytes, |component written − component asked for| / |component before|,
-/// and the rounds of quantising (1: plain; 2: output matrix with error feedback).
-fn edit_tensor(w: &[f32], r: &[f32], cols: usize, vectors: bool, scale: f32, ty: QType, threads: usize) -> Result<(Vec<u8>, f64, usize)> {
+/// the rounds of quantising (1: plain; 2: output matrix with error feedback), and the largest
+/// |change| of a weight before quantising.
+fn edit_tensor(w: &[f32], r: &[f32], cols: usize, vectors: bool, scale: f32, ty: QType, threads: usize) -> Result<(Vec<u8>, f64, usize, f32)> {
     let c0 = component(w, r, cols, vectors);
+    // The change is rank one, scale·r_i·c_j: its largest entry needs no second pass.
+    let max_abs = |v: &mut dyn Iterator<Item = f64>| v.fold(0f64, |m, x| m.max(x.abs()));
+    let max_change = (f64::from(scale).abs() * max_abs(&mut r.iter().map(|&x| f64::from(x))) * max_abs(&mut c0.iter().copied())) as f32;
     let want: Vec<f64> = c0.iter().map(|c| c * (1.0 - f64::from(scale))).collect();
     let n0 = norm(&c0).max(1e-30);
     let mut target = w.to_vec();
@@ -164,7 +168,7 @@ fn edit_tensor(w: &[f32], r: &[f32], cols: usize, vectors: bool, scale: f32, ty:
     let resid: Vec<f64> = component(&deq, r, cols, vectors).iter().zip(&want).map(|(c, w)| c - w).collect();
     let plain_err = norm(&resid) / n0;
     if plain_err < TOLERANCE {
-        return Ok((plain, plain_err, 1)); // F16, Q8_0: one rounding keeps the edit
+        return Ok((plain, plain_err, 1, max_change)); // F16, Q8_0: one rounding keeps the edit
     }
     if !vectors {
         let mut order: Vec<usize> = (0..r.len()).collect();
@@ -193,7 +197,7 @@ fn edit_tensor(w: &[f32], r: &[f32], cols: usize, vectors: bool, scale: f32, ty:
         }
         let resid: Vec<f64> = component(&deq, r, cols, false).iter().zip(&want).map(|(c, w)| c - w).collect();
         let err = norm(&resid) / n0;
-        return Ok(if err < plain_err { (bytes, err, 2) } else { (plain, plain_err, 1) });
+        return Ok(if err < plain_err { (bytes, err, 2, max_change) } else { (plain, plain_err, 1, max_change) });
     }
     shift(&mut target, r, cols, vectors, &resid, 1.0);
     let mut best: Option<(Vec<u8>, f64, usize)> = Some((plain, plain_err, 1));
@@ -210,7 +214,7 @@ fn edit_tensor(w: &[f32], r: &[f32], cols: usize, vectors: bool, scale: f32, ty:
         }
         shift(&mut target, r, cols, vectors, &resid, 1.0);
     }
-    best.ok_or_else(|| Error::Usage("no rounds".into()))
+    best.map(|(b, e, n)| (b, e, n, max_change)).ok_or_else(|| Error::Usage("no rounds".into()))
 }
 
 /// What was edited.
@@ -271,11 +275,7 @@ pub fn orthogonalize(f: &GgufFile, s: &Steering, keep_f16: bool, threads: usize,
         let mut w = vec![0f32; rows * cols];
         dequantize_all(ty, f.tensor_data(t), cols, &mut w);
         let out_ty = if keep_f16 { QType::F16 } else { ty };
-        let (bytes, residual, rounds) = edit_tensor(&w, &r, cols, is_embd, scale, out_ty, 1).map_err(|e| Error::Usage(format!("tensor {}: {e}", t.name)))?;
-        let c = component(&w, &r, cols, is_embd);
-        let mut e = w.clone();
-        shift(&mut e, &r, cols, is_embd, &c, f64::from(scale));
-        let max_change = e.iter().zip(&w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let (bytes, residual, rounds, max_change) = edit_tensor(&w, &r, cols, is_embd, scale, out_ty, 1).map_err(|e| Error::Usage(format!("tensor {}: {e}", t.name)))?;
         Ok((k, bytes, out_ty, Edited { name: t.name.clone(), ty: out_ty.name().to_string(), max_change, residual, rounds }))
     };
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -387,12 +387,12 @@ mod tests {
         let mut d = vec![0f32; rows * cols];
         dequantize_all(QType::Q4K, &qo, cols, &mut d);
         let plain = norm(&component(&d, &r, cols, false)) / c0;
-        let (bytes, residual, rounds) = edit_tensor(&w, &r, cols, false, 1.0, QType::Q4K, 2).unwrap();
+        let (bytes, residual, rounds, _) = edit_tensor(&w, &r, cols, false, 1.0, QType::Q4K, 2).unwrap();
         assert_eq!(bytes.len(), qo.len());
         assert!(plain > 0.3, "plain rounding leaves {plain}");
         assert!(residual < plain / 10.0, "corrected {residual} in {rounds} rounds, plain {plain}");
         // Enhancing (weight −1: the component doubled) is corrected the same way.
-        let (_, res2, _) = edit_tensor(&w, &r, cols, false, -1.0, QType::Q4K, 2).unwrap();
+        let (_, res2, _, _) = edit_tensor(&w, &r, cols, false, -1.0, QType::Q4K, 2).unwrap();
         assert!(res2 < 0.1, "{res2}");
     }
 

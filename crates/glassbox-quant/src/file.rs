@@ -69,23 +69,26 @@ pub fn file_plan(f: &GgufFile, ftype: FileType) -> Result<Vec<(usize, Option<QTy
     Ok(idx.into_iter().zip(plan(&descs, &shape, ftype)).collect())
 }
 
-/// Quantise `rows` rows of `cols` f32 values (row-major) into `ty`, rows shared over `threads`.
-pub fn quantize_rows(ty: QType, src: &[f32], cols: usize, threads: usize) -> Result<Vec<u8>, Error> {
+/// Quantise `rows` rows of `cols` values into `ty`, rows shared over `threads`; `fill(i, row)`
+/// writes row i's f32 values.
+fn quantize_par(ty: QType, cols: usize, rows: usize, threads: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Result<Vec<u8>, Error> {
     let out_row = ty.row_bytes(cols).ok_or(Error::Shape { ty: ty.name(), block: ty.block().0, cols })?;
-    if cols == 0 || src.is_empty() {
-        return Ok(Vec::new());
+    if out_row == 0 || rows == 0 {
+        return Ok(Vec::new()); // an empty tensor: nothing to convert
     }
-    let rows = src.len() / cols;
     let mut out = vec![0u8; out_row * rows];
     let per = rows.div_ceil(threads.max(1)).max(1);
+    let fill = &fill;
     std::thread::scope(|s| {
         let handles: Vec<_> = out
             .chunks_mut(out_row * per)
-            .zip(src.chunks(cols * per))
-            .map(|(dst, src)| {
+            .enumerate()
+            .map(|(c, dst)| {
                 s.spawn(move || -> Result<(), Error> {
-                    for (d, row) in dst.chunks_exact_mut(out_row).zip(src.chunks_exact(cols)) {
-                        d.copy_from_slice(&quantize_row(ty, row)?);
+                    let mut row = vec![0f32; cols];
+                    for (k, d) in dst.chunks_exact_mut(out_row).enumerate() {
+                        fill(c * per + k, &mut row);
+                        d.copy_from_slice(&quantize_row(ty, &row)?);
                     }
                     Ok(())
                 })
@@ -96,33 +99,18 @@ pub fn quantize_rows(ty: QType, src: &[f32], cols: usize, threads: usize) -> Res
     Ok(out)
 }
 
+/// Quantise `rows` rows of `cols` f32 values (row-major) into `ty`, rows shared over `threads`.
+pub fn quantize_rows(ty: QType, src: &[f32], cols: usize, threads: usize) -> Result<Vec<u8>, Error> {
+    let rows = src.len().checked_div(cols).unwrap_or(0);
+    quantize_par(ty, cols, rows, threads, |i, row| row.copy_from_slice(&src[i * cols..(i + 1) * cols]))
+}
+
 fn requantize(ty_in: QType, ty_out: QType, data: &[u8], cols: usize, rows: usize, threads: usize) -> Result<Vec<u8>, Error> {
     let in_row = ty_in.row_bytes(cols).ok_or(Error::Shape { ty: ty_in.name(), block: ty_in.block().0, cols })?;
-    let out_row = ty_out.row_bytes(cols).ok_or(Error::Shape { ty: ty_out.name(), block: ty_out.block().0, cols })?;
-    if in_row == 0 || out_row == 0 || rows == 0 {
-        return Ok(Vec::new()); // an empty tensor: nothing to convert
+    if in_row == 0 {
+        return Ok(Vec::new());
     }
-    let mut out = vec![0u8; out_row * rows];
-    let per = rows.div_ceil(threads.max(1)).max(1);
-    let result: Result<(), Error> = std::thread::scope(|s| {
-        let handles: Vec<_> = out
-            .chunks_mut(out_row * per)
-            .zip(data.chunks(in_row * per))
-            .map(|(dst, src)| {
-                s.spawn(move || -> Result<(), Error> {
-                    let mut row = vec![0f32; cols];
-                    for (d, sr) in dst.chunks_exact_mut(out_row).zip(src.chunks_exact(in_row)) {
-                        glassbox_kernels::dequantize_row(ty_in, sr, &mut row);
-                        d.copy_from_slice(&quantize_row(ty_out, &row)?);
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles.into_iter().try_for_each(|h| h.join().unwrap_or(Err(Error::Metadata("a quantising thread panicked".into()))))
-    });
-    result?;
-    Ok(out)
+    quantize_par(ty_out, cols, rows, threads, |i, row| glassbox_kernels::dequantize_row(ty_in, &data[i * in_row..(i + 1) * in_row], row))
 }
 
 /// Quantise `f` to `ftype` and write the result to `out`. Tensors whose source is already

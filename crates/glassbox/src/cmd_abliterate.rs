@@ -2,7 +2,8 @@
 //! - `abliterate MODEL --direction dir.gguf [--kernel …] -o OUT`: the weights that write to the
 //!   residual stream orthogonalised against it, with per-layer weights;
 //! - `steer MODEL --direction dir.gguf --scale S -o OUT`: its component scaled to S×;
-//! - `--steer FILE[:ALPHA][@LAYER]` on run, eval and serve: a vector added at run time.
+//! - `--steer FILE[:ALPHA][@LAYER]` / `--ablate FILE[:WEIGHT][@LAYER]` on run, eval and serve:
+//!   the same edits at run time (`run_edits`).
 //!
 //! Files are re-quantised to their own types, everything else byte-identical, written
 //! atomically with their lineage.
@@ -170,19 +171,27 @@ pub fn parse_steer(spec: &str) -> Result<(std::path::PathBuf, f32, Option<usize>
     Ok((file.into(), alpha, layer))
 }
 
-/// The run-time edits `--steer` and `--ablate` ask of `model` (either may be absent), with a
-/// one-line description of each.
+/// The run-time edits `--steer FILE[:ALPHA][@LAYER]` (ALPHA × the stored difference of means,
+/// added after its layer) and `--ablate FILE[:WEIGHT][@LAYER]` (WEIGHT × the unit direction's
+/// component taken from every attention and FFN output) ask of `model` — either may be absent —
+/// with a one-line description of each.
 pub fn run_edits(model: &Path, steer: Option<&str>, ablate: Option<&str>) -> Result<(Steering, Vec<String>)> {
+    let f = GgufFile::open(model).with_context(|| format!("cannot read {}", model.display()))?;
     let mut s = Steering::default();
     let mut what = Vec::new();
     if let Some(spec) = steer {
-        let (a, w) = run_steering(model, spec)?;
-        s.add = a.add;
-        what.push(w);
+        let (file, alpha, layer) = parse_steer(spec)?;
+        let p = pick(&f, model, &file, layer, None)?;
+        let v: Vec<f32> = p.v.iter().map(|x| x * alpha).collect();
+        if v.iter().any(|x| !x.is_finite()) {
+            bail!("--steer {spec}: ALPHA × the direction is not finite");
+        }
+        let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+        what.push(format!("steering: {alpha} × {} of {} (norm {norm:.2}, sha256 {}) added after layer {}", p.name, file.display(), &p.sha256[..12], p.layer));
+        s.add = vec![(p.layer, v)];
     }
     if let Some(spec) = ablate {
         let (file, weight, layer) = parse_steer(spec)?;
-        let f = GgufFile::open(model).with_context(|| format!("cannot read {}", model.display()))?;
         let p = pick(&f, model, &file, layer, None)?;
         s.r = glassbox_edit::ablate::unit(&p.v)?;
         s.attn = vec![weight; p.n_layer];
@@ -190,21 +199,6 @@ pub fn run_edits(model: &Path, steer: Option<&str>, ablate: Option<&str>) -> Res
         what.push(format!("ablation: {weight} × the component along {} of {} (sha256 {}) removed from every attention and FFN output", p.name, file.display(), &p.sha256[..12]));
     }
     Ok((s, what))
-}
-
-/// The run-time steering `--steer FILE[:ALPHA][@LAYER]` asks of `model`: ALPHA × the stored
-/// difference of means, added after its layer; with a one-line description.
-pub fn run_steering(model: &Path, spec: &str) -> Result<(Steering, String)> {
-    let (file, alpha, layer) = parse_steer(spec)?;
-    let f = GgufFile::open(model).with_context(|| format!("cannot read {}", model.display()))?;
-    let p = pick(&f, model, &file, layer, None)?;
-    let v: Vec<f32> = p.v.iter().map(|x| x * alpha).collect();
-    if v.iter().any(|x| !x.is_finite()) {
-        bail!("--steer {spec}: ALPHA × the direction is not finite");
-    }
-    let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
-    let what = format!("steering: {alpha} × {} of {} (norm {norm:.2}, sha256 {}) added after layer {}", p.name, file.display(), &p.sha256[..12], p.layer);
-    Ok((Steering { add: vec![(p.layer, v)], ..Default::default() }, what))
 }
 
 #[cfg(test)]

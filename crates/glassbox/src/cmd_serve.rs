@@ -53,8 +53,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         if m.steering.is_some() {
             bail!("--steer {spec}: model {} is already steered (one --steer per model)", m.name);
         }
-        let (s, what) = crate::cmd_abliterate::run_steering(&m.path, rest)?;
-        eprintln!("{}: {what}", m.name);
+        let (s, what) = crate::cmd_abliterate::run_edits(&m.path, Some(rest), None)?;
+        what.iter().for_each(|w| eprintln!("{}: {w}", m.name));
         m.steering = Some(s);
     }
     if let Some(p) = &a.policy {
