@@ -332,11 +332,10 @@ def gen_kld_tiny(arch: str) -> None:
 KLD_TOP = 64
 
 
-def gen_kld_top(model_path: Path, name: str) -> None:
+def kld_top_rows(model_path: Path, extra: tuple = ()) -> dict:
     """llama.cpp's own log-probabilities on a short text, sparse: per scored position the top
     KLD_TOP tokens and the actual next token (from a full base file, dequantised from its
-    16-bit form). Tests compare the engine's distribution over those tokens plus one bucket for
-    the rest: a coarse-grained KL divergence, which can only be lower than the full one."""
+    16-bit form). `extra` arguments go to llama-perplexity (e.g. --lora FILE)."""
     import tempfile
     import numpy as np
     n_ctx, chunks = 128, 4
@@ -344,7 +343,7 @@ def gen_kld_top(model_path: Path, name: str) -> None:
     with tempfile.TemporaryDirectory() as d:
         base = Path(d) / "base.kld"
         (Path(d) / "text.txt").write_text(text)
-        llama_tool(["-m", str(model_path), "-f", str(Path(d) / "text.txt"), "-c", str(n_ctx), "-b", str(n_ctx),
+        llama_tool(["-m", str(model_path), *extra, "-f", str(Path(d) / "text.txt"), "-c", str(n_ctx), "-b", str(n_ctx),
                     "-t", "2", "--chunks", str(chunks), "--kl-divergence-base", str(base)])
         raw = base.read_bytes()
     n_ctx_f, n_vocab, n_chunk = np.frombuffer(raw[8:20], dtype="<i4")
@@ -362,11 +361,17 @@ def gen_kld_top(model_path: Path, name: str) -> None:
         nxt = int(tokens[c * n_ctx + first + 1 + r])
         ids = [int(t) for t in top] + ([nxt] if nxt not in top else [])
         out.append({"next": nxt, "ids": ids, "logprobs": [round(float(lp[t]), 5) for t in ids]})
+    return {"texts": names, "joiner": "\n\n", "n_ctx": n_ctx, "chunks": chunks, "tokens": [int(t) for t in tokens], "rows": out}
+
+
+def gen_kld_top(model_path: Path, name: str) -> None:
+    """Tests compare the engine's distribution over the top tokens plus one bucket for the rest:
+    a coarse-grained KL divergence, which can only be lower than the full one."""
+    r = kld_top_rows(model_path)
     write(f"kld/{name}-top{KLD_TOP}.json", {
-        "reference": f"llama-perplexity 0c1e570 -c {n_ctx} -b {n_ctx} --chunks {chunks} --kl-divergence-base "
+        "reference": f"llama-perplexity 0c1e570 -c {r['n_ctx']} -b {r['n_ctx']} --chunks {r['chunks']} --kl-divergence-base "
                      "(16-bit log-probs, top tokens kept)",
-        "model": model_path.name, "texts": names, "joiner": "\n\n", "n_ctx": n_ctx, "chunks": chunks,
-        "tokens": [int(t) for t in tokens], "rows": out})
+        "model": model_path.name, **r})
 
 
 # --- chat templates, rendered as transformers.apply_chat_template does -----------------------

@@ -291,6 +291,12 @@ fn gguf_facts(p: &Path, name: &str, ev: &mut Evidence) -> Result<(), Error> {
         let name = if d.base_name.is_empty() { format!("sha256:{}", d.base_sha256) } else { d.base_name.clone() };
         ev.base_models.push(BaseModel { name, relation: Some(d.method.clone()), source: src("glassbox.lineage.*"), sha256: Some(d.base_sha256.clone()) });
         ev.derivation = Some(d);
+        // Adapters merged into it (`glassbox merge`): ancestors too, each with its digest.
+        for i in 0..64 {
+            let Some(sha) = lin(&format!("adapter.{i}.sha256")).filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())) else { break };
+            let name = lin(&format!("adapter.{i}.name")).unwrap_or_else(|| format!("sha256:{sha}"));
+            ev.base_models.push(BaseModel { name, relation: Some("LoRA adapter merged".into()), source: src(&format!("glassbox.lineage.adapter.{i}.*")), sha256: Some(sha.to_ascii_lowercase()) });
+        }
     }
     if let Some(arch) = g.get_str("general.architecture").ok().flatten() {
         if let Some(n) = g.get_u64(&format!("{arch}.block_count")).ok().flatten() {

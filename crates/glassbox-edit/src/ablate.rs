@@ -10,7 +10,7 @@
 //! 0 — is copied byte for byte.
 
 use glassbox_engine::Steering;
-use glassbox_gguf::{GgufFile, GgufWriter, Value, WriterTensor};
+use glassbox_gguf::{GgufFile, Value};
 use glassbox_quant::QType;
 
 use crate::{Error, Result};
@@ -76,11 +76,7 @@ impl Kernel {
 
 /// `direction` made unit length; refused when it is zero or not finite.
 pub fn unit(direction: &[f32]) -> Result<Vec<f32>> {
-    let n = direction.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
-    if !n.is_finite() || n == 0.0 {
-        return Err(Error::Usage(format!("the direction's norm is {n}; it must be finite and non-zero")));
-    }
-    Ok(direction.iter().map(|&v| (f64::from(v) / n) as f32).collect())
+    Steering::unit(direction).map_err(|_| Error::Usage("the direction is zero or not finite; it has no unit length".into()))
 }
 
 /// The component along unit `r` of what a matrix writes: for an output matrix (`r.len()` output
@@ -232,9 +228,10 @@ pub struct Edited {
 
 /// Orthogonalise `f`'s residual-writing matrices against `s.r` with `s`'s weights and write
 /// the model to `out` (metadata copied plus `extra`). Edited tensors keep their type, or become
-/// F16 with `keep_f16` (no second rounding to the quantised grid). Activation additions cannot
-/// be written into the weights of every architecture and are refused.
-pub fn orthogonalize(f: &GgufFile, s: &Steering, keep_f16: bool, threads: usize, extra: &[(String, Value)], out: &mut impl std::io::Write) -> Result<Vec<Edited>> {
+/// `as_type` (F16, Q8_0: a finer grid than the file's own, so no second coarse rounding).
+/// Activation additions cannot be written into the weights of every architecture and are
+/// refused.
+pub fn orthogonalize(f: &GgufFile, s: &Steering, as_type: Option<QType>, threads: usize, extra: &[(String, Value)], out: &mut impl std::io::Write) -> Result<Vec<Edited>> {
     if !s.add.is_empty() {
         return Err(Error::Usage("an activation addition cannot be written into the weights; apply it at run time (run/serve --steer)".into()));
     }
@@ -274,32 +271,11 @@ pub fn orthogonalize(f: &GgufFile, s: &Steering, keep_f16: bool, threads: usize,
         let t = &g.tensors()[k];
         let mut w = vec![0f32; rows * cols];
         dequantize_all(ty, f.tensor_data(t), cols, &mut w);
-        let out_ty = if keep_f16 { QType::F16 } else { ty };
+        let out_ty = as_type.unwrap_or(ty);
         let (bytes, residual, rounds, max_change) = edit_tensor(&w, &r, cols, is_embd, scale, out_ty, 1).map_err(|e| Error::Usage(format!("tensor {}: {e}", t.name)))?;
         Ok((k, bytes, out_ty, Edited { name: t.name.clone(), ty: out_ty.name().to_string(), max_change, residual, rounds }))
     };
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<Done>> = std::thread::scope(|sc| {
-        let handles: Vec<_> = (0..threads.clamp(1, jobs.len().max(1)))
-            .map(|_| {
-                sc.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(job) = jobs.get(i) else { break };
-                        let r = one(job);
-                        let stop = r.is_err();
-                        out.push(r);
-                        if stop {
-                            break;
-                        }
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|_| vec![Err(Error::Usage("an editing thread panicked".into()))])).collect()
-    });
+    let results = glassbox_quant::rewrite::each_parallel(&jobs, threads, one, || Error::Usage("an editing thread panicked".into()));
     let mut datas: Vec<Option<(Vec<u8>, QType)>> = vec![None; g.tensors().len()];
     let mut edited = Vec::new();
     for r in results {
@@ -312,20 +288,7 @@ pub fn orthogonalize(f: &GgufFile, s: &Steering, keep_f16: bool, threads: usize,
     if edited.is_empty() {
         return Err(Error::Usage("no attention-output or FFN-down tensor to edit (none found, or every weight is 0)".into()));
     }
-    let tensors: Vec<WriterTensor> = g
-        .tensors()
-        .iter()
-        .zip(&datas)
-        .map(|(t, d)| match d {
-            Some((bytes, ty)) => WriterTensor { name: t.name.clone(), dims: t.dims.clone(), ggml_type: glassbox_quant::ggml_type(*ty), data: bytes },
-            None => WriterTensor { name: t.name.clone(), dims: t.dims.clone(), ggml_type: t.ggml_type, data: f.tensor_data(t) },
-        })
-        .collect();
-    let mut w = GgufWriter { version: g.version, metadata: g.metadata().to_vec(), tensors };
-    for (k, v) in extra {
-        w.set(k, v.clone());
-    }
-    w.write(out).map_err(|e| Error::File { path: "(output)".into(), msg: e.to_string() })?;
+    glassbox_quant::rewrite::write_replaced(f, &datas, extra, out).map_err(|e| Error::File { path: "(output)".into(), msg: e.to_string() })?;
     Ok(edited)
 }
 

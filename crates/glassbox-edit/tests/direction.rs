@@ -5,6 +5,7 @@
 use glassbox_edit::direction::{find, to_gguf};
 use glassbox_engine::{Engine, EngineOptions};
 use glassbox_gguf::{Gguf, Limits, Value};
+use glassbox_quant::QType;
 
 fn engine() -> Engine {
     Engine::load(&glassbox_testdata::model(glassbox_testdata::SMOLLM2), &EngineOptions { threads: 2, ctx_size: 256, ..Default::default() }).unwrap()
@@ -99,7 +100,7 @@ fn run_time_steering_computes_what_the_edited_weights_compute() {
     let src = glassbox_gguf::GgufFile::open(&glassbox_testdata::model(glassbox_testdata::SMOLLM2)).unwrap();
     let path = std::env::temp_dir().join(format!("glassbox-steer-eq-{}.gguf", std::process::id()));
     let mut f = std::fs::File::create(&path).unwrap();
-    orthogonalize(&src, &s, true, 2, &[], &mut f).unwrap();
+    orthogonalize(&src, &s, Some(QType::F16), 2, &[], &mut f).unwrap();
     drop(f);
     let mut baked = Engine::load(&path, &EngineOptions { threads: 2, ctx_size: 256, ..Default::default() }).unwrap();
     let edited = baked.next_token_logprobs(&neg[1]).unwrap();
@@ -112,5 +113,5 @@ fn run_time_steering_computes_what_the_edited_weights_compute() {
     assert!(e.set_steering(Steering { add: vec![(nl, vec![0.0; e.model.config.n_embd])], ..Default::default() }).is_err());
     // Activation additions cannot be baked.
     let add = Steering { add: vec![(1, vec![0.0; e.model.config.n_embd])], ..s };
-    assert!(orthogonalize(&src, &add, true, 2, &[], &mut Vec::new()).unwrap_err().to_string().contains("run time"));
+    assert!(orthogonalize(&src, &add, Some(QType::F16), 2, &[], &mut Vec::new()).unwrap_err().to_string().contains("run time"));
 }

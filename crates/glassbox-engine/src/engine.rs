@@ -155,6 +155,9 @@ pub struct Engine {
     ctx_size: usize,
     pub(crate) batch_size: usize,
     pub(crate) ll: crate::loglik::LoglikScratch,
+    /// LoRA adapters attached (adapters.rs), in index order, and the ones every sequence uses.
+    pub(crate) adapters: Vec<crate::adapters::Attached>,
+    pub(crate) active: Vec<usize>,
 }
 
 impl Engine {
@@ -203,6 +206,8 @@ impl Engine {
             ctx_size,
             batch_size: opts.batch_size.max(1),
             ll: Default::default(),
+            adapters: Vec::new(),
+            active: Vec::new(),
         })
     }
 

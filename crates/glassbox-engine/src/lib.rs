@@ -6,6 +6,7 @@
 //! network, never prints, and never parses command lines: callers pass plain structs and get
 //! plain structs (and streamed text through a callback) back.
 
+mod adapters;
 mod batch;
 mod engine;
 mod loglik;
@@ -17,6 +18,8 @@ mod stop;
 
 pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Frontend, Generation, GenerateRequest, Verification};
 pub use scheduler::{EventSink, SchedRequest, Scheduler, SchedulerStats, SeqEvent};
+pub use adapters::Attached;
+pub use glassbox_lora::Adapter;
 pub use glassbox_models::{KvType, Steering};
 pub use loglik::{ContinuationScore, LoglikRequest, token_logprob};
 pub use glassbox_template::Message;
@@ -40,6 +43,8 @@ pub enum Error {
     Trust(#[from] glassbox_trust::Error),
     #[error(transparent)]
     Perplexity(#[from] glassbox_perplexity::Error),
+    #[error(transparent)]
+    Lora(#[from] glassbox_lora::Error),
     #[error("prompt is {prompt} tokens; with room for at least one generated token it needs a context of {needed}, but the context size is {ctx}")]
     PromptTooLong { prompt: usize, needed: usize, ctx: usize },
     #[error("this model has no chat template (tokenizer.chat_template); use --raw to send the prompt as plain text")]

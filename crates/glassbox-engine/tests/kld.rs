@@ -38,9 +38,19 @@ fn measure(file: &str, fixture: &str) -> Measured {
 }
 
 fn measure_with(file: &str, fixture: &str, cache_types: (KvType, KvType)) -> Measured {
+    measure_adapted(file, fixture, cache_types, None)
+}
+
+/// As [`measure_with`], with a LoRA adapter (a fixture path) attached.
+fn measure_adapted(file: &str, fixture: &str, cache_types: (KvType, KvType), adapter: Option<&str>) -> Measured {
     let fx: Fixture = serde_json::from_str(&std::fs::read_to_string(glassbox_testdata::fixture(fixture)).unwrap()).unwrap();
     let opts = EngineOptions { threads: 2, ctx_size: fx.n_ctx, batch_size: 512, cache_types, ..Default::default() };
     let mut e = Engine::load(&glassbox_testdata::model(file), &opts).unwrap();
+    if let Some(a) = adapter {
+        let ad = glassbox_engine::Adapter::open(&glassbox_testdata::fixture(a)).unwrap();
+        let id = e.attach_adapter(&ad, "(test)", 1.0, file).unwrap();
+        e.set_active_adapters(&[id]).unwrap();
+    }
     let n_vocab = e.model.config.n_vocab;
     let per = glassbox_perplexity::scored_per_chunk(fx.n_ctx);
     assert_eq!(fx.rows.len(), per * fx.chunks);
@@ -99,6 +109,30 @@ fn qwen05_distributions_match_llama_cpp() {
 fn qwen15_distributions_match_llama_cpp() {
     // Measured (scalar / AVX-VNNI): mean 0.0022 / 0.0023, max 0.012 / 0.011, same top 95.6 / 96.8 %.
     check(glassbox_testdata::QWEN15, "kld/qwen15-top64.json", 0.005, 0.03, 93.0);
+}
+
+/// LoRA applied without merging, against llama.cpp applying the same adapter (a synthetic rank-4
+/// F16 adapter on attn_q and attn_v of SmolLM2, PEFT's default targets, tests/fixtures/lora/, made by
+/// scripts/gen_lora.py; llama-perplexity --lora wrote the reference). Agreement must be about
+/// as good as without the adapter, and the adapter must visibly change the distributions.
+/// Measured (AVX-512, 252 positions): with the adapter mean 0.0031, max 0.032, same top 98.0 %
+/// (5 positions differ); without it 0.0025 / 0.010 / 98.8 % (3 positions); the adapter ignored
+/// 0.0067 / 94.8 % (and the adapter turns the greedy answer to "What is the capital of France?"
+/// from "L'Étoile, la Marseillaise, …" into "The capital of France is Paris."). An adapter as
+/// strong again (sigma 0.05) gave 96.4 % with it against 98.8 % without, mean 0.0028 / 0.0025.
+/// An F16 adapter on the F32 tiny model agrees with llama.cpp to a mean KLD of 2.6e-7, so the
+/// extra positions are the two engines' different rounding of the quantised base seen through
+/// a changed model, not the adapter's arithmetic; the bound allows two positions of 252.
+#[test]
+fn smollm2_with_an_adapter_matches_llama_cpp_with_it() {
+    let f16 = (KvType::F16, KvType::F16);
+    let with = measure_adapted(glassbox_testdata::SMOLLM2, "kld/smollm2-lora-top64.json", f16, Some("lora/smollm2-lora.gguf"));
+    let without = measure(glassbox_testdata::SMOLLM2, "kld/smollm2-top64.json");
+    let ignored = measure(glassbox_testdata::SMOLLM2, "kld/smollm2-lora-top64.json");
+    eprintln!("same top: with adapter {:.2} %, without {:.2} %; adapter ignored {:.2} % (mean KLD {:.4})", with.same_top, without.same_top, ignored.same_top, ignored.kld_mean);
+    assert!(with.same_top >= without.same_top - 0.8, "same top with the adapter {} % < without {} %", with.same_top, without.same_top);
+    assert!(with.kld_mean < 0.005 && with.kld_max < 0.04, "mean KLD {} max {}", with.kld_mean, with.kld_max);
+    assert!(ignored.kld_mean > 1.5 * with.kld_mean && ignored.same_top < with.same_top - 2.0, "the adapter changes little: {} vs {}", ignored.kld_mean, with.kld_mean);
 }
 
 /// A q8_0 KV cache (llama.cpp's `-ctk q8_0 -ctv q8_0`) stores 34 bytes per 32 values instead of

@@ -4,6 +4,7 @@
 use glassbox_kernels::ops::{self, rms_norm, rms_norm_inplace};
 use glassbox_kernels::{ActBuf, ActFormat, AttnHead, Isa, MatmulJob, ThreadPool, attend, dequantize_row, matmul_many};
 
+use crate::lora::{self, LoraScratch};
 use crate::steer::Steering;
 use crate::weights::Mat;
 use crate::{Error, KvCache, Model, Result};
@@ -61,6 +62,8 @@ pub struct Scratch {
     /// Run-time residual-stream edits (steer.rs): directional ablation with per-layer
     /// weights and activation addition. Off while empty.
     pub steer: Steering,
+    /// LoRA products (lora.rs).
+    pub(crate) lora: LoraScratch,
 }
 
 pub(crate) fn fmt_idx(f: ActFormat) -> usize {
@@ -170,6 +173,7 @@ impl Model {
                 return Err(Error::BadToken { id, n_vocab: c.n_vocab });
             }
         }
+        self.lora_rows(batch.iter().map(|s| (&*s.cache, s.tokens.len())), &mut scratch.lora.rows)?;
         // Flatten: (sequence index, position) per token.
         let mut toks: Vec<(usize, usize)> = Vec::new();
         for (si, s) in batch.iter().enumerate() {
@@ -237,6 +241,11 @@ impl Model {
                     MatmulJob { w: self.w(&l.wv), x: act(&l.wv), y: &mut sc.v },
                 ]);
             }
+            if !self.adapters.is_empty() {
+                for (slot, y) in [(lora::Q, &mut sc.q), (lora::K, &mut sc.k), (lora::V, &mut sc.v)] {
+                    self.apply_loras(pool, isa, il, slot, &sc.xn, d, y, &mut sc.lora);
+                }
+            }
             add_bias(&mut sc.q, l.bq.as_deref());
             add_bias(&mut sc.k, l.bk.as_deref());
             add_bias(&mut sc.v, l.bv.as_deref());
@@ -275,6 +284,9 @@ impl Model {
                 x: &sc.acts[fmt_idx(l.wo.ty.act_format())],
                 y: &mut sc.o,
             }]);
+            if !self.adapters.is_empty() {
+                self.apply_loras(pool, isa, il, lora::O, &sc.attn, c.n_head * hdv, &mut sc.o, &mut sc.lora);
+            }
             if !sc.steer.r.is_empty() {
                 sc.steer.ablate(&mut sc.o, sc.steer.attn[il]);
             }
@@ -295,6 +307,10 @@ impl Model {
                     MatmulJob { w: self.w(&l.w_up), x: act(&l.w_up), y: &mut sc.up },
                 ]);
             }
+            if !self.adapters.is_empty() {
+                self.apply_loras(pool, isa, il, lora::GATE, &sc.xn, d, &mut sc.gate, &mut sc.lora);
+                self.apply_loras(pool, isa, il, lora::UP, &sc.xn, d, &mut sc.up, &mut sc.lora);
+            }
             if c.spec.gelu {
                 par_rows(pool, &mut sc.gate, c.n_ff, &sc.up, c.n_ff, &|g, u| ops::geglu_inplace(isa, g, u));
             } else {
@@ -306,6 +322,9 @@ impl Model {
                 x: &sc.acts[fmt_idx(l.w_down.ty.act_format())],
                 y: &mut sc.o,
             }]);
+            if !self.adapters.is_empty() {
+                self.apply_loras(pool, isa, il, lora::DOWN, &sc.gate, c.n_ff, &mut sc.o, &mut sc.lora);
+            }
             if !sc.steer.r.is_empty() {
                 sc.steer.ablate(&mut sc.o, sc.steer.ffn[il]);
             }

@@ -87,6 +87,8 @@ pub struct KvCache {
     /// Per layer: `capacity × kv_dim` values.
     pub(crate) k: Vec<Rows>,
     pub(crate) v: Vec<Rows>,
+    /// The LoRA adapter this sequence uses besides the model's active ones (lora.rs).
+    pub(crate) adapter: Option<usize>,
 }
 
 impl KvCache {
@@ -101,6 +103,7 @@ impl KvCache {
             types: (cfg.cache_k, cfg.cache_v),
             k: (0..cfg.n_layers).map(|_| Rows::new(cfg.cache_k, capacity * kv_dim)).collect(),
             v: (0..cfg.n_layers).map(|_| Rows::new(cfg.cache_v, capacity * kv_dim_v)).collect(),
+            adapter: None,
         }
     }
     /// Tokens currently cached (= the position of the next token).

@@ -16,6 +16,7 @@ mod forward;
 mod output;
 mod kv;
 mod rope;
+mod lora;
 mod steer;
 mod weights;
 
@@ -23,6 +24,7 @@ pub use config::{Arch, ArchSpec, Config};
 pub use forward::{Logits, Scratch, SeqBatch};
 pub use kv::{KvCache, KvType};
 pub use rope::{Rope, RopeScaling};
+pub use lora::{LoraPart, LoraScratch, LoraTensor};
 pub use steer::Steering;
 pub use weights::Model;
 
@@ -53,6 +55,8 @@ pub enum Error {
     CacheMismatch(String),
     #[error("residual capture: {0}")]
     Capture(String),
+    #[error("lora adapter: {0}")]
+    Lora(String),
     #[error("{which} cache type {ty}: {msg}")]
     BadCacheType { which: &'static str, ty: &'static str, msg: String },
 }

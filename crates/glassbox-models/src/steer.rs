@@ -31,7 +31,16 @@ impl Steering {
     /// Ablate unit-length `r` (made so here) with weight `w` everywhere: embedding and every
     /// block of `n_layer` (Arditi et al.'s directional ablation).
     pub fn ablate_everywhere(r: &[f32], n_layer: usize, w: f32) -> Result<Steering> {
-        Ok(Steering { r: unit(r)?, embedding: w, attn: vec![w; n_layer], ffn: vec![w; n_layer], add: Vec::new() })
+        Ok(Steering { r: Steering::unit(r)?, embedding: w, attn: vec![w; n_layer], ffn: vec![w; n_layer], add: Vec::new() })
+    }
+
+    /// `v` made unit length; refused when zero or not finite.
+    pub fn unit(v: &[f32]) -> Result<Vec<f32>> {
+        let n = norm(v);
+        if !n.is_finite() || n == 0.0 {
+            return Err(Error::Capture(format!("a direction of norm {n}; it must be finite and non-zero")));
+        }
+        Ok(v.iter().map(|&x| (f64::from(x) / n) as f32).collect())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -97,14 +106,6 @@ fn norm(v: &[f32]) -> f64 {
     v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt()
 }
 
-/// `v` made unit length; refused when zero or not finite.
-pub fn unit(v: &[f32]) -> Result<Vec<f32>> {
-    let n = norm(v);
-    if !n.is_finite() || n == 0.0 {
-        return Err(Error::Capture(format!("a direction of norm {n}; it must be finite and non-zero")));
-    }
-    Ok(v.iter().map(|&x| (f64::from(x) / n) as f32).collect())
-}
 
 #[cfg(test)]
 mod tests {
@@ -130,6 +131,6 @@ mod tests {
         assert_eq!(x, [1.0, -1.0, 1.0, -1.0]);
         assert!(add.check(1, 2).is_err());
         assert!(Steering { add: vec![(0, vec![f32::NAN, 0.0])], ..Default::default() }.check(1, 2).is_err());
-        assert!(unit(&[0.0, 0.0]).is_err());
+        assert!(Steering::unit(&[0.0, 0.0]).is_err());
     }
 }

@@ -16,14 +16,14 @@ pub(crate) struct Mat {
     pub cols: usize,
     pub range: Range<usize>,
     pub packed: Option<std::sync::Arc<PackedMatrix>>,
-    /// The exactly dequantized F32 copy (little-endian bytes) made by [`Model::dequantize_f32`];
-    /// when present, `ty` is F32 and this replaces the file's bytes.
-    pub f32: Option<std::sync::Arc<[u8]>>,
+    /// Bytes held instead of the file's: the exactly dequantized F32 copy made by
+    /// [`Model::dequantize_f32`] (then `ty` is F32), or an adapter's matrix (lora.rs).
+    pub owned: Option<std::sync::Arc<[u8]>>,
 }
 
 impl Clone for Mat {
     fn clone(&self) -> Self {
-        Mat { ty: self.ty, rows: self.rows, cols: self.cols, range: self.range.clone(), packed: self.packed.clone(), f32: self.f32.clone() }
+        Mat { ty: self.ty, rows: self.rows, cols: self.cols, range: self.range.clone(), packed: self.packed.clone(), owned: self.owned.clone() }
     }
 }
 
@@ -60,6 +60,9 @@ pub struct Model {
     /// Output layer with a second 8-bit pass over each row's rounding error (on by default;
     /// see `forward.rs`): half the divergence from the exact model, no decode cost.
     pub(crate) precise_output: bool,
+    /// Attached LoRA adapters (lora.rs) and the ones every sequence uses.
+    pub(crate) adapters: Vec<crate::lora::AdapterWeights>,
+    pub(crate) active: Vec<usize>,
 }
 
 pub(crate) fn qtype(t: &TensorInfo) -> Result<QType> {
@@ -128,7 +131,7 @@ impl Binder<'_> {
         // Validates block divisibility and byte size.
         WeightMatrix::new(ty, rows, cols, &self.file.bytes()[range.clone()])
             .map_err(|e| Error::BadTensor { name: name.into(), msg: e.to_string() })?;
-        Ok(Mat { ty, rows, cols, range, packed: None, f32: None })
+        Ok(Mat { ty, rows, cols, range, packed: None, owned: None })
     }
 
     /// A vector of `n` values, dequantised to f32.
@@ -208,11 +211,11 @@ impl Model {
         // Sliding-window layers: their own base, never frequency-scaled.
         let swa_scaling = RopeScaling { freq_scale: 1.0, ..c.rope_scaling };
         let rope_swa = Rope::new(c.n_rot, c.rope_base_swa, swa_scaling, freq_factors);
-        Ok(Model { file, config, tok_embd, output, output_norm, layers, rope, rope_swa, precise_output: true })
+        Ok(Model { file, config, tok_embd, output, output_norm, layers, rope, rope_swa, precise_output: true, adapters: Vec::new(), active: Vec::new() })
     }
 
     pub(crate) fn raw<'a>(&'a self, m: &'a Mat) -> WeightMatrix<'a> {
-        let bytes = match &m.f32 {
+        let bytes = match &m.owned {
             Some(b) => &b[..],
             None => &self.file.bytes()[m.range.clone()],
         };
@@ -227,7 +230,7 @@ impl Model {
         let file = &self.file;
         let mut total = 0;
         let mut one = |m: &mut Mat| {
-            if m.ty == QType::F32 || m.f32.is_some() {
+            if m.ty == QType::F32 || m.owned.is_some() {
                 return;
             }
             let src = &file.bytes()[m.range.clone()];
@@ -239,7 +242,7 @@ impl Model {
                 out.extend(row.iter().flat_map(|v| v.to_le_bytes()));
             }
             total += out.len();
-            m.f32 = Some(out.into());
+            m.owned = Some(out.into());
             m.ty = QType::F32;
             m.packed = None;
         };
@@ -338,7 +341,7 @@ impl Model {
     /// (as packed, F32 or file bytes, whichever the kernels read), plus one embedding row. What
     /// bounds single-stream decode when memory bandwidth is the limit.
     pub fn bytes_per_token(&self) -> usize {
-        let m = |x: &Mat| match (&x.packed, &x.f32) {
+        let m = |x: &Mat| match (&x.packed, &x.owned) {
             (Some(p), _) => p.bytes(),
             (None, Some(b)) => b.len(),
             (None, None) => x.range.len(),

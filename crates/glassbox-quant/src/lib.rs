@@ -13,6 +13,7 @@ mod float;
 mod kquants;
 mod legacy;
 pub mod mixture;
+pub mod rewrite;
 
 pub use file::{TensorPlan, ggml_type, quantize_file, quantize_rows};
 pub use mixture::FileType;

@@ -63,6 +63,8 @@ pub enum Command {
     /// weaken or remove it (< 1, 0), reverse it (< 0); re-quantised, lineage recorded. At run
     /// time without a new file: `run|serve|eval --steer dir.gguf:ALPHA`
     Steer(SteerArgs),
+    /// Merge LoRA adapters into a standalone model (as llama.cpp's export-lora), lineage recorded
+    Merge(MergeArgs),
 }
 
 /// What every edit along a direction takes: the model, the direction, the output.
@@ -80,9 +82,36 @@ pub struct EditArgs {
     #[arg(long)]
     pub position: Option<usize>,
     /// Write the edited tensors as F16 instead of re-quantising them to their own types
-    #[arg(long)]
+    /// (the same as --edited-type F16)
+    #[arg(long, conflicts_with = "edited_type")]
     pub keep_f16: bool,
+    /// Write the edited tensors as this type (F32, F16, BF16, Q8_0, … any type `quantize`
+    /// writes) instead of their own; every other tensor stays as it was
+    #[arg(long, value_name = "TYPE")]
+    pub edited_type: Option<String>,
     /// Where to write the edited model
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Replace the output file if it exists
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct MergeArgs {
+    /// The base model (GGUF)
+    pub model: PathBuf,
+    /// An adapter to merge (llama.cpp's GGUF adapter format), SCALE multiplying its
+    /// alpha/rank (default 1); repeatable
+    #[arg(long, required = true, value_name = "FILE[:SCALE]", allow_hyphen_values = true)]
+    pub lora: Vec<String>,
+    /// Type of the merged tensors (default: F16, F32 staying F32, as export-lora writes them;
+    /// a 4-bit type rounds part of a small update away)
+    #[arg(long = "type", value_name = "TYPE")]
+    pub ty: Option<String>,
+    /// Where to write the merged model
     #[arg(long, short = 'o')]
     pub output: PathBuf,
     /// Replace the output file if it exists
@@ -613,6 +642,12 @@ pub struct EngineArgs {
     /// `glassbox abliterate --scale WEIGHT` writes. `eval compare` applies it to DERIVED only
     #[arg(long, value_name = "FILE[:WEIGHT][@LAYER]", allow_hyphen_values = true)]
     pub ablate: Option<String>,
+    /// Apply a LoRA adapter (llama.cpp's GGUF adapter format) without merging: SCALE
+    /// multiplies its alpha/rank (default 1). Repeatable; adapters add up. Each is verified
+    /// against its SHA-256 pin like a model, and checked against the model. `eval compare`
+    /// applies it to DERIVED only
+    #[arg(long, value_name = "FILE[:SCALE]", allow_hyphen_values = true)]
+    pub lora: Vec<String>,
 }
 
 #[derive(Args, Clone)]

@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use glassbox_edit::ablate::Kernel;
 use glassbox_engine::Steering;
 use glassbox_gguf::{GgufFile, Value};
+use glassbox_quant::QType;
 use serde_json::json;
 
 use crate::cli::{AbliterateArgs, EditArgs, SteerArgs};
@@ -72,6 +73,34 @@ pub fn pick(model: &GgufFile, model_path: &Path, dir: &Path, layer: Option<usize
 
 /// Write `s` into the model's weights at `e.output`, with lineage `method`/`params`; prints the
 /// summary (or JSON).
+/// The type edited tensors are written as: `--edited-type` (any type the quantisers write),
+/// F16 with `--keep-f16`, else None (each keeps its own).
+fn edited_type(e: &EditArgs) -> Result<Option<QType>> {
+    if e.keep_f16 {
+        return Ok(Some(QType::F16));
+    }
+    e.edited_type.as_deref().map(|n| tensor_type("--edited-type", n)).transpose()
+}
+
+/// A tensor type the quantisers write, by name (case-insensitive); `flag` names the option in
+/// the error.
+pub(crate) fn tensor_type(flag: &str, name: &str) -> Result<QType> {
+    let known = || glassbox_quant::SUPPORTED.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ");
+    match QType::from_name(&name.to_ascii_uppercase()) {
+        Some(ty) if glassbox_quant::SUPPORTED.contains(&ty) => Ok(ty),
+        _ => bail!("{flag} {name}: not a tensor type glassbox writes ({})", known()),
+    }
+}
+
+/// How the edited tensors are written, for the lineage record.
+fn edited_text(e: &EditArgs) -> String {
+    match (e.keep_f16, &e.edited_type) {
+        (true, _) => "F16".into(),
+        (false, Some(t)) => t.to_ascii_uppercase(),
+        (false, None) => "own".into(),
+    }
+}
+
 fn write_edit(e: &EditArgs, f: &GgufFile, p: &Picked, s: &Steering, method: &str, params: &str, started: std::time::Instant) -> Result<()> {
     let (model, dir, output) = (&e.model, &e.direction, &e.output);
     let g = f.gguf();
@@ -80,7 +109,8 @@ fn write_edit(e: &EditArgs, f: &GgufFile, p: &Picked, s: &Steering, method: &str
     let mut extra = crate::cmd_quantize::lineage(&sha, &base_name, method, params);
     extra.push(("glassbox.lineage.direction.sha256".into(), Value::String(p.sha256.clone())));
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let edited = crate::cmd_quantize::write_atomically(output, |w| Ok(glassbox_edit::ablate::orthogonalize(f, s, e.keep_f16, threads, &extra, w)?))?;
+    let as_type = edited_type(e)?;
+    let edited = crate::cmd_quantize::write_atomically(output, |w| Ok(glassbox_edit::ablate::orthogonalize(f, s, as_type, threads, &extra, w)?))?;
     let seconds = started.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
     if e.json {
@@ -131,8 +161,8 @@ pub fn abliterate(a: AbliterateArgs) -> Result<()> {
     let top = wa.iter().chain(&wf).copied().fold(0f32, |m, w| if w.abs() > m.abs() { w } else { m });
     let s = Steering { r: glassbox_edit::ablate::unit(&p.v)?, embedding: if a.embedding { top } else { 0.0 }, attn: wa, ffn: wf, add: Vec::new() };
     let params = format!(
-        "layer={} position={} attn_output={} ffn_down={} embedding={} keep_f16={}",
-        p.layer, p.position, weights_text(&s.attn), weights_text(&s.ffn), s.embedding, a.edit.keep_f16
+        "layer={} position={} attn_output={} ffn_down={} embedding={} edited_type={}",
+        p.layer, p.position, weights_text(&s.attn), weights_text(&s.ffn), s.embedding, edited_text(&a.edit)
     );
     write_edit(&a.edit, &f, &p, &s, "abliterate", &params, started)
 }
@@ -148,7 +178,7 @@ pub fn steer(a: SteerArgs) -> Result<()> {
     // The component along r becomes scale × itself: orthogonalisation weight 1 − scale.
     let w = 1.0 - a.scale;
     let s = Steering { r: glassbox_edit::ablate::unit(&p.v)?, embedding: if a.embedding { w } else { 0.0 }, attn: vec![w; p.n_layer], ffn: vec![w; p.n_layer], add: Vec::new() };
-    let params = format!("layer={} position={} scale={} embedding={} keep_f16={}", p.layer, p.position, a.scale, a.embedding, a.edit.keep_f16);
+    let params = format!("layer={} position={} scale={} embedding={} edited_type={}", p.layer, p.position, a.scale, a.embedding, edited_text(&a.edit));
     write_edit(&a.edit, &f, &p, &s, "steer", &params, started)
 }
 

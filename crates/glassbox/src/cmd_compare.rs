@@ -20,14 +20,16 @@ struct Side {
     /// Per canary: id and exposure (bits).
     exposures: Vec<(String, f64)>,
     first_tokens: Vec<Vec<f32>>,
+    lora: serde_json::Value,
 }
 
 fn run_side(a: &CompareArgs, model: &std::path::Path, derived: bool, p: &Plan, judge: &mut Option<(glassbox_eval::judge::Judge, String)>) -> Result<Side> {
     let mut engine = a.engine.clone();
     if !derived {
-        // --steer and --ablate make the derived side.
+        // --steer, --ablate and --lora make the derived side.
         engine.steer = None;
         engine.ablate = None;
+        engine.lora.clear();
     }
     let m = ModelArgs {
         model: model.to_path_buf(),
@@ -62,7 +64,8 @@ fn run_side(a: &CompareArgs, model: &std::path::Path, derived: bool, p: &Plan, j
         exposures = r.into_iter().map(|c| (c.id, c.exposure)).collect();
     }
     let first_tokens = harmless(&mut engine, p, a.limit).with_context(|| format!("{name}: first-token distributions"))?;
-    Ok(Side { path: name, sha256, values, exposures, first_tokens })
+    let lora = crate::cmd_lora::record(&engine);
+    Ok(Side { path: name, sha256, values, exposures, first_tokens, lora })
 }
 
 /// First-token distributions on harmless prompts through the chat template — the `harmless`
@@ -152,7 +155,7 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
     if a.json {
         let v = json!({
             "base": {"path": base.path, "sha256": base.sha256},
-            "derived": {"path": derived.path, "sha256": derived.sha256, "steer": a.engine.steer, "ablate": a.engine.ablate},
+            "derived": {"path": derived.path, "sha256": derived.sha256, "steer": a.engine.steer, "ablate": a.engine.ablate, "lora": derived.lora},
             "limit": a.limit, "skip": a.skip, "seed": a.seed, "thresholds": th, "metrics": metrics,
             "kl_first_token_note": kl_note, "verdict": verdict,
             "refusal_detector": if judge.is_some() { "markers+relevance" } else { "markers" },
@@ -163,6 +166,9 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
         let mut steer = a.engine.steer.as_ref().map_or_else(String::new, |s| format!(", steered at run time: --steer {s}"));
         if let Some(s) = &a.engine.ablate {
             steer += &format!(", ablated at run time: --ablate {s}");
+        }
+        for l in &a.engine.lora {
+            steer += &format!(", adapter --lora {l}");
         }
         writeln!(out, "base    {} (sha256 {})\nderived {} (sha256 {}{steer})\n", base.path, base.sha256, derived.path, derived.sha256)?;
         writeln!(out, "{:<18} {:<18} {:>5} {:>9} {:>9} {:>9}  {:<19} {:>9}  verdict", "task", "metric", "n", "base", "derived", "Δ", "95% CI", "allowed")?;

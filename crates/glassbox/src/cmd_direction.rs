@@ -38,6 +38,9 @@ pub fn direction(a: DirectionArgs) -> Result<()> {
     if a.select > 0 && (pos.len() < a.limit + a.select || neg.len() < a.limit + a.select) {
         bail!("--select {} needs {} prompts in each set after the first {}; they have {} and {}", a.select, a.select, a.limit, pos.len(), neg.len());
     }
+    if !a.engine.lora.is_empty() {
+        bail!("--lora: a direction file records the model file it came from, not adapters; merge the adapter into a file first");
+    }
     let m = ModelArgs { model: a.model.clone(), trust: a.trust.clone(), engine: a.engine.clone(), cache_type_k: glassbox_engine::KvType::F16, cache_type_v: glassbox_engine::KvType::F16 };
     let (mut engine, sha) = crate::cmd_run::load_with_sha256(&m)?;
     if !engine.has_chat_template() {

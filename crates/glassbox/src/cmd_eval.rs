@@ -65,7 +65,11 @@ fn niah_what(k: niah::Kind) -> &'static str {
 
 /// A judge model for refusal relevance, verified like any model; with its SHA-256.
 pub(crate) fn load_judge(path: &Path, trust: &crate::cli::TrustArgs, engine: &crate::cli::EngineArgs) -> Result<(glassbox_eval::judge::Judge, String)> {
-    let m = ModelArgs { model: path.to_path_buf(), trust: trust.clone(), engine: engine.clone(), cache_type_k: glassbox_engine::KvType::F16, cache_type_v: glassbox_engine::KvType::F16 };
+    // The judge runs as it is: the evaluated model's run-time edits are not the judge's.
+    let mut engine = engine.clone();
+    (engine.steer, engine.ablate) = (None, None);
+    engine.lora.clear();
+    let m = ModelArgs { model: path.to_path_buf(), trust: trust.clone(), engine, cache_type_k: glassbox_engine::KvType::F16, cache_type_v: glassbox_engine::KvType::F16 };
     let (e, sha) = crate::cmd_run::load_with_sha256(&m).with_context(|| format!("judge {}", path.display()))?;
     Ok((glassbox_eval::judge::Judge::new(e).with_context(|| format!("judge {}", path.display()))?, sha))
 }
@@ -230,11 +234,13 @@ fn report_md(model: &Path, sha: &str, rows: &[(&Job, &TaskResult)]) -> String {
     s
 }
 
-/// Run-time steering in force, for the results cache key: the added vectors' digest.
+/// Run-time edits in force, for the results cache key: the steering vectors' digest and each
+/// adapter's SHA-256 and scale.
 fn steer_id(engine: &glassbox_engine::Engine) -> String {
+    let loras: String = engine.active_adapters().map(|a| format!(" lora={}:{}", a.sha256, a.scale)).collect();
     let s = engine.steering();
     if s.is_empty() {
-        return String::new();
+        return loras;
     }
     let mut h = sha2::Sha256::new();
     for (l, v) in &s.add {
@@ -244,7 +250,7 @@ fn steer_id(engine: &glassbox_engine::Engine) -> String {
     for x in s.r.iter().chain(&s.attn).chain(&s.ffn).chain([&s.embedding]) {
         h.update(x.to_le_bytes());
     }
-    format!(" steer={}", catalog::hex(&h.finalize()))
+    format!(" steer={}{loras}", catalog::hex(&h.finalize()))
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
@@ -384,7 +390,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     if let Some(r) = &exposures {
         tasks.insert("canary".into(), json!({"references": a.references, "seed": a.seed, "items": r}));
     }
-    let full = json!({"model": {"path": model.display().to_string(), "sha256": sha, "steer": a.engine.steer, "ablate": a.engine.ablate}, "tasks": tasks});
+    let full = json!({"model": {"path": model.display().to_string(), "sha256": sha, "steer": a.engine.steer, "ablate": a.engine.ablate, "lora": crate::cmd_lora::record(&engine)}, "tasks": tasks});
     if let Some(dir) = &a.out {
         write_out(dir, &full, &rows, &grids, &model, &sha)?;
     }

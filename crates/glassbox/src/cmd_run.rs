@@ -39,6 +39,9 @@ pub fn load_with_sha256(m: &ModelArgs) -> Result<(Engine, String)> {
         engine.set_steering(s).context("--steer/--ablate")?;
         what.iter().for_each(|w| eprintln!("{w}"));
     }
+    if !m.engine.lora.is_empty() {
+        crate::cmd_lora::attach_all(&mut engine, &m.engine.lora, &policy, &m.model)?;
+    }
     // The file is verified; now the organisation's policy, before a single token.
     if let Some(p) = &m.engine.policy {
         crate::cmd_audit::gate(&m.model, p)?;

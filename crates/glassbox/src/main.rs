@@ -8,6 +8,7 @@ mod cmd_compare;
 mod cmd_direction;
 mod cmd_eval;
 mod cmd_info;
+mod cmd_lora;
 mod cmd_perplexity;
 mod cmd_quantize;
 mod cmd_run;
@@ -60,6 +61,7 @@ fn main() {
         cli::Command::Direction(a) => cmd_direction::direction(a),
         cli::Command::Abliterate(a) => cmd_abliterate::abliterate(a),
         cli::Command::Steer(a) => cmd_abliterate::steer(a),
+        cli::Command::Merge(a) => cmd_lora::merge(a),
     };
     if let Err(e) = result {
         // A closed pipe (e.g. `glassbox run … | head`) is not an error.

@@ -54,6 +54,33 @@ fn f32_model_against_llama_cpp_base_kld_below_1e_4() {
     }
 }
 
+/// A LoRA adapter applied without merging computes what llama.cpp computes with it: the F32
+/// tiny model with a rank-4 F32 adapter on every attention and FFN matrix
+/// (tests/fixtures/lora/tiny-qwen2-lora.gguf, scripts/gen_lora.py) against llama-perplexity
+/// --lora's base file. Without the adapter the distributions are visibly different.
+#[test]
+fn f32_model_with_an_adapter_against_llama_cpp_with_it_kld_below_1e_4() {
+    let (model, base) = (fx("tiny/tiny-qwen2-f32.gguf"), fx("kld/tiny-qwen2-lora.kld"));
+    let with = json_ok(&glassbox(&["perplexity", &model, "--lora", &fx("lora/tiny-qwen2-lora.gguf"), "--kl-divergence-base", &base, "--kl-divergence", "--json", "-t", "2"]));
+    let without = kld(&model, &base);
+    eprintln!("KLD against llama.cpp with the adapter: ours with it {}, without it {}", with["kld_mean"], without["kld_mean"]);
+    assert!(with["kld_mean"].as_f64().unwrap().abs() < 1e-4, "{with}");
+    assert!(with["same_top"].as_f64().unwrap() >= 98.5, "{with}");
+    assert!(without["kld_mean"].as_f64().unwrap() > 1e-3, "the adapter changes little: {without}");
+    // Half the scale is not the adapter llama.cpp applied.
+    let half = json_ok(&glassbox(&["perplexity", &model, "--lora", &format!("{}:0.5", fx("lora/tiny-qwen2-lora.gguf")), "--kl-divergence-base", &base, "--kl-divergence", "--json", "-t", "2"]));
+    assert!(half["kld_mean"].as_f64().unwrap() > 1e-4, "{half}");
+}
+
+#[test]
+fn an_adapter_for_another_model_is_refused_by_name() {
+    let e = err_of(&glassbox(&["perplexity", &fx("tiny/tiny-qwen2-f32.gguf"), "--lora", &fx("lora/smollm2-lora.gguf"), "--kl-divergence-base", &fx("kld/tiny-qwen2-lora.kld"), "--kl-divergence"]));
+    assert!(e.contains("smollm2-lora.gguf") && e.contains("architecture"), "{e}");
+    // A model where an adapter is expected.
+    let e = err_of(&glassbox(&["perplexity", &fx("tiny/tiny-qwen2-f32.gguf"), "--lora", &fx("tiny/tiny-qwen2.gguf"), "--kl-divergence-base", &fx("kld/tiny-qwen2-lora.kld"), "--kl-divergence"]));
+    assert!(e.contains("general.type"), "{e}");
+}
+
 #[test]
 fn quantized_model_is_as_close_to_the_f32_base_as_llama_cpp() {
     for arch in ["qwen2", "qwen3"] {
