@@ -17,6 +17,15 @@ pub struct Attached {
     pub pairs: usize,
 }
 
+/// Open an adapter file only after its bytes match a pin under `policy` (SHA-256 over the very
+/// mapping that is then parsed, as for a model). Returns the adapter and the verification.
+pub fn open_adapter(path: &std::path::Path, policy: &glassbox_trust::Policy) -> Result<(Adapter, crate::Verification)> {
+    let v = glassbox_trust::open_verified(path, policy)?;
+    let info = crate::Verification { sha256: v.sha256.clone(), size: v.size, verdict: v.verdict.clone() };
+    let file = glassbox_gguf::GgufFile::from_map(path, v.map, &Default::default())?;
+    Ok((Adapter::from_file(&file)?, info))
+}
+
 fn part(p: &glassbox_lora::Part) -> LoraPart {
     LoraPart { ty: p.ty, rows: p.rows, cols: p.cols, bytes: p.bytes.clone().into() }
 }

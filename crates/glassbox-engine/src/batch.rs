@@ -48,7 +48,7 @@ impl Engine {
         {
             let mut sched = self.scheduler(parallel.max(1), chunk);
             for (r, slot) in reqs.iter().zip(&slots) {
-                sched.submit(SchedRequest { request: r.clone(), top_logprobs: None, prompt_logprobs: None, sink: Box::new(Collect(Arc::clone(slot))) });
+                sched.submit(SchedRequest { request: r.clone(), top_logprobs: None, prompt_logprobs: None, sink: Box::new(Collect(Arc::clone(slot))), adapter: None });
             }
             let mut finished = 0;
             while sched.step() {

@@ -18,7 +18,7 @@ mod stop;
 
 pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Frontend, Generation, GenerateRequest, Verification};
 pub use scheduler::{EventSink, SchedRequest, Scheduler, SchedulerStats, SeqEvent};
-pub use adapters::Attached;
+pub use adapters::{Attached, open_adapter};
 pub use glassbox_lora::Adapter;
 pub use glassbox_models::{KvType, Steering};
 pub use loglik::{ContinuationScore, LoglikRequest, token_logprob};

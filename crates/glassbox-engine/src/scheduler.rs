@@ -45,6 +45,9 @@ pub struct SchedRequest {
     /// Score the prompt too (`echo` with `logprobs`): `Some(k)` alternatives per token.
     pub prompt_logprobs: Option<usize>,
     pub sink: Box<dyn EventSink>,
+    /// The LoRA adapter (an index from `Engine::attach_adapter`) this sequence uses besides the
+    /// engine's active ones; sequences with different adapters share batches.
+    pub adapter: Option<usize>,
 }
 
 /// Live counts, readable from other threads (for metrics and admission control).
@@ -189,7 +192,8 @@ impl<E: BorrowMut<Engine>> Scheduler<E> {
         }
         // The cache holds what this request can use: prompt + max_tokens, capped by the context.
         let capacity = (n + r.request.max_tokens).min(ctx_size);
-        let cache = KvCache::new(&self.eng.borrow().model.config, capacity);
+        let mut cache = KvCache::new(&self.eng.borrow().model.config, capacity);
+        cache.set_adapter(r.adapter);
         let draft_cache = self.draft.as_ref().map(|(d, _)| KvCache::new(&d.model.config, capacity));
         self.stats.prompt_tokens.fetch_add(n, Ordering::Relaxed);
         let prompt_lp = r.prompt_logprobs.map(|k| (k, Vec::with_capacity(n)));

@@ -112,17 +112,17 @@ fn qwen15_distributions_match_llama_cpp() {
 }
 
 /// LoRA applied without merging, against llama.cpp applying the same adapter (a synthetic rank-4
-/// F16 adapter on attn_q and attn_v of SmolLM2, PEFT's default targets, tests/fixtures/lora/, made by
-/// scripts/gen_lora.py; llama-perplexity --lora wrote the reference). Agreement must be about
-/// as good as without the adapter, and the adapter must visibly change the distributions.
-/// Measured (AVX-512, 252 positions): with the adapter mean 0.0031, max 0.032, same top 98.0 %
-/// (5 positions differ); without it 0.0025 / 0.010 / 98.8 % (3 positions); the adapter ignored
-/// 0.0067 / 94.8 % (and the adapter turns the greedy answer to "What is the capital of France?"
-/// from "L'Étoile, la Marseillaise, …" into "The capital of France is Paris."). An adapter as
-/// strong again (sigma 0.05) gave 96.4 % with it against 98.8 % without, mean 0.0028 / 0.0025.
-/// An F16 adapter on the F32 tiny model agrees with llama.cpp to a mean KLD of 2.6e-7, so the
-/// extra positions are the two engines' different rounding of the quantised base seen through
-/// a changed model, not the adapter's arithmetic; the bound allows two positions of 252.
+/// F16 adapter on attn_q and attn_v of SmolLM2, PEFT's default targets,
+/// tests/fixtures/lora/, made by scripts/gen_lora.py; llama-perplexity --lora wrote the
+/// reference). The divergence must be about what it is without the adapter, and the adapter must
+/// visibly change the distributions. Measured (AVX-512, 252 positions): with the adapter mean
+/// 0.0027, max 0.028; without it 0.0025 / 0.010; the adapter ignored 0.0067 / 0.040 (and the
+/// adapter turns the greedy answer to "What is the capital of France?" from "L'Étoile, la
+/// Marseillaise, …" into "The capital of France is Paris."). Same top is 96.8 % with the adapter
+/// against 98.8 % without, but it is not a stable measure here: three arithmetically equivalent
+/// orders of the adapter's sums (ggml's F16 product; F16 widened to F32 with f16-rounded inputs,
+/// as dot products or as row additions — each agreeing with llama.cpp to a mean KLD of 2.5e-7
+/// to 2.7e-7 on the F32 tiny model) give 98.0, 96.0 and 96.8 %, so the bound on it is loose.
 #[test]
 fn smollm2_with_an_adapter_matches_llama_cpp_with_it() {
     let f16 = (KvType::F16, KvType::F16);
@@ -130,9 +130,9 @@ fn smollm2_with_an_adapter_matches_llama_cpp_with_it() {
     let without = measure(glassbox_testdata::SMOLLM2, "kld/smollm2-top64.json");
     let ignored = measure(glassbox_testdata::SMOLLM2, "kld/smollm2-lora-top64.json");
     eprintln!("same top: with adapter {:.2} %, without {:.2} %; adapter ignored {:.2} % (mean KLD {:.4})", with.same_top, without.same_top, ignored.same_top, ignored.kld_mean);
-    assert!(with.same_top >= without.same_top - 0.8, "same top with the adapter {} % < without {} %", with.same_top, without.same_top);
-    assert!(with.kld_mean < 0.005 && with.kld_max < 0.04, "mean KLD {} max {}", with.kld_mean, with.kld_max);
-    assert!(ignored.kld_mean > 1.5 * with.kld_mean && ignored.same_top < with.same_top - 2.0, "the adapter changes little: {} vs {}", ignored.kld_mean, with.kld_mean);
+    assert!(with.same_top >= without.same_top - 3.5, "same top with the adapter {} % < without {} %", with.same_top, without.same_top);
+    assert!(with.kld_mean < 1.4 * without.kld_mean && with.kld_max < 0.04, "mean KLD {} (without the adapter {}) max {}", with.kld_mean, without.kld_mean, with.kld_max);
+    assert!(ignored.kld_mean > 1.8 * with.kld_mean, "the adapter changes little: {} vs {}", ignored.kld_mean, with.kld_mean);
 }
 
 /// A q8_0 KV cache (llama.cpp's `-ctk q8_0 -ctv q8_0`) stores 34 bytes per 32 values instead of

@@ -71,7 +71,7 @@ fn scored_prompts_change_no_output_and_match_loglikelihood() {
     let scored: Vec<Collect> = reqs.iter().map(|_| Collect::default()).collect();
     for ((r, p), s) in reqs.iter().zip(&plain).zip(&scored) {
         for (sink, lp) in [(p, None), (s, Some(3))] {
-            sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: Some(1), prompt_logprobs: lp, sink: Box::new(sink.clone()) });
+            sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: Some(1), prompt_logprobs: lp, sink: Box::new(sink.clone()), adapter: None });
         }
     }
     while sched.step() {}
@@ -96,6 +96,7 @@ fn scored_prompts_change_no_output_and_match_loglikelihood() {
         top_logprobs: None,
         prompt_logprobs: Some(0),
         sink: Box::new(s.clone()),
+        adapter: None,
     });
     while sched.step() {}
     assert_eq!(s.prompt_logprobs().len(), long.len() - 1);
@@ -128,13 +129,13 @@ fn batched_outputs_equal_single_request_outputs() {
     let sinks: Vec<Collect> = reqs.iter().map(|_| Collect::default()).collect();
     // Half the requests arrive first; the rest join while those are decoding.
     for (r, s) in reqs.iter().zip(&sinks).take(3) {
-        sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()) });
+        sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()), adapter: None });
     }
     for _ in 0..5 {
         sched.step();
     }
     for (r, s) in reqs.iter().zip(&sinks).skip(3) {
-        sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()) });
+        sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()), adapter: None });
     }
     let mut max_running = 0;
     let mut steps = 0;
@@ -166,6 +167,7 @@ fn disconnected_client_frees_its_slot_within_one_step() {
             top_logprobs: Some(2),
             prompt_logprobs: None,
             sink: Box::new(s.clone()),
+            adapter: None,
         });
     }
     while !quitter.closed.load(Ordering::SeqCst) {
@@ -197,7 +199,7 @@ fn oversized_prompt_is_an_error_event() {
     let prompt = e.tokenizer.encode(&"word ".repeat(300));
     let (mut sched, _fe) = e.into_scheduler(2, 64);
     let s = Collect::default();
-    sched.submit(SchedRequest { request: GenerateRequest { prompt, max_tokens: 4, sampling: SamplingParams::default(), stop: vec![] }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()) });
+    sched.submit(SchedRequest { request: GenerateRequest { prompt, max_tokens: 4, sampling: SamplingParams::default(), stop: vec![] }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()), adapter: None });
     sched.step();
     let ev = s.events.lock().unwrap();
     assert!(matches!(&ev[0], SeqEvent::Error(m) if m.contains("context size is 256")), "{ev:?}");
@@ -232,7 +234,7 @@ fn drafts_in_the_scheduler_change_no_output_and_save_steps() {
         };
         let sinks: Vec<Collect> = reqs.iter().map(|_| Collect::default()).collect();
         for (r, s) in reqs.iter().zip(&sinks) {
-            sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()) });
+            sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()), adapter: None });
         }
         let mut steps = 0;
         while !sched.is_idle() {

@@ -325,4 +325,26 @@ mod tests {
         let e = a.check_base(&Gguf::parse(&other, &Limits::default()).unwrap(), "base.gguf").unwrap_err().to_string();
         assert!(e.contains("blk.0.attn_q.weight") && e.contains("no such tensor"), "{e}");
     }
+
+    proptest::proptest! {
+        /// Any corruption of a valid adapter is read or refused, never a panic; whatever is
+        /// read keeps the invariants the engine relies on.
+        #[test]
+        fn corrupted_adapters_are_read_or_refused(flips in proptest::collection::vec((0usize..4096, proptest::num::u8::ANY), 1..8), cut in 0usize..4096) {
+            let mut b = gguf(&meta(), &pair());
+            for (i, v) in flips {
+                let n = b.len();
+                b[i % n] ^= v;
+            }
+            b.truncate(b.len().min(cut.max(16)));
+            if let Ok(g) = Gguf::parse(&b, &Limits::default()) {
+                if let Ok(a) = Adapter::from_gguf(Path::new("x.gguf"), &g, &b) {
+                    for p in &a.pairs {
+                        proptest::prop_assert!(p.rank > 0 && p.rank == p.a.rows && p.rank == p.b.cols);
+                        proptest::prop_assert!(a.scale(p, 1.0).is_finite());
+                    }
+                }
+            }
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! LoRA adapters applied without merging. After an adapted matrix's product, each token row
 //! whose sequence uses an adapter gets s·B(A·x) added (before any bias, as llama.cpp's
-//! `build_lora_mm`): A and B are multiplied by the same kernels as the base weights, in their
-//! own types, so an F16 adapter rounds its activations to f16 as ggml does. Several adapters
+//! `build_lora_mm`): A and B are multiplied by the same kernels as the base weights — F16 ones
+//! widened to F32 with their inputs rounded to f16, which is what ggml's F16 product computes. Several adapters
 //! add up, in the order they were attached. An adapter is attached once to the model
 //! ([`Model::add_adapter`]) and then used by every sequence ([`Model::set_active_adapters`]) or
 //! by the sequences whose cache names it ([`KvCache::set_adapter`]), so sequences using
@@ -47,6 +47,14 @@ pub(crate) struct LoraMat {
     a: Mat,
     b: Mat,
     scale: f32,
+    /// A and B were F16, held as F32: their inputs are rounded to f16 first, as ggml's F16
+    /// product rounds them (f16 × f16 products are exact in f32, so the F32 kernel then computes
+    /// what ggml's does, up to the order of the sums).
+    a_f16: bool,
+    b_f16: bool,
+    /// B transposed (rank rows of `out`) when B is F32 or F16: the product B·t becomes `rank`
+    /// scaled row additions, far cheaper than `out` dot products of length `rank`.
+    bt: Option<Vec<f32>>,
 }
 
 /// An attached adapter: per layer, per slot, its update if it has one.
@@ -64,14 +72,30 @@ pub struct LoraScratch {
     /// Per attached adapter, the token rows of the batch that use it (all of them, in order,
     /// for an adapter every sequence uses).
     pub(crate) rows: Vec<Vec<usize>>,
+    /// A one-thread pool (runs inline): small low-rank products cost less than waking threads.
+    inline: Option<ThreadPool>,
 }
 
-fn part_mat(p: &LoraPart, what: &str) -> Result<Mat> {
+/// Multiply-adds of one adapted product below which it runs on the calling thread alone.
+const INLINE_MACS: usize = 1 << 22;
+
+/// The part as a matrix the kernels multiply: F16 widened to F32 (the SIMD F32 kernel; see
+/// [`LoraMat`]), every other type as stored. Returns whether it was F16.
+fn part_mat(p: &LoraPart, what: &str) -> Result<(Mat, bool)> {
     let rb = p.ty.row_bytes(p.cols).ok_or_else(|| Error::Lora(format!("{what}: rows of {} do not fit {}", p.cols, p.ty.name())))?;
     if rb.checked_mul(p.rows) != Some(p.bytes.len()) || p.rows == 0 {
         return Err(Error::Lora(format!("{what}: {} bytes for {} × {} {}", p.bytes.len(), p.rows, p.cols, p.ty.name())));
     }
-    Ok(Mat { ty: p.ty, rows: p.rows, cols: p.cols, range: 0..0, packed: None, owned: Some(p.bytes.clone()) })
+    if p.ty == QType::F16 {
+        let mut row = vec![0f32; p.cols];
+        let mut f = Vec::with_capacity(p.rows * p.cols * 4);
+        for src in p.bytes.chunks_exact(rb) {
+            glassbox_kernels::dequantize_row(QType::F16, src, &mut row);
+            f.extend(row.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        return Ok((Mat { ty: QType::F32, rows: p.rows, cols: p.cols, range: 0..0, packed: None, owned: Some(f.into()) }, true));
+    }
+    Ok((Mat { ty: p.ty, rows: p.rows, cols: p.cols, range: 0..0, packed: None, owned: Some(p.bytes.clone()) }, false))
 }
 
 impl Model {
@@ -93,7 +117,14 @@ impl Model {
             if layers[il][slot].is_some() {
                 return Err(bad("updated twice by one adapter".into()));
             }
-            layers[il][slot] = Some(LoraMat { a: part_mat(&t.a, &format!("{}.lora_a", t.target))?, b: part_mat(&t.b, &format!("{}.lora_b", t.target))?, scale: t.scale });
+            let (a, a_f16) = part_mat(&t.a, &format!("{}.lora_a", t.target))?;
+            let (b, b_f16) = part_mat(&t.b, &format!("{}.lora_b", t.target))?;
+            let bt = (b.ty == QType::F32).then(|| {
+                let v: Vec<f32> = b.owned.as_deref().unwrap_or(&[]).chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let (rows, rank) = (b.rows, b.cols);
+                (0..rank * rows).map(|k| v[(k % rows) * rank + k / rows]).collect()
+            });
+            layers[il][slot] = Some(LoraMat { a, b, scale: t.scale, a_f16, b_f16, bt });
         }
         self.adapters.push(AdapterWeights { layers });
         Ok(self.adapters.len() - 1)
@@ -142,18 +173,42 @@ impl Model {
                 continue;
             }
             let (n, all) = (rows.len(), rows.len() == x.len() / cols);
-            let xs: &[f32] = if all {
+            let xs: &[f32] = if all && !m.a_f16 {
                 x
             } else {
                 ls.xg.clear();
-                rows.iter().for_each(|&t| ls.xg.extend_from_slice(&x[t * cols..(t + 1) * cols]));
+                if all {
+                    ls.xg.extend_from_slice(x);
+                } else {
+                    rows.iter().for_each(|&t| ls.xg.extend_from_slice(&x[t * cols..(t + 1) * cols]));
+                }
+                if m.a_f16 {
+                    glassbox_kernels::ops::round_to_f16_inplace(isa, &mut ls.xg);
+                }
                 &ls.xg
             };
             let (rank, out) = (m.a.rows, m.b.rows);
+            let inline = ls.inline.get_or_insert_with(|| ThreadPool::new(1));
+            let pool = if rank * (cols + out) * n < INLINE_MACS { &*inline } else { pool };
             ls.t.clear();
             ls.t.resize(n * rank, 0.0);
             ls.acts.fill(isa, m.a.ty.act_format(), xs, cols);
             matmul_many(pool, isa, &mut [MatmulJob { w: self.w(&m.a), x: &ls.acts, y: &mut ls.t }]);
+            if m.b_f16 {
+                glassbox_kernels::ops::round_to_f16_inplace(isa, &mut ls.t);
+            }
+            if let Some(bt) = &m.bt {
+                // y += Σ_r (s·t_r)·Bᵀ[r]: one pass per rank over each token's output row.
+                for (i, t) in ls.t.chunks_exact(rank).enumerate() {
+                    let row = if all { i } else { rows[i] };
+                    let y = &mut y[row * out..(row + 1) * out];
+                    for (&tr, b) in t.iter().zip(bt.chunks_exact(out)) {
+                        let c = m.scale * tr;
+                        y.iter_mut().zip(b).for_each(|(y, &b)| *y += c * b);
+                    }
+                }
+                continue;
+            }
             ls.z.clear();
             ls.z.resize(n * out, 0.0);
             ls.acts.fill(isa, m.b.ty.act_format(), &ls.t, rank);

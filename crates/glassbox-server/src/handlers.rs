@@ -55,7 +55,11 @@ pub(crate) async fn list_models(State(st): State<Arc<AppState>>) -> Response {
         .unwrap()
         .iter()
         .filter_map(|n| models.get(n))
-        .map(|m| json!({"id": m.name, "object": "model", "created": m.created, "owned_by": "glassbox"}))
+        .map(|m| match &m.parent {
+            // As vLLM lists a LoRA adapter: its own id, the base as parent.
+            Some(p) => json!({"id": m.name, "object": "model", "created": m.created, "owned_by": "glassbox", "parent": p}),
+            None => json!({"id": m.name, "object": "model", "created": m.created, "owned_by": "glassbox"}),
+        })
         .collect();
     Json(json!({"object": "list", "data": data})).into_response()
 }
@@ -209,6 +213,7 @@ fn submit(p: &Prepared, slots: Vec<Slot>) -> Result<Vec<(Slot, mpsc::UnboundedRe
             top_logprobs: p.common.logprobs.then_some(p.common.top_logprobs),
             prompt_logprobs: (p.common.echo && p.common.logprobs).then_some(p.common.top_logprobs),
             sink: Box::new(ChanSink(etx)),
+            adapter: p.handle.adapter,
         };
         tx.send(req).map_err(|_| unavailable("the model's scheduler has stopped", None))?;
         out.push((slot, erx));

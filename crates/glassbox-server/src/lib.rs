@@ -56,6 +56,16 @@ pub struct ModelSpec {
     pub name: String,
     /// Run-time residual-stream edits applied to this model (`serve --steer`).
     pub steering: Option<glassbox_engine::Steering>,
+    /// LoRA adapters served over this model, each under its own model id (`serve --lora`).
+    pub adapters: Vec<AdapterSpec>,
+}
+
+/// A LoRA adapter served as its own model id over a base model.
+#[derive(Clone, Debug)]
+pub struct AdapterSpec {
+    pub name: String,
+    pub path: PathBuf,
+    pub scale: f32,
 }
 
 #[derive(Clone, Debug)]
@@ -125,6 +135,9 @@ pub(crate) struct ModelHandle {
     pub stats: Arc<SchedulerStats>,
     pub in_flight: AtomicUsize,
     pub created: u64,
+    /// For an adapter's model id: the adapter's index in the base's engine, and the base's id.
+    pub adapter: Option<usize>,
+    pub parent: Option<String>,
 }
 
 pub(crate) struct AppState {
@@ -194,10 +207,15 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
         tokio::task::spawn_blocking(move || {
             for spec in models {
                 match load_model(&spec, &st.cfg, Arc::clone(&st.shutdown)) {
-                    Ok(h) => {
-                        eprintln!("loaded {} as {:?} (ctx {})", spec.path.display(), h.name, h.frontend.ctx_size);
-                        st.order.write().unwrap().push(h.name.clone());
-                        st.models.write().unwrap().insert(h.name.clone(), Arc::new(h));
+                    Ok(handles) => {
+                        for h in handles {
+                            match &h.parent {
+                                None => eprintln!("loaded {} as {:?} (ctx {})", spec.path.display(), h.name, h.frontend.ctx_size),
+                                Some(p) => eprintln!("adapter {:?} over {p:?}", h.name),
+                            }
+                            st.order.write().unwrap().push(h.name.clone());
+                            st.models.write().unwrap().insert(h.name.clone(), Arc::new(h));
+                        }
                     }
                     Err(e) => {
                         eprintln!("error: cannot load {}: {e}", spec.path.display());
@@ -275,11 +293,19 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -> Result<ModelHandle, glassbox_engine::Error> {
+/// Load a model, its adapters and its scheduler: the base's handle, then one per adapter
+/// (sharing the base's scheduler, each sequence with its adapter).
+fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -> Result<Vec<ModelHandle>, glassbox_engine::Error> {
     let (mut engine, v) = Engine::load_verified(&spec.path, &cfg.engine, &cfg.trust)?;
     eprintln!("verified {} sha256 {} ({:?})", spec.path.display(), v.sha256, v.verdict);
     if let Some(s) = &spec.steering {
         engine.set_steering(s.clone())?;
+    }
+    let mut adapter_ids = Vec::with_capacity(spec.adapters.len());
+    for a in &spec.adapters {
+        let (adapter, av) = glassbox_engine::open_adapter(&a.path, &cfg.trust)?;
+        adapter_ids.push(engine.attach_adapter(&adapter, &av.sha256, a.scale, &spec.name)?);
+        eprintln!("verified adapter {} sha256 {} ({:?})", a.path.display(), av.sha256, av.verdict);
     }
     let draft = match &cfg.draft {
         Some((path, max)) => {
@@ -302,7 +328,21 @@ fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -
         .spawn(move || sched.run(rx, shutdown))
         .map_err(|e| glassbox_engine::Error::Other(format!("cannot start scheduler thread: {e}")))?;
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    Ok(ModelHandle { name: spec.name.clone(), frontend, tx: std::sync::Mutex::new(tx), stats, in_flight: AtomicUsize::new(0), created })
+    let handle = |name: &str, adapter: Option<usize>, parent: Option<String>| ModelHandle {
+        name: name.to_string(),
+        frontend: frontend.clone(),
+        tx: std::sync::Mutex::new(tx.clone()),
+        stats: Arc::clone(&stats),
+        in_flight: AtomicUsize::new(0),
+        created,
+        adapter,
+        parent,
+    };
+    let mut out = vec![handle(&spec.name, None, None)];
+    for (a, id) in spec.adapters.iter().zip(adapter_ids) {
+        out.push(handle(&a.name, Some(id), Some(spec.name.clone())));
+    }
+    Ok(out)
 }
 
 pub(crate) fn retry_after(resp: &mut Response) {

@@ -1,6 +1,7 @@
 //! The server against slow and hostile clients, in process on the real SmolLM2 file: connection
 //! cap and eviction, header/body/idle timeouts, slowloris, Host and Content-Type policy,
-//! metric labels, unimplemented fields, per-request bounds, and admission before tokenizing.
+//! metric labels, unimplemented fields, per-request bounds, and admission before tokenizing;
+//! LoRA adapters served over the model as their own ids.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -32,13 +33,18 @@ fn start(cfg: ServerConfig) -> Server {
 }
 
 fn start_with(cfg: ServerConfig, workers: usize) -> Server {
+    start_models(cfg, workers, vec![])
+}
+
+/// The SmolLM2 server with `adapters` served over it.
+fn start_models(cfg: ServerConfig, workers: usize, adapters: Vec<glassbox_server::AdapterSpec>) -> Server {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let auth = cfg.api_keys.first().map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
-    let models = vec![ModelSpec { path: glassbox_testdata::model(glassbox_testdata::SMOLLM2), name: NAME.into(), steering: None }];
+    let models = vec![ModelSpec { path: glassbox_testdata::model(glassbox_testdata::SMOLLM2), name: NAME.into(), steering: None, adapters }];
     let done = rt.spawn(async move {
         let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         glassbox_server::serve_on(listener, models, cfg, async {
@@ -384,4 +390,29 @@ fn admission_429_comes_before_rendering_and_tokenizing() {
     assert!(t.elapsed() < Duration::from_secs(3), "429 took {:?}", t.elapsed());
     assert_eq!(s.metric(&tokenized), Some(1.0), "a refused request was tokenized");
     drop(held);
+}
+
+/// A LoRA adapter is its own model id over the base (listed with the base as parent, as vLLM
+/// lists adapters); requests for the base and the adapter share the scheduler and its batches,
+/// and each gets what it gets alone.
+#[test]
+fn an_adapter_is_its_own_model_id_and_shares_batches_with_the_base() {
+    let adapters = vec![glassbox_server::AdapterSpec { name: "tuned".into(), path: glassbox_testdata::fixture("lora/smollm2-lora.gguf"), scale: 1.0 }];
+    let s = start_models(config(), 2, adapters);
+    let models = s.get("/v1/models").json();
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [NAME, "tuned"]);
+    assert_eq!(models["data"][1]["parent"], NAME);
+    let ask = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 12, "temperature": 0});
+    let answer = |r: Reply| r.json()["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let (base, tuned) = (answer(s.post("/v1/chat/completions", &ask(NAME))), answer(s.post("/v1/chat/completions", &ask("tuned"))));
+    assert!(tuned.starts_with("The capital of France is Paris"), "{tuned:?}");
+    assert_ne!(base, tuned);
+    // Both at once (parallel 2: one batch), same answers.
+    let (b2, t2) = std::thread::scope(|sc| {
+        let b = sc.spawn(|| answer(s.post("/v1/chat/completions", &ask(NAME))));
+        let t = sc.spawn(|| answer(s.post("/v1/chat/completions", &ask("tuned"))));
+        (b.join().unwrap(), t.join().unwrap())
+    });
+    assert_eq!((b2, t2), (base, tuned));
 }

@@ -526,6 +526,11 @@ pub struct ServeArgs {
     /// several are served (repeatable, one per model)
     #[arg(long, value_name = "[ALIAS=]FILE[:ALPHA][@LAYER]", allow_hyphen_values = true)]
     pub steer: Vec<String>,
+    /// Serve a LoRA adapter (llama.cpp's GGUF adapter format) over the base model as its own
+    /// model id NAME (repeatable; one base model). Requests for different adapters share
+    /// batches; each adapter is verified against its pin and checked against the base at start
+    #[arg(long, value_name = "NAME=FILE[:SCALE]", allow_hyphen_values = true)]
+    pub lora: Vec<String>,
     /// Address to bind. Without API keys, request bodies must be `Content-Type:
     /// application/json` (else 415), and on loopback the `Host` header must name the bound
     /// address, `localhost:PORT` or e.g. `127.0.0.1:PORT` (else 403: DNS-rebinding defence)

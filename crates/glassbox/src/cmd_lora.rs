@@ -24,10 +24,8 @@ pub fn parse_spec(spec: &str) -> Result<(PathBuf, f32)> {
 
 /// Open an adapter only after its bytes match a pin under `policy` (as a model is opened).
 pub fn open(path: &Path, policy: &glassbox_trust::Policy) -> Result<(Adapter, String)> {
-    let v = glassbox_trust::open_verified(path, policy).with_context(|| format!("adapter {}", path.display()))?;
+    let (a, v) = glassbox_engine::open_adapter(path, policy).with_context(|| format!("adapter {}", path.display()))?;
     crate::cmd_trust::announce(path, &v.sha256, &v.verdict, policy);
-    let f = GgufFile::from_map(path, v.map, &Default::default()).with_context(|| format!("adapter {}", path.display()))?;
-    let a = Adapter::from_file(&f)?;
     for t in &a.ignored {
         eprintln!("warning: adapter {}: tensor {t} is not applied (norm vectors are skipped, as llama.cpp skips them)", path.display());
     }

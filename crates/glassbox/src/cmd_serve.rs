@@ -35,7 +35,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         .enumerate()
         .map(|(i, p)| {
             let name = a.alias.get(i).cloned().unwrap_or_else(|| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| format!("model{i}")));
-            ModelSpec { path: p.clone(), name, steering: None }
+            ModelSpec { path: p.clone(), name, steering: None, adapters: Vec::new() }
         })
         .collect();
     for m in &models {
@@ -57,12 +57,29 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         what.iter().for_each(|w| eprintln!("{}: {w}", m.name));
         m.steering = Some(s);
     }
+    for spec in &a.lora {
+        let Some((name, rest)) = spec.split_once('=') else { bail!("--lora {spec}: expected NAME=FILE[:SCALE]") };
+        if name.is_empty() || name.len() > 256 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            bail!("--lora {spec}: the name must be 1 to 256 characters without spaces or control characters");
+        }
+        if models.len() != 1 {
+            bail!("--lora {spec}: {} base models are served; adapters are served over one base (run one server per base)", models.len());
+        }
+        if models.iter().any(|m| m.name == name) || models[0].adapters.iter().any(|x| x.name == name) {
+            bail!("--lora {spec}: the model id {name:?} is already taken");
+        }
+        let (path, scale) = crate::cmd_lora::parse_spec(rest)?;
+        if !path.is_file() {
+            bail!("--lora {spec}: adapter file {} does not exist", path.display());
+        }
+        models[0].adapters.push(glassbox_server::AdapterSpec { name: name.to_string(), path, scale });
+    }
     if let Some(p) = &a.policy {
         // Verify each file first (the same pins the server will check), then gate on the policy.
         let trust = crate::cmd_trust::policy(&crate::cli::TrustArgs { lock: a.lock.clone(), sha256: None, locked: a.locked })?;
-        for m in &models {
-            glassbox_trust::open_verified(&m.path, &trust).with_context(|| format!("cannot verify {}", m.path.display()))?;
-            crate::cmd_audit::gate(&m.path, p)?;
+        for path in models.iter().flat_map(|m| std::iter::once(&m.path).chain(m.adapters.iter().map(|x| &x.path))) {
+            glassbox_trust::open_verified(path, &trust).with_context(|| format!("cannot verify {}", path.display()))?;
+            crate::cmd_audit::gate(path, p)?;
         }
     }
     let api_keys = match &a.api_key_file {
