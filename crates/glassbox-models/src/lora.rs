@@ -166,6 +166,7 @@ impl Model {
 
     /// y += s·B(A·x) for slot `slot` of layer `il`, for the token rows each adapter covers
     /// (`x`: token rows of `cols`; `y`: token rows of the base matrix's outputs).
+    #[allow(clippy::too_many_arguments)] // the product's place (layer, slot), its input and output, and the buffers
     pub(crate) fn apply_loras(&self, pool: &ThreadPool, isa: Isa, il: usize, slot: usize, x: &[f32], cols: usize, y: &mut [f32], ls: &mut LoraScratch) {
         for (ad, rows) in self.adapters.iter().zip(&ls.rows) {
             let Some(m) = &ad.layers[il][slot] else { continue };
