@@ -73,6 +73,7 @@ fn run_side(a: &CompareArgs, model: &std::path::Path, derived: bool, p: &Plan, j
 /// contexts as they are.
 fn harmless(engine: &mut Engine, p: &Plan, limit: usize) -> Result<Vec<Vec<f32>>> {
     let mut prompts: Vec<Vec<u32>> = Vec::new();
+    // (`kl_label` names the same choice in the report.)
     let set = p.prompts.iter().find(|(s, _)| s.name == "harmless").or_else(|| p.prompts.iter().find(|(s, _)| s.format == "overrefusal"));
     if let Some((_, items)) = set {
         for it in items.iter().take(limit) {
@@ -86,6 +87,14 @@ fn harmless(engine: &mut Engine, p: &Plan, limit: usize) -> Result<Vec<Vec<f32>>
         }
     }
     prompts.iter().filter(|t| !t.is_empty()).map(|t| engine.next_token_logprobs(t).map_err(Into::into)).collect()
+}
+
+/// What [`harmless`] measured the first-token KL on, for the report.
+fn kl_label(p: &Plan) -> String {
+    if let Some((s, _)) = p.prompts.iter().find(|(s, _)| s.name == "harmless").or_else(|| p.prompts.iter().find(|(s, _)| s.format == "overrefusal")) {
+        return format!("{} prompts", s.name);
+    }
+    p.mc.first().map_or_else(|| "harmless prompts".into(), |j| format!("{} contexts", j.name))
 }
 
 pub fn compare(a: CompareArgs) -> Result<i32> {
@@ -144,7 +153,7 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
     }
     let mut kl_note = None;
     if !base.first_tokens.is_empty() {
-        match compare::first_token_kl(&base.first_tokens, &derived.first_tokens, th.max_first_token_kl, a.seed) {
+        match compare::first_token_kl(&kl_label(&p), &base.first_tokens, &derived.first_tokens, th.max_first_token_kl, a.seed) {
             Ok(m) => metrics.push(m),
             Err(e) => kl_note = Some(e.to_string()),
         }
