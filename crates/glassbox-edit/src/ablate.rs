@@ -12,6 +12,7 @@
 use glassbox_engine::Steering;
 use glassbox_gguf::{GgufFile, Value};
 use glassbox_quant::QType;
+use glassbox_quant::rewrite::dequantize_rows;
 
 use crate::{Error, Result};
 
@@ -106,14 +107,6 @@ fn shift(w: &mut [f32], r: &[f32], cols: usize, vectors: bool, c: &[f64], k: f64
     }
 }
 
-/// Dequantise whole rows of `cols` values of type `ty` from `bytes` into `out`.
-fn dequantize_all(ty: QType, bytes: &[u8], cols: usize, out: &mut [f32]) {
-    let row_bytes = ty.row_bytes(cols).unwrap_or(0).max(1);
-    for (o, b) in out.chunks_exact_mut(cols).zip(bytes.chunks_exact(row_bytes)) {
-        glassbox_kernels::dequantize_row(ty, b, o);
-    }
-}
-
 fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
@@ -160,7 +153,7 @@ fn edit_tensor(w: &[f32], r: &[f32], cols: usize, vectors: bool, scale: f32, ty:
     let quant = |e: glassbox_quant::Error| Error::Usage(e.to_string());
     let mut deq = vec![0f32; w.len()];
     let plain = glassbox_quant::quantize_rows(ty, &target, cols, threads).map_err(quant)?;
-    dequantize_all(ty, &plain, cols, &mut deq);
+    dequantize_rows(ty, &plain, cols, &mut deq);
     let resid: Vec<f64> = component(&deq, r, cols, vectors).iter().zip(&want).map(|(c, w)| c - w).collect();
     let plain_err = norm(&resid) / n0;
     if plain_err < TOLERANCE {
@@ -199,7 +192,7 @@ fn edit_tensor(w: &[f32], r: &[f32], cols: usize, vectors: bool, scale: f32, ty:
     let mut best: Option<(Vec<u8>, f64, usize)> = Some((plain, plain_err, 1));
     for round in 2..=MAX_ROUNDS {
         let bytes = glassbox_quant::quantize_rows(ty, &target, cols, threads).map_err(quant)?;
-        dequantize_all(ty, &bytes, cols, &mut deq);
+        dequantize_rows(ty, &bytes, cols, &mut deq);
         let resid: Vec<f64> = component(&deq, r, cols, vectors).iter().zip(&want).map(|(c, w)| c - w).collect();
         let err = norm(&resid) / n0;
         if best.as_ref().is_none_or(|b| err < b.1) {
@@ -270,7 +263,7 @@ pub fn orthogonalize(f: &GgufFile, s: &Steering, as_type: Option<QType>, threads
     let one = |&(k, scale, ty, cols, rows, is_embd): &Job| -> Result<Done> {
         let t = &g.tensors()[k];
         let mut w = vec![0f32; rows * cols];
-        dequantize_all(ty, f.tensor_data(t), cols, &mut w);
+        dequantize_rows(ty, f.tensor_data(t), cols, &mut w);
         let out_ty = as_type.unwrap_or(ty);
         let (bytes, residual, rounds, max_change) = edit_tensor(&w, &r, cols, is_embd, scale, out_ty, 1).map_err(|e| Error::Usage(format!("tensor {}: {e}", t.name)))?;
         Ok((k, bytes, out_ty, Edited { name: t.name.clone(), ty: out_ty.name().to_string(), max_change, residual, rounds }))
@@ -340,7 +333,7 @@ mod tests {
         shift(&mut raw, &r, cols, false, &c, 0.9);
         let q = glassbox_quant::quantize_rows(QType::Q4K, &raw, cols, 1).unwrap();
         let mut w = vec![0f32; rows * cols];
-        dequantize_all(QType::Q4K, &q, cols, &mut w);
+        dequantize_rows(QType::Q4K, &q, cols, &mut w);
         let c0 = norm(&component(&w, &r, cols, false));
         // One plain rounding of the edited matrix leaves much of the component.
         let mut once = w.clone();
@@ -348,7 +341,7 @@ mod tests {
         shift(&mut once, &r, cols, false, &c, 1.0);
         let qo = glassbox_quant::quantize_rows(QType::Q4K, &once, cols, 1).unwrap();
         let mut d = vec![0f32; rows * cols];
-        dequantize_all(QType::Q4K, &qo, cols, &mut d);
+        dequantize_rows(QType::Q4K, &qo, cols, &mut d);
         let plain = norm(&component(&d, &r, cols, false)) / c0;
         let (bytes, residual, rounds, _) = edit_tensor(&w, &r, cols, false, 1.0, QType::Q4K, 2).unwrap();
         assert_eq!(bytes.len(), qo.len());

@@ -52,18 +52,11 @@ impl Engine {
 
     /// The adapters every sequence uses, in order (indices from [`Engine::attach_adapter`]).
     pub fn set_active_adapters(&mut self, ids: &[usize]) -> Result<()> {
-        self.model.set_active_adapters(ids)?;
-        self.active = ids.to_vec();
-        Ok(())
-    }
-
-    /// Every attached adapter, by index.
-    pub fn adapters(&self) -> &[Attached] {
-        &self.adapters
+        Ok(self.model.set_active_adapters(ids)?)
     }
 
     /// The adapters every sequence uses.
     pub fn active_adapters(&self) -> impl Iterator<Item = &Attached> {
-        self.active.iter().filter_map(|&i| self.adapters.get(i))
+        self.model.active_adapters().iter().filter_map(|&i| self.adapters.get(i))
     }
 }

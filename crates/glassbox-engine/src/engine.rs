@@ -155,9 +155,9 @@ pub struct Engine {
     ctx_size: usize,
     pub(crate) batch_size: usize,
     pub(crate) ll: crate::loglik::LoglikScratch,
-    /// LoRA adapters attached (adapters.rs), in index order, and the ones every sequence uses.
+    /// LoRA adapters attached (adapters.rs), in index order (which of them every sequence uses
+    /// is the model's to say).
     pub(crate) adapters: Vec<crate::adapters::Attached>,
-    pub(crate) active: Vec<usize>,
 }
 
 impl Engine {
@@ -207,7 +207,6 @@ impl Engine {
             batch_size: opts.batch_size.max(1),
             ll: Default::default(),
             adapters: Vec::new(),
-            active: Vec::new(),
         })
     }
 

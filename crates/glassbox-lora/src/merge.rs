@@ -7,6 +7,8 @@
 use glassbox_gguf::{GgufFile, Value};
 use glassbox_kernels::QType;
 
+use glassbox_quant::rewrite::dequantize_rows;
+
 use crate::{Adapter, Error, Result};
 
 /// What was merged into one tensor.
@@ -22,12 +24,6 @@ pub struct Merged {
     pub rms_change: f32,
 }
 
-fn dequantize(ty: QType, bytes: &[u8], cols: usize, out: &mut [f32]) {
-    let rb = ty.row_bytes(cols).unwrap_or(0).max(1);
-    for (o, b) in out.chunks_exact_mut(cols).zip(bytes.chunks_exact(rb)) {
-        glassbox_kernels::dequantize_row(ty, b, o);
-    }
-}
 
 fn bad(msg: String) -> Error {
     Error::Adapter { path: "(merge)".into(), msg }
@@ -62,15 +58,15 @@ pub fn merge(f: &GgufFile, adapters: &[(&Adapter, f32)], as_type: Option<QType>,
         let ty = QType::from_name(&t.ggml_type.name()).ok_or_else(|| bad(format!("tensor {} has type {}, which cannot be merged into and written back", t.name, t.ggml_type.name())))?;
         let (cols, rows) = (t.dims[0] as usize, t.dims[1] as usize);
         let mut w = vec![0f32; rows * cols];
-        dequantize(ty, f.tensor_data(t), cols, &mut w);
+        dequantize_rows(ty, f.tensor_data(t), cols, &mut w);
         let mut delta = vec![0f64; rows * cols];
         let (mut a_row, mut bt) = (Vec::new(), Vec::new());
         for (p, s) in pairs {
             // A: rank × cols, B: rows × rank, dequantised.
             a_row.resize(p.rank * cols, 0f32);
-            dequantize(p.a.ty, &p.a.bytes, cols, &mut a_row);
+            dequantize_rows(p.a.ty, &p.a.bytes, cols, &mut a_row);
             bt.resize(rows * p.rank, 0f32);
-            dequantize(p.b.ty, &p.b.bytes, p.rank, &mut bt);
+            dequantize_rows(p.b.ty, &p.b.bytes, p.rank, &mut bt);
             for i in 0..rows {
                 let d = &mut delta[i * cols..(i + 1) * cols];
                 for r in 0..p.rank {

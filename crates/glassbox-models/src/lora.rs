@@ -43,18 +43,27 @@ pub(crate) const GATE: usize = 4;
 pub(crate) const UP: usize = 5;
 pub(crate) const DOWN: usize = 6;
 
+/// How B·t is computed.
+enum BProduct {
+    /// B transposed (rank rows of `out`), when B is F32 or F16: B·t becomes `rank` scaled row
+    /// additions, far cheaper than `out` dot products of length `rank`.
+    Rows(Vec<f32>),
+    /// Any other type: the kernels' product.
+    Kernel(Mat),
+}
+
 pub(crate) struct LoraMat {
     a: Mat,
-    b: Mat,
+    b: BProduct,
+    /// Rows of B (the adapted matrix's outputs) and the rank.
+    out: usize,
+    rank: usize,
     scale: f32,
     /// A and B were F16, held as F32: their inputs are rounded to f16 first, as ggml's F16
     /// product rounds them (f16 × f16 products are exact in f32, so the F32 kernel then computes
     /// what ggml's does, up to the order of the sums).
     a_f16: bool,
     b_f16: bool,
-    /// B transposed (rank rows of `out`) when B is F32 or F16: the product B·t becomes `rank`
-    /// scaled row additions, far cheaper than `out` dot products of length `rank`.
-    bt: Option<Vec<f32>>,
 }
 
 /// An attached adapter: per layer, per slot, its update if it has one.
@@ -119,12 +128,14 @@ impl Model {
             }
             let (a, a_f16) = part_mat(&t.a, &format!("{}.lora_a", t.target))?;
             let (b, b_f16) = part_mat(&t.b, &format!("{}.lora_b", t.target))?;
-            let bt = (b.ty == QType::F32).then(|| {
+            let (out, rank) = (b.rows, b.cols);
+            let b = if b.ty == QType::F32 {
                 let v: Vec<f32> = b.owned.as_deref().unwrap_or(&[]).chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-                let (rows, rank) = (b.rows, b.cols);
-                (0..rank * rows).map(|k| v[(k % rows) * rank + k / rows]).collect()
-            });
-            layers[il][slot] = Some(LoraMat { a, b, scale: t.scale, a_f16, b_f16, bt });
+                BProduct::Rows((0..rank * out).map(|k| v[(k % out) * rank + k / out]).collect())
+            } else {
+                BProduct::Kernel(b)
+            };
+            layers[il][slot] = Some(LoraMat { a, b, out, rank, scale: t.scale, a_f16, b_f16 });
         }
         self.adapters.push(AdapterWeights { layers });
         Ok(self.adapters.len() - 1)
@@ -139,8 +150,9 @@ impl Model {
         Ok(())
     }
 
-    pub fn n_adapters(&self) -> usize {
-        self.adapters.len()
+    /// The adapters every sequence uses, in order.
+    pub fn active_adapters(&self) -> &[usize] {
+        &self.active
     }
 
     /// Which token rows use which adapter, for a batch whose sequences have the given caches and
@@ -188,7 +200,7 @@ impl Model {
                 }
                 &ls.xg
             };
-            let (rank, out) = (m.a.rows, m.b.rows);
+            let (rank, out) = (m.rank, m.out);
             let inline = ls.inline.get_or_insert_with(|| ThreadPool::new(1));
             let pool = if rank * (cols + out) * n < INLINE_MACS { &*inline } else { pool };
             ls.t.clear();
@@ -198,25 +210,28 @@ impl Model {
             if m.b_f16 {
                 glassbox_kernels::ops::round_to_f16_inplace(isa, &mut ls.t);
             }
-            if let Some(bt) = &m.bt {
-                // y += Σ_r (s·t_r)·Bᵀ[r]: one pass per rank over each token's output row.
-                for (i, t) in ls.t.chunks_exact(rank).enumerate() {
-                    let row = if all { i } else { rows[i] };
-                    let y = &mut y[row * out..(row + 1) * out];
-                    for (&tr, b) in t.iter().zip(bt.chunks_exact(out)) {
-                        let c = m.scale * tr;
-                        y.iter_mut().zip(b).for_each(|(y, &b)| *y += c * b);
+            match &m.b {
+                BProduct::Rows(bt) => {
+                    // y += Σ_r (s·t_r)·Bᵀ[r]: one pass per rank over each token's output row.
+                    for (i, t) in ls.t.chunks_exact(rank).enumerate() {
+                        let row = if all { i } else { rows[i] };
+                        let y = &mut y[row * out..(row + 1) * out];
+                        for (&tr, b) in t.iter().zip(bt.chunks_exact(out)) {
+                            let c = m.scale * tr;
+                            y.iter_mut().zip(b).for_each(|(y, &b)| *y += c * b);
+                        }
                     }
                 }
-                continue;
-            }
-            ls.z.clear();
-            ls.z.resize(n * out, 0.0);
-            ls.acts.fill(isa, m.b.ty.act_format(), &ls.t, rank);
-            matmul_many(pool, isa, &mut [MatmulJob { w: self.w(&m.b), x: &ls.acts, y: &mut ls.z }]);
-            for (i, z) in ls.z.chunks_exact(out).enumerate() {
-                let t = if all { i } else { rows[i] };
-                y[t * out..(t + 1) * out].iter_mut().zip(z).for_each(|(y, &z)| *y += m.scale * z);
+                BProduct::Kernel(b) => {
+                    ls.z.clear();
+                    ls.z.resize(n * out, 0.0);
+                    ls.acts.fill(isa, b.ty.act_format(), &ls.t, rank);
+                    matmul_many(pool, isa, &mut [MatmulJob { w: self.w(b), x: &ls.acts, y: &mut ls.z }]);
+                    for (i, z) in ls.z.chunks_exact(out).enumerate() {
+                        let t = if all { i } else { rows[i] };
+                        y[t * out..(t + 1) * out].iter_mut().zip(z).for_each(|(y, &z)| *y += m.scale * z);
+                    }
+                }
             }
         }
     }

@@ -6,6 +6,15 @@ use glassbox_gguf::{GgufFile, GgufWriter, Value, WriterTensor};
 
 use crate::QType;
 
+/// Dequantise whole rows of `cols` values of type `ty` from `bytes` into `out` (as many rows as
+/// both hold): an edited tensor's starting point.
+pub fn dequantize_rows(ty: QType, bytes: &[u8], cols: usize, out: &mut [f32]) {
+    let row_bytes = ty.row_bytes(cols).unwrap_or(0).max(1);
+    for (o, b) in out.chunks_exact_mut(cols).zip(bytes.chunks_exact(row_bytes)) {
+        glassbox_kernels::dequantize_row(ty, b, o);
+    }
+}
+
 /// Run `one` over `jobs` on up to `threads` threads, each thread taking the next job until none
 /// is left or it meets an error (the others finish theirs). A panicking thread's place is taken
 /// by `panicked()`. Results come in no particular order.

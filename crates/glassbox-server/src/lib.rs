@@ -306,6 +306,9 @@ fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -
         let (adapter, av) = glassbox_engine::open_adapter(&a.path, &cfg.trust)?;
         adapter_ids.push(engine.attach_adapter(&adapter, &av.sha256, a.scale, &spec.name)?);
         eprintln!("verified adapter {} sha256 {} ({:?})", a.path.display(), av.sha256, av.verdict);
+        for t in &adapter.ignored {
+            eprintln!("warning: adapter {}: tensor {t} is not applied (norm vectors are skipped, as llama.cpp skips them)", a.path.display());
+        }
     }
     let draft = match &cfg.draft {
         Some((path, max)) => {

@@ -71,8 +71,6 @@ pub fn pick(model: &GgufFile, model_path: &Path, dir: &Path, layer: Option<usize
     Ok(Picked { v, layer, position, name, sha256, n_layer })
 }
 
-/// Write `s` into the model's weights at `e.output`, with lineage `method`/`params`; prints the
-/// summary (or JSON).
 /// The type edited tensors are written as: `--edited-type` (any type the quantisers write),
 /// F16 with `--keep-f16`, else None (each keeps its own).
 fn edited_type(e: &EditArgs) -> Result<Option<QType>> {
@@ -93,15 +91,14 @@ pub(crate) fn tensor_type(flag: &str, name: &str) -> Result<QType> {
 }
 
 /// How the edited tensors are written, for the lineage record.
-fn edited_text(e: &EditArgs) -> String {
-    match (e.keep_f16, &e.edited_type) {
-        (true, _) => "F16".into(),
-        (false, Some(t)) => t.to_ascii_uppercase(),
-        (false, None) => "own".into(),
-    }
+fn edited_text(as_type: Option<QType>) -> &'static str {
+    as_type.map_or("own", QType::name)
 }
 
-fn write_edit(e: &EditArgs, f: &GgufFile, p: &Picked, s: &Steering, method: &str, params: &str, started: std::time::Instant) -> Result<()> {
+/// Write `s` into the model's weights at `e.output` (edited tensors as `as_type`, see
+/// [`edited_type`]), with lineage `method`/`params`; prints the summary (or JSON).
+#[allow(clippy::too_many_arguments)]
+fn write_edit(e: &EditArgs, f: &GgufFile, p: &Picked, s: &Steering, as_type: Option<QType>, method: &str, params: &str, started: std::time::Instant) -> Result<()> {
     let (model, dir, output) = (&e.model, &e.direction, &e.output);
     let g = f.gguf();
     let sha = glassbox_trust::sha256_hex(&glassbox_trust::sha256_of(f.bytes()));
@@ -109,7 +106,6 @@ fn write_edit(e: &EditArgs, f: &GgufFile, p: &Picked, s: &Steering, method: &str
     let mut extra = crate::cmd_quantize::lineage(&sha, &base_name, method, params);
     extra.push(("glassbox.lineage.direction.sha256".into(), Value::String(p.sha256.clone())));
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let as_type = edited_type(e)?;
     let edited = crate::cmd_quantize::write_atomically(output, |w| Ok(glassbox_edit::ablate::orthogonalize(f, s, as_type, threads, &extra, w)?))?;
     let seconds = started.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
@@ -148,6 +144,7 @@ fn start(e: &EditArgs) -> Result<(GgufFile, Picked, std::time::Instant)> {
 }
 
 pub fn abliterate(a: AbliterateArgs) -> Result<()> {
+    let as_type = edited_type(&a.edit)?;
     let (f, p, started) = start(&a.edit)?;
     let attn = match &a.kernel {
         Some(k) => Kernel::parse(k)?,
@@ -162,9 +159,9 @@ pub fn abliterate(a: AbliterateArgs) -> Result<()> {
     let s = Steering { r: glassbox_edit::ablate::unit(&p.v)?, embedding: if a.embedding { top } else { 0.0 }, attn: wa, ffn: wf, add: Vec::new() };
     let params = format!(
         "layer={} position={} attn_output={} ffn_down={} embedding={} edited_type={}",
-        p.layer, p.position, weights_text(&s.attn), weights_text(&s.ffn), s.embedding, edited_text(&a.edit)
+        p.layer, p.position, weights_text(&s.attn), weights_text(&s.ffn), s.embedding, edited_text(as_type)
     );
-    write_edit(&a.edit, &f, &p, &s, "abliterate", &params, started)
+    write_edit(&a.edit, &f, &p, &s, as_type, "abliterate", &params, started)
 }
 
 pub fn steer(a: SteerArgs) -> Result<()> {
@@ -174,12 +171,13 @@ pub fn steer(a: SteerArgs) -> Result<()> {
     if a.scale == 1.0 {
         bail!("--scale 1 changes nothing; 0 removes the direction, > 1 enhances it, < 0 reverses it");
     }
+    let as_type = edited_type(&a.edit)?;
     let (f, p, started) = start(&a.edit)?;
     // The component along r becomes scale × itself: orthogonalisation weight 1 − scale.
     let w = 1.0 - a.scale;
     let s = Steering { r: glassbox_edit::ablate::unit(&p.v)?, embedding: if a.embedding { w } else { 0.0 }, attn: vec![w; p.n_layer], ffn: vec![w; p.n_layer], add: Vec::new() };
-    let params = format!("layer={} position={} scale={} embedding={} edited_type={}", p.layer, p.position, a.scale, a.embedding, edited_text(&a.edit));
-    write_edit(&a.edit, &f, &p, &s, "steer", &params, started)
+    let params = format!("layer={} position={} scale={} embedding={} edited_type={}", p.layer, p.position, a.scale, a.embedding, edited_text(as_type));
+    write_edit(&a.edit, &f, &p, &s, as_type, "steer", &params, started)
 }
 
 /// `FILE[:ALPHA][@LAYER]` → (file, alpha, layer). ALPHA defaults to 1.

@@ -68,14 +68,25 @@ fn run_side(a: &CompareArgs, model: &std::path::Path, derived: bool, p: &Plan, j
     Ok(Side { path: name, sha256, values, exposures, first_tokens, lora })
 }
 
-/// First-token distributions on harmless prompts through the chat template — the `harmless`
-/// task's when it is compared, else the over-refusal prompts' — or else the multiple-choice
-/// contexts as they are.
+/// The prompts for the first-token KL: the `harmless` task's when it is compared, else the
+/// over-refusal prompts', else (None) the first multiple-choice task's contexts.
+fn kl_prompt_set(p: &Plan) -> Option<&(glassbox_eval::catalog::TaskSpec, Vec<glassbox_eval::task::PromptItem>)> {
+    p.prompts.iter().find(|(s, _)| s.name == "harmless").or_else(|| p.prompts.iter().find(|(s, _)| s.format == "overrefusal"))
+}
+
+/// What the first-token KL is measured on, for the report.
+fn kl_label(p: &Plan) -> String {
+    match kl_prompt_set(p) {
+        Some((s, _)) => format!("{} prompts", s.name),
+        None => p.mc.first().map_or_else(|| "harmless prompts".into(), |j| format!("{} contexts", j.name)),
+    }
+}
+
+/// First-token distributions on [`kl_prompt_set`]'s prompts through the chat template, or on the
+/// multiple-choice contexts as they are.
 fn harmless(engine: &mut Engine, p: &Plan, limit: usize) -> Result<Vec<Vec<f32>>> {
     let mut prompts: Vec<Vec<u32>> = Vec::new();
-    // (`kl_label` names the same choice in the report.)
-    let set = p.prompts.iter().find(|(s, _)| s.name == "harmless").or_else(|| p.prompts.iter().find(|(s, _)| s.format == "overrefusal"));
-    if let Some((_, items)) = set {
+    if let Some((_, items)) = kl_prompt_set(p) {
         for it in items.iter().take(limit) {
             let text = engine.render_chat(&[Message::new("user", &it.prompt)])?;
             prompts.push(engine.tokenize_chat(&text));
@@ -87,14 +98,6 @@ fn harmless(engine: &mut Engine, p: &Plan, limit: usize) -> Result<Vec<Vec<f32>>
         }
     }
     prompts.iter().filter(|t| !t.is_empty()).map(|t| engine.next_token_logprobs(t).map_err(Into::into)).collect()
-}
-
-/// What [`harmless`] measured the first-token KL on, for the report.
-fn kl_label(p: &Plan) -> String {
-    if let Some((s, _)) = p.prompts.iter().find(|(s, _)| s.name == "harmless").or_else(|| p.prompts.iter().find(|(s, _)| s.format == "overrefusal")) {
-        return format!("{} prompts", s.name);
-    }
-    p.mc.first().map_or_else(|| "harmless prompts".into(), |j| format!("{} contexts", j.name))
 }
 
 pub fn compare(a: CompareArgs) -> Result<i32> {
