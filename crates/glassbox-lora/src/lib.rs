@@ -7,6 +7,7 @@
 
 mod adapter;
 pub mod merge;
+pub mod peft;
 
 pub use adapter::{Adapter, MAX_RANK, Part, Pair};
 

@@ -65,6 +65,41 @@ pub enum Command {
     Steer(SteerArgs),
     /// Merge LoRA adapters into a standalone model (as llama.cpp's export-lora), lineage recorded
     Merge(MergeArgs),
+    /// LoRA adapters: `lora convert` turns a PEFT adapter into llama.cpp's GGUF adapter format
+    Lora(LoraArgs),
+}
+
+#[derive(Args)]
+pub struct LoraArgs {
+    #[command(subcommand)]
+    pub sub: LoraCommand,
+}
+
+#[derive(clap::Subcommand)]
+pub enum LoraCommand {
+    /// Convert a PEFT adapter (adapter_config.json + adapter_model.safetensors) to a GGUF adapter
+    /// for `--lora`, with the same tensors llama.cpp's convert_lora_to_gguf.py writes
+    Convert(LoraConvertArgs),
+}
+
+#[derive(Args)]
+pub struct LoraConvertArgs {
+    /// The PEFT adapter folder (adapter_model.bin pickles are refused: see `glassbox scan`)
+    pub peft_dir: PathBuf,
+    /// The GGUF base model the adapter was trained on (architecture, heads, tensor shapes)
+    #[arg(long)]
+    pub base: PathBuf,
+    /// Where to write the GGUF adapter
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
+    /// Type of the adapter's tensors: F32 (default, as the converter), F16, BF16 or Q8_0
+    #[arg(long = "type", value_name = "TYPE", default_value = "F32")]
+    pub ty: String,
+    /// Replace the output file if it exists
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What every edit along a direction takes: the model, the direction, the output.

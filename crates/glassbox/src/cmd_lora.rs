@@ -91,6 +91,58 @@ pub fn merge(a: crate::cli::MergeArgs) -> Result<()> {
     Ok(())
 }
 
+/// `glassbox lora convert`: a PEFT adapter to llama.cpp's GGUF adapter format, checked against
+/// the base, written atomically, with the digests of what it was converted from.
+pub fn convert(a: crate::cli::LoraConvertArgs) -> Result<()> {
+    use std::io::Write;
+    crate::cmd_quantize::check_output(&a.output, a.force)?;
+    let ty = match a.ty.to_ascii_uppercase().as_str() {
+        "F32" => glassbox_quant::QType::F32,
+        "F16" => glassbox_quant::QType::F16,
+        "BF16" => glassbox_quant::QType::Bf16,
+        "Q8_0" => glassbox_quant::QType::Q8_0,
+        other => bail!("--type {other}: a converted adapter is written as F32, F16, BF16 or Q8_0"),
+    };
+    let base = GgufFile::open(&a.base).with_context(|| format!("cannot read base model {}", a.base.display()))?;
+    let digest = |name: &str| -> Result<String> {
+        let p = a.peft_dir.join(name);
+        let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        Ok(glassbox_trust::sha256_hex(&glassbox_trust::sha256_of(&bytes)))
+    };
+    // Digests first: a pickle or a missing file is refused by the converter with its reason.
+    let sources = ["adapter_config.json", "adapter_model.safetensors"].map(|n| (n, a.peft_dir.join(n).is_file().then(|| digest(n)).transpose()));
+    let mut extra = vec![("glassbox.lineage.method".to_string(), glassbox_gguf::Value::String("lora-convert (PEFT)".into()))];
+    for (n, d) in &sources {
+        if let Ok(Some(d)) = d {
+            extra.push((format!("glassbox.lineage.peft.{}.sha256", n.replace('.', "_")), glassbox_gguf::Value::String(d.clone())));
+        }
+    }
+    let c = glassbox_lora::peft::convert(&a.peft_dir, base.gguf(), &a.base.display().to_string(), ty, &extra)?;
+    crate::cmd_quantize::write_atomically(&a.output, |w| Ok(w.write_all(&c.bytes)?))?;
+    let sha = glassbox_trust::sha256_hex(&glassbox_trust::sha256_of(&c.bytes));
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::json!({
+            "source": a.peft_dir.display().to_string(), "base": a.base.display().to_string(),
+            "output": a.output.display().to_string(), "sha256": sha, "architecture": c.arch,
+            "rank": c.config_rank, "lora_alpha": c.config_alpha, "use_rslora": c.rslora, "alpha_written": c.alpha,
+            "base_model_name_or_path": c.base_model, "pairs": c.pairs,
+            "types": c.types.iter().map(|(t, a, b)| serde_json::json!({"target": t, "lora_a": a, "lora_b": b})).collect::<Vec<_>>(),
+            "rescaled": c.rescaled.iter().map(|(t, f)| serde_json::json!({"target": t, "factor": f})).collect::<Vec<_>>(),
+            "skipped": c.skipped,
+        }))?)?;
+    } else {
+        for t in &c.skipped {
+            eprintln!("note: {t} skipped (not part of the text model)");
+        }
+        for (t, f) in &c.rescaled {
+            eprintln!("note: {t}: B multiplied by {f} to keep PEFT's per-module scale (alpha_pattern or rsLoRA at another rank)");
+        }
+        writeln!(out, "converted {} pairs ({} architecture, rank {}, alpha {}{}) -> {} (sha256 {sha})", c.pairs, c.arch, c.config_rank, c.alpha, if c.rslora { ", rsLoRA" } else { "" }, a.output.display())?;
+    }
+    Ok(())
+}
+
 /// The adapters every sequence of `engine` uses, for JSON records.
 pub fn record(engine: &Engine) -> serde_json::Value {
     engine

@@ -62,6 +62,9 @@ fn main() {
         cli::Command::Abliterate(a) => cmd_abliterate::abliterate(a),
         cli::Command::Steer(a) => cmd_abliterate::steer(a),
         cli::Command::Merge(a) => cmd_lora::merge(a),
+        cli::Command::Lora(a) => match a.sub {
+            cli::LoraCommand::Convert(c) => cmd_lora::convert(c),
+        },
     };
     if let Err(e) = result {
         // A closed pipe (e.g. `glassbox run … | head`) is not an error.

@@ -71,3 +71,48 @@ fn a_merged_model_computes_what_the_adapter_computes() {
     assert!(!bad.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `glassbox lora convert`: a PEFT adapter for a llama base, converted by us and applied, gives
+/// what llama.cpp gives with its own converter's output (B's q/k rows permuted as the base
+/// weights were); the file records what it came from; a pickle is refused with a pointer to scan.
+#[test]
+fn a_converted_peft_adapter_computes_what_llama_cpps_conversion_computes() {
+    let dir = std::env::temp_dir().join(format!("glassbox-peft-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = dir.join("trust.toml");
+    let (model, peft) = (fx("tiny/tiny-llama31.gguf"), fx("lora/peft/tiny-llama31"));
+    let out = dir.join("converted.gguf");
+    let out_s = out.to_str().unwrap();
+    let o = glassbox(&["lora", "convert", &peft, "--base", &model, "-o", out_s, "--json"], &store);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["pairs"].as_u64(), v["architecture"].as_str(), v["alpha_written"].as_f64()), (Some(14), Some("llama"), Some(16.0)));
+    let g = glassbox_gguf::GgufFile::open(&out).unwrap();
+    let st = glassbox_trust::sha256_hex(&glassbox_trust::sha256_of(&std::fs::read(format!("{peft}/adapter_model.safetensors")).unwrap()));
+    assert_eq!(g.gguf().get_str("glassbox.lineage.peft.adapter_model_safetensors.sha256").unwrap(), Some(st.as_str()));
+    let base = fx("kld/tiny-llama31-peft.kld");
+    let o = glassbox(&["perplexity", &model, "--lora", out_s, "--kl-divergence-base", &base, "--kl-divergence", "--json", "-t", "2"], &store);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(r["kld_mean"].as_f64().unwrap() < 1e-4, "{r}");
+    // Without the adapter the same reference is far off: the adapter is what makes them agree.
+    let o = glassbox(&["perplexity", &model, "--kl-divergence-base", &base, "--kl-divergence", "--json", "-t", "2"], &store);
+    let bare: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(bare["kld_mean"].as_f64().unwrap() > 100.0 * r["kld_mean"].as_f64().unwrap(), "{bare}");
+    // An existing output is kept; a pickled adapter is refused naming the file and `glassbox scan`.
+    let o = glassbox(&["lora", "convert", &peft, "--base", &model, "-o", out_s], &store);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--force"));
+    let pickled = dir.join("pickled");
+    std::fs::create_dir_all(&pickled).unwrap();
+    std::fs::copy(format!("{peft}/adapter_config.json"), pickled.join("adapter_config.json")).unwrap();
+    std::fs::write(pickled.join("adapter_model.bin"), b"\x80\x02}q\x00.").unwrap();
+    let o = glassbox(&["lora", "convert", pickled.to_str().unwrap(), "--base", &model, "-o", dir.join("p.gguf").to_str().unwrap()], &store);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("adapter_model.bin is a pickle") && e.contains("glassbox scan"), "{e}");
+    assert!(!dir.join("p.gguf").exists());
+    // The wrong base: an adapter of a 6-layer model for a 2-layer one.
+    let o = glassbox(&["lora", "convert", &fx("lora/peft/tiny-gemma3"), "--base", &model, "-o", dir.join("q.gguf").to_str().unwrap()], &store);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("does not fit base model") && e.contains("blk.2.attn_k.weight: the base has no such tensor"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
