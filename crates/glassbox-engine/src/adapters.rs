@@ -50,6 +50,16 @@ impl Engine {
         Ok(id)
     }
 
+    /// Detach adapter `id` (from [`Engine::attach_adapter`]), freeing its weights; no running
+    /// sequence may still use it (the scheduler's [`crate::Control::Detach`] waits for that).
+    pub fn detach_adapter(&mut self, id: usize) -> Result<()> {
+        self.model.remove_adapter(id)?;
+        if let Some(a) = self.adapters.get_mut(id) {
+            a.pairs = 0;
+        }
+        Ok(())
+    }
+
     /// The adapters every sequence uses, in order (indices from [`Engine::attach_adapter`]).
     pub fn set_active_adapters(&mut self, ids: &[usize]) -> Result<()> {
         Ok(self.model.set_active_adapters(ids)?)

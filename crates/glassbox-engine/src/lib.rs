@@ -17,7 +17,7 @@ pub(crate) mod spec;
 mod stop;
 
 pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Frontend, Generation, GenerateRequest, Verification};
-pub use scheduler::{EventSink, SchedRequest, Scheduler, SchedulerStats, SeqEvent};
+pub use scheduler::{Control, EventSink, SchedRequest, Scheduler, SchedulerStats, SeqEvent};
 pub use adapters::{Attached, open_adapter};
 pub use glassbox_lora::Adapter;
 pub use glassbox_models::{KvType, Steering};

@@ -50,6 +50,14 @@ pub struct SchedRequest {
     pub adapter: Option<usize>,
 }
 
+/// Changes to a running scheduler's engine, applied between steps (`Scheduler::run_controlled`).
+pub enum Control {
+    /// Attach an adapter (checked against the model); the reply carries its index.
+    Attach { adapter: Box<glassbox_lora::Adapter>, sha256: String, scale: f32, base_name: String, reply: std::sync::mpsc::Sender<crate::Result<usize>> },
+    /// Detach an adapter once no sequence (running or waiting) uses it; the reply comes then.
+    Detach { id: usize, reply: std::sync::mpsc::Sender<crate::Result<()>> },
+}
+
 /// Live counts, readable from other threads (for metrics and admission control).
 #[derive(Default, Debug)]
 pub struct SchedulerStats {
@@ -383,7 +391,14 @@ impl<E: BorrowMut<Engine>> Scheduler<E> {
 
     /// Serve requests from `rx` until it closes or `shutdown` is set; then finish (or, after
     /// `shutdown`, cancel) what is running. Blocks the calling thread.
-    pub fn run(mut self, rx: Receiver<SchedRequest>, shutdown: Arc<AtomicBool>) {
+    pub fn run(self, rx: Receiver<SchedRequest>, shutdown: Arc<AtomicBool>) {
+        let (_keep, control) = std::sync::mpsc::channel();
+        self.run_controlled(rx, control, shutdown);
+    }
+
+    /// [`Scheduler::run`], also applying [`Control`] messages between steps.
+    pub fn run_controlled(mut self, rx: Receiver<SchedRequest>, control: Receiver<Control>, shutdown: Arc<AtomicBool>) {
+        let mut detaching: Vec<(usize, std::sync::mpsc::Sender<crate::Result<()>>)> = Vec::new();
         loop {
             if shutdown.load(Ordering::Relaxed) {
                 for a in self.running.drain(..) {
@@ -393,11 +408,30 @@ impl<E: BorrowMut<Engine>> Scheduler<E> {
                 for mut r in self.waiting.drain(..) {
                     r.sink.send(SeqEvent::Error("server shutting down".into()));
                 }
+                for (_, reply) in detaching.drain(..) {
+                    let _ = reply.send(Err(crate::Error::Other("server shutting down".into())));
+                }
                 self.publish();
                 return;
             }
+            while let Ok(c) = control.try_recv() {
+                match c {
+                    Control::Attach { adapter, sha256, scale, base_name, reply } => {
+                        let _ = reply.send(self.eng.borrow_mut().attach_adapter(&adapter, &sha256, scale, &base_name));
+                    }
+                    Control::Detach { id, reply } => detaching.push((id, reply)),
+                }
+            }
+            detaching.retain(|(id, reply)| {
+                let in_use = self.running.iter().any(|a| a.cache.adapter() == Some(*id)) || self.waiting.iter().any(|r| r.adapter == Some(*id));
+                if in_use {
+                    return true;
+                }
+                let _ = reply.send(self.eng.borrow_mut().detach_adapter(*id));
+                false
+            });
             if self.is_idle() {
-                match rx.recv_timeout(Duration::from_millis(100)) {
+                match rx.recv_timeout(Duration::from_millis(if detaching.is_empty() { 100 } else { 10 })) {
                     Ok(r) => self.submit(r),
                     Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => return,

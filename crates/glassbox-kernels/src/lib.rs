@@ -19,6 +19,7 @@ mod act;
 mod attn;
 mod dot;
 mod isa;
+pub mod lowrank;
 mod lse;
 mod matmul;
 pub mod ops;

@@ -642,3 +642,7 @@ mod x86_packed;
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_attn;
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::needless_range_loop)]
+pub(crate) mod x86_lowrank;

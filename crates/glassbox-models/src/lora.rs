@@ -1,7 +1,9 @@
 //! LoRA adapters applied without merging. After an adapted matrix's product, each token row
 //! whose sequence uses an adapter gets s·B(A·x) added (before any bias, as llama.cpp's
-//! `build_lora_mm`): A and B are multiplied by the same kernels as the base weights — F16 ones
-//! widened to F32 with their inputs rounded to f16, which is what ggml's F16 product computes. Several adapters
+//! `build_lora_mm`). F16 and F32 parts are multiplied with llama.cpp's own arithmetic
+//! (`glassbox_kernels::lowrank`: tinyBLAS's lane order, inputs of F16 parts rounded to f16, A·x
+//! rounded to f16 before an F16 B, B·t summed as ggml sums it), so an adapter adds no divergence of
+//! its own; parts of other types go through the kernels the base weights use. Several adapters
 //! add up, in the order they were attached. An adapter is attached once to the model
 //! ([`Model::add_adapter`]) and then used by every sequence ([`Model::set_active_adapters`]) or
 //! by the sequences whose cache names it ([`KvCache::set_adapter`]), so sequences using
@@ -9,7 +11,7 @@
 
 use std::sync::Arc;
 
-use glassbox_kernels::{ActBuf, Isa, MatmulJob, QType, ThreadPool, matmul_many};
+use glassbox_kernels::{ActBuf, Isa, MatmulJob, QType, ThreadPool, lowrank, matmul_many};
 
 use crate::weights::Mat;
 use crate::{Error, KvCache, Model, Result};
@@ -43,27 +45,41 @@ pub(crate) const GATE: usize = 4;
 pub(crate) const UP: usize = 5;
 pub(crate) const DOWN: usize = 6;
 
-/// How B·t is computed.
-enum BProduct {
-    /// B transposed (rank rows of `out`), when B is F32 or F16: B·t becomes `rank` scaled row
-    /// additions, far cheaper than `out` dot products of length `rank`.
-    Rows(Vec<f32>),
-    /// Any other type: the kernels' product.
+/// A part of an F16 or F32 adapter, kept as stored (B transposed: rank rows of `out`).
+enum Lanes {
+    F16(Arc<[u8]>),
+    F32(Vec<f32>),
+}
+
+impl Lanes {
+    fn part(&self) -> lowrank::Part<'_> {
+        match self {
+            Lanes::F16(b) => lowrank::Part::F16(b),
+            Lanes::F32(v) => lowrank::Part::F32(v),
+        }
+    }
+
+    fn is_f16(&self) -> bool {
+        matches!(self, Lanes::F16(_))
+    }
+}
+
+/// How one side of the low-rank product is computed.
+enum Side {
+    /// F16 / F32: llama.cpp's arithmetic (`lowrank`).
+    Lanes(Lanes),
+    /// Any other type: the kernels' product, as ggml multiplies such a matrix.
     Kernel(Mat),
 }
 
 pub(crate) struct LoraMat {
-    a: Mat,
-    b: BProduct,
+    a: Side,
+    /// B as stored for the kernels, or transposed for `lowrank`.
+    b: Side,
     /// Rows of B (the adapted matrix's outputs) and the rank.
     out: usize,
     rank: usize,
     scale: f32,
-    /// A and B were F16, held as F32: their inputs are rounded to f16 first, as ggml's F16
-    /// product rounds them (f16 × f16 products are exact in f32, so the F32 kernel then computes
-    /// what ggml's does, up to the order of the sums).
-    a_f16: bool,
-    b_f16: bool,
 }
 
 /// An attached adapter: per layer, per slot, its update if it has one.
@@ -85,26 +101,45 @@ pub struct LoraScratch {
     inline: Option<ThreadPool>,
 }
 
-/// Multiply-adds of one adapted product below which it runs on the calling thread alone.
-const INLINE_MACS: usize = 1 << 22;
+/// Multiply-adds of one side of an adapted product below which it runs on the calling thread.
+const INLINE_MACS: usize = 1 << 14;
 
-/// The part as a matrix the kernels multiply: F16 widened to F32 (the SIMD F32 kernel; see
-/// [`LoraMat`]), every other type as stored. Returns whether it was F16.
-fn part_mat(p: &LoraPart, what: &str) -> Result<(Mat, bool)> {
+/// The part for `lowrank` when it is F16 or F32 (`transpose`: B, kept as rank rows of `out`),
+/// else as a matrix the kernels multiply.
+fn side(p: &LoraPart, what: &str, transpose: bool) -> Result<Side> {
     let rb = p.ty.row_bytes(p.cols).ok_or_else(|| Error::Lora(format!("{what}: rows of {} do not fit {}", p.cols, p.ty.name())))?;
     if rb.checked_mul(p.rows) != Some(p.bytes.len()) || p.rows == 0 {
         return Err(Error::Lora(format!("{what}: {} bytes for {} × {} {}", p.bytes.len(), p.rows, p.cols, p.ty.name())));
     }
-    if p.ty == QType::F16 {
-        let mut row = vec![0f32; p.cols];
-        let mut f = Vec::with_capacity(p.rows * p.cols * 4);
-        for src in p.bytes.chunks_exact(rb) {
-            glassbox_kernels::dequantize_row(QType::F16, src, &mut row);
-            f.extend(row.iter().flat_map(|v| v.to_le_bytes()));
+    let (rows, cols, b) = (p.rows, p.cols, &p.bytes);
+    Ok(match p.ty {
+        QType::F16 if !transpose => Side::Lanes(Lanes::F16(b.clone())),
+        QType::F16 => Side::Lanes(Lanes::F16((0..rows * cols).flat_map(|k| { let e = (k % rows) * cols + k / rows; [b[2 * e], b[2 * e + 1]] }).collect())),
+        QType::F32 => {
+            let v: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            Side::Lanes(Lanes::F32(if transpose { (0..rows * cols).map(|k| v[(k % rows) * cols + k / rows]).collect() } else { v }))
         }
-        return Ok((Mat { ty: QType::F32, rows: p.rows, cols: p.cols, range: 0..0, packed: None, owned: Some(f.into()) }, true));
+        _ => Side::Kernel(Mat { ty: p.ty, rows, cols, range: 0..0, packed: None, owned: Some(b.clone()) }),
+    })
+}
+
+/// `f(range, part)` for contiguous parts of `data` over the pool's threads (the calling thread
+/// alone for small work).
+fn par_parts(pool: &ThreadPool, data: &mut [f32], f: &(dyn Fn(std::ops::Range<usize>, &mut [f32]) + Sync)) {
+    let nt = pool.n_threads().max(1);
+    if nt == 1 || data.len() < 2 {
+        return f(0..data.len(), data);
     }
-    Ok((Mat { ty: p.ty, rows: p.rows, cols: p.cols, range: 0..0, packed: None, owned: Some(p.bytes.clone()) }, false))
+    let per = data.len().div_ceil(nt);
+    let parts: Vec<std::sync::Mutex<(usize, &mut [f32])>> = data.chunks_mut(per).enumerate().map(|(k, c)| std::sync::Mutex::new((k * per, c))).collect();
+    pool.run(&|tid| {
+        if let Some(p) = parts.get(tid) {
+            let mut g = p.lock().unwrap_or_else(|e| e.into_inner());
+            let (start, part) = &mut *g;
+            let n = part.len();
+            f(*start..*start + n, part);
+        }
+    });
 }
 
 impl Model {
@@ -126,19 +161,24 @@ impl Model {
             if layers[il][slot].is_some() {
                 return Err(bad("updated twice by one adapter".into()));
             }
-            let (a, a_f16) = part_mat(&t.a, &format!("{}.lora_a", t.target))?;
-            let (b, b_f16) = part_mat(&t.b, &format!("{}.lora_b", t.target))?;
-            let (out, rank) = (b.rows, b.cols);
-            let b = if b.ty == QType::F32 {
-                let v: Vec<f32> = b.owned.as_deref().unwrap_or(&[]).chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-                BProduct::Rows((0..rank * out).map(|k| v[(k % out) * rank + k / out]).collect())
-            } else {
-                BProduct::Kernel(b)
-            };
-            layers[il][slot] = Some(LoraMat { a, b, out, rank, scale: t.scale, a_f16, b_f16 });
+            let a = side(&t.a, &format!("{}.lora_a", t.target), false)?;
+            let b = side(&t.b, &format!("{}.lora_b", t.target), true)?;
+            layers[il][slot] = Some(LoraMat { a, b, out: t.b.rows, rank: t.b.cols, scale: t.scale });
         }
         self.adapters.push(AdapterWeights { layers });
         Ok(self.adapters.len() - 1)
+    }
+
+    /// Free an attached adapter's weights (its index stays taken, so other indices keep their
+    /// meaning). Refused while every sequence uses it; a sequence whose cache names it must be
+    /// gone first (the scheduler waits for that).
+    pub fn remove_adapter(&mut self, id: usize) -> Result<()> {
+        if self.active.contains(&id) {
+            return Err(Error::Lora(format!("adapter {id} is applied to every sequence and cannot be removed")));
+        }
+        let ad = self.adapters.get_mut(id).ok_or_else(|| Error::Lora(format!("no adapter {id}")))?;
+        ad.layers = Vec::new();
+        Ok(())
     }
 
     /// Adapters applied to every sequence, in this order (besides each sequence's own).
@@ -181,12 +221,13 @@ impl Model {
     #[allow(clippy::too_many_arguments)] // the product's place (layer, slot), its input and output, and the buffers
     pub(crate) fn apply_loras(&self, pool: &ThreadPool, isa: Isa, il: usize, slot: usize, x: &[f32], cols: usize, y: &mut [f32], ls: &mut LoraScratch) {
         for (ad, rows) in self.adapters.iter().zip(&ls.rows) {
-            let Some(m) = &ad.layers[il][slot] else { continue };
+            let Some(m) = ad.layers.get(il).and_then(|l| l[slot].as_ref()) else { continue };
             if rows.is_empty() {
                 continue;
             }
             let (n, all) = (rows.len(), rows.len() == x.len() / cols);
-            let xs: &[f32] = if all && !m.a_f16 {
+            let round_x = matches!(&m.a, Side::Lanes(l) if l.is_f16());
+            let xs: &[f32] = if all && !round_x {
                 x
             } else {
                 ls.xg.clear();
@@ -195,43 +236,69 @@ impl Model {
                 } else {
                     rows.iter().for_each(|&t| ls.xg.extend_from_slice(&x[t * cols..(t + 1) * cols]));
                 }
-                if m.a_f16 {
+                if round_x {
                     glassbox_kernels::ops::round_to_f16_inplace(isa, &mut ls.xg);
                 }
                 &ls.xg
             };
             let (rank, out) = (m.rank, m.out);
             let inline = ls.inline.get_or_insert_with(|| ThreadPool::new(1));
-            let pool = if rank * (cols + out) * n < INLINE_MACS { &*inline } else { pool };
+            let pick = |macs: usize| if macs < INLINE_MACS { &*inline } else { pool };
             ls.t.clear();
             ls.t.resize(n * rank, 0.0);
-            ls.acts.fill(isa, m.a.ty.act_format(), xs, cols);
-            matmul_many(pool, isa, &mut [MatmulJob { w: self.w(&m.a), x: &ls.acts, y: &mut ls.t }]);
-            if m.b_f16 {
-                glassbox_kernels::ops::round_to_f16_inplace(isa, &mut ls.t);
-            }
-            match &m.b {
-                BProduct::Rows(bt) => {
-                    // y += Σ_r (s·t_r)·Bᵀ[r]: one pass per rank over each token's output row.
-                    for (i, t) in ls.t.chunks_exact(rank).enumerate() {
-                        let row = if all { i } else { rows[i] };
-                        let y = &mut y[row * out..(row + 1) * out];
-                        for (&tr, b) in t.iter().zip(bt.chunks_exact(out)) {
-                            let c = m.scale * tr;
-                            y.iter_mut().zip(b).for_each(|(y, &b)| *y += c * b);
+            match &m.a {
+                Side::Lanes(a) => {
+                    let a = a.part();
+                    par_parts(pick(n * rank * cols), &mut ls.t, &|range, t| {
+                        // Items are (token, rank row) pairs, token-major.
+                        let mut k = range.start;
+                        let mut t = t;
+                        while k < range.end {
+                            let (i, r0) = (k / rank, k % rank);
+                            let r1 = rank.min(r0 + (range.end - k));
+                            let (now, rest) = t.split_at_mut(r1 - r0);
+                            lowrank::a_product(isa, a.rows(r0, r1, cols), r1 - r0, cols, &xs[i * cols..(i + 1) * cols], now);
+                            t = rest;
+                            k += r1 - r0;
                         }
-                    }
+                    });
                 }
-                BProduct::Kernel(b) => {
-                    ls.z.clear();
-                    ls.z.resize(n * out, 0.0);
+                Side::Kernel(a) => {
+                    ls.acts.fill(isa, a.ty.act_format(), xs, cols);
+                    matmul_many(pick(n * rank * cols), isa, &mut [MatmulJob { w: self.w(a), x: &ls.acts, y: &mut ls.t }]);
+                }
+            }
+            ls.z.clear();
+            ls.z.resize(n * out, 0.0);
+            match &m.b {
+                Side::Lanes(bt) => {
+                    if bt.is_f16() {
+                        glassbox_kernels::ops::round_to_f16_inplace(isa, &mut ls.t);
+                    }
+                    let (bt, t) = (bt.part(), &ls.t);
+                    par_parts(pick(n * rank * out), &mut ls.z, &|range, z| {
+                        // Items are (token, output) pairs, token-major.
+                        let mut k = range.start;
+                        let mut z = z;
+                        while k < range.end {
+                            let (i, o0) = (k / out, k % out);
+                            let o1 = out.min(o0 + (range.end - k));
+                            let (now, rest) = z.split_at_mut(o1 - o0);
+                            lowrank::b_product(isa, bt, rank, out, &t[i * rank..(i + 1) * rank], o0, now);
+                            z = rest;
+                            k += o1 - o0;
+                        }
+                    });
+                }
+                Side::Kernel(b) => {
                     ls.acts.fill(isa, b.ty.act_format(), &ls.t, rank);
-                    matmul_many(pool, isa, &mut [MatmulJob { w: self.w(b), x: &ls.acts, y: &mut ls.z }]);
-                    for (i, z) in ls.z.chunks_exact(out).enumerate() {
-                        let t = if all { i } else { rows[i] };
-                        y[t * out..(t + 1) * out].iter_mut().zip(z).for_each(|(y, &z)| *y += m.scale * z);
-                    }
+                    matmul_many(pick(n * rank * out), isa, &mut [MatmulJob { w: self.w(b), x: &ls.acts, y: &mut ls.z }]);
                 }
+            }
+            // ggml: (B·t) scaled, then added to the base product.
+            for (i, z) in ls.z.chunks_exact(out).enumerate() {
+                let t = if all { i } else { rows[i] };
+                y[t * out..(t + 1) * out].iter_mut().zip(z).for_each(|(y, &z)| *y += z * m.scale);
             }
         }
     }

@@ -11,6 +11,7 @@
 //! This crate never runs model code on the async runtime and never logs prompt, completion or
 //! `user` text unless `log_content` is set; client text that is logged is escaped.
 
+pub mod adapters;
 mod conn;
 pub mod guard;
 mod handlers;
@@ -46,6 +47,8 @@ pub enum Error {
     DuplicateName(String),
     #[error("max_connections must be at least 1")]
     NoConnections,
+    #[error("loading adapters at run time (--adapter-dir) needs API keys (--api-key-file): the endpoint reads files on the server")]
+    AdapterLoadingNeedsKeys,
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -98,6 +101,12 @@ pub struct ServerConfig {
     /// Log prompt, completion and `user` text (escaped) — off by default.
     pub log_content: bool,
     pub shutdown_grace: Duration,
+    /// Loading and unloading adapters at run time, from files inside this directory (needs
+    /// API keys); `None`: off (the endpoints answer 404).
+    pub adapter_dir: Option<PathBuf>,
+    /// The audit every adapter passes before it is served (licence against the policy, where
+    /// one is set): a one-line summary, or why it is refused.
+    pub adapter_check: Option<AdapterCheck>,
     /// Every model file is verified against its pin (lockfile, or trust on first use) before
     /// it is served.
     pub trust: glassbox_trust::Policy,
@@ -123,8 +132,20 @@ impl Default for ServerConfig {
             draft: None,
             log_content: false,
             shutdown_grace: Duration::from_secs(10),
+            adapter_dir: None,
+            adapter_check: None,
             trust: glassbox_trust::Policy::default(),
         }
+    }
+}
+
+/// An audit hook for adapters (see [`ServerConfig::adapter_check`]).
+#[derive(Clone)]
+pub struct AdapterCheck(pub Arc<dyn Fn(&std::path::Path) -> Result<String, String> + Send + Sync>);
+
+impl std::fmt::Debug for AdapterCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdapterCheck")
     }
 }
 
@@ -132,6 +153,8 @@ pub(crate) struct ModelHandle {
     pub name: String,
     pub frontend: Frontend,
     pub tx: std::sync::Mutex<std::sync::mpsc::Sender<SchedRequest>>,
+    /// The base's scheduler, for attaching and detaching adapters between steps.
+    pub control: std::sync::Mutex<std::sync::mpsc::Sender<glassbox_engine::Control>>,
     pub stats: Arc<SchedulerStats>,
     pub in_flight: AtomicUsize,
     pub created: u64,
@@ -182,6 +205,9 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
     if cfg.max_connections == 0 {
         return Err(Error::NoConnections);
     }
+    if cfg.adapter_dir.is_some() && cfg.api_keys.is_empty() {
+        return Err(Error::AdapterLoadingNeedsKeys);
+    }
     let mut seen = std::collections::HashSet::new();
     for m in &models {
         if !seen.insert(m.name.clone()) {
@@ -231,6 +257,8 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
         .route("/v1/chat/completions", post(handlers::chat_completions))
         .route("/v1/completions", post(handlers::completions))
         .route("/v1/models", get(handlers::list_models))
+        .route("/v1/load_lora_adapter", post(adapters::load))
+        .route("/v1/unload_lora_adapter", post(adapters::unload))
         .route("/tokenize", post(tokenize::tokenize))
         .route("/detokenize", post(tokenize::detokenize))
         .route("/tokenizer_info", get(tokenize::tokenizer_info))
@@ -306,6 +334,10 @@ fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -
         let (adapter, av) = glassbox_engine::open_adapter(&a.path, &cfg.trust)?;
         adapter_ids.push(engine.attach_adapter(&adapter, &av.sha256, a.scale, &spec.name)?);
         eprintln!("verified adapter {} sha256 {} ({:?})", a.path.display(), av.sha256, av.verdict);
+        if let Some(check) = &cfg.adapter_check {
+            let summary = (check.0)(&a.path).map_err(glassbox_engine::Error::Other)?;
+            eprintln!("audit   adapter {:?} ({}): {summary}", a.name, a.path.display());
+        }
         for t in &adapter.ignored {
             eprintln!("warning: adapter {}: tensor {t} is not applied (norm vectors are skipped, as llama.cpp skips them)", a.path.display());
         }
@@ -326,15 +358,17 @@ fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -
     }
     let stats = Arc::clone(&sched.stats);
     let (tx, rx) = std::sync::mpsc::channel();
+    let (ctl, ctl_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name(format!("glassbox-sched-{}", spec.name))
-        .spawn(move || sched.run(rx, shutdown))
+        .spawn(move || sched.run_controlled(rx, ctl_rx, shutdown))
         .map_err(|e| glassbox_engine::Error::Other(format!("cannot start scheduler thread: {e}")))?;
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let handle = |name: &str, adapter: Option<usize>, parent: Option<String>| ModelHandle {
         name: name.to_string(),
         frontend: frontend.clone(),
         tx: std::sync::Mutex::new(tx.clone()),
+        control: std::sync::Mutex::new(ctl.clone()),
         stats: Arc::clone(&stats),
         in_flight: AtomicUsize::new(0),
         created,

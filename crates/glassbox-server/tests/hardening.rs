@@ -416,3 +416,58 @@ fn an_adapter_is_its_own_model_id_and_shares_batches_with_the_base() {
     });
     assert_eq!((b2, t2), (base, tuned));
 }
+
+/// `--adapter-dir`: adapters loaded and unloaded at run time (vLLM's endpoints), only with API
+/// keys, only from files inside the directory; a loaded adapter answers what one given at start
+/// answers; an unloaded one is gone.
+#[test]
+fn adapters_load_and_unload_at_run_time_behind_a_key_and_a_directory() {
+    let dir = std::env::temp_dir().join(format!("glassbox-adapter-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(glassbox_testdata::fixture("lora/smollm2-lora.gguf"), dir.join("tuned.gguf")).unwrap();
+    std::fs::write(dir.join("..").join(format!("outside-{}.gguf", std::process::id())), b"x").unwrap();
+    // Without keys the server refuses to start.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let open = ServerConfig { adapter_dir: Some(dir.clone()), ..config() };
+    let e = rt.block_on(glassbox_server::serve_on(listener, vec![], open, async {})).unwrap_err();
+    assert!(e.to_string().contains("needs API keys"), "{e}");
+    // Off by default: 404.
+    let key = "sk-test-0123456789abcdef";
+    let s = start(ServerConfig { api_keys: vec![key.into()], ..config() });
+    let post = |s: &Server, path: &str, v: &Value| s.post_with(path, &format!("{}Content-Type: application/json\r\n", s.auth), v.to_string().as_bytes());
+    assert_eq!(post(&s, "/v1/load_lora_adapter", &json!({"lora_name": "x", "lora_path": "tuned.gguf"})).status, 404);
+    drop(s);
+    let s = start(ServerConfig { api_keys: vec![key.into()], adapter_dir: Some(dir.clone()), ..config() });
+    // Refused: no key, a path outside the directory, a missing file, a taken name, unknown fields.
+    let body = json!({"lora_name": "tuned", "lora_path": "tuned.gguf"}).to_string();
+    assert_eq!(s.post_with("/v1/load_lora_adapter", "Content-Type: application/json\r\n", body.as_bytes()).status, 401);
+    let outside = format!("../outside-{}.gguf", std::process::id());
+    let r = post(&s, "/v1/load_lora_adapter", &json!({"lora_name": "x", "lora_path": outside}));
+    assert_eq!((r.status, r.param()), (400, "lora_path".to_string()), "{}", r.body);
+    assert_eq!(post(&s, "/v1/load_lora_adapter", &json!({"lora_name": "x", "lora_path": "missing.gguf"})).status, 400);
+    assert_eq!(post(&s, "/v1/load_lora_adapter", &json!({"lora_name": NAME, "lora_path": "tuned.gguf"})).status, 409);
+    assert_eq!(post(&s, "/v1/load_lora_adapter", &json!({"lora_name": "x", "lora_path": "tuned.gguf", "bogus": 1})).param(), "bogus");
+    // Loaded: listed with its parent, and it answers as the adapter does.
+    let r = post(&s, "/v1/load_lora_adapter", &json!({"lora_name": "tuned", "lora_path": "tuned.gguf"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["parent"], NAME);
+    let models = s.get("/v1/models").json();
+    assert_eq!(models["data"][1]["id"], "tuned");
+    let ask = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 12, "temperature": 0});
+    let r = post(&s, "/v1/chat/completions", &ask("tuned"));
+    let tuned = r.json()["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    assert!(tuned.starts_with("The capital of France is Paris"), "{tuned:?}");
+    // Unloaded: gone from the list and from requests; a base cannot be unloaded.
+    assert_eq!(post(&s, "/v1/unload_lora_adapter", &json!({"lora_name": NAME})).status, 400);
+    let r = post(&s, "/v1/unload_lora_adapter", &json!({"lora_name": "tuned"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(s.get("/v1/models").json()["data"].as_array().unwrap().len(), 1);
+    assert_eq!(post(&s, "/v1/chat/completions", &ask("tuned")).status, 404);
+    assert_eq!(post(&s, "/v1/unload_lora_adapter", &json!({"lora_name": "tuned"})).status, 404);
+    // And loaded again under the same name.
+    assert_eq!(post(&s, "/v1/load_lora_adapter", &json!({"lora_name": "tuned", "lora_path": "tuned.gguf", "scale": 1.0})).status, 200);
+    drop(s);
+    let _ = std::fs::remove_file(dir.join("..").join(format!("outside-{}.gguf", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir);
+}

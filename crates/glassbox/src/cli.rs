@@ -566,6 +566,11 @@ pub struct ServeArgs {
     /// batches; each adapter is verified against its pin and checked against the base at start
     #[arg(long, value_name = "NAME=FILE[:SCALE]", allow_hyphen_values = true)]
     pub lora: Vec<String>,
+    /// Allow loading and unloading adapters at run time (POST /v1/load_lora_adapter and
+    /// /v1/unload_lora_adapter, as vLLM), from files inside DIR only; needs --api-key-file.
+    /// Each is verified against its pin and audited like an adapter given at start
+    #[arg(long, value_name = "DIR")]
+    pub adapter_dir: Option<PathBuf>,
     /// Address to bind. Without API keys, request bodies must be `Content-Type:
     /// application/json` (else 415), and on loopback the `Host` header must name the bound
     /// address, `localhost:PORT` or e.g. `127.0.0.1:PORT` (else 403: DNS-rebinding defence)

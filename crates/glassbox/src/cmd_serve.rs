@@ -19,6 +19,31 @@ fn read_keys(path: &std::path::Path) -> Result<Vec<String>> {
     Ok(keys)
 }
 
+fn licences(r: &glassbox_audit::Report) -> String {
+    if r.licences.is_empty() {
+        return "no licence stated".into();
+    }
+    r.licences.iter().map(|l| format!("{} ({})", l.governing.id, l.category.unwrap_or("unclassified"))).collect::<Vec<_>>().join(" + ")
+}
+
+/// The audit each served adapter passes: its licence beside the base's, and — with --policy —
+/// the same gate as the base (a failure refuses the adapter).
+fn adapter_check(base: &std::path::Path, policy: Option<std::path::PathBuf>) -> Result<glassbox_server::AdapterCheck> {
+    let policy = policy.map(|p| glassbox_audit::Policy::load(&p).map(|l| (p, l))).transpose()?;
+    let base_report = glassbox_audit::audit_model_file(base, None).with_context(|| format!("cannot audit {}", base.display()))?;
+    let base_licences = licences(&base_report);
+    Ok(glassbox_server::AdapterCheck(std::sync::Arc::new(move |path: &std::path::Path| {
+        let r = glassbox_audit::audit_model_file(path, policy.as_ref().map(|(_, l)| l)).map_err(|e| format!("cannot audit {}: {e}", path.display()))?;
+        if let Some((file, _)) = &policy {
+            let failures: Vec<String> = r.failures().map(|c| format!("{}: {}", c.rule, c.reason)).collect();
+            if !failures.is_empty() {
+                return Err(format!("adapter {} fails policy {}: {}", path.display(), file.display(), failures.join("; ")));
+            }
+        }
+        Ok(format!("licence {}; base licence {base_licences}{}", licences(&r), if policy.is_some() { "; meets the policy" } else { "" }))
+    })))
+}
+
 pub fn serve(a: ServeArgs) -> Result<()> {
     if a.draft.is_some() && a.models.len() > 1 {
         bail!("--draft serves one model with one draft; {} models given", a.models.len());
@@ -75,17 +100,27 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         models[0].adapters.push(glassbox_server::AdapterSpec { name: name.to_string(), path, scale });
     }
     if let Some(p) = &a.policy {
-        // Verify each file first (the same pins the server will check), then gate on the policy.
+        // Verify each model first (the same pins the server will check), then gate on the
+        // policy; adapters pass the same gate in `adapter_check` once verified.
         let trust = crate::cmd_trust::policy(&crate::cli::TrustArgs { lock: a.lock.clone(), sha256: None, locked: a.locked })?;
-        for path in models.iter().flat_map(|m| std::iter::once(&m.path).chain(m.adapters.iter().map(|x| &x.path))) {
-            glassbox_trust::open_verified(path, &trust).with_context(|| format!("cannot verify {}", path.display()))?;
-            crate::cmd_audit::gate(path, p)?;
+        for m in &models {
+            glassbox_trust::open_verified(&m.path, &trust).with_context(|| format!("cannot verify {}", m.path.display()))?;
+            crate::cmd_audit::gate(&m.path, p)?;
         }
     }
     let api_keys = match &a.api_key_file {
         Some(p) => read_keys(p)?,
         None => vec![],
     };
+    if a.adapter_dir.is_some() && api_keys.is_empty() {
+        bail!("--adapter-dir loads files on the server at a client's request: it needs --api-key-file");
+    }
+    if let Some(d) = &a.adapter_dir
+        && !d.is_dir()
+    {
+        bail!("--adapter-dir {}: not a directory", d.display());
+    }
+    let adapter_check = if models[0].adapters.is_empty() && a.adapter_dir.is_none() { None } else { Some(adapter_check(&models[0].path, a.policy.clone())?) };
     let mut engine = crate::cmd_run::engine_options(a.ctx_size, a.threads)?;
     engine.cache_types = (a.cache_type_k, a.cache_type_v);
     // The same trust policy as every other loading command (no --sha256: there may be several models).
@@ -109,6 +144,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         draft: a.draft.clone().map(|p| (p, a.draft_max as usize)),
         log_content: a.log_content,
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
+        adapter_dir: a.adapter_dir.clone(),
+        adapter_check,
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
