@@ -123,6 +123,20 @@ fn side(p: &LoraPart, what: &str, transpose: bool) -> Result<Side> {
     })
 }
 
+/// Walk the slots `range` of a row-major array with rows of `width` (`part` holds exactly those
+/// slots) in runs that stay within one row: `f(row, c0, c1, the run's slots)`.
+fn runs(range: std::ops::Range<usize>, width: usize, part: &mut [f32], f: &mut dyn FnMut(usize, usize, usize, &mut [f32])) {
+    let (mut k, mut rest) = (range.start, part);
+    while k < range.end {
+        let (i, c0) = (k / width, k % width);
+        let c1 = width.min(c0 + (range.end - k));
+        let (now, r) = rest.split_at_mut(c1 - c0);
+        f(i, c0, c1, now);
+        rest = r;
+        k += c1 - c0;
+    }
+}
+
 /// `f(range, part)` for contiguous parts of `data` over the pool's threads (the calling thread
 /// alone for small work).
 fn par_parts(pool: &ThreadPool, data: &mut [f32], f: &(dyn Fn(std::ops::Range<usize>, &mut [f32]) + Sync)) {
@@ -250,17 +264,7 @@ impl Model {
                 Side::Lanes(a) => {
                     let a = a.part();
                     par_parts(pick(n * rank * cols), &mut ls.t, &|range, t| {
-                        // Items are (token, rank row) pairs, token-major.
-                        let mut k = range.start;
-                        let mut t = t;
-                        while k < range.end {
-                            let (i, r0) = (k / rank, k % rank);
-                            let r1 = rank.min(r0 + (range.end - k));
-                            let (now, rest) = t.split_at_mut(r1 - r0);
-                            lowrank::a_product(isa, a.rows(r0, r1, cols), r1 - r0, cols, &xs[i * cols..(i + 1) * cols], now);
-                            t = rest;
-                            k += r1 - r0;
-                        }
+                        runs(range, rank, t, &mut |i, r0, r1, now| lowrank::a_product(isa, a.rows(r0, r1, cols), r1 - r0, cols, &xs[i * cols..(i + 1) * cols], now));
                     });
                 }
                 Side::Kernel(a) => {
@@ -277,17 +281,7 @@ impl Model {
                     }
                     let (bt, t) = (bt.part(), &ls.t);
                     par_parts(pick(n * rank * out), &mut ls.z, &|range, z| {
-                        // Items are (token, output) pairs, token-major.
-                        let mut k = range.start;
-                        let mut z = z;
-                        while k < range.end {
-                            let (i, o0) = (k / out, k % out);
-                            let o1 = out.min(o0 + (range.end - k));
-                            let (now, rest) = z.split_at_mut(o1 - o0);
-                            lowrank::b_product(isa, bt, rank, out, &t[i * rank..(i + 1) * rank], o0, now);
-                            z = rest;
-                            k += o1 - o0;
-                        }
+                        runs(range, out, z, &mut |i, o0, _, now| lowrank::b_product(isa, bt, rank, out, &t[i * rank..(i + 1) * rank], o0, now));
                     });
                 }
                 Side::Kernel(b) => {
