@@ -67,6 +67,33 @@ pub enum Command {
     Merge(MergeArgs),
     /// LoRA adapters: `lora convert` turns a PEFT adapter into llama.cpp's GGUF adapter format
     Lora(LoraArgs),
+    /// The server's tamper-evident request log: `audit-log verify FILE`
+    #[command(name = "audit-log")]
+    AuditLog(AuditLogArgs),
+}
+
+#[derive(Args)]
+pub struct AuditLogArgs {
+    #[command(subcommand)]
+    pub sub: AuditLogCommand,
+}
+
+#[derive(clap::Subcommand)]
+pub enum AuditLogCommand {
+    /// Check every record's hash and the chain across the rotated files (FILE.N, then FILE):
+    /// exit 0 intact, 1 edited, missing, inserted or reordered records, 2 unreadable
+    Verify(AuditLogVerifyArgs),
+}
+
+#[derive(Args)]
+pub struct AuditLogVerifyArgs {
+    /// The active log file (its rotated predecessors FILE.<N> beside it are checked first)
+    pub file: PathBuf,
+    /// Accept a log whose first records were removed (retention): start the chain anywhere
+    #[arg(long)]
+    pub from_any: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

@@ -62,6 +62,9 @@ fn main() {
         cli::Command::Abliterate(a) => cmd_abliterate::abliterate(a),
         cli::Command::Steer(a) => cmd_abliterate::steer(a),
         cli::Command::Merge(a) => cmd_lora::merge(a),
+        cli::Command::AuditLog(a) => match a.sub {
+            cli::AuditLogCommand::Verify(v) => exit_with(cmd_serve::verify_log(v)),
+        },
         cli::Command::Lora(a) => match a.sub {
             cli::LoraCommand::Convert(c) => cmd_lora::convert(c),
         },
