@@ -59,7 +59,7 @@ fn a_written_log_verifies_and_any_edit_deletion_insertion_or_reordering_is_caugh
     }
     // Retention: a log whose oldest records were removed verifies with `from_any` only.
     put(&path, &good[2..]);
-    assert!(verify(&[path.clone()], true).is_ok());
+    assert!(verify(std::slice::from_ref(&path), true).is_ok());
 }
 
 #[test]
@@ -156,7 +156,7 @@ proptest::proptest! {
         let changed = data[p] != byte;
         data[p] = byte;
         std::fs::write(&path, &data).unwrap();
-        let r = verify(&[path.clone()], false);
+        let r = verify(std::slice::from_ref(&path), false);
         if changed {
             // A flip in the final newline only makes the last record "incomplete": still reported.
             proptest::prop_assert!(r.is_err() || r.as_ref().unwrap().partial_tail > 0 || r.as_ref().unwrap().records < 4);

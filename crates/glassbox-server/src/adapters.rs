@@ -17,6 +17,7 @@ use glassbox_engine::Control;
 use serde_json::{Value, json};
 
 use crate::openai::ApiError;
+use crate::record::{Client, RequestRecord};
 use crate::{AppState, ModelHandle, handlers::error_response};
 
 fn bad(param: &str, msg: impl Into<String>) -> ApiError {
@@ -41,15 +42,35 @@ pub fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 256 && !name.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
-pub(crate) async fn load(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
+/// An audit record for an adapter change (503 when the log cannot take it).
+fn record(st: &AppState, client: Option<&Client>, what: &str) -> Result<RequestRecord, Response> {
+    let id = st.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    RequestRecord::open(st, client, id, what, std::time::Instant::now()).map_err(|e| {
+        let mut r = error_response(&e);
+        crate::retry_after(&mut r);
+        r
+    })
+}
+
+pub(crate) async fn load(State(st): State<Arc<AppState>>, client: Option<axum::Extension<Client>>, body: Bytes) -> Response {
     let Some(dir) = st.cfg.adapter_dir.clone() else { return crate::handlers::not_found().await };
-    match load_inner(st, dir, body).await {
+    let rec = match record(&st, client.as_ref().map(|c| &c.0), "load_lora_adapter") {
         Ok(r) => r,
-        Err(e) => error_response(&e),
+        Err(r) => return r,
+    };
+    match load_inner(st, dir, body).await {
+        Ok((r, outcome)) => {
+            rec.finish(200, outcome);
+            r
+        }
+        Err(e) => {
+            rec.finish(e.status, json!({"error": e.message}));
+            error_response(&e)
+        }
     }
 }
 
-async fn load_inner(st: Arc<AppState>, dir: std::path::PathBuf, body: Bytes) -> Result<Response, ApiError> {
+async fn load_inner(st: Arc<AppState>, dir: std::path::PathBuf, body: Bytes) -> Result<(Response, Value), ApiError> {
     let o = body_json(&body)?;
     let Some(name) = o.get("lora_name").and_then(Value::as_str).map(str::to_string) else { return Err(bad("lora_name", "lora_name (a string) is required")) };
     if !valid_name(&name) {
@@ -112,6 +133,8 @@ async fn load_inner(st: Arc<AppState>, dir: std::path::PathBuf, body: Bytes) -> 
         stats: Arc::clone(&base.stats),
         in_flight: AtomicUsize::new(0),
         created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        sha256: base.sha256.clone(),
+        adapter_sha256: Some(sha.clone()),
         adapter: Some(id),
         parent: Some(base.name.clone()),
     };
@@ -128,13 +151,25 @@ async fn load_inner(st: Arc<AppState>, dir: std::path::PathBuf, body: Bytes) -> 
         st.order.write().unwrap().push(name.clone());
     }
     tracing::info!(adapter = ?name, base = ?base.name, sha256 = %sha, "adapter loaded");
-    Ok(Json(json!({"object": "lora_adapter", "lora_name": name, "parent": base.name, "sha256": sha, "scale": scale})).into_response())
+    let v = json!({"object": "lora_adapter", "lora_name": name, "parent": base.name, "sha256": sha, "scale": scale});
+    Ok((Json(v.clone()).into_response(), json!({"adapter_loaded": v})))
 }
 
-pub(crate) async fn unload(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
+pub(crate) async fn unload(State(st): State<Arc<AppState>>, client: Option<axum::Extension<Client>>, body: Bytes) -> Response {
     if st.cfg.adapter_dir.is_none() {
         return crate::handlers::not_found().await;
     }
+    let rec = match record(&st, client.as_ref().map(|c| &c.0), "unload_lora_adapter") {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let name = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("lora_name").and_then(Value::as_str).map(str::to_string));
+    let r = unload_inner(&st, body).await;
+    rec.finish(r.status().as_u16(), json!({"lora_name": name}));
+    r
+}
+
+async fn unload_inner(st: &Arc<AppState>, body: Bytes) -> Response {
     let o = match body_json(&body) {
         Ok(o) => o,
         Err(e) => return error_response(&e),

@@ -74,18 +74,23 @@ impl Gate {
         Gate { keys: api_keys.iter().map(|k| digest(k.as_bytes())).collect(), hosts: if open { hosts } else { None }, json_only: open }
     }
 
-    /// Whether a presented key matches one of the configured keys: every key is compared, in
-    /// constant time, whatever matches.
-    fn key_ok(&self, presented: &[u8]) -> bool {
+    /// Which configured key a presented key is: every key is compared, in constant time,
+    /// whatever matches.
+    fn key_index(&self, presented: &[u8]) -> Option<usize> {
+        use subtle::ConditionallySelectable;
         let d = digest(presented);
-        let mut ok = subtle::Choice::from(0);
-        for k in &self.keys {
-            ok |= k.ct_eq(&d);
+        let (mut ok, mut idx) = (subtle::Choice::from(0), 0u32);
+        for (i, k) in self.keys.iter().enumerate() {
+            let eq = k.ct_eq(&d);
+            idx = u32::conditional_select(&idx, &(i as u32), eq);
+            ok |= eq;
         }
-        ok.into()
+        bool::from(ok).then_some(idx as usize)
     }
 
-    pub fn check<B>(&self, req: &axum::http::Request<B>) -> Result<(), ApiError> {
+    /// Admit or refuse a request on its headers; returns the index of the API key it presented
+    /// (for the audit log: keys are named by position, never logged).
+    pub fn check<B>(&self, req: &axum::http::Request<B>) -> Result<Option<usize>, ApiError> {
         if let Some(hosts) = &self.hosts {
             let host = req.headers().get(header::HOST).map(|v| v.as_bytes());
             let authority = req.uri().authority().map(|a| a.as_str().as_bytes());
@@ -106,13 +111,14 @@ impl Gate {
         if self.json_only && req.method() == Method::POST && !req.headers().get(header::CONTENT_TYPE).is_some_and(|v| is_json_content_type(v.as_bytes())) {
             return Err(ApiError { status: 415, message: "request bodies must be sent with content-type: application/json".into(), kind: "invalid_request_error", param: None, code: Some("unsupported_media_type") });
         }
-        if !self.keys.is_empty() && req.uri().path() != "/health" {
+        if !self.keys.is_empty() && !matches!(req.uri().path(), "/health" | "/ready") {
             let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer ")).map(<[u8]>::trim_ascii);
-            if !presented.is_some_and(|k| self.key_ok(k)) {
-                return Err(ApiError { status: 401, message: "invalid or missing API key (send Authorization: Bearer <key>)".into(), kind: "invalid_request_error", param: None, code: Some("invalid_api_key") });
-            }
+            return match presented.and_then(|k| self.key_index(k)) {
+                Some(i) => Ok(Some(i)),
+                None => Err(ApiError { status: 401, message: "invalid or missing API key (send Authorization: Bearer <key>)".into(), kind: "invalid_request_error", param: None, code: Some("invalid_api_key") }),
+            };
         }
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -122,6 +128,8 @@ const BUSY: u8 = 2;
 
 /// One open connection, as the registry sees it.
 struct ConnState {
+    /// The client's address.
+    peer: std::net::SocketAddr,
     /// IDLE (no request, or headers still arriving), READING (body arriving), BUSY (running).
     phase: AtomicU8,
     evicting: AtomicBool,
@@ -145,7 +153,7 @@ impl Registry {
         self.conns.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    fn admit(&self, max: usize, metrics: &Metrics) -> Admission {
+    fn admit(&self, max: usize, metrics: &Metrics, peer: std::net::SocketAddr) -> Admission {
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         if conns.len() >= max {
             let victim = [IDLE, READING].into_iter().find_map(|phase| conns.values().find(|c| c.phase.load(Ordering::SeqCst) == phase && !c.evicting.load(Ordering::SeqCst)));
@@ -159,7 +167,7 @@ impl Registry {
             }
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let c = Arc::new(ConnState { phase: AtomicU8::new(IDLE), evicting: AtomicBool::new(false), evict: Notify::new() });
+        let c = Arc::new(ConnState { peer, phase: AtomicU8::new(IDLE), evicting: AtomicBool::new(false), evict: Notify::new() });
         conns.insert(id, Arc::clone(&c));
         Admission::Open(id, c)
     }
@@ -184,7 +192,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut stop = std::pin::pin!(stop);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut stop => break,
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -197,7 +205,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop
             },
         };
         let _ = stream.set_nodelay(true);
-        match shared.st.conns.admit(shared.limits.max_connections, &shared.st.metrics) {
+        match shared.st.conns.admit(shared.limits.max_connections, &shared.st.metrics, peer) {
             Admission::Open(id, cs) => {
                 let shared = Arc::clone(&shared);
                 let stop_rx = stop_rx.clone();
@@ -259,10 +267,12 @@ async fn handle(req: hyper::Request<Incoming>, shared: Arc<Shared>, cs: Arc<Conn
 }
 
 async fn respond(req: hyper::Request<Incoming>, shared: &Shared, cs: &ConnState) -> Response {
-    if let Err(e) = shared.gate.check(&req) {
-        return error_response(&e);
-    }
-    let (parts, body) = req.into_parts();
+    let key = match shared.gate.check(&req) {
+        Ok(k) => k,
+        Err(e) => return error_response(&e),
+    };
+    let (mut parts, body) = req.into_parts();
+    parts.extensions.insert(crate::record::Client { addr: cs.peer, key: key.map(|i| format!("key-{}", i + 1)) });
     let limits = &shared.limits;
     let bytes = match tokio::time::timeout(limits.body_timeout, Limited::new(body, limits.max_body_bytes).collect()).await {
         Ok(Ok(c)) => c.to_bytes(),

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
 
 use crate::openai::{self, ApiError, Common, Input, Validated};
+use crate::record::{Client, RequestRecord};
 use crate::{AppState, ModelHandle, retry_after, status};
 
 pub(crate) fn error_response(e: &ApiError) -> Response {
@@ -85,6 +86,8 @@ struct Prepared {
     sampling: SamplingParams,
     prompt: Vec<u32>,
     max_tokens: usize,
+    /// The prompt as text, only with `--log-content`.
+    prompt_text: Option<String>,
 }
 
 /// Returns in-flight slots to the model when a choice ends (or its owner goes away).
@@ -221,12 +224,12 @@ fn submit(p: &Prepared, slots: Vec<Slot>) -> Result<Vec<(Slot, mpsc::UnboundedRe
     Ok(out)
 }
 
-pub(crate) async fn chat_completions(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
-    handle(st, body, Endpoint::Chat).await
+pub(crate) async fn chat_completions(State(st): State<Arc<AppState>>, client: Option<axum::Extension<Client>>, body: Bytes) -> Response {
+    handle(st, client.map(|c| c.0), body, Endpoint::Chat).await
 }
 
-pub(crate) async fn completions(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
-    handle(st, body, Endpoint::Completion).await
+pub(crate) async fn completions(State(st): State<Arc<AppState>>, client: Option<axum::Extension<Client>>, body: Bytes) -> Response {
+    handle(st, client.map(|c| c.0), body, Endpoint::Completion).await
 }
 
 type Choices = Vec<(Slot, mpsc::UnboundedReceiver<SeqEvent>)>;
@@ -262,7 +265,7 @@ async fn prepare(st: &AppState, body: &[u8], ep: Endpoint, id: u64) -> Result<(P
     .await;
     st.metrics.tokenize(&handle.name, t.elapsed().as_secs_f64());
     let (prompt, max_tokens, text) = tokenized.map_err(|_| reject(ApiError { status: 500, message: "internal error while preparing the prompt".into(), kind: "server_error", param: None, code: None }))?.map_err(reject)?;
-    if let Some(text) = text {
+    if let Some(text) = &text {
         tracing::info!(request_id = id, user = ?v.common.user.as_deref().unwrap_or_default(), prompt = ?text, "prompt");
     }
     let c = v.common.sampling.clone();
@@ -278,27 +281,42 @@ async fn prepare(st: &AppState, body: &[u8], ep: Endpoint, id: u64) -> Result<(P
         frequency_penalty: c.frequency_penalty,
         seed: c.seed.unwrap_or(default_seed),
     };
-    let p = Prepared { handle: Arc::clone(&handle), common: v.common, sampling, prompt, max_tokens };
+    let p = Prepared { handle: Arc::clone(&handle), common: v.common, sampling, prompt, max_tokens, prompt_text: text };
     let choices = submit(&p, slots).map_err(reject)?;
     Ok((p, choices))
 }
 
-async fn handle(st: Arc<AppState>, body: Bytes, ep: Endpoint) -> Response {
+async fn handle(st: Arc<AppState>, client: Option<Client>, body: Bytes, ep: Endpoint) -> Response {
     let t0 = Instant::now();
     let id = st.next_id.fetch_add(1, Ordering::Relaxed);
+    // Capacity in the audit log first: a request it cannot record does not run.
+    let mut rec = match RequestRecord::open(&st, client.as_ref(), id, ep.name(), t0) {
+        Ok(r) => r,
+        Err(e) => {
+            st.metrics.request("", ep.name(), e.status);
+            let mut r = error_response(&e);
+            retry_after(&mut r);
+            return r;
+        }
+    };
     let (p, choices) = match prepare(&st, &body, ep, id).await {
         Ok(x) => x,
         Err(Rejected(e, label, requested)) => {
             st.metrics.request(&label, ep.name(), e.status);
             // Client text goes to the log escaped (`?`): no forged lines, no terminal escapes.
-            tracing::info!(request_id = id, model = ?requested.unwrap_or_default(), endpoint = ep.name(), status = e.status, error = ?e.message, "rejected");
+            tracing::info!(request_id = id, model = ?requested.as_deref().unwrap_or_default(), endpoint = ep.name(), status = e.status, error = ?e.message, "rejected");
+            rec.finish(e.status, json!({"model_requested": requested, "error": e.message}));
             return error_response(&e);
         }
     };
+    rec.model(&p.handle);
+    if let Some(t) = &p.prompt_text {
+        rec.content("prompt", t);
+    }
     if p.common.stream {
-        stream_response(st, p, choices, ep, id, t0)
+        stream_response(st, p, choices, ep, id, t0, rec)
     } else {
-        collect_response(st, p, choices, ep, id, t0).await
+        collect_response(st, p, choices, ep, id, t0, rec).await
     }
 }
 
@@ -390,7 +408,8 @@ fn completion_choice(p: &Prepared, o: &ChoiceOut) -> (String, Value) {
     (text, l.json())
 }
 
-async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::handlers::Slot, mpsc::UnboundedReceiver<SeqEvent>)>, ep: Endpoint, id: u64, t0: Instant) -> Response {
+#[allow(clippy::too_many_arguments)] // the request's parts, its timing and its record
+async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::handlers::Slot, mpsc::UnboundedReceiver<SeqEvent>)>, ep: Endpoint, id: u64, t0: Instant, mut rec: RequestRecord) -> Response {
     let model = p.handle.name.clone();
     let mut outs = Vec::with_capacity(choices.len());
     let mut latency = Latency::new(t0);
@@ -414,6 +433,7 @@ async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::h
                     break;
                 }
                 SeqEvent::Error(e) => {
+                    rec.finish(503, json!({"error": e, "prompt_tokens": p.prompt.len()}));
                     let err = ApiError { status: 503, message: e, kind: "server_error", param: None, code: None };
                     st.metrics.request(&model, ep.name(), 503);
                     return error_response(&err);
@@ -423,6 +443,7 @@ async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::h
         drop(slot);
         if o.finish.is_none() {
             st.metrics.request(&model, ep.name(), 500);
+            rec.finish(500, json!({"error": "generation ended unexpectedly", "prompt_tokens": p.prompt.len()}));
             return error_response(&ApiError { status: 500, message: "generation ended unexpectedly".into(), kind: "server_error", param: None, code: None });
         }
         outs.push(o);
@@ -452,6 +473,12 @@ async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::h
     };
     st.metrics.request(&model, ep.name(), 200);
     tracing::info!(request_id = id, model = ?model, endpoint = ep.name(), status = 200, prompt_tokens = p.prompt.len(), completion_tokens, latency_ms = t0.elapsed().as_millis() as u64, "completed");
+    if rec.enabled() {
+        if st.cfg.log_content {
+            rec.content("completion", &outs.iter().map(|o| o.text.as_str()).collect::<Vec<_>>().join(" | "));
+        }
+        rec.finish(200, json!({"prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens, "finish_reasons": outs.iter().map(|o| o.finish).collect::<Vec<_>>()}));
+    }
     if st.cfg.log_content {
         tracing::info!(request_id = id, user = ?p.common.user.as_deref().unwrap_or_default(), completion = ?outs.iter().map(|o| o.text.as_str()).collect::<Vec<_>>().join(" | "), "completion");
     }
@@ -463,7 +490,8 @@ async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::h
     .into_response()
 }
 
-fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::UnboundedReceiver<SeqEvent>)>, ep: Endpoint, id: u64, t0: Instant) -> Response {
+#[allow(clippy::too_many_arguments)] // the request's parts, its timing and its record
+fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::UnboundedReceiver<SeqEvent>)>, ep: Endpoint, id: u64, t0: Instant, mut rec: RequestRecord) -> Response {
     let (out_tx, out_rx) = mpsc::channel::<Result<Event, Infallible>>(64);
     let n = choices.len();
     tokio::spawn(async move {
@@ -487,6 +515,7 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
             for i in 0..n {
                 let c = json!([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]);
                 if out_tx.send(Ok(chunk(c, None))).await.is_err() {
+                    rec.finish(499, json!({"outcome": "client disconnected", "prompt_tokens": p.prompt.len(), "completion_tokens": 0}));
                     return;
                 }
             }
@@ -494,6 +523,10 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
         let mut merged = futures_util::stream::select_all(rxs.into_iter().enumerate().map(|(i, rx)| UnboundedReceiverStream::new(rx).map(move |ev| (i, ev))));
         let (mut completion_tokens, mut finished) = (0usize, 0usize);
         let mut latency = Latency::new(t0);
+        // For the audit record: finish reasons, and the text only with --log-content.
+        let keep_text = rec.enabled() && st.cfg.log_content;
+        let mut texts = vec![String::new(); n];
+        let mut reasons: Vec<Option<&'static str>> = vec![None; n];
         while let Some((i, ev)) = merged.next().await {
             let choice = match ev {
                 SeqEvent::Token { text, logprob, .. } => {
@@ -504,6 +537,9 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
                         (Some(lp), Endpoint::Completion) => completion_logprobs(&p, std::slice::from_ref(lp)),
                         (None, _) => Value::Null,
                     };
+                    if keep_text {
+                        texts[i].push_str(&text);
+                    }
                     if text.is_empty() && lp.is_null() {
                         continue;
                     }
@@ -514,12 +550,18 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
                 }
                 // Streams never score prompts (echo with stream is refused).
                 SeqEvent::PromptLogprobs(_) => continue,
-                SeqEvent::Text(text) => match ep {
-                    Endpoint::Chat => json!({"index": i, "delta": {"content": text}, "logprobs": null, "finish_reason": null}),
-                    Endpoint::Completion => json!({"index": i, "text": text, "logprobs": null, "finish_reason": null}),
-                },
+                SeqEvent::Text(text) => {
+                    if keep_text {
+                        texts[i].push_str(&text);
+                    }
+                    match ep {
+                        Endpoint::Chat => json!({"index": i, "delta": {"content": text}, "logprobs": null, "finish_reason": null}),
+                        Endpoint::Completion => json!({"index": i, "text": text, "logprobs": null, "finish_reason": null}),
+                    }
+                }
                 SeqEvent::Done { finish_reason, .. } => {
                     finished += 1;
+                    reasons[i] = Some(finish_reason.as_str());
                     slots[i] = None;
                     match ep {
                         Endpoint::Chat => json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": finish_reason.as_str()}),
@@ -530,6 +572,7 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
                     let err = ApiError { status: 503, message: e, kind: "server_error", param: None, code: None };
                     let _ = out_tx.send(Ok(Event::default().data(err.body().to_string()))).await;
                     st.metrics.request(&model, ep.name(), 503);
+                    rec.finish(503, json!({"error": err.message, "prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens}));
                     return;
                 }
             };
@@ -537,6 +580,7 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
                 // Client gone: dropping the receivers tells the scheduler to free the slots.
                 tracing::info!(request_id = id, model = ?model, "client disconnected mid-stream");
                 st.metrics.request(&model, ep.name(), 499);
+                rec.finish(499, json!({"outcome": "client disconnected", "prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens}));
                 return;
             }
             if finished == n {
@@ -550,6 +594,10 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
         let _ = out_tx.send(Ok(Event::default().data("[DONE]"))).await;
         st.metrics.request(&model, ep.name(), 200);
         tracing::info!(request_id = id, model = ?model, endpoint = ep.name(), status = 200, prompt_tokens = p.prompt.len(), completion_tokens, latency_ms = t0.elapsed().as_millis() as u64, "streamed");
+        if keep_text {
+            rec.content("completion", &texts.join(" | "));
+        }
+        rec.finish(200, json!({"prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens, "finish_reasons": reasons, "stream": true}));
     });
     Sse::new(ReceiverStream::new(out_rx)).into_response()
 }

@@ -13,6 +13,7 @@
 
 pub mod adapters;
 mod conn;
+mod record;
 pub mod guard;
 mod handlers;
 mod legacy;
@@ -47,6 +48,8 @@ pub enum Error {
     DuplicateName(String),
     #[error("max_connections must be at least 1")]
     NoConnections,
+    #[error("cannot open the audit log: {0}")]
+    AuditLog(String),
     #[error("loading adapters at run time (--adapter-dir) needs API keys (--api-key-file): the endpoint reads files on the server")]
     AdapterLoadingNeedsKeys,
     #[error("server error: {0}")]
@@ -101,6 +104,10 @@ pub struct ServerConfig {
     /// Log prompt, completion and `user` text (escaped) — off by default.
     pub log_content: bool,
     pub shutdown_grace: Duration,
+    /// The tamper-evident request log (one record per request; requests it cannot take get 503).
+    pub audit_log: Option<PathBuf>,
+    /// Rotate the audit log's active file past this many bytes.
+    pub audit_log_max_bytes: u64,
     /// Loading and unloading adapters at run time, from files inside this directory (needs
     /// API keys); `None`: off (the endpoints answer 404).
     pub adapter_dir: Option<PathBuf>,
@@ -132,6 +139,8 @@ impl Default for ServerConfig {
             draft: None,
             log_content: false,
             shutdown_grace: Duration::from_secs(10),
+            audit_log: None,
+            audit_log_max_bytes: 64 << 20,
             adapter_dir: None,
             adapter_check: None,
             trust: glassbox_trust::Policy::default(),
@@ -158,6 +167,9 @@ pub(crate) struct ModelHandle {
     pub stats: Arc<SchedulerStats>,
     pub in_flight: AtomicUsize,
     pub created: u64,
+    /// SHA-256 of the model file (the base's, for an adapter's id) and of the adapter file.
+    pub sha256: String,
+    pub adapter_sha256: Option<String>,
     /// For an adapter's model id: the adapter's index in the base's engine, and the base's id.
     pub adapter: Option<usize>,
     pub parent: Option<String>,
@@ -172,6 +184,7 @@ pub(crate) struct AppState {
     pub shutdown: Arc<AtomicBool>,
     pub metrics: metrics::Metrics,
     pub next_id: AtomicU64,
+    pub audit: Option<glassbox_auditlog::AuditLog>,
     /// Open connections.
     pub conns: conn::Registry,
 }
@@ -214,6 +227,16 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
             return Err(Error::DuplicateName(m.name.clone()));
         }
     }
+    let audit = match &cfg.audit_log {
+        None => None,
+        Some(path) => {
+            let opts = glassbox_auditlog::Options { max_bytes: cfg.audit_log_max_bytes, ..Default::default() };
+            let log = glassbox_auditlog::AuditLog::open(path, opts).map_err(|e| Error::AuditLog(e.to_string()))?;
+            let (seq, head) = log.head();
+            eprintln!("audit log {}: continuing after seq {} (head {head})", path.display(), seq.map_or("-".into(), |s| s.to_string()));
+            Some(log)
+        }
+    };
     eprintln!("glassbox serving on http://{local}/v1 (models loading; /ready turns 200 when done)");
     let shutdown = Arc::new(AtomicBool::new(false));
     let st = Arc::new(AppState {
@@ -225,6 +248,7 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
         shutdown: Arc::clone(&shutdown),
         metrics: Default::default(),
         next_id: AtomicU64::new(1),
+        audit,
         conns: Default::default(),
     });
     // Load models off the async runtime; each gets its own scheduler thread.
@@ -305,6 +329,11 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
     }
     st.shutdown.store(true, Ordering::SeqCst);
     let _ = loader.await;
+    if let Some(log) = &st.audit {
+        // The head hash on stderr too: a copy outside the file to check a rewrite against.
+        let (seq, head) = log.head();
+        eprintln!("audit log closed at seq {} (head {head}){}", seq.map_or("-".into(), |s| s.to_string()), log.failure().map(|f| format!("; it had failed: {f}")).unwrap_or_default());
+    }
     Ok(())
 }
 
@@ -332,7 +361,7 @@ fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -
     let mut adapter_ids = Vec::with_capacity(spec.adapters.len());
     for a in &spec.adapters {
         let (adapter, av) = glassbox_engine::open_adapter(&a.path, &cfg.trust)?;
-        adapter_ids.push(engine.attach_adapter(&adapter, &av.sha256, a.scale, &spec.name)?);
+        adapter_ids.push((engine.attach_adapter(&adapter, &av.sha256, a.scale, &spec.name)?, av.sha256.clone()));
         eprintln!("verified adapter {} sha256 {} ({:?})", a.path.display(), av.sha256, av.verdict);
         if let Some(check) = &cfg.adapter_check {
             let summary = (check.0)(&a.path).map_err(glassbox_engine::Error::Other)?;
@@ -364,15 +393,18 @@ fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -
         .spawn(move || sched.run_controlled(rx, ctl_rx, shutdown))
         .map_err(|e| glassbox_engine::Error::Other(format!("cannot start scheduler thread: {e}")))?;
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let handle = |name: &str, adapter: Option<usize>, parent: Option<String>| ModelHandle {
+    let base_sha = v.sha256.clone();
+    let handle = |name: &str, adapter: Option<(usize, String)>, parent: Option<String>| ModelHandle {
         name: name.to_string(),
+        sha256: base_sha.clone(),
+        adapter_sha256: adapter.as_ref().map(|(_, s)| s.clone()),
         frontend: frontend.clone(),
         tx: std::sync::Mutex::new(tx.clone()),
         control: std::sync::Mutex::new(ctl.clone()),
         stats: Arc::clone(&stats),
         in_flight: AtomicUsize::new(0),
         created,
-        adapter,
+        adapter: adapter.map(|(i, _)| i),
         parent,
     };
     let mut out = vec![handle(&spec.name, None, None)];

@@ -667,6 +667,16 @@ pub struct ServeArgs {
     /// Log prompt, completion and `user` text, escaped (off by default: none of them is logged)
     #[arg(long)]
     pub log_content: bool,
+    /// Tamper-evident request log: one JSON line per request (key name, client, model and
+    /// SHA-256, adapter, tokens, finish reasons, latency; content only with --log-content, then
+    /// redacted), each carrying the hash of the one before. Requests the log cannot take get
+    /// 503. Check it with `glassbox audit-log verify FILE`
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Rotate the audit log's file past this many bytes (FILE → FILE.<first seq>; the chain
+    /// continues)
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub audit_log_max_bytes: u64,
 }
 
 /// How model files are verified before use (SHA-256 over the exact bytes that get parsed).

@@ -146,6 +146,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
         adapter_dir: a.adapter_dir.clone(),
         adapter_check,
+        audit_log: a.audit_log.clone(),
+        audit_log_max_bytes: a.audit_log_max_bytes,
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

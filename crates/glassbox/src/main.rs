@@ -23,6 +23,13 @@ use clap::Parser;
 const TEMPLATE_WORKER_ARG: &str = "__template-worker";
 
 fn main() {
+    // A file grown past RLIMIT_FSIZE fails the write (EFBIG) instead of killing the process:
+    // the audit log then refuses requests with 503 rather than the server dying mid-response.
+    // SAFETY: setting a signal's disposition to SIG_IGN at start-up, before any thread exists.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     // First thing: a worker process renders templates and nothing else.
     if std::env::args_os().nth(1).is_some_and(|a| a == TEMPLATE_WORKER_ARG) {
         glassbox_template::sandbox::worker_main();

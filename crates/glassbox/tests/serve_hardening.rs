@@ -26,7 +26,18 @@ fn serve(extra: &[&str]) -> Serve {
 }
 
 fn serve_model(model: &std::path::Path, extra: &[&str]) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_glassbox"))
+    serve_via(Command::new(env!("CARGO_BIN_EXE_glassbox")), model, extra)
+}
+
+/// `glassbox serve` under a file-size limit of `kib` KiB (bash's `ulimit -f`).
+fn serve_limited(kib: u32, extra: &[&str]) -> Serve {
+    let mut c = Command::new("bash");
+    c.args(["-c", &format!("ulimit -f {kib}; exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_glassbox")]);
+    serve_via(c, &glassbox_testdata::model(glassbox_testdata::SMOLLM2), extra)
+}
+
+fn serve_via(mut cmd: Command, model: &std::path::Path, extra: &[&str]) -> Serve {
+    let mut child = cmd
         .args(["serve", &model.display().to_string(), "--alias", "smollm2", "--port", "0", "-c", "512", "-t", "1", "--parallel", "2"])
         .args(extra)
         .env("GLASSBOX_TRUST_STORE", store())
@@ -63,9 +74,13 @@ fn serve_model(model: &std::path::Path, extra: &[&str]) -> Serve {
 
 impl Serve {
     fn request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        self.request_with(method, path, "", body)
+    }
+
+    fn request_with(&self, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return (0, String::new()) };
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let _ = write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", self.port, body.len());
+        let _ = write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\n{headers}Content-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", self.port, body.len());
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -249,4 +264,120 @@ fn serve_with_lookup_or_a_draft_model_gives_the_same_completions() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("vocabularies must match"), "{err}");
+}
+
+fn audit_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("glassbox-audit-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn verify_log(path: &std::path::Path) -> (i32, serde_json::Value) {
+    let o = Command::new(env!("CARGO_BIN_EXE_glassbox")).args(["audit-log", "verify", &path.display().to_string(), "--json"]).output().unwrap();
+    (o.status.code().unwrap_or(-1), serde_json::from_slice(&o.stdout).unwrap_or_else(|_| json!({"stderr": String::from_utf8_lossy(&o.stderr)})))
+}
+
+/// `--audit-log`: a record per request naming the key (never the key), the client, the model
+/// and its SHA-256, tokens and finish reasons, content only with --log-content and then
+/// redacted; `kill -9` under load leaves a log that verifies up to its last complete record,
+/// and a restarted server continues the chain.
+#[test]
+fn the_audit_log_records_each_request_and_survives_kill_9_under_load() {
+    let dir = audit_dir("kill9");
+    let (log, keys) = (dir.join("audit.jsonl"), dir.join("keys.txt"));
+    let key = "sk-audit-0123456789abcdef";
+    std::fs::write(&keys, format!("sk-other-0123456789abcdef\n{key}\n")).unwrap();
+    let args = ["--audit-log", log.to_str().unwrap(), "--api-key-file", keys.to_str().unwrap(), "--log-content"];
+    let s = serve(&args);
+    let auth = format!("Authorization: Bearer {key}\r\n");
+    let chat = json!({"model": "smollm2", "messages": [{"role": "user", "content": "Write to jane.doe@example.com about it"}], "max_tokens": 3}).to_string();
+    assert_eq!(s.request_with("POST", "/v1/chat/completions", &auth, &chat).0, 200);
+    let bad = json!({"model": "smollm2", "prompt": "x", "suffix": "y"}).to_string();
+    assert_eq!(s.request_with("POST", "/v1/completions", &auth, &bad).0, 400);
+    // Load: 6 clients streaming, then kill -9 while they run.
+    let port = s.port;
+    let clients: Vec<_> = (0..6)
+        .map(|i| {
+            let auth = auth.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    let body = json!({"model": "smollm2", "prompt": format!("Story {i}:"), "max_tokens": 16, "stream": true}).to_string();
+                    let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) else { return };
+                    let _ = write!(c, "POST /v1/completions HTTP/1.1\r\nHost: localhost:{port}\r\n{auth}Content-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                    let mut out = String::new();
+                    if c.read_to_string(&mut out).is_err() || out.is_empty() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    while std::fs::read_to_string(&log).map(|l| l.lines().count()).unwrap_or(0) < 8 {
+        assert!(t.elapsed() < Duration::from_secs(120), "no records under load");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Command::new("kill").args(["-KILL", &s.child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    clients.into_iter().for_each(|c| {
+        let _ = c.join();
+    });
+    drop(s);
+    let (code, v) = verify_log(&log);
+    assert_eq!(code, 0, "{v}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(key) && !text.contains("sk-other"), "an API key reached the log");
+    assert!(!text.contains("jane.doe@example.com") && text.contains("<EMAIL_ADDRESS>"), "content is logged redacted");
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let e = &first["event"];
+    assert_eq!((e["key"].as_str(), e["status"].as_u64(), e["model"].as_str()), (Some("key-2"), Some(200), Some("smollm2")));
+    assert_eq!(e["model_sha256"].as_str().map(str::len), Some(64));
+    assert!(e["client"].as_str().unwrap().starts_with("127.0.0.1:") && e["finish_reasons"][0] == "length" && e["completion_tokens"] == 3);
+    assert_eq!(e["content_redactions"]["EMAIL_ADDRESS"], 1);
+    let second: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+    assert_eq!((second["event"]["status"].as_u64(), second["event"]["error"].as_str().is_some()), (Some(400), true));
+    // Restarted: the chain continues (an incomplete last line, if the kill left one, is cut and
+    // the cut recorded).
+    let records = v["records"].as_u64().unwrap();
+    let s = serve(&args);
+    assert_eq!(s.request_with("POST", "/v1/chat/completions", &auth, &chat).0, 200);
+    s.sigterm();
+    let (status, out) = s.finish();
+    assert!(status.success() && out.contains("audit log closed at seq"), "{out}");
+    let (code, v) = verify_log(&log);
+    assert_eq!(code, 0, "{v}");
+    assert!(v["records"].as_u64().unwrap() > records && v["partial_tail_bytes"] == 0, "{v}");
+    // An edit is caught.
+    let edited = std::fs::read_to_string(&log).unwrap().replacen("\"status\":200", "\"status\":201", 1);
+    std::fs::write(&log, edited).unwrap();
+    assert_eq!(verify_log(&log).0, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A log that cannot be written (here: the file-size limit reached) turns requests away with
+/// 503 and Retry-After instead of running them unlogged; what was written still verifies.
+#[test]
+fn a_log_that_cannot_be_written_turns_requests_away_with_503() {
+    let dir = audit_dir("full");
+    let log = dir.join("audit.jsonl");
+    let s = serve_limited(2, &["--audit-log", log.to_str().unwrap()]);
+    let chat = json!({"model": "smollm2", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}).to_string();
+    let mut refused = None;
+    for i in 0..40 {
+        let (status, body) = s.request("POST", "/v1/chat/completions", &chat);
+        if status == 503 {
+            refused = Some((i, body));
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let (i, body) = refused.expect("the full log never refused a request");
+    assert!(i > 0 && body.contains("audit_log_unavailable"), "{i}: {body}");
+    drop(s);
+    let (code, v) = verify_log(&log);
+    assert_eq!(code, 0, "{v}");
+    assert!(v["records"].as_u64().unwrap() >= i as u64 - 1, "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
