@@ -11,6 +11,7 @@
 //! Text is untrusted: every pattern is linear-time or has a bounded backtracking budget, and a
 //! text longer than [`MAX_TEXT`] is refused rather than cut.
 
+mod anonymize;
 mod iban;
 mod ip;
 mod patterns;
@@ -18,6 +19,7 @@ mod phone;
 
 use serde::{Deserialize, Serialize};
 
+pub use anonymize::{Mode, Replaced, anonymize};
 pub use patterns::luhn;
 
 /// Longest text analysed (bytes).

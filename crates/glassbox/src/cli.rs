@@ -67,9 +67,37 @@ pub enum Command {
     Merge(MergeArgs),
     /// LoRA adapters: `lora convert` turns a PEFT adapter into llama.cpp's GGUF adapter format
     Lora(LoraArgs),
+    /// Find personal data in text and replace it (the recognisers the server and the PII-leak
+    /// evaluation use: e-mail, phone, payment card, IBAN, US SSN, IP address)
+    Redact(RedactArgs),
     /// The server's tamper-evident request log: `audit-log verify FILE`
     #[command(name = "audit-log")]
     AuditLog(AuditLogArgs),
+}
+
+#[derive(Args)]
+pub struct RedactArgs {
+    /// The text (or --file; standard input when neither is given)
+    #[arg(long, conflicts_with = "file")]
+    pub text: Option<String>,
+    /// A UTF-8 file to read the text from
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Types to replace, comma-separated (EMAIL, PHONE, CARD, IBAN, SSN, IP, or Presidio's
+    /// names; default: all)
+    #[arg(long, value_delimiter = ',')]
+    pub entities: Vec<String>,
+    /// placeholder ([EMAIL_1], stable per value), mask (* per character) or hash (salted
+    /// SHA-256 tag; a random salt per run unless --salt)
+    #[arg(long, default_value = "placeholder")]
+    pub mode: String,
+    /// Salt for --mode hash (equal values give equal tags across runs with the same salt)
+    #[arg(long)]
+    pub salt: Option<String>,
+    /// {"text": redacted, "entities": [{"type", "start", "end", "text", "score", "replacement"}]}
+    /// with start/end as character offsets into the input
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

@@ -11,6 +11,7 @@ mod cmd_info;
 mod cmd_lora;
 mod cmd_perplexity;
 mod cmd_quantize;
+mod cmd_redact;
 mod cmd_run;
 mod cmd_serve;
 mod cmd_trust;
@@ -69,6 +70,7 @@ fn main() {
         cli::Command::Abliterate(a) => cmd_abliterate::abliterate(a),
         cli::Command::Steer(a) => cmd_abliterate::steer(a),
         cli::Command::Merge(a) => cmd_lora::merge(a),
+        cli::Command::Redact(a) => cmd_redact::redact(a),
         cli::Command::AuditLog(a) => match a.sub {
             cli::AuditLogCommand::Verify(v) => exit_with(cmd_serve::verify_log(v)),
         },

@@ -391,3 +391,25 @@ fn bench_times_speculative_decoding_on_a_real_prompt() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--prompt-file"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `glassbox redact`: placeholders stable per value, character offsets (not bytes), a type
+/// filter, masks, and bad flags refused by name.
+#[test]
+fn redact_replaces_personal_data_with_character_offsets() {
+    let text = "Grüße: jane@example.com, karte 4111 1111 1111 1111, wieder jane@example.com";
+    let o = glassbox(&["redact", "--text", text, "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["text"], "Grüße: [EMAIL_1], karte [CARD_1], wieder [EMAIL_1]");
+    for e in v["entities"].as_array().unwrap() {
+        let (s, end) = (e["start"].as_u64().unwrap() as usize, e["end"].as_u64().unwrap() as usize);
+        assert_eq!(text.chars().skip(s).take(end - s).collect::<String>(), e["text"].as_str().unwrap());
+    }
+    assert_eq!(v["entities"][0]["start"], 7);
+    let o = glassbox(&["redact", "--text", text, "--entities", "card", "--mode", "mask"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "Grüße: jane@example.com, karte *******************, wieder jane@example.com");
+    let o = glassbox(&["redact", "--text", text, "--entities", "NAME"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--entities NAME"));
+    let o = glassbox(&["redact", "--text", text, "--mode", "erase"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--mode erase"));
+}
