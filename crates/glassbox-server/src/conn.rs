@@ -29,7 +29,7 @@ use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
 use axum::http::{Method, header};
 use axum::response::Response;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use sha2::{Digest, Sha256};
@@ -274,12 +274,14 @@ async fn respond(req: hyper::Request<Incoming>, shared: &Shared, cs: &ConnState)
     let (mut parts, body) = req.into_parts();
     parts.extensions.insert(crate::record::Client { addr: cs.peer, key: key.map(|i| format!("key-{}", i + 1)) });
     let limits = &shared.limits;
-    let bytes = match tokio::time::timeout(limits.body_timeout, Limited::new(body, limits.max_body_bytes).collect()).await {
-        Ok(Ok(c)) => c.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return error_response(&ApiError { status: 413, message: format!("the request body is larger than {} bytes", limits.max_body_bytes), kind: "invalid_request_error", param: None, code: Some("body_too_large") });
+    let bytes = match tokio::time::timeout(limits.body_timeout, read_body(body, limits.max_body_bytes)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(BodyError::TooLarge)) => {
+            let mut r = error_response(&ApiError { status: 413, message: format!("the request body is larger than {} bytes", limits.max_body_bytes), kind: "invalid_request_error", param: None, code: Some("body_too_large") });
+            r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            return r;
         }
-        Ok(Err(_)) => return error_response(&ApiError::invalid("body", "cannot read the request body")),
+        Ok(Err(BodyError::Read)) => return error_response(&ApiError::invalid("body", "cannot read the request body")),
         Err(_) => {
             let mut r = error_response(&ApiError { status: 408, message: format!("the request body did not arrive within {} s", limits.body_timeout.as_secs_f64()), kind: "invalid_request_error", param: None, code: Some("body_timeout") });
             r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
@@ -293,6 +295,40 @@ async fn respond(req: hyper::Request<Incoming>, shared: &Shared, cs: &ConnState)
     match tower_service::Service::call(&mut app, req).await {
         Ok(r) => r,
         Err(e) => match e {},
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Read,
+}
+
+/// The request body, at most `max` bytes. A larger one is read on and discarded — up to four
+/// times the limit, within the caller's body timeout — before the 413 goes out: closing a
+/// socket with unread data resets it, and the client would see a broken pipe instead of the
+/// answer (a lingering close, as nginx does).
+async fn read_body(mut body: Incoming, max: usize) -> Result<Bytes, BodyError> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut over: Option<usize> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| BodyError::Read)?.into_data() else { continue };
+        match &mut over {
+            Some(seen) => {
+                *seen = seen.saturating_add(data.len());
+                if *seen > max.saturating_mul(4) {
+                    break;
+                }
+            }
+            None if buf.len() + data.len() > max => {
+                over = Some(buf.len() + data.len());
+                buf = Vec::new();
+            }
+            None => buf.extend_from_slice(&data),
+        }
+    }
+    match over {
+        Some(_) => Err(BodyError::TooLarge),
+        None => Ok(Bytes::from(buf)),
     }
 }
 
