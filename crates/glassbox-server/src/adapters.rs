@@ -43,12 +43,12 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// An audit record for an adapter change (503 when the log cannot take it).
-fn record(st: &AppState, client: Option<&Client>, what: &str) -> Result<RequestRecord, Response> {
+fn record(st: &AppState, client: Option<&Client>, what: &str) -> Result<RequestRecord, Box<Response>> {
     let id = st.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     RequestRecord::open(st, client, id, what, std::time::Instant::now()).map_err(|e| {
         let mut r = error_response(&e);
         crate::retry_after(&mut r);
-        r
+        Box::new(r)
     })
 }
 
@@ -56,7 +56,7 @@ pub(crate) async fn load(State(st): State<Arc<AppState>>, client: Option<axum::E
     let Some(dir) = st.cfg.adapter_dir.clone() else { return crate::handlers::not_found().await };
     let rec = match record(&st, client.as_ref().map(|c| &c.0), "load_lora_adapter") {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match load_inner(st, dir, body).await {
         Ok((r, outcome)) => {
@@ -161,7 +161,7 @@ pub(crate) async fn unload(State(st): State<Arc<AppState>>, client: Option<axum:
     }
     let rec = match record(&st, client.as_ref().map(|c| &c.0), "unload_lora_adapter") {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let name = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("lora_name").and_then(Value::as_str).map(str::to_string));
     let r = unload_inner(&st, body).await;

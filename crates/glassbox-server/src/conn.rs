@@ -69,9 +69,10 @@ fn digest(b: &[u8]) -> [u8; 32] {
 }
 
 impl Gate {
-    pub fn new(api_keys: &[String], hosts: Option<HostPolicy>) -> Gate {
-        let open = api_keys.is_empty();
-        Gate { keys: api_keys.iter().map(|k| digest(k.as_bytes())).collect(), hosts: if open { hosts } else { None }, json_only: open }
+    /// `keys`: the SHA-256 of every accepted key (none: an open server).
+    pub fn new(keys: Vec<[u8; 32]>, hosts: Option<HostPolicy>) -> Gate {
+        let open = keys.is_empty();
+        Gate { keys, hosts: if open { hosts } else { None }, json_only: open }
     }
 
     /// Which configured key a presented key is: every key is compared, in constant time,
@@ -272,7 +273,8 @@ async fn respond(req: hyper::Request<Incoming>, shared: &Shared, cs: &ConnState)
         Err(e) => return error_response(&e),
     };
     let (mut parts, body) = req.into_parts();
-    parts.extensions.insert(crate::record::Client { addr: cs.peer, key: key.map(|i| format!("key-{}", i + 1)) });
+    let key = key.and_then(|i| shared.st.keys.get(i).map(|k| (i, k.policy.name.clone())));
+    parts.extensions.insert(crate::record::Client { addr: cs.peer, key: key.as_ref().map(|k| k.1.clone()), key_index: key.map(|k| k.0) });
     let limits = &shared.limits;
     let bytes = match tokio::time::timeout(limits.body_timeout, read_body(body, limits.max_body_bytes)).await {
         Ok(Ok(b)) => b,

@@ -45,7 +45,9 @@ pub(crate) async fn ready(State(st): State<Arc<AppState>>) -> Response {
 
 pub(crate) async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let models: Vec<_> = st.models.read().unwrap().values().map(|m| (m.name.clone(), Arc::clone(&m.stats))).collect();
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render(&models, st.conns.len())).into_response()
+    let mut text = st.metrics.render(&models, st.conns.len());
+    crate::metrics::render_keys(&mut text, &st.keys);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 pub(crate) async fn list_models(State(st): State<Arc<AppState>>) -> Response {
@@ -240,7 +242,7 @@ struct Rejected(ApiError, String, Option<String>);
 
 /// Validate (cheap, on the runtime), admit or refuse with 429, then render and tokenize on the
 /// blocking pool, then hand the choices to the model's scheduler.
-async fn prepare(st: &AppState, body: &[u8], ep: Endpoint, id: u64) -> Result<(Prepared, Choices), Rejected> {
+async fn prepare(st: &AppState, body: &[u8], ep: Endpoint, id: u64, key: Option<&crate::keys::KeyState>) -> Result<(Prepared, Choices), Rejected> {
     if !st.ready.load(Ordering::SeqCst) {
         return Err(Rejected(unavailable("models are still loading; retry when /ready returns 200", Some("not_ready")), String::new(), None));
     }
@@ -253,6 +255,11 @@ async fn prepare(st: &AppState, body: &[u8], ep: Endpoint, id: u64) -> Result<(P
         Rejected(e, label, Some(v.common.model.clone()))
     })?;
     let reject = |e: ApiError| Rejected(e, handle.name.clone(), Some(handle.name.clone()));
+    if let Some(k) = key
+        && !k.allows(&handle.name)
+    {
+        return Err(reject(ApiError { status: 403, message: format!("API key {:?} may not use model {:?}", k.policy.name, handle.name), kind: "invalid_request_error", param: Some("model".into()), code: Some("model_not_allowed") }));
+    }
     let slots = admit(st, &handle, v.common.n).map_err(reject)?;
     let t = Instant::now();
     let (h, input, max_tokens, log_content) = (Arc::clone(&handle), v.input, v.common.max_tokens, st.cfg.log_content);
@@ -299,7 +306,21 @@ async fn handle(st: Arc<AppState>, client: Option<Client>, body: Bytes, ep: Endp
             return r;
         }
     };
-    let (p, choices) = match prepare(&st, &body, ep, id).await {
+    // The key's own limits, before anything else is spent on the request.
+    let key = client.as_ref().and_then(|c| c.key_index).and_then(|i| st.keys.get(i)).cloned();
+    if let Some(k) = &key
+        && let Err(wait) = k.admit()
+    {
+        let e = ApiError { status: 429, message: format!("API key {:?} is over its rate limit; retry in {wait} s", k.policy.name), kind: "rate_limit_error", param: None, code: Some("key_rate_limited") };
+        st.metrics.request("", ep.name(), 429);
+        rec.finish(429, json!({"error": e.message}));
+        let mut r = error_response(&e);
+        if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        return r;
+    }
+    let (p, choices) = match prepare(&st, &body, ep, id, key.as_deref()).await {
         Ok(x) => x,
         Err(Rejected(e, label, requested)) => {
             st.metrics.request(&label, ep.name(), e.status);

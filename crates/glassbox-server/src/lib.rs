@@ -13,6 +13,7 @@
 
 pub mod adapters;
 mod conn;
+pub mod keys;
 mod record;
 pub mod guard;
 mod handlers;
@@ -79,6 +80,9 @@ pub struct ServerConfig {
     pub host: String,
     pub port: u16,
     pub api_keys: Vec<String>,
+    /// Keys with names, model lists and rate limits (`--api-key-file keys.toml`), besides or
+    /// instead of the plain `api_keys`.
+    pub key_policies: Vec<keys::KeyPolicy>,
     pub insecure_no_auth: bool,
     /// Sequences decoded together per model.
     pub parallel: usize,
@@ -119,12 +123,25 @@ pub struct ServerConfig {
     pub trust: glassbox_trust::Policy,
 }
 
+impl ServerConfig {
+    /// Whether requests need an API key.
+    pub fn has_keys(&self) -> bool {
+        !self.api_keys.is_empty() || !self.key_policies.is_empty()
+    }
+
+    /// Every key's policy: the plain keys (`key-1`, …) first, then the named ones.
+    fn all_keys(&self) -> Vec<keys::KeyPolicy> {
+        self.api_keys.iter().enumerate().map(|(i, k)| keys::KeyPolicy::plain(i, k)).chain(self.key_policies.iter().cloned()).collect()
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
             host: "127.0.0.1".into(),
             port: 8080,
             api_keys: vec![],
+            key_policies: vec![],
             insecure_no_auth: false,
             parallel: 8,
             max_queue: 64,
@@ -185,6 +202,8 @@ pub(crate) struct AppState {
     pub metrics: metrics::Metrics,
     pub next_id: AtomicU64,
     pub audit: Option<glassbox_auditlog::AuditLog>,
+    /// Every API key's policy and usage, in the gate's order.
+    pub keys: Vec<Arc<keys::KeyState>>,
     /// Open connections.
     pub conns: conn::Registry,
 }
@@ -197,7 +216,7 @@ fn is_loopback(host: &str) -> bool {
 /// SIGTERM/SIGINT: stop accepting, let in-flight work finish for the grace period, cancel the
 /// rest, and return.
 pub async fn serve(models: Vec<ModelSpec>, cfg: ServerConfig) -> Result<(), Error> {
-    if cfg.api_keys.is_empty() && !is_loopback(&cfg.host) && !cfg.insecure_no_auth {
+    if !cfg.has_keys() && !is_loopback(&cfg.host) && !cfg.insecure_no_auth {
         return Err(Error::OpenBind(cfg.host.clone()));
     }
     // An IPv6 literal needs brackets before the port.
@@ -212,13 +231,13 @@ pub async fn serve(models: Vec<ModelSpec>, cfg: ServerConfig) -> Result<(), Erro
 pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>, cfg: ServerConfig, stop: impl Future<Output = ()> + Send) -> Result<(), Error> {
     let local: SocketAddr = listener.local_addr()?;
     let loopback = local.ip().is_loopback();
-    if cfg.api_keys.is_empty() && !loopback && !cfg.insecure_no_auth {
+    if !cfg.has_keys() && !loopback && !cfg.insecure_no_auth {
         return Err(Error::OpenBind(local.ip().to_string()));
     }
     if cfg.max_connections == 0 {
         return Err(Error::NoConnections);
     }
-    if cfg.adapter_dir.is_some() && cfg.api_keys.is_empty() {
+    if cfg.adapter_dir.is_some() && !cfg.has_keys() {
         return Err(Error::AdapterLoadingNeedsKeys);
     }
     let mut seen = std::collections::HashSet::new();
@@ -249,6 +268,7 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
         metrics: Default::default(),
         next_id: AtomicU64::new(1),
         audit,
+        keys: cfg.all_keys().into_iter().map(|k| Arc::new(keys::KeyState::new(k))).collect(),
         conns: Default::default(),
     });
     // Load models off the async runtime; each gets its own scheduler thread.
@@ -293,10 +313,10 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
         // The body was read (and bounded) before routing; this only lifts axum's own default.
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
         .with_state(Arc::clone(&st));
-    let hosts = (cfg.api_keys.is_empty() && loopback).then(|| guard::HostPolicy::new(&cfg.host, local));
+    let hosts = (!cfg.has_keys() && loopback).then(|| guard::HostPolicy::new(&cfg.host, local));
     let shared = Arc::new(conn::Shared {
         app,
-        gate: conn::Gate::new(&cfg.api_keys, hosts),
+        gate: conn::Gate::new(st.keys.iter().map(|k| k.policy.sha256).collect(), hosts),
         limits: conn::ConnLimits {
             max_connections: cfg.max_connections,
             header_timeout: cfg.header_timeout,

@@ -122,3 +122,20 @@ impl Metrics {
         out
     }
 }
+
+/// Usage per API key (by name — names are checked to be label-safe when the keys file is read).
+pub(crate) fn render_keys(out: &mut String, keys: &[std::sync::Arc<crate::keys::KeyState>]) {
+    if keys.is_empty() {
+        return;
+    }
+    for (name, help, get) in [
+        ("glassbox_key_requests_total", "Requests admitted per API key.", (|k: &crate::keys::KeyState| k.requests.load(Ordering::Relaxed)) as fn(&crate::keys::KeyState) -> u64),
+        ("glassbox_key_tokens_total", "Prompt and completion tokens per API key.", |k| k.tokens.load(Ordering::Relaxed)),
+        ("glassbox_key_rate_limited_total", "Requests refused (429) by an API key's own limits.", |k| k.limited.load(Ordering::Relaxed)),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for k in keys {
+            let _ = writeln!(out, "{name}{{key=\"{}\"}} {}", escape(&k.policy.name), get(k));
+        }
+    }
+}

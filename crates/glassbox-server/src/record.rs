@@ -16,12 +16,16 @@ use crate::{AppState, ModelHandle};
 #[derive(Clone, Debug)]
 pub(crate) struct Client {
     pub addr: std::net::SocketAddr,
-    /// `key-N`: the N-th configured API key (None without keys).
+    /// The key's name (`key-N` for the N-th plain key; None without keys).
     pub key: Option<String>,
+    /// Its index in `AppState::keys`.
+    pub key_index: Option<usize>,
 }
 
 pub(crate) struct RequestRecord {
     permit: Option<glassbox_auditlog::Permit>,
+    /// The key whose token budget the request's tokens come out of.
+    key: Option<std::sync::Arc<crate::keys::KeyState>>,
     fields: Map<String, Value>,
     t0: Instant,
     log_content: bool,
@@ -43,7 +47,8 @@ impl RequestRecord {
         fields.insert("endpoint".into(), endpoint.into());
         fields.insert("client".into(), client.map(|c| c.addr.to_string()).into());
         fields.insert("key".into(), client.and_then(|c| c.key.clone()).into());
-        Ok(RequestRecord { permit, fields, t0, log_content: st.cfg.log_content })
+        let key = client.and_then(|c| c.key_index).and_then(|i| st.keys.get(i)).cloned();
+        Ok(RequestRecord { permit, key, fields, t0, log_content: st.cfg.log_content })
     }
 
     pub fn enabled(&self) -> bool {
@@ -95,6 +100,10 @@ impl RequestRecord {
     }
 
     fn write(&mut self, status: u16, outcome: Value) {
+        if let Some(k) = self.key.take() {
+            let n = |f: &str| outcome.get(f).and_then(Value::as_u64).unwrap_or(0);
+            k.spend(n("prompt_tokens") + n("completion_tokens"));
+        }
         let Some(permit) = self.permit.take() else { return };
         let mut f = std::mem::take(&mut self.fields);
         f.insert("status".into(), status.into());
@@ -108,7 +117,7 @@ impl RequestRecord {
 
 impl Drop for RequestRecord {
     fn drop(&mut self) {
-        if self.permit.is_some() {
+        if self.permit.is_some() || self.key.is_some() {
             self.write(0, json!({"outcome": "abandoned (the handler ended without an outcome)"}));
         }
     }

@@ -471,3 +471,45 @@ fn adapters_load_and_unload_at_run_time_behind_a_key_and_a_directory() {
     let _ = std::fs::remove_file(dir.join("..").join(format!("outside-{}.gguf", std::process::id())));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Named keys with policies: a model list (403 otherwise), requests per minute (429 with
+/// Retry-After over it), usage per key in /metrics; plain keys keep working beside them.
+#[test]
+fn key_policies_limit_models_and_rates_per_key() {
+    use sha2::Digest;
+    let (limited, plain) = ("sk-limited-0123456789abcdef", "sk-plain-0123456789abcdef");
+    let hex: String = sha2::Sha256::digest(limited.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let policies = glassbox_server::keys::parse_keys_toml(&format!("[[key]]\nname = \"team-a\"\nsha256 = \"{hex}\"\nmodels = [\"{NAME}\"]\nrequests_per_minute = 2\n")).unwrap();
+    let s = start(ServerConfig { api_keys: vec![plain.into()], key_policies: policies, ..config() });
+    let post = |key: &str, body: &Value| s.post_with("/v1/completions", &format!("Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"), body.to_string().as_bytes());
+    let ok = completion(1);
+    assert_eq!(post(limited, &ok).status, 200);
+    let other = json!({"model": "tuned", "prompt": "x", "max_tokens": 1});
+    // An unknown model is still a 404 for any key (and counts as a request); a known one outside
+    // the list is 403 (below).
+    assert_eq!(post(limited, &other).status, 404);
+    let r = post(limited, &ok);
+    assert_eq!(r.status, 429, "{}", r.body);
+    let wait: u64 = r.head.lines().find_map(|l| l.strip_prefix("retry-after: ")).and_then(|v| v.trim().parse().ok()).unwrap();
+    assert!((1..=30).contains(&wait), "{wait}");
+    assert!(r.body.contains("team-a") && !r.body.contains(limited));
+    assert_eq!(post(plain, &ok).status, 200, "other keys are not limited by it");
+    let m = s.get("/metrics").body;
+    assert!(m.contains("glassbox_key_requests_total{key=\"team-a\"} 2") && m.contains("glassbox_key_rate_limited_total{key=\"team-a\"} 1"), "{m}");
+    assert!(m.contains("glassbox_key_requests_total{key=\"key-1\"} 1") && !m.contains(limited) && !m.contains(plain));
+}
+
+/// A key limited to one model gets 403 for another served model.
+#[test]
+fn a_key_may_only_use_its_models() {
+    use sha2::Digest;
+    let key = "sk-onlytuned-0123456789abcdef";
+    let hex: String = sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let policies = glassbox_server::keys::parse_keys_toml(&format!("[[key]]\nname = \"tuned-only\"\nsha256 = \"{hex}\"\nmodels = [\"tuned\"]\n")).unwrap();
+    let adapters = vec![glassbox_server::AdapterSpec { name: "tuned".into(), path: glassbox_testdata::fixture("lora/smollm2-lora.gguf"), scale: 1.0 }];
+    let s = start_models(ServerConfig { key_policies: policies, ..config() }, 2, adapters);
+    let post = |model: &str| s.post_with("/v1/completions", &format!("Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"), json!({"model": model, "prompt": "x", "max_tokens": 1}).to_string().as_bytes());
+    assert_eq!(post("tuned").status, 200);
+    let r = post(NAME);
+    assert_eq!((r.status, r.param()), (403, "model".to_string()), "{}", r.body);
+}

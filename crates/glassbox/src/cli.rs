@@ -633,8 +633,10 @@ pub struct ServeArgs {
     pub host: String,
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// File with one API key per line (blank lines and # comments ignored); all routes but
-    /// /health then require `Authorization: Bearer <key>`
+    /// File with one API key per line (blank lines and # comments ignored), or a `.toml` file
+    /// of named keys (`[[key]]` name, sha256 of the key, models, requests_per_minute,
+    /// tokens_per_minute); all routes but /health and /ready then require
+    /// `Authorization: Bearer <key>`
     #[arg(long)]
     pub api_key_file: Option<PathBuf>,
     /// Allow binding a non-loopback address without API keys

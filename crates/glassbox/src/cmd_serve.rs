@@ -108,11 +108,16 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             crate::cmd_audit::gate(&m.path, p)?;
         }
     }
-    let api_keys = match &a.api_key_file {
-        Some(p) => read_keys(p)?,
-        None => vec![],
+    // A .toml key file names each key with its models and limits; any other is one key a line.
+    let (api_keys, key_policies) = match &a.api_key_file {
+        Some(p) if p.extension().is_some_and(|e| e == "toml") => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read API key file {}", p.display()))?;
+            (vec![], glassbox_server::keys::parse_keys_toml(&text).map_err(|e| anyhow::anyhow!("API key file {}: {e}", p.display()))?)
+        }
+        Some(p) => (read_keys(p)?, vec![]),
+        None => (vec![], vec![]),
     };
-    if a.adapter_dir.is_some() && api_keys.is_empty() {
+    if a.adapter_dir.is_some() && api_keys.is_empty() && key_policies.is_empty() {
         bail!("--adapter-dir loads files on the server at a client's request: it needs --api-key-file");
     }
     if let Some(d) = &a.adapter_dir
@@ -130,6 +135,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         host: a.host,
         port: a.port,
         api_keys,
+        key_policies,
         insecure_no_auth: a.insecure_no_auth,
         parallel: a.parallel,
         max_queue: a.max_queue,
