@@ -167,7 +167,10 @@ impl Default for ServerConfig {
 
 /// An audit hook for adapters (see [`ServerConfig::adapter_check`]).
 #[derive(Clone)]
-pub struct AdapterCheck(pub Arc<dyn Fn(&std::path::Path) -> Result<String, String> + Send + Sync>);
+pub struct AdapterCheck(pub Arc<AdapterCheckFn>);
+
+/// Audit one adapter file: a one-line summary, or why it is refused.
+pub type AdapterCheckFn = dyn Fn(&std::path::Path) -> Result<String, String> + Send + Sync;
 
 impl std::fmt::Debug for AdapterCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
