@@ -66,30 +66,79 @@ pub struct Replaced {
 /// `text` with the findings of the `keep` types replaced; overlapping findings are replaced once
 /// as their union (named by the first), as [`crate::redact`] does.
 pub fn anonymize(text: &str, findings: &[Finding], keep: &[Entity], mode: &Mode) -> (String, Vec<Replaced>) {
-    let fits = |f: &&Finding| f.start < f.end && f.end <= text.len() && text.is_char_boundary(f.start) && text.is_char_boundary(f.end) && keep.contains(&f.entity);
-    let mut spans: Vec<&Finding> = findings.iter().filter(fits).collect();
-    spans.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
-    let mut numbers: HashMap<(Entity, String), usize> = HashMap::new();
-    let mut counts: HashMap<Entity, usize> = HashMap::new();
-    let (mut out, mut replaced) = (String::with_capacity(text.len()), Vec::new());
-    let (mut at, mut chars_at, mut i) = (0usize, 0usize, 0usize);
-    while i < spans.len() {
-        let first = spans[i];
-        let mut end = first.end;
-        i += 1;
-        while i < spans.len() && spans[i].start < end {
-            end = end.max(spans[i].end);
+    Redactor::new(mode.clone(), keep.to_vec()).apply(text, findings)
+}
+
+/// Redaction across the texts of one request: placeholders numbered once for all of them (the
+/// same value keeps its number in every message), what was replaced counted per type, and the
+/// replacements made while `restorable` remembered so [`Redactor::restore`] can put the
+/// originals back in the response (never those made afterwards, e.g. in the model's output).
+pub struct Redactor {
+    mode: Mode,
+    keep: Vec<Entity>,
+    numbers: HashMap<(Entity, String), usize>,
+    counts: HashMap<Entity, usize>,
+    /// Replacements per type, for records.
+    pub replaced: std::collections::BTreeMap<&'static str, usize>,
+    originals: HashMap<String, String>,
+    pub restorable: bool,
+}
+
+impl Redactor {
+    pub fn new(mode: Mode, keep: Vec<Entity>) -> Redactor {
+        Redactor { mode, keep, numbers: HashMap::new(), counts: HashMap::new(), replaced: Default::default(), originals: HashMap::new(), restorable: false }
+    }
+
+    /// Find and replace in `text`.
+    pub fn redact(&mut self, text: &str) -> Result<String, crate::Error> {
+        let f = crate::analyze(text)?;
+        Ok(self.apply(text, &f).0)
+    }
+
+    /// Replace `findings` (of the kept types) in `text`.
+    pub fn apply(&mut self, text: &str, findings: &[Finding]) -> (String, Vec<Replaced>) {
+        let keep = &self.keep;
+        let fits = |f: &&Finding| f.start < f.end && f.end <= text.len() && text.is_char_boundary(f.start) && text.is_char_boundary(f.end) && keep.contains(&f.entity);
+        let mut spans: Vec<&Finding> = findings.iter().filter(fits).collect();
+        spans.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+        let (mut out, mut replaced) = (String::with_capacity(text.len()), Vec::new());
+        let (mut at, mut chars_at, mut i) = (0usize, 0usize, 0usize);
+        while i < spans.len() {
+            let first = spans[i];
+            let mut end = first.end;
             i += 1;
+            while i < spans.len() && spans[i].start < end {
+                end = end.max(spans[i].end);
+                i += 1;
+            }
+            let value = &text[first.start..end];
+            let rep = self.replacement(first.entity, value);
+            if self.restorable && self.mode != Mode::Mask {
+                self.originals.insert(rep.clone(), value.to_string());
+            }
+            *self.replaced.entry(first.entity.name()).or_insert(0) += 1;
+            let start_char = chars_at + text[at..first.start].chars().count();
+            let end_char = start_char + value.chars().count();
+            out.push_str(&text[at..first.start]);
+            out.push_str(&rep);
+            replaced.push(Replaced { entity: first.entity, start_char, end_char, text: value.to_string(), score: first.score, replacement: rep });
+            chars_at = end_char;
+            at = end;
         }
-        let value = &text[first.start..end];
-        let rep = match mode {
+        out.push_str(&text[at..]);
+        (out, replaced)
+    }
+
+    fn replacement(&mut self, entity: Entity, value: &str) -> String {
+        match &self.mode {
             Mode::Placeholder => {
-                let next = counts.get(&first.entity).copied().unwrap_or(0) + 1;
-                let n = *numbers.entry((first.entity, value.to_string())).or_insert_with(|| {
-                    counts.insert(first.entity, next);
+                let next = self.counts.get(&entity).copied().unwrap_or(0) + 1;
+                let counts = &mut self.counts;
+                let n = *self.numbers.entry((entity, value.to_string())).or_insert_with(|| {
+                    counts.insert(entity, next);
                     next
                 });
-                format!("[{}_{n}]", first.entity.short())
+                format!("[{}_{n}]", entity.short())
             }
             Mode::Mask => "*".repeat(value.chars().count()),
             Mode::Hash { salt } => {
@@ -97,24 +146,227 @@ pub fn anonymize(text: &str, findings: &[Finding], keep: &[Entity], mode: &Mode)
                 h.update(salt);
                 h.update(value.as_bytes());
                 let d = h.finalize();
-                format!("[{}:{}]", first.entity.short(), d[..6].iter().map(|b| format!("{b:02x}")).collect::<String>())
+                format!("[{}:{}]", entity.short(), d[..6].iter().map(|b| format!("{b:02x}")).collect::<String>())
             }
-        };
-        let start_char = chars_at + text[at..first.start].chars().count();
-        let end_char = start_char + value.chars().count();
-        out.push_str(&text[at..first.start]);
-        out.push_str(&rep);
-        replaced.push(Replaced { entity: first.entity, start_char, end_char, text: value.to_string(), score: first.score, replacement: rep });
-        chars_at = end_char;
-        at = end;
+        }
     }
-    out.push_str(&text[at..]);
-    (out, replaced)
+
+    /// `text` with every placeholder made while `restorable` replaced by its original.
+    pub fn restore(&self, text: &str) -> String {
+        if self.originals.is_empty() {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(open) = rest.find('[') {
+            out.push_str(&rest[..open]);
+            let tail = &rest[open..];
+            match tail.find(']').map(|c| &tail[..=c]).and_then(|tag| self.originals.get(tag).map(|o| (tag.len(), o))) {
+                Some((len, original)) => {
+                    out.push_str(original);
+                    rest = &tail[len..];
+                }
+                None => {
+                    out.push('[');
+                    rest = &tail[1..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// Longest tag a placeholder or hash replacement can be (`[PHONE_123456]`, `[EMAIL:<12 hex>]`).
+const MAX_TAG: usize = 24;
+/// Longest spaced number an entity can be (IBAN: 34 characters in groups of four).
+const MAX_NUMBER: usize = 64;
+/// Longest e-mail address.
+const MAX_WORD: usize = 254;
+
+/// Streamed text, passed on as soon as nothing after it could still turn it into (part of) a
+/// finding: the trailing word (an e-mail address has no spaces), the trailing run of digits,
+/// letters and separators from the word holding its first digit, `+` or `(` (spaced numbers:
+/// cards, phones, IBANs, IPs), and an unclosed `[` tag (a placeholder being restored) are held
+/// back until the text moves past them — each bounded, so the hold never grows without limit.
+#[derive(Default)]
+pub struct StreamFilter {
+    pending: String,
+    /// Redact the model's output (findings of the redactor's kept types).
+    pub redact: bool,
+    /// Put back the originals of restorable placeholders.
+    pub restore: bool,
+}
+
+fn number_char(c: char) -> bool {
+    c.is_alphanumeric() || " .:-()+/".contains(c)
+}
+
+/// Where a spaced number at the end of `s` could start: the word holding the first digit, `+`
+/// or `(` of the trailing run of number characters, not before `floor`; `s.len()` when the
+/// run has none.
+fn number_anchor(s: &str, floor: usize) -> usize {
+    let mut run = s.len();
+    for (i, c) in s.char_indices().rev() {
+        if !number_char(c) {
+            break;
+        }
+        run = i;
+    }
+    match s[run..].find(|c: char| c.is_ascii_digit() || c == '+' || c == '(') {
+        Some(first) => {
+            let first = run + first;
+            let start = s[run..first].rfind(char::is_whitespace).map_or(run, |i| run + i + 1);
+            let mut start = start.max(floor).min(s.len());
+            while !s.is_char_boundary(start) {
+                start += 1;
+            }
+            start
+        }
+        None => s.len(),
+    }
+}
+
+/// Byte index where the part of `t` that is safe to pass on ends.
+fn safe_cut(t: &str, restore: bool) -> usize {
+    let mut cut = t.len();
+    // The trailing word.
+    let word = t.rfind(char::is_whitespace).map_or(0, |i| i + t[i..].chars().next().map_or(1, char::len_utf8));
+    if t.len() - word <= MAX_WORD {
+        cut = cut.min(word);
+    } else {
+        cut = cut.min(t.len() - MAX_WORD);
+    }
+    // The trailing run of number characters, from the word holding its first digit, + or (:
+    // at the end of the text, and again at the end of whatever the other rules would pass on
+    // (a cut must never split a spaced number that has already ended).
+    let floor = t.len().saturating_sub(MAX_NUMBER);
+    loop {
+        let c = number_anchor(&t[..cut], floor);
+        if c >= cut {
+            break;
+        }
+        cut = c;
+    }
+    // An unclosed tag.
+    if restore && let Some(open) = t.rfind('[')
+        && !t[open..].contains(']')
+        && t.len() - open <= MAX_TAG
+    {
+        cut = cut.min(open);
+    }
+    while !t.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    // The bounds above may land inside a long run: never split a finding that is already whole.
+    if cut > 0 && cut < t.len()
+        && let Ok(found) = crate::analyze(t)
+    {
+        while let Some(f) = found.iter().find(|f| f.start < cut && cut < f.end) {
+            cut = f.start;
+        }
+    }
+    cut
+}
+
+impl StreamFilter {
+    pub fn new(redact: bool, restore: bool) -> StreamFilter {
+        StreamFilter { pending: String::new(), redact, restore }
+    }
+
+    fn process(&self, text: &str, r: &mut Redactor) -> String {
+        let t = if self.redact {
+            // Too long for the recognisers: never passed on unredacted.
+            r.redact(text).unwrap_or_else(|e| format!("[not shown: {e}]"))
+        } else {
+            text.to_string()
+        };
+        if self.restore { r.restore(&t) } else { t }
+    }
+
+    /// Add a chunk of output; returns what can be passed on now (possibly empty).
+    pub fn push(&mut self, chunk: &str, r: &mut Redactor) -> String {
+        self.pending.push_str(chunk);
+        let cut = safe_cut(&self.pending, self.restore);
+        if cut == 0 {
+            return String::new();
+        }
+        let rest = self.pending.split_off(cut);
+        let ready = std::mem::replace(&mut self.pending, rest);
+        self.process(&ready, r)
+    }
+
+    /// A whole text at once (what a non-streamed response gets).
+    pub fn finish_with(&mut self, text: &str, r: &mut Redactor) -> String {
+        self.pending.push_str(text);
+        self.finish(r)
+    }
+
+    /// The end of the output: everything held back, processed.
+    pub fn finish(&mut self, r: &mut Redactor) -> String {
+        let ready = std::mem::take(&mut self.pending);
+        self.process(&ready, r)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TEXTS: [&str; 6] = [
+        "Sure! Email jane.doe@example.com or call +1 (415) 555-0100 today.",
+        "Pay to DE89 3704 0044 0532 0130 00, card 4111 1111 1111 1111, thanks",
+        "The server at 192.168.10.20 and fe80::1ff:fe23:4567:890a answered; SSN 078-05-1120 is a sample.",
+        "Write to [EMAIL_1] about the card [CARD_1] please",
+        "Numbers 2024 and 3.14 are fine, GB29 NWBK 6016 1331 9268 19 is an IBAN",
+        "no personal data here at all",
+    ];
+
+    /// Streamed in any chunks, the output is exactly the output of the whole text: nothing of a
+    /// finding leaks through a chunk boundary.
+    #[test]
+    fn streaming_equals_the_whole_text_for_every_split() {
+        for text in TEXTS {
+            let mut whole_r = Redactor::new(Mode::Placeholder, Entity::ALL.to_vec());
+            whole_r.restorable = true;
+            whole_r.redact("input: a@example.com and 4111 1111 1111 1111").unwrap();
+            whole_r.restorable = false;
+            let whole = StreamFilter::new(true, true).finish_with(text, &mut whole_r);
+            let chars: Vec<(usize, char)> = text.char_indices().collect();
+            for step in [1usize, 2, 3, 5, 7] {
+                let mut r = Redactor::new(Mode::Placeholder, Entity::ALL.to_vec());
+                r.restorable = true;
+                r.redact("input: a@example.com and 4111 1111 1111 1111").unwrap();
+                r.restorable = false;
+                let mut f = StreamFilter::new(true, true);
+                let mut out = String::new();
+                for chunk in chars.chunks(step) {
+                    let (a, b) = (chunk[0].0, chunk.last().map(|(i, c)| i + c.len_utf8()).unwrap());
+                    out.push_str(&f.push(&text[a..b], &mut r));
+                }
+                out.push_str(&f.finish(&mut r));
+                assert_eq!(out, whole, "{text:?} in chunks of {step}");
+            }
+        }
+        let mut r = Redactor::new(Mode::Placeholder, Entity::ALL.to_vec());
+        r.restorable = true;
+        assert_eq!(r.redact("mail a@example.com").unwrap(), "mail [EMAIL_1]");
+        r.restorable = false;
+        // The model's own e-mail is redacted; the client's placeholder is restored.
+        let out = StreamFilter::new(true, true).finish_with("I wrote to [EMAIL_1] and b@example.org.", &mut r);
+        assert_eq!(out, "I wrote to a@example.com and [EMAIL_2].");
+        // A long run of numbers: the hold is bounded and still never splits a card number.
+        let long = format!("{} 4111 1111 1111 1111 {} end.", "1 2 3 4 5 6 7 8 9 ".repeat(4), "9 8 7 6 5 4 3 2 1 ".repeat(3));
+        let mut r = Redactor::new(Mode::Placeholder, Entity::ALL.to_vec());
+        let mut f = StreamFilter::new(true, false);
+        let mut out = String::new();
+        for c in long.chars() {
+            out.push_str(&f.push(&c.to_string(), &mut r));
+            assert!(f.pending.len() <= MAX_NUMBER + 32, "held {}", f.pending.len());
+        }
+        out.push_str(&f.finish(&mut r));
+        assert!(out.contains("[CARD_1]") && !out.contains("4111"), "{out}");
+    }
 
     #[test]
     fn placeholders_are_numbered_per_type_and_stable_for_a_value() {

@@ -19,7 +19,7 @@ mod phone;
 
 use serde::{Deserialize, Serialize};
 
-pub use anonymize::{Mode, Replaced, anonymize};
+pub use anonymize::{Mode, Redactor, Replaced, StreamFilter, anonymize};
 pub use patterns::luhn;
 
 /// Longest text analysed (bytes).
