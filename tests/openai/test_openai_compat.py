@@ -188,3 +188,29 @@ def test_several_models_by_name(tmp_path):
         assert b.usage.completion_tokens == 2
     finally:
         assert s.stop() == 0
+
+
+def test_redaction_through_the_official_client(tmp_path):
+    """`--redact input,output --redact-restore`: the model is given placeholders (its prompt
+    count is the redacted prompt's), streamed and unstreamed answers agree through the output
+    filter, and log-probabilities (which would show redacted tokens) are refused by name."""
+    s = Server(tmp_path, "--redact", "input,output", "--redact-restore")
+    try:
+        c = openai.OpenAI(base_url=s.base + "/v1", api_key=KEY, max_retries=0)
+        msgs = [{"role": "user", "content": "My e-mail is jane.doe@example.com and my card 4111 1111 1111 1111. Say hello."}]
+        a = c.chat.completions.create(model=NAME, messages=msgs, max_tokens=12, temperature=0)
+        plain = [{"role": "user", "content": "My e-mail is [EMAIL_1] and my card [CARD_1]. Say hello."}]
+        s2 = Server(tmp_path)
+        try:
+            c2 = openai.OpenAI(base_url=s2.base + "/v1", api_key=KEY, max_retries=0)
+            b = c2.chat.completions.create(model=NAME, messages=plain, max_tokens=12, temperature=0)
+        finally:
+            assert s2.stop() == 0
+        assert a.usage.prompt_tokens == b.usage.prompt_tokens
+        streamed = "".join(ch.choices[0].delta.content or "" for ch in c.chat.completions.create(model=NAME, messages=msgs, max_tokens=12, temperature=0, stream=True) if ch.choices)
+        assert streamed == a.choices[0].message.content
+        with pytest.raises(openai.BadRequestError) as e:
+            c.chat.completions.create(model=NAME, messages=msgs, max_tokens=1, logprobs=True)
+        assert e.value.param == "logprobs" or "log-probabilities" in str(e.value)
+    finally:
+        assert s.stop() == 0

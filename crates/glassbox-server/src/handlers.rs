@@ -90,6 +90,40 @@ struct Prepared {
     max_tokens: usize,
     /// The prompt as text, only with `--log-content`.
     prompt_text: Option<String>,
+    /// The request's redactor (`--redact`), and what its input redaction replaced.
+    redactor: Option<std::sync::Mutex<glassbox_redact::Redactor>>,
+    input_redactions: std::collections::BTreeMap<&'static str, usize>,
+}
+
+impl Prepared {
+    /// A filter for one choice's output, when output is redacted or placeholders restored.
+    fn filter(&self, st: &AppState) -> Option<glassbox_redact::StreamFilter> {
+        let rc = st.cfg.redact.as_ref()?;
+        (rc.output || (rc.input && rc.restore)).then(|| glassbox_redact::StreamFilter::new(rc.output, rc.input && rc.restore))
+    }
+
+    /// Pass `text` of a choice through its filter (all of it when `finish`).
+    fn filtered(&self, f: &mut Option<glassbox_redact::StreamFilter>, text: &str, finish: bool) -> String {
+        match (f, &self.redactor) {
+            (Some(f), Some(r)) => {
+                let mut r = r.lock().unwrap_or_else(|e| e.into_inner());
+                let mut out = f.push(text, &mut r);
+                if finish {
+                    out.push_str(&f.finish(&mut r));
+                }
+                out
+            }
+            _ => text.to_string(),
+        }
+    }
+
+    /// Replacements per type, input and output, for the audit record.
+    fn redactions(&self) -> Value {
+        let Some(r) = &self.redactor else { return Value::Null };
+        let r = r.lock().unwrap_or_else(|e| e.into_inner());
+        let output: serde_json::Map<String, Value> = r.replaced.iter().map(|(k, n)| (k.to_string(), (n - self.input_redactions.get(k).copied().unwrap_or(0)).into())).filter(|(_, v): &(String, Value)| v.as_u64() != Some(0)).collect();
+        json!({"input": self.input_redactions, "output": output})
+    }
 }
 
 /// Returns in-flight slots to the model when a choice ends (or its owner goes away).
@@ -250,6 +284,9 @@ async fn prepare(st: &AppState, body: &[u8], ep: Endpoint, id: u64, key: Option<
         return Err(Rejected(unavailable("server is shutting down", None), String::new(), None));
     }
     let v = openai::validate(body, ep == Endpoint::Chat, &st.limits).map_err(|e| Rejected(e, String::new(), None))?;
+    if let Some(rc) = &st.cfg.redact {
+        rc.check(&v).map_err(|e| Rejected(e, String::new(), Some(v.common.model.clone())))?;
+    }
     let handle = lookup(st, &v, ep).map_err(|e| {
         let label = if e.status == 404 { String::new() } else { v.common.model.clone() };
         Rejected(e, label, Some(v.common.model.clone()))
@@ -262,16 +299,18 @@ async fn prepare(st: &AppState, body: &[u8], ep: Endpoint, id: u64, key: Option<
     }
     let slots = admit(st, &handle, v.common.n).map_err(reject)?;
     let t = Instant::now();
-    let (h, input, max_tokens, log_content) = (Arc::clone(&handle), v.input, v.common.max_tokens, st.cfg.log_content);
+    let (h, mut input, max_tokens, log_content, redact) = (Arc::clone(&handle), v.input, v.common.max_tokens, st.cfg.log_content, st.cfg.redact.clone());
     let tokenized = tokio::task::spawn_blocking(move || {
+        // Input redaction first: the template and the model only ever see the placeholders.
+        let redactor = redact.map(|rc| rc.start(&mut input)).transpose()?;
         let (prompt, max_tokens) = tokenize(&h, &input, max_tokens)?;
         // Detokenized here too: no tokenizer work on the runtime.
         let text = log_content.then(|| h.frontend.tokenizer.decode(&prompt, true).unwrap_or_default());
-        Ok((prompt, max_tokens, text))
+        Ok((prompt, max_tokens, text, redactor))
     })
     .await;
     st.metrics.tokenize(&handle.name, t.elapsed().as_secs_f64());
-    let (prompt, max_tokens, text) = tokenized.map_err(|_| reject(ApiError { status: 500, message: "internal error while preparing the prompt".into(), kind: "server_error", param: None, code: None }))?.map_err(reject)?;
+    let (prompt, max_tokens, text, redactor) = tokenized.map_err(|_| reject(ApiError { status: 500, message: "internal error while preparing the prompt".into(), kind: "server_error", param: None, code: None }))?.map_err(reject)?;
     if let Some(text) = &text {
         tracing::info!(request_id = id, user = ?v.common.user.as_deref().unwrap_or_default(), prompt = ?text, "prompt");
     }
@@ -288,7 +327,9 @@ async fn prepare(st: &AppState, body: &[u8], ep: Endpoint, id: u64, key: Option<
         frequency_penalty: c.frequency_penalty,
         seed: c.seed.unwrap_or(default_seed),
     };
-    let p = Prepared { handle: Arc::clone(&handle), common: v.common, sampling, prompt, max_tokens, prompt_text: text };
+    let input_redactions = redactor.as_ref().map(|r| r.replaced.clone()).unwrap_or_default();
+    let redactor = redactor.map(std::sync::Mutex::new);
+    let p = Prepared { handle: Arc::clone(&handle), common: v.common, sampling, prompt, max_tokens, prompt_text: text, redactor, input_redactions };
     let choices = submit(&p, slots).map_err(reject)?;
     Ok((p, choices))
 }
@@ -462,6 +503,10 @@ async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::h
             }
         }
         drop(slot);
+        let mut f = p.filter(&st);
+        if f.is_some() {
+            o.text = p.filtered(&mut f, &o.text, true);
+        }
         if o.finish.is_none() {
             st.metrics.request(&model, ep.name(), 500);
             rec.finish(500, json!({"error": "generation ended unexpectedly", "prompt_tokens": p.prompt.len()}));
@@ -498,7 +543,7 @@ async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::h
         if st.cfg.log_content {
             rec.content("completion", &outs.iter().map(|o| o.text.as_str()).collect::<Vec<_>>().join(" | "));
         }
-        rec.finish(200, json!({"prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens, "finish_reasons": outs.iter().map(|o| o.finish).collect::<Vec<_>>()}));
+        rec.finish(200, json!({"prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens, "finish_reasons": outs.iter().map(|o| o.finish).collect::<Vec<_>>(), "redactions": p.redactions()}));
     }
     if st.cfg.log_content {
         tracing::info!(request_id = id, user = ?p.common.user.as_deref().unwrap_or_default(), completion = ?outs.iter().map(|o| o.text.as_str()).collect::<Vec<_>>().join(" | "), "completion");
@@ -547,12 +592,14 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
         // For the audit record: finish reasons, and the text only with --log-content.
         let keep_text = rec.enabled() && st.cfg.log_content;
         let mut texts = vec![String::new(); n];
+        let mut filters: Vec<_> = (0..n).map(|_| p.filter(&st)).collect();
         let mut reasons: Vec<Option<&'static str>> = vec![None; n];
         while let Some((i, ev)) = merged.next().await {
             let choice = match ev {
                 SeqEvent::Token { text, logprob, .. } => {
                     completion_tokens += 1;
                     latency.token(&st, &model, i);
+                    let text = if filters[i].is_some() { p.filtered(&mut filters[i], &text, false) } else { text };
                     let lp = match (&logprob, ep) {
                         (Some(lp), Endpoint::Chat) => json!({"content": [chat_logprob(&p, lp)]}),
                         (Some(lp), Endpoint::Completion) => completion_logprobs(&p, std::slice::from_ref(lp)),
@@ -572,6 +619,10 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
                 // Streams never score prompts (echo with stream is refused).
                 SeqEvent::PromptLogprobs(_) => continue,
                 SeqEvent::Text(text) => {
+                    let text = if filters[i].is_some() { p.filtered(&mut filters[i], &text, false) } else { text };
+                    if text.is_empty() {
+                        continue;
+                    }
                     if keep_text {
                         texts[i].push_str(&text);
                     }
@@ -583,6 +634,24 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
                 SeqEvent::Done { finish_reason, .. } => {
                     finished += 1;
                     reasons[i] = Some(finish_reason.as_str());
+                    // What the filter held back goes out before the finish reason.
+                    if filters[i].is_some() {
+                        let rest = p.filtered(&mut filters[i], "", true);
+                        if keep_text {
+                            texts[i].push_str(&rest);
+                        }
+                        if !rest.is_empty() {
+                            let c = match ep {
+                                Endpoint::Chat => json!({"index": i, "delta": {"content": rest}, "logprobs": null, "finish_reason": null}),
+                                Endpoint::Completion => json!({"index": i, "text": rest, "logprobs": null, "finish_reason": null}),
+                            };
+                            if out_tx.send(Ok(chunk(json!([c]), None))).await.is_err() {
+                                st.metrics.request(&model, ep.name(), 499);
+                                rec.finish(499, json!({"outcome": "client disconnected", "prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens}));
+                                return;
+                            }
+                        }
+                    }
                     slots[i] = None;
                     match ep {
                         Endpoint::Chat => json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": finish_reason.as_str()}),
@@ -618,7 +687,7 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
         if keep_text {
             rec.content("completion", &texts.join(" | "));
         }
-        rec.finish(200, json!({"prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens, "finish_reasons": reasons, "stream": true}));
+        rec.finish(200, json!({"prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens, "finish_reasons": reasons, "stream": true, "redactions": p.redactions()}));
     });
     Sse::new(ReceiverStream::new(out_rx)).into_response()
 }

@@ -15,6 +15,7 @@ pub mod adapters;
 mod conn;
 pub mod keys;
 mod record;
+pub mod redaction;
 pub mod guard;
 mod handlers;
 mod legacy;
@@ -108,6 +109,8 @@ pub struct ServerConfig {
     /// Log prompt, completion and `user` text (escaped) — off by default.
     pub log_content: bool,
     pub shutdown_grace: Duration,
+    /// Redaction of personal data in requests and responses (`serve --redact`).
+    pub redact: Option<redaction::RedactConfig>,
     /// The tamper-evident request log (one record per request; requests it cannot take get 503).
     pub audit_log: Option<PathBuf>,
     /// Rotate the audit log's active file past this many bytes.
@@ -156,6 +159,7 @@ impl Default for ServerConfig {
             draft: None,
             log_content: false,
             shutdown_grace: Duration::from_secs(10),
+            redact: None,
             audit_log: None,
             audit_log_max_bytes: 64 << 20,
             adapter_dir: None,

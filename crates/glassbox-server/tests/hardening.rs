@@ -513,3 +513,40 @@ fn a_key_may_only_use_its_models() {
     let r = post(NAME);
     assert_eq!((r.status, r.param()), (403, "model".to_string()), "{}", r.body);
 }
+
+/// `--redact input,output`: the model sees placeholders (the prompt it counts is the redacted
+/// one), streamed and unstreamed outputs agree through the output filter, and what the filter
+/// cannot cover is refused by name.
+#[test]
+fn redaction_keeps_personal_data_from_the_model() {
+    let rc = glassbox_server::redaction::RedactConfig { input: true, output: true, restore: true, entities: glassbox_redact::Entity::ALL.to_vec(), mode: glassbox_redact::Mode::Placeholder };
+    let s = start(ServerConfig { redact: Some(rc), ..config() });
+    let prompt = "Contact jane.doe@example.com or 4111 1111 1111 1111 now";
+    let r = s.post("/v1/completions", &json!({"model": NAME, "prompt": prompt, "max_tokens": 8, "temperature": 0}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = s.post("/tokenize", &json!({"model": NAME, "prompt": "Contact [EMAIL_1] or [CARD_1] now"})).json()["count"].as_u64().unwrap();
+    let raw = s.post("/tokenize", &json!({"model": NAME, "prompt": prompt})).json()["count"].as_u64().unwrap();
+    assert_ne!(seen, raw);
+    assert_eq!(r.json()["usage"]["prompt_tokens"].as_u64(), Some(seen), "the model saw the placeholders");
+    let text = r.json()["choices"][0]["text"].as_str().unwrap().to_string();
+    // Streamed: the same text, whatever the chunks.
+    let body = json!({"model": NAME, "prompt": prompt, "max_tokens": 8, "temperature": 0, "stream": true}).to_string();
+    let sse = s.post_with("/v1/completions", "Content-Type: application/json\r\n", body.as_bytes());
+    let streamed: String = sse
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["choices"][0]["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(streamed, text);
+    for (body, param) in [
+        (json!({"model": NAME, "prompt": prompt, "max_tokens": 1, "logprobs": 2}), "logprobs"),
+        (json!({"model": NAME, "prompt": [1, 2, 3], "max_tokens": 1}), "prompt"),
+        (json!({"model": NAME, "prompt": prompt, "max_tokens": 1, "echo": true}), "echo"),
+    ] {
+        let r = s.post("/v1/completions", &body);
+        assert_eq!((r.status, r.param()), (400, param.to_string()), "{}", r.body);
+    }
+}

@@ -697,6 +697,21 @@ pub struct ServeArgs {
     /// Log prompt, completion and `user` text, escaped (off by default: none of them is logged)
     #[arg(long)]
     pub log_content: bool,
+    /// Redact personal data: `input` (before the chat template: the model sees placeholders
+    /// such as [EMAIL_1], numbered across the request), `output` (the model's text, also when
+    /// streamed), or both (`input,output`)
+    #[arg(long, value_delimiter = ',', value_name = "input,output")]
+    pub redact: Vec<String>,
+    /// Types to redact (EMAIL, PHONE, CARD, IBAN, SSN, IP or Presidio's names; default: all)
+    #[arg(long, value_delimiter = ',')]
+    pub redact_entities: Vec<String>,
+    /// placeholder, mask or hash (salted per server start)
+    #[arg(long, default_value = "placeholder")]
+    pub redact_mode: String,
+    /// With --redact input: put the originals of a request's own placeholders back into its
+    /// output (the client sees its data; the model never does)
+    #[arg(long)]
+    pub redact_restore: bool,
     /// Tamper-evident request log: one JSON line per request (key name, client, model and
     /// SHA-256, adapter, tokens, finish reasons, latency; content only with --log-content, then
     /// redacted), each carrying the hash of the one before. Requests the log cannot take get

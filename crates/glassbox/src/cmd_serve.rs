@@ -19,6 +19,41 @@ fn read_keys(path: &std::path::Path) -> Result<Vec<String>> {
     Ok(keys)
 }
 
+/// `--redact input,output`, its types and mode.
+fn redact_config(a: &ServeArgs) -> Result<Option<glassbox_server::redaction::RedactConfig>> {
+    if a.redact.is_empty() {
+        if !a.redact_entities.is_empty() || a.redact_restore || a.redact_mode != "placeholder" {
+            bail!("--redact-entities, --redact-mode and --redact-restore need --redact input and/or output");
+        }
+        return Ok(None);
+    }
+    let (mut input, mut output) = (false, false);
+    for w in &a.redact {
+        match w.trim() {
+            "input" => input = true,
+            "output" => output = true,
+            other => bail!("--redact {other}: input, output or input,output"),
+        }
+    }
+    if a.redact_restore && !input {
+        bail!("--redact-restore puts back placeholders made from the input: it needs --redact input");
+    }
+    let entities = if a.redact_entities.is_empty() {
+        glassbox_redact::Entity::ALL.to_vec()
+    } else {
+        a.redact_entities.iter().map(|n| glassbox_redact::Entity::from_name(n.trim()).with_context(|| format!("--redact-entities {n}: not a type glassbox recognises"))).collect::<Result<_>>()?
+    };
+    let mut salt = vec![0u8; 16];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut salt)).is_err() {
+        salt = std::process::id().to_le_bytes().to_vec();
+    }
+    let Some(mode) = glassbox_redact::Mode::from_name(&a.redact_mode, salt) else { bail!("--redact-mode {}: placeholder, mask or hash", a.redact_mode) };
+    if a.redact_restore && mode == glassbox_redact::Mode::Mask {
+        bail!("--redact-restore cannot restore masks (every masked value looks alike): use placeholder or hash");
+    }
+    Ok(Some(glassbox_server::redaction::RedactConfig { input, output, restore: a.redact_restore, entities, mode }))
+}
+
 fn licences(r: &glassbox_audit::Report) -> String {
     if r.licences.is_empty() {
         return "no licence stated".into();
@@ -125,6 +160,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     {
         bail!("--adapter-dir {}: not a directory", d.display());
     }
+    let redact = redact_config(&a)?;
     let adapter_check = if models[0].adapters.is_empty() && a.adapter_dir.is_none() { None } else { Some(adapter_check(&models[0].path, a.policy.clone())?) };
     let mut engine = crate::cmd_run::engine_options(a.ctx_size, a.threads)?;
     engine.cache_types = (a.cache_type_k, a.cache_type_v);
@@ -152,6 +188,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
         adapter_dir: a.adapter_dir.clone(),
         adapter_check,
+        redact,
         audit_log: a.audit_log.clone(),
         audit_log_max_bytes: a.audit_log_max_bytes,
     };
