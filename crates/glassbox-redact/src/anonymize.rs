@@ -91,6 +91,11 @@ impl Redactor {
 
     /// Find and replace in `text`.
     pub fn redact(&mut self, text: &str) -> Result<String, crate::Error> {
+        // Every recognised type needs a digit, an `@` or a `:` (IPv6): text without any is
+        // passed on as it is, without running the recognisers (most streamed tokens).
+        if !text.bytes().any(|b| b.is_ascii_digit() || b == b'@' || b == b':') {
+            return Ok(text.to_string());
+        }
         let f = crate::analyze(text)?;
         Ok(self.apply(text, &f).0)
     }
@@ -230,12 +235,15 @@ fn number_anchor(s: &str, floor: usize) -> usize {
 /// Byte index where the part of `t` that is safe to pass on ends.
 fn safe_cut(t: &str, restore: bool) -> usize {
     let mut cut = t.len();
+    // Whether a length bound decided the cut (it may then fall inside a whole finding).
+    let mut bounded = false;
     // The trailing word.
     let word = t.rfind(char::is_whitespace).map_or(0, |i| i + t[i..].chars().next().map_or(1, char::len_utf8));
     if t.len() - word <= MAX_WORD {
         cut = cut.min(word);
     } else {
         cut = cut.min(t.len() - MAX_WORD);
+        bounded = true;
     }
     // The trailing run of number characters, from the word holding its first digit, + or (:
     // at the end of the text, and again at the end of whatever the other rules would pass on
@@ -246,6 +254,7 @@ fn safe_cut(t: &str, restore: bool) -> usize {
         if c >= cut {
             break;
         }
+        bounded |= c == floor;
         cut = c;
     }
     // An unclosed tag.
@@ -258,8 +267,9 @@ fn safe_cut(t: &str, restore: bool) -> usize {
     while !t.is_char_boundary(cut) {
         cut -= 1;
     }
-    // The bounds above may land inside a long run: never split a finding that is already whole.
-    if cut > 0 && cut < t.len()
+    // A length bound may land inside a long run: never split a finding that is already whole.
+    // (The word and number rules cut where no finding can straddle.)
+    if bounded && cut > 0 && cut < t.len()
         && let Ok(found) = crate::analyze(t)
     {
         while let Some(f) = found.iter().find(|f| f.start < cut && cut < f.end) {
