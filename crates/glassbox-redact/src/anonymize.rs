@@ -15,6 +15,8 @@ pub enum Mode {
     Placeholder,
     /// One `*` per character.
     Mask,
+    /// `<EMAIL_ADDRESS>`: the type's Presidio name (Presidio's default anonymiser).
+    TypeName,
     /// `[EMAIL:<first 12 hex of SHA-256(salt ‖ value)>]`: equal values give equal tags under one
     /// salt; without the salt a tag cannot be checked against guessed values.
     Hash { salt: Vec<u8> },
@@ -118,7 +120,7 @@ impl Redactor {
             }
             let value = &text[first.start..end];
             let rep = self.replacement(first.entity, value);
-            if self.restorable && self.mode != Mode::Mask {
+            if self.restorable && matches!(self.mode, Mode::Placeholder | Mode::Hash { .. }) {
                 self.originals.insert(rep.clone(), value.to_string());
             }
             *self.replaced.entry(first.entity.name()).or_insert(0) += 1;
@@ -146,6 +148,7 @@ impl Redactor {
                 format!("[{}_{n}]", entity.short())
             }
             Mode::Mask => "*".repeat(value.chars().count()),
+            Mode::TypeName => format!("<{}>", entity.name()),
             Mode::Hash { salt } => {
                 let mut h = Sha256::new();
                 h.update(salt);

@@ -95,28 +95,7 @@ pub fn analyze(text: &str) -> Result<Vec<Finding>, Error> {
 /// findings overlap, their union is replaced once, named by the first.
 pub fn redact(text: &str, findings: &[Finding]) -> String {
     // Spans that do not fit this text (findings from another text) are ignored, never a panic.
-    let fits = |f: &&Finding| f.start < f.end && f.end <= text.len() && text.is_char_boundary(f.start) && text.is_char_boundary(f.end);
-    let mut spans: Vec<&Finding> = findings.iter().filter(fits).collect();
-    spans.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
-    let mut out = String::with_capacity(text.len());
-    let mut at = 0;
-    let mut i = 0;
-    while i < spans.len() {
-        let first = spans[i];
-        let mut end = first.end;
-        i += 1;
-        while i < spans.len() && spans[i].start < end {
-            end = end.max(spans[i].end);
-            i += 1;
-        }
-        out.push_str(&text[at..first.start]);
-        out.push('<');
-        out.push_str(first.entity.name());
-        out.push('>');
-        at = end;
-    }
-    out.push_str(&text[at..]);
-    out
+    Redactor::new(Mode::TypeName, Entity::ALL.to_vec()).apply(text, findings).0
 }
 
 /// Presidio's `EntityRecognizer.remove_duplicates`: exact duplicates merged; per entity type, a
