@@ -11,6 +11,8 @@ use std::sync::LazyLock;
 use crate::patterns::fancy;
 use crate::{Entity, Error, Finding};
 
+static COUNTRY_CHECK: LazyLock<regex::Regex> = LazyLock::new(|| regex::RegexBuilder::new("[A-Z]{2}[0-9]{2}").case_insensitive(true).build().expect("a fixed pattern compiles"));
+
 static GENERIC: LazyLock<fancy_regex::Regex> = LazyLock::new(|| {
     fancy(r"(?<![A-Z0-9])([A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,6})((?:[ -]?[A-Z0-9]{4})?)((?:[ -]?[A-Z0-9]{1,3})?)(?![A-Z0-9])")
 });
@@ -98,6 +100,11 @@ fn validate(candidate: &str) -> Option<bool> {
 
 pub(crate) fn find(text: &str) -> Result<Vec<Finding>, Error> {
     let mut out = Vec::new();
+    // The pattern needs two letters and two digits in a row: without them (checked by a linear
+    // search with the same case folding) it cannot match, and its backtracking search is skipped.
+    if !COUNTRY_CHECK.is_match(text) {
+        return Ok(out);
+    }
     for caps in GENERIC.captures_iter(text) {
         let caps = caps.map_err(|_| Error::Budget("IBAN"))?;
         let whole = caps.get(0).expect("group 0");
