@@ -48,6 +48,18 @@ impl RequestRecord {
         fields.insert("client".into(), client.map(|c| c.addr.to_string()).into());
         fields.insert("key".into(), client.and_then(|c| c.key.clone()).into());
         let key = client.and_then(|c| c.key_index).and_then(|i| st.keys.get(i)).cloned();
+        // The policies that apply to this request (what the decision below was taken under).
+        let mut policy = Map::new();
+        if let Some(rc) = &st.cfg.redact {
+            policy.insert("redaction".into(), json!({"input": rc.input, "output": rc.output, "restore": rc.restore, "mode": format!("{:?}", rc.mode).split(' ').next().unwrap_or("").to_lowercase()}));
+        }
+        if let Some(k) = &key {
+            let p = &k.policy;
+            policy.insert("key".into(), json!({"models": p.models, "requests_per_minute": p.requests_per_minute, "tokens_per_minute": p.tokens_per_minute}));
+        }
+        if !policy.is_empty() {
+            fields.insert("policy".into(), Value::Object(policy));
+        }
         Ok(RequestRecord { permit, key, fields, t0, log_content: st.cfg.log_content })
     }
 
@@ -107,6 +119,16 @@ impl RequestRecord {
         let Some(permit) = self.permit.take() else { return };
         let mut f = std::mem::take(&mut self.fields);
         f.insert("status".into(), status.into());
+        let decision = match status {
+            200..=299 => "served",
+            403 => "denied",
+            429 => "rate_limited",
+            499 => "client_gone",
+            400..=498 => "rejected",
+            500.. => "failed",
+            _ => "abandoned",
+        };
+        f.insert("decision".into(), decision.into());
         if let Value::Object(o) = outcome {
             f.extend(o);
         }

@@ -337,6 +337,8 @@ fn the_audit_log_records_each_request_and_survives_kill_9_under_load() {
     assert_eq!(e["content_redactions"]["EMAIL_ADDRESS"], 1);
     let second: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
     assert_eq!((second["event"]["status"].as_u64(), second["event"]["error"].as_str().is_some()), (Some(400), true));
+    assert_eq!((e["decision"].as_str(), second["event"]["decision"].as_str()), (Some("served"), Some("rejected")));
+    assert!(e["policy"]["key"].is_object(), "{e}");
     // Restarted: the chain continues (an incomplete last line, if the kill left one, is cut and
     // the cut recorded).
     let records = v["records"].as_u64().unwrap();
