@@ -191,6 +191,8 @@ const MAX_TAG: usize = 24;
 const MAX_NUMBER: usize = 64;
 /// Longest e-mail address.
 const MAX_WORD: usize = 254;
+/// Bytes of already-passed text kept as left context for the recognisers.
+const CONTEXT: usize = 64;
 
 /// Streamed text, passed on as soon as nothing after it could still turn it into (part of) a
 /// finding: the trailing word (an e-mail address has no spaces), the trailing run of digits,
@@ -200,14 +202,24 @@ const MAX_WORD: usize = 254;
 #[derive(Default)]
 pub struct StreamFilter {
     pending: String,
+    /// The end of the text already passed on, as it was before redaction: the recognisers look
+    /// at the character before a match (word boundaries, libphonenumber's context), so each
+    /// piece is analysed after it, as the whole text would be.
+    context: String,
     /// Redact the model's output (findings of the redactor's kept types).
     pub redact: bool,
     /// Put back the originals of restorable placeholders.
     pub restore: bool,
 }
 
+/// Characters a number-like finding can hold: letters and digits, and the separators
+/// libphonenumber accepts inside a phone number (its VALID_PUNCTUATION: brackets, dashes, slashes,
+/// tildes and spaces, ASCII and Unicode), plus `:` and `.` (IP addresses) and `_` (so a
+/// placeholder being restored, `[CARD_1]`, is one word).
 fn number_char(c: char) -> bool {
-    c.is_alphanumeric() || " .:-()+/".contains(c)
+    c.is_alphanumeric()
+        || " .:-()+/[]~_".contains(c)
+        || matches!(c, '\u{00A0}' | '\u{00AD}' | '\u{200B}' | '\u{2060}' | '\u{3000}' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{30FC}' | '\u{FF0D}' | '\u{FF0F}' | '（' | '）' | '［' | '］' | '⁓' | '∼' | '～')
 }
 
 /// Where a spaced number at the end of `s` could start: the word holding the first digit, `+`
@@ -284,16 +296,36 @@ fn safe_cut(t: &str, restore: bool) -> usize {
 
 impl StreamFilter {
     pub fn new(redact: bool, restore: bool) -> StreamFilter {
-        StreamFilter { pending: String::new(), redact, restore }
+        StreamFilter { pending: String::new(), context: String::new(), redact, restore }
     }
 
-    fn process(&self, text: &str, r: &mut Redactor) -> String {
-        let t = if self.redact {
-            // Too long for the recognisers: never passed on unredacted.
-            r.redact(text).unwrap_or_else(|e| format!("[not shown: {e}]"))
-        } else {
+    fn process(&mut self, text: &str, r: &mut Redactor) -> String {
+        let t = if !self.redact {
             text.to_string()
+        } else if !text.bytes().any(|b| b.is_ascii_digit() || b == b'@' || b == b':') {
+            // No finding can start here (see `Redactor::redact`).
+            text.to_string()
+        } else {
+            let full = format!("{}{text}", self.context);
+            let skip = self.context.len();
+            match crate::analyze(&full) {
+                Ok(found) => {
+                    let mine: Vec<Finding> = found.into_iter().filter(|f| f.start >= skip).map(|f| Finding { start: f.start - skip, end: f.end - skip, ..f }).collect();
+                    r.apply(text, &mine).0
+                }
+                // Too long for the recognisers: never passed on unredacted.
+                Err(e) => format!("[not shown: {e}]"),
+            }
         };
+        if self.redact {
+            self.context.push_str(text);
+            let keep = self.context.len().saturating_sub(CONTEXT);
+            let mut at = keep;
+            while !self.context.is_char_boundary(at) {
+                at += 1;
+            }
+            self.context.drain(..at);
+        }
         if self.restore { r.restore(&t) } else { t }
     }
 
@@ -368,6 +400,36 @@ mod tests {
         // The model's own e-mail is redacted; the client's placeholder is restored.
         let out = StreamFilter::new(true, true).finish_with("I wrote to [EMAIL_1] and b@example.org.", &mut r);
         assert_eq!(out, "I wrote to a@example.com and [EMAIL_2].");
+        // Found by fuzzing (stream_filter): a number right after "]" is no phone number in the
+        // whole text; analysed without the "]" before it, it was.
+        let text = "Write to x a\u{1}\u{10}RD_1]168.1.20 or fe80::1";
+        let whole = StreamFilter::new(true, true).finish_with(text, &mut Redactor::new(Mode::Placeholder, Entity::ALL.to_vec()));
+        for step in 1..=8 {
+            let mut r = Redactor::new(Mode::Placeholder, Entity::ALL.to_vec());
+            let mut f = StreamFilter::new(true, true);
+            let chars: Vec<char> = text.chars().collect();
+            let mut out = String::new();
+            for c in chars.chunks(step) {
+                out.push_str(&f.push(&c.iter().collect::<String>(), &mut r));
+            }
+            out.push_str(&f.finish(&mut r));
+            assert_eq!(out, whole, "chunks of {step}");
+        }
+        // Found by fuzzing too: libphonenumber takes "44 0533 013].2" as one number (brackets are
+        // phone punctuation), so the hold must not stop at the "]".
+        let text = "Pay t\u{1f}37vvvv04 0\u{1}44 0533 013].2 and 2.168.1.20 or fe80\u{1f}3704 0ks";
+        let whole = StreamFilter::new(true, true).finish_with(text, &mut Redactor::new(Mode::Placeholder, Entity::ALL.to_vec()));
+        for step in 1..=8 {
+            let mut r = Redactor::new(Mode::Placeholder, Entity::ALL.to_vec());
+            let mut f = StreamFilter::new(true, true);
+            let chars: Vec<char> = text.chars().collect();
+            let mut out = String::new();
+            for c in chars.chunks(step) {
+                out.push_str(&f.push(&c.iter().collect::<String>(), &mut r));
+            }
+            out.push_str(&f.finish(&mut r));
+            assert_eq!(out, whole, "chunks of {step}");
+        }
         // A long run of numbers: the hold is bounded and still never splits a card number.
         let long = format!("{} 4111 1111 1111 1111 {} end.", "1 2 3 4 5 6 7 8 9 ".repeat(4), "9 8 7 6 5 4 3 2 1 ".repeat(3));
         let mut r = Redactor::new(Mode::Placeholder, Entity::ALL.to_vec());
