@@ -86,6 +86,12 @@ pub struct Redactor {
     pub restorable: bool,
 }
 
+/// Every recognised type needs a digit, an `@` or a `:` (IPv6): text without any holds no
+/// finding, and the recognisers need not run (most streamed tokens).
+fn may_hold_finding(text: &str) -> bool {
+    text.bytes().any(|b| b.is_ascii_digit() || b == b'@' || b == b':')
+}
+
 impl Redactor {
     pub fn new(mode: Mode, keep: Vec<Entity>) -> Redactor {
         Redactor { mode, keep, numbers: HashMap::new(), counts: HashMap::new(), replaced: Default::default(), originals: HashMap::new(), restorable: false }
@@ -93,9 +99,7 @@ impl Redactor {
 
     /// Find and replace in `text`.
     pub fn redact(&mut self, text: &str) -> Result<String, crate::Error> {
-        // Every recognised type needs a digit, an `@` or a `:` (IPv6): text without any is
-        // passed on as it is, without running the recognisers (most streamed tokens).
-        if !text.bytes().any(|b| b.is_ascii_digit() || b == b'@' || b == b':') {
+        if !may_hold_finding(text) {
             return Ok(text.to_string());
         }
         let f = crate::analyze(text)?;
@@ -302,8 +306,7 @@ impl StreamFilter {
     fn process(&mut self, text: &str, r: &mut Redactor) -> String {
         let t = if !self.redact {
             text.to_string()
-        } else if !text.bytes().any(|b| b.is_ascii_digit() || b == b'@' || b == b':') {
-            // No finding can start here (see `Redactor::redact`).
+        } else if !may_hold_finding(text) {
             text.to_string()
         } else {
             let full = format!("{}{text}", self.context);
