@@ -304,9 +304,7 @@ impl StreamFilter {
     }
 
     fn process(&mut self, text: &str, r: &mut Redactor) -> String {
-        let t = if !self.redact {
-            text.to_string()
-        } else if !may_hold_finding(text) {
+        let t = if !self.redact || !may_hold_finding(text) {
             text.to_string()
         } else {
             let full = format!("{}{text}", self.context);
