@@ -720,7 +720,19 @@ def gen_refusal() -> None:
     print(f"wrote {p.relative_to(ROOT)} ({len(rows)} rows)", file=sys.stderr)
 
 
-PII_ENTITIES = ["EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PHONE_NUMBER"]
+PII_ENTITIES = ["EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PHONE_NUMBER", "MAC_ADDRESS", "CRYPTO"]
+
+
+def base58check(payload: bytes) -> str:
+    """A Base58Check string (Bitcoin's P2PKH / P2SH address form) for `payload`."""
+    import hashlib
+    raw = payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    n, out = int.from_bytes(raw, "big"), ""
+    while n:
+        n, r = divmod(n, 58)
+        out = alphabet[r] + out
+    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
 
 
 def pii_texts() -> list[str]:
@@ -745,6 +757,10 @@ def pii_texts() -> list[str]:
         "Phones: (212) 555-0187, +1 212 555 0187, 212.555.0187, +44 20 7946 0958, 020 7946 0958, +49 30 901820, 030 901820.",
         "More phones: +33 1 42 68 53 00, 01 42 68 53 00, +972 3-123-4567, +91 98765 43210, +55 11 91234-5678, 1-800-555-0199 ext. 42.",
         "Not phones: 12, 2026-11-30, 12/25/2026, 10:30:15, page 12-15 (3), $5551234567, 555-0187x.",
+        "MACs 00:1A:2B:3C:4D:5E, 00-1a-2b-3c-4d-5e, 0012.3456.789A; not 00:1A-2B:3C:4D:5E, FF:FF:FF:FF:FF:FF, 00:00:00:00:00:00, x00:1A:2B:3C:4D:5E, 00:1A:2B:3C:4D:5E:6F.",
+        "Wallets 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa, 3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy, bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq, "
+        "bc1p5d7rjq7g6rdk2yhzks9smlaqtedr4dekq08ge8ztwac72sfr9rusxg3297; not 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNb, BC1QAR0SRRR7XFKVY5L643LYDNW9RE59GTZZWF5MDQ, "
+        "x1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa, 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNaX.",
     ]
     rng = random.Random(20261130)
     digits = lambda n: "".join(rng.choice("0123456789") for _ in range(n))
@@ -752,8 +768,8 @@ def pii_texts() -> list[str]:
     names = ["anna", "bo", "chen.li", "d_o'neil", "eve+spam", "f-g"]
     hosts = ["example.com", "mail.example.org", "uni.ac.uk", "web.de", "host.invalid", "x.co", "co.uk", "a.b.c.d.io"]
     gen = []
-    for i in range(360):
-        k = i % 6
+    for i in range(480):
+        k = i % 8
         if k == 0:
             v = f"{rng.choice(names)}@{rng.choice(hosts)}"
         elif k == 1:
@@ -770,6 +786,20 @@ def pii_texts() -> list[str]:
             v = rng.choice(["-", " ", ".", ""]).join([digits(3), digits(2), digits(4)])
         elif k == 5:
             v = rng.choice(["({}) {}-{}", "{}-{}-{}", "+1 {} {} {}", "{}.{}.{}", "+44 {} {}{}", "+49 {}{} {}"]).format(digits(3), digits(3), digits(4))
+        elif k == 6:
+            sep = rng.choice([":", "-", ".", ":-"])
+            pairs = [f"{rng.randint(0, 255):02{rng.choice('xX')}}" for _ in range(6)]
+            if sep == ".":
+                v = ".".join("".join(pairs[j:j + 2]) for j in (0, 2, 4))
+            elif sep == ":-":
+                v = ":".join(pairs[:3]) + "-" + "-".join(pairs[3:])
+            else:
+                v = sep.join(pairs)
+        elif k == 7:
+            v = base58check(bytes([rng.choice([0, 5])]) + bytes(rng.randrange(256) for _ in range(20)))
+            if rng.random() < 0.4:
+                j = rng.randrange(1, len(v))
+                v = v[:j] + rng.choice("ABCDEFGHJKabcdef23456789") + v[j + 1:]
         else:
             v = ".".join(str(rng.randint(0, 300)) for _ in range(4)) if rng.random() < 0.6 else ":".join(f"{rng.randint(0, 65535):x}" for _ in range(rng.choice([3, 8])))
         gen.append(rng.choice(["My data is {} today.", "Contact: {}", "({})", "id={}, ok", "{}"]).format(v))

@@ -43,6 +43,9 @@ impl Entity {
             Entity::UsSsn => "SSN",
             Entity::IpAddress => "IP",
             Entity::PhoneNumber => "PHONE",
+            Entity::MacAddress => "MAC",
+            Entity::Crypto => "CRYPTO",
+            Entity::DenyList => "TERM",
         }
     }
 
@@ -84,25 +87,37 @@ pub struct Redactor {
     pub replaced: std::collections::BTreeMap<&'static str, usize>,
     originals: HashMap<String, String>,
     pub restorable: bool,
+    /// The user's terms, found beside the built-in recognisers.
+    pub deny: Option<std::sync::Arc<crate::DenyList>>,
 }
 
-/// Every recognised type needs a digit, an `@` or a `:` (IPv6): text without any holds no
-/// finding, and the recognisers need not run (most streamed tokens).
+/// Every recognised type needs a digit, an `@`, a `:` (IPv6, MAC) or a `-` / `.` after a hex
+/// digit (MAC addresses without decimal digits): text without any holds no finding of the
+/// built-in recognisers, which need not run (most streamed tokens).
 fn may_hold_finding(text: &str) -> bool {
-    text.bytes().any(|b| b.is_ascii_digit() || b == b'@' || b == b':')
+    let b = text.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| c.is_ascii_digit() || c == b'@' || c == b':' || (matches!(c, b'-' | b'.') && i > 0 && b[i - 1].is_ascii_hexdigit()))
 }
 
 impl Redactor {
     pub fn new(mode: Mode, keep: Vec<Entity>) -> Redactor {
-        Redactor { mode, keep, numbers: HashMap::new(), counts: HashMap::new(), replaced: Default::default(), originals: HashMap::new(), restorable: false }
+        Redactor { mode, keep, numbers: HashMap::new(), counts: HashMap::new(), replaced: Default::default(), originals: HashMap::new(), restorable: false, deny: None }
+    }
+
+    /// Findings in `text`: the built-in recognisers' and the deny list's.
+    pub fn analyze(&self, text: &str) -> Result<Vec<Finding>, crate::Error> {
+        if self.deny.is_none() && !may_hold_finding(text) {
+            return Ok(Vec::new());
+        }
+        crate::analyze_with(text, self.deny.as_deref())
     }
 
     /// Find and replace in `text`.
     pub fn redact(&mut self, text: &str) -> Result<String, crate::Error> {
-        if !may_hold_finding(text) {
+        if self.deny.is_none() && !may_hold_finding(text) {
             return Ok(text.to_string());
         }
-        let f = crate::analyze(text)?;
+        let f = self.analyze(text)?;
         Ok(self.apply(text, &f).0)
     }
 
@@ -252,7 +267,7 @@ fn number_anchor(s: &str, floor: usize) -> usize {
 }
 
 /// Byte index where the part of `t` that is safe to pass on ends.
-fn safe_cut(t: &str, restore: bool) -> usize {
+fn safe_cut(t: &str, restore: bool, deny: Option<&crate::DenyList>) -> usize {
     let mut cut = t.len();
     // Whether a length bound decided the cut (it may then fall inside a whole finding).
     let mut bounded = false;
@@ -262,19 +277,32 @@ fn safe_cut(t: &str, restore: bool) -> usize {
         cut = cut.min(word);
     } else {
         cut = cut.min(t.len() - MAX_WORD);
+        while !t.is_char_boundary(cut) {
+            cut -= 1;
+        }
         bounded = true;
     }
     // The trailing run of number characters, from the word holding its first digit, + or (:
     // at the end of the text, and again at the end of whatever the other rules would pass on
     // (a cut must never split a spaced number that has already ended).
-    let floor = t.len().saturating_sub(MAX_NUMBER);
+    // (The bound is on the number itself: at most MAX_NUMBER bytes before the cut being checked,
+    // not before the end of everything held. Once it binds, the run is longer than any number:
+    // the cut stays there, and the check below keeps it out of whole findings.)
     loop {
+        let floor = cut.saturating_sub(MAX_NUMBER);
         let c = number_anchor(&t[..cut], floor);
         if c >= cut {
             break;
         }
-        bounded |= c == floor;
         cut = c;
+        if c == floor {
+            bounded = true;
+            break;
+        }
+    }
+    // A term of the deny list being written (it may hold spaces).
+    if let Some(d) = deny {
+        cut = cut.min(d.pending_start(t));
     }
     // An unclosed tag.
     if restore && let Some(open) = t.rfind('[')
@@ -286,13 +314,24 @@ fn safe_cut(t: &str, restore: bool) -> usize {
     while !t.is_char_boundary(cut) {
         cut -= 1;
     }
-    // A length bound may land inside a long run: never split a finding that is already whole.
-    // (The word and number rules cut where no finding can straddle.)
-    if bounded && cut > 0 && cut < t.len()
-        && let Ok(found) = crate::analyze(t)
-    {
+    // A length bound may land inside a long run: never split a finding that is already whole
+    // (the word and number rules cut where no finding can straddle), nor, when restoring, a
+    // placeholder tag. Each rule only moves the cut left: repeated until both hold.
+    let found = if bounded && cut > 0 && cut < t.len() { crate::analyze_with(t, deny).unwrap_or_default() } else { Vec::new() };
+    loop {
+        let before = cut;
         while let Some(f) = found.iter().find(|f| f.start < cut && cut < f.end) {
             cut = f.start;
+        }
+        if restore && let Some(open) = t[..cut].rfind('[')
+            && cut - open <= MAX_TAG
+            && !t[open..cut].contains(']')
+            && t[cut..].find(']').is_some_and(|close| cut - open + close < MAX_TAG)
+        {
+            cut = open;
+        }
+        if cut == before {
+            break;
         }
     }
     cut
@@ -304,12 +343,12 @@ impl StreamFilter {
     }
 
     fn process(&mut self, text: &str, r: &mut Redactor) -> String {
-        let t = if !self.redact || !may_hold_finding(text) {
+        let t = if !self.redact || (r.deny.is_none() && !may_hold_finding(text)) {
             text.to_string()
         } else {
             let full = format!("{}{text}", self.context);
             let skip = self.context.len();
-            match crate::analyze(&full) {
+            match r.analyze(&full) {
                 Ok(found) => {
                     let mine: Vec<Finding> = found.into_iter().filter(|f| f.start >= skip).map(|f| Finding { start: f.start - skip, end: f.end - skip, ..f }).collect();
                     r.apply(text, &mine).0
@@ -333,7 +372,7 @@ impl StreamFilter {
     /// Add a chunk of output; returns what can be passed on now (possibly empty).
     pub fn push(&mut self, chunk: &str, r: &mut Redactor) -> String {
         self.pending.push_str(chunk);
-        let cut = safe_cut(&self.pending, self.restore);
+        let cut = safe_cut(&self.pending, self.restore, if self.redact { r.deny.as_deref() } else { None });
         if cut == 0 {
             return String::new();
         }
@@ -370,10 +409,15 @@ mod tests {
 
     /// `text` streamed in chunks of 1 to 8 characters gives what the whole text gives.
     fn chunked_equals_whole(text: &str) {
-        let whole = StreamFilter::new(true, true).finish_with(text, &mut Redactor::new(Mode::Placeholder, Entity::ALL.to_vec()));
+        chunked_equals_whole_with(text, &|| Redactor::new(Mode::Placeholder, Entity::ALL.to_vec()));
+    }
+
+    /// The same, each run with a redactor from `redactor`.
+    fn chunked_equals_whole_with(text: &str, redactor: &dyn Fn() -> Redactor) {
+        let whole = StreamFilter::new(true, true).finish_with(text, &mut redactor());
         let chars: Vec<char> = text.chars().collect();
         for step in 1..=8 {
-            let mut r = Redactor::new(Mode::Placeholder, Entity::ALL.to_vec());
+            let mut r = redactor();
             let mut f = StreamFilter::new(true, true);
             let mut out = String::new();
             for c in chars.chunks(step) {
@@ -425,6 +469,38 @@ mod tests {
         // phone punctuation), so the hold must not stop at the "]".
         let text = "Pay t\u{1f}37vvvv04 0\u{1}44 0533 013].2 and 2.168.1.20 or fe80\u{1f}3704 0ks";
         chunked_equals_whole(text);
+        // Found by fuzzing: a length bound cut a placeholder being restored in two ("([E" and
+        // "MAIL_1]"), so it was not restored; the cut now never splits a tag.
+        let restoring = || {
+            let mut r = Redactor::new(Mode::Placeholder, Entity::ALL.to_vec());
+            r.restorable = true;
+            r.redact("a@example.com").unwrap();
+            r.restorable = false;
+            r
+        };
+        let text = "Write 37|to \u{5}W\0\0\0\0\0\0\0([EMAIL_1] ab\u{4}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{4}\u{4}\u{4}\u{4}\u{4}\u{4}\u{4}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{4}\u{4}out [[";
+        chunked_equals_whole_with(text, &restoring);
+        assert!(StreamFilter::new(true, true).finish_with(text, &mut restoring()).contains("(a@example.com ab"));
+        // Found by fuzzing: a word over the length bound made of 3-byte characters put the cut
+        // inside a character (a panic).
+        let text = format!("ti.r\u{5}Wto [E{}IAIL_1]{}IAIL ^::1L_1]\u{fffd}\u{fffd} ^::1", "\u{fffd}".repeat(84), "\u{fffd}".repeat(21));
+        chunked_equals_whole_with(&text, &restoring);
+        // Found by fuzzing: a number running into a long word ("4 0044 053" then 65 bytes without
+        // a space) was cut at the word's start, and the number's bound measured from the end of
+        // everything held instead of from the cut: the phone number went out in two pieces.
+        let text = format!("Pay to DE89 `\u{fffd}\u{fffd}4 0044 053{}0,\0car{}d 4E 11111155112 1111, thanks", "\u{fffd}".repeat(8), "\u{fffd}".repeat(11));
+        chunked_equals_whole_with(&text, &restoring);
+        assert!(StreamFilter::new(true, false).finish_with(&text, &mut restoring()).contains("[PHONE_1]"));
+        // A deny-list term split across chunks, in any case, with spaces inside.
+        let deny = std::sync::Arc::new(crate::DenyList::new(&["Blue Falcon", "blue"]).unwrap());
+        let with_deny = || {
+            let mut r = Redactor::new(Mode::Placeholder, Entity::ALL.to_vec());
+            r.deny = Some(deny.clone());
+            r
+        };
+        let text = "Project BLUE FALCON ships; blue-green, bluer, Blue Falconer and blue.";
+        chunked_equals_whole_with(text, &with_deny);
+        assert_eq!(StreamFilter::new(true, false).finish_with(text, &mut with_deny()), "Project [TERM_1] ships; [TERM_2]-green, bluer, [TERM_3] Falconer and [TERM_2].");
         // A long run of numbers: the hold is bounded and still never splits a card number.
         let long = format!("{} 4111 1111 1111 1111 {} end.", "1 2 3 4 5 6 7 8 9 ".repeat(4), "9 8 7 6 5 4 3 2 1 ".repeat(3));
         let mut r = Redactor::new(Mode::Placeholder, Entity::ALL.to_vec());

@@ -8,14 +8,31 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use crate::patterns::fancy;
-use crate::{Entity, Error, Finding};
+use crate::patterns::linear;
+use crate::{Entity, Finding};
 
-static COUNTRY_CHECK: LazyLock<regex::Regex> = LazyLock::new(|| regex::RegexBuilder::new("[A-Z]{2}[0-9]{2}").case_insensitive(true).build().expect("a fixed pattern compiles"));
+/// Presidio's generic pattern, `(?<![A-Z0-9])` + this + `(?![A-Z0-9])` (case-insensitive): it
+/// starts with two letters and two digits, so it is tried only where those stand, anchored there
+/// (the look-behind checked by hand, the look-ahead consumed as one more character or the end).
+pub(crate) const IBAN_BODY: &str = r"([A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,6})((?:[ -]?[A-Z0-9]{4})?)((?:[ -]?[A-Z0-9]{1,3})?)";
 
-static GENERIC: LazyLock<fancy_regex::Regex> = LazyLock::new(|| {
-    fancy(r"(?<![A-Z0-9])([A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,6})((?:[ -]?[A-Z0-9]{4})?)((?:[ -]?[A-Z0-9]{1,3})?)(?![A-Z0-9])")
-});
+static GENERIC: LazyLock<regex::Regex> = LazyLock::new(|| linear(&format!(r"^(?:{IBAN_BODY})(?:[^A-Z0-9]|$)")));
+
+/// `(?i)[A-Z0-9]`: ASCII letters and digits, and the two characters whose case folds into them
+/// (the long s and the Kelvin sign).
+pub(crate) fn alnum(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '\u{17F}' || c == '\u{212A}'
+}
+
+/// The characters of a match: [`alnum`], spaces and hyphens.
+#[cfg(test)]
+pub(crate) fn alnum_or_separator(c: char) -> bool {
+    alnum(c) || c == ' ' || c == '-'
+}
+
+/// Longest text a match and the character after it can take (43 characters of at most 3 bytes,
+/// one more of at most 4), with room to spare: a slice this long from a match's start decides it.
+const SPAN: usize = 160;
 
 /// Presidio's `iban_patterns.regex_per_country`, block by block (A letter, C letter or digit
 /// (either case), N digit; a count repeats the block; "0" is a literal zero).
@@ -98,32 +115,65 @@ fn validate(candidate: &str) -> Option<bool> {
     }
 }
 
-pub(crate) fn find(text: &str) -> Result<Vec<Finding>, Error> {
+/// Where a match can start: two letters (`(?i)[A-Z]`) before two ASCII digits, with no letter
+/// or digit before them; in order. (Two such places never overlap.)
+fn starts(text: &str, digits: &[usize]) -> Vec<usize> {
+    let b = text.as_bytes();
     let mut out = Vec::new();
-    // The pattern needs two letters and two digits in a row: without them (checked by a linear
-    // search with the same case folding) it cannot match, and its backtracking search is skipped.
-    if !COUNTRY_CHECK.is_match(text) {
-        return Ok(out);
-    }
-    for caps in GENERIC.captures_iter(text) {
-        let caps = caps.map_err(|_| Error::Budget("IBAN"))?;
-        let whole = caps.get(0).expect("group 0");
-        for g in [3, 2, 1] {
-            let end = caps.get(g).map_or(whole.end(), |m| m.end());
-            let candidate = &text[whole.start()..end];
-            if candidate.is_empty() {
-                continue;
-            }
-            let score = match validate(candidate) {
-                Some(true) => 1.0,
-                None => 0.5,
-                Some(false) => continue,
-            };
-            out.push(Finding { entity: Entity::IbanCode, start: whole.start(), end, score });
-            break;
+    for w in digits.windows(2) {
+        let (d, next) = (w[0], w[1]);
+        if next != d + 1 || !b[d].is_ascii_digit() || !b[next].is_ascii_digit() {
+            continue;
         }
+        let mut before = text[..d].char_indices().rev();
+        let (Some((i2, c2)), Some((i1, c1))) = (before.next(), before.next()) else { continue };
+        let letter = |c: char| alnum(c) && !c.is_ascii_digit();
+        if !letter(c1) || !letter(c2) || i2 + c2.len_utf8() != d {
+            continue;
+        }
+        if crate::window::char_before(text, i1).is_some_and(alnum) {
+            continue;
+        }
+        out.push(i1);
     }
-    Ok(out)
+    out
+}
+
+/// Presidio's choice among a match's candidates (`ends`: where groups 1, 2 and 3 end; group 3
+/// ends the whole match): the longest that validates.
+pub(crate) fn best(text: &str, start: usize, ends: [usize; 3]) -> Option<Finding> {
+    for end in ends.into_iter().rev() {
+        let candidate = &text[start..end];
+        if candidate.is_empty() {
+            continue;
+        }
+        let score = match validate(candidate) {
+            Some(true) => 1.0,
+            None => 0.5,
+            Some(false) => continue,
+        };
+        return Some(Finding { entity: Entity::IbanCode, start, end, score });
+    }
+    None
+}
+
+pub(crate) fn find(text: &str, digits: &[usize]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut done = 0;
+    for start in starts(text, digits) {
+        if start < done {
+            continue;
+        }
+        let mut end = (start + SPAN).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        let Some(caps) = GENERIC.captures(&text[start..end]) else { continue };
+        let ends = [1, 2, 3].map(|g| start + caps.get(g).map_or(0, |m| m.end()));
+        done = ends[2];
+        out.extend(best(text, start, ends));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -5,27 +5,39 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
-use crate::patterns::fancy;
-use crate::{Entity, Error, Finding};
+use crate::patterns::{find_unless, linear};
+use crate::window::{self, char_before, is_word};
+use crate::{Entity, Finding};
 
 const V4: &str = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)";
+const V6: &str = r"(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,7}:|:(?::[0-9A-Fa-f]{1,4}){1,7}|(?:[0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,5}(?::[0-9A-Fa-f]{1,4}){1,2}|(?:[0-9A-Fa-f]{1,4}:){1,4}(?::[0-9A-Fa-f]{1,4}){1,3}|(?:[0-9A-Fa-f]{1,4}:){1,3}(?::[0-9A-Fa-f]{1,4}){1,4}|(?:[0-9A-Fa-f]{1,4}:){1,2}(?::[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(?::[0-9A-Fa-f]{1,4}){1,6}|:(?::[0-9A-Fa-f]{1,4}){1,6})";
+const P128: &str = r"(?:/(?:12[0-8]|1[01]\d|[1-9]?\d))?";
 
-static V4_SHAPE: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new("[0-9][.][0-9]").expect("a fixed pattern compiles"));
-
-static PATTERNS: LazyLock<Vec<(fancy_regex::Regex, f64)>> = LazyLock::new(|| {
-    let v6 = r"(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,7}:|:(?::[0-9A-Fa-f]{1,4}){1,7}|(?:[0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,5}(?::[0-9A-Fa-f]{1,4}){1,2}|(?:[0-9A-Fa-f]{1,4}:){1,4}(?::[0-9A-Fa-f]{1,4}){1,3}|(?:[0-9A-Fa-f]{1,4}:){1,3}(?::[0-9A-Fa-f]{1,4}){1,4}|(?:[0-9A-Fa-f]{1,4}:){1,2}(?::[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(?::[0-9A-Fa-f]{1,4}){1,6}|:(?::[0-9A-Fa-f]{1,4}){1,6})";
-    let p128 = r"(?:/(?:12[0-8]|1[01]\d|[1-9]?\d))?";
+/// Presidio's five patterns (case-insensitive), each as (pattern, score, whether it starts with
+/// the look-behind `(?<![\w:])`). Look-aheads at the end are consumed instead: the address is
+/// group 1, then one more character that the look-ahead allows, or the end.
+pub(crate) fn patterns() -> Vec<(String, f64, bool)> {
     vec![
-        (fancy(&format!(r"(?<![\w:])::(?:ffff(?::0{{1,4}})?:)?(?:{V4}\.){{3}}{V4}{p128}\b")), 0.6),
-        (fancy(&format!(r"(?<![\w:])(?:(?:[0-9A-Fa-f]{{1,4}}:){{1,5}}:(?:[0-9A-Fa-f]{{1,4}}:){{0,4}}|(?:[0-9A-Fa-f]{{1,4}}:){{6}})(?:{V4}\.){{3}}{V4}{p128}\b")), 0.6),
-        (fancy(&format!(r"\b{V4}\.{V4}\.{V4}\.{V4}(?:/(?:[0-2]?\d|3[0-2]))?\b")), 0.6),
-        (fancy(&format!(r"(?<![\w:]){v6}(?:%[0-9a-zA-Z]+)?{p128}(?![\w:]|\.\d)")), 0.6),
-        (fancy(r"(?<![\w:])::(?:/(?:12[0-8]|1[01]\d|[1-9]?\d))?(?![\w:])"), 0.1),
+        (format!(r"::(?:ffff(?::0{{1,4}})?:)?(?:{V4}\.){{3}}{V4}{P128}\b"), 0.6, true),
+        (format!(r"(?:(?:[0-9A-Fa-f]{{1,4}}:){{1,5}}:(?:[0-9A-Fa-f]{{1,4}}:){{0,4}}|(?:[0-9A-Fa-f]{{1,4}}:){{6}})(?:{V4}\.){{3}}{V4}{P128}\b"), 0.6, true),
+        (format!(r"\b{V4}\.{V4}\.{V4}\.{V4}(?:/(?:[0-2]?\d|3[0-2]))?\b"), 0.6, false),
+        // (?![\w:]|\.\d)
+        (format!(r"({V6}(?:%[0-9a-zA-Z]+)?{P128})(?:$|[^\w:.]|\.(?:$|\D))"), 0.6, true),
+        // (?![\w:])
+        (format!(r"(::{P128})(?:$|[^\w:])"), 0.1, true),
     ]
-});
+}
+
+static PATTERNS: LazyLock<Vec<(regex::Regex, f64, bool)>> = LazyLock::new(|| patterns().into_iter().map(|(p, s, b)| (linear(&p), s, b)).collect());
+
+/// Characters of an address (hex digits, `:`, `.`, a prefix length, a zone id) — all word
+/// characters, to keep it simple — and `:`, `.`, `/`, `%`.
+pub(crate) fn joins(c: char) -> bool {
+    is_word(c) || matches!(c, ':' | '.' | '/' | '%')
+}
 
 /// Whether Python's `ipaddress.ip_interface` accepts `s` (address, optional `/prefix`).
-fn interface_ok(s: &str) -> bool {
+pub(crate) fn interface_ok(s: &str) -> bool {
     let (addr, prefix) = match s.split_once('/') {
         Some((a, p)) => (a, Some(p)),
         None => (s, None),
@@ -45,24 +57,41 @@ fn interface_ok(s: &str) -> bool {
     host.parse::<Ipv6Addr>().is_ok() && prefix_ok(128)
 }
 
-pub(crate) fn find(text: &str) -> Result<Vec<Finding>, Error> {
+pub(crate) fn find(text: &str, digits: &[usize]) -> Vec<Finding> {
+    // IPv6 patterns hold a ':', the IPv4 one three dots between digits.
+    let colons = text.match_indices(':').map(|(i, _)| i);
+    let v6 = window::runs(text, colons, joins, |_| true);
+    let v4 = window::runs(text, digits.iter().copied(), joins, |r| r.bytes().filter(|&b| b == b'.').count() >= 3);
     let mut out = Vec::new();
-    // Every pattern needs a literal character (IPv6 ':', IPv4 '.'): skipped when the text has
-    // none — the same findings, without running a backtracking search over prose.
-    // (IPv4: a digit, a dot and a digit in a row.)
-    const NEEDS: [char; 5] = [':', ':', '.', ':', ':'];
-    for ((re, score), needs) in PATTERNS.iter().zip(NEEDS) {
-        if !text.contains(needs) || (needs == '.' && !V4_SHAPE.is_match(text)) {
-            continue;
-        }
-        for m in re.find_iter(text) {
-            let m = m.map_err(|_| Error::Budget("IP address"))?;
-            if interface_ok(m.as_str()) {
-                out.push(Finding { entity: Entity::IpAddress, start: m.start(), end: m.end(), score: *score });
+    for (i, (re, score, behind)) in PATTERNS.iter().enumerate() {
+        let windows = if i == 2 { &v4 } else { &v6 };
+        let found = if re.captures_len() > 1 && i >= 3 {
+            // The address is group 1 (the rest is the consumed look-ahead).
+            let mut v = Vec::new();
+            for w in windows {
+                let t = w.text(text);
+                let mut at = 0;
+                while let Some(c) = re.captures_at(t, at) {
+                    let m = c.get(1).expect("group 1");
+                    if *behind && char_before(t, m.start()).is_some_and(|c| is_word(c) || c == ':') {
+                        at = m.start() + t[m.start()..].chars().next().map_or(1, char::len_utf8);
+                        continue;
+                    }
+                    v.push(w.ctx.start + m.start()..w.ctx.start + m.end());
+                    at = m.end().max(m.start() + 1);
+                }
+            }
+            v
+        } else {
+            find_unless(re, text, windows, |t, s| *behind && char_before(t, s).is_some_and(|c| is_word(c) || c == ':'))
+        };
+        for m in found {
+            if interface_ok(&text[m.clone()]) {
+                out.push(Finding { entity: Entity::IpAddress, start: m.start, end: m.end, score: *score });
             }
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

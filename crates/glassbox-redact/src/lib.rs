@@ -8,17 +8,26 @@
 //! against spans Presidio itself produced, `tests/fixtures/redact/`).
 //!
 //! Used by the PII-leakage evaluation and by the server's redaction: one set of recognisers.
-//! Text is untrusted: every pattern is linear-time or has a bounded backtracking budget, and a
-//! text longer than [`MAX_TEXT`] is refused rather than cut.
+//! Text is untrusted: every pattern runs on the regex crate's linear-time engines (Presidio's
+//! look-arounds, all at a pattern's ends, are checked by hand), each only inside the runs of
+//! characters it is made of (`window`), and a text longer than [`MAX_TEXT`] is refused rather than
+//! cut.
 
 mod anonymize;
+mod crypto;
+mod deny;
 mod iban;
 mod ip;
+mod mac;
 mod patterns;
 mod phone;
+#[cfg(any(test, feature = "reference"))]
+pub mod reference;
+mod window;
 
 use serde::{Deserialize, Serialize};
 
+pub use deny::{DenyList, MAX_TERMS, MAX_TERM_CHARS};
 pub use anonymize::{Mode, Redactor, Replaced, StreamFilter, anonymize};
 pub use patterns::luhn;
 
@@ -40,10 +49,17 @@ pub enum Entity {
     IpAddress,
     #[serde(rename = "PHONE_NUMBER")]
     PhoneNumber,
+    #[serde(rename = "MAC_ADDRESS")]
+    MacAddress,
+    #[serde(rename = "CRYPTO")]
+    Crypto,
+    /// A term from the user's deny list.
+    #[serde(rename = "DENY_LIST")]
+    DenyList,
 }
 
 impl Entity {
-    pub const ALL: [Entity; 6] = [Entity::EmailAddress, Entity::CreditCard, Entity::IbanCode, Entity::UsSsn, Entity::IpAddress, Entity::PhoneNumber];
+    pub const ALL: [Entity; 9] = [Entity::EmailAddress, Entity::CreditCard, Entity::IbanCode, Entity::UsSsn, Entity::IpAddress, Entity::PhoneNumber, Entity::MacAddress, Entity::Crypto, Entity::DenyList];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -53,6 +69,9 @@ impl Entity {
             Entity::UsSsn => "US_SSN",
             Entity::IpAddress => "IP_ADDRESS",
             Entity::PhoneNumber => "PHONE_NUMBER",
+            Entity::MacAddress => "MAC_ADDRESS",
+            Entity::Crypto => "CRYPTO",
+            Entity::DenyList => "DENY_LIST",
         }
     }
 }
@@ -70,22 +89,33 @@ pub struct Finding {
 pub enum Error {
     #[error("the text is {0} bytes; at most {MAX_TEXT} are analysed")]
     TooLong(usize),
-    #[error("the {0} recogniser gave up on this text (backtracking limit)")]
-    Budget(&'static str),
+    #[error("deny list: {0}")]
+    DenyList(String),
 }
 
 /// Every finding in `text`, sorted by (start, end, entity).
 pub fn analyze(text: &str) -> Result<Vec<Finding>, Error> {
+    analyze_with(text, None)
+}
+
+/// [`analyze`], and the terms of a deny list.
+pub fn analyze_with(text: &str, deny: Option<&DenyList>) -> Result<Vec<Finding>, Error> {
     if text.len() > MAX_TEXT {
         return Err(Error::TooLong(text.len()));
     }
+    let digits = window::digits(text);
     let mut all = Vec::new();
     all.extend(patterns::email(text));
-    all.extend(patterns::credit_card(text)?);
-    all.extend(iban::find(text)?);
-    all.extend(patterns::ssn(text));
-    all.extend(ip::find(text)?);
-    all.extend(phone::find(text));
+    all.extend(patterns::credit_card(text, &digits));
+    all.extend(iban::find(text, &digits));
+    all.extend(patterns::ssn(text, &digits));
+    all.extend(ip::find(text, &digits));
+    all.extend(phone::find(text, &digits));
+    all.extend(mac::find(text));
+    all.extend(crypto::find(text, &digits));
+    if let Some(d) = deny {
+        all.extend(d.find(text));
+    }
     let mut out = remove_duplicates(all);
     out.sort_by_key(|f| (f.start, f.end, f.entity));
     Ok(out)
@@ -101,7 +131,7 @@ pub fn redact(text: &str, findings: &[Finding]) -> String {
 /// Presidio's `EntityRecognizer.remove_duplicates`: exact duplicates merged; per entity type, a
 /// finding inside a longer (or equal) one that scores at least as high is dropped; zero scores
 /// dropped. Different types are never merged.
-fn remove_duplicates(mut v: Vec<Finding>) -> Vec<Finding> {
+pub(crate) fn remove_duplicates(mut v: Vec<Finding>) -> Vec<Finding> {
     v.retain(|f| f.score > 0.0);
     v.sort_by(|a, b| {
         (a.entity, a.start)
@@ -135,5 +165,30 @@ mod tests {
         ];
         assert_eq!(redact("0123456789", &overlapping), "<US_SSN>89");
         assert!(matches!(analyze(&"x".repeat(MAX_TEXT + 1)), Err(Error::TooLong(_))));
+    }
+}
+
+#[cfg(test)]
+mod breakdown {
+    #[test]
+    #[ignore]
+    fn per_recogniser() {
+        let s = ["The committee reviewed the quarterly figures and agreed to postpone the decision until the next meeting. ",
+        "Please send the signed form to maria.rossi@example.org before Friday, or call +44 20 7946 0958. ",
+        "Our engineers measured latency across three regions and found no regression after the upgrade. ",
+        "Payment failed for card 4111 1111 1111 1111; the refund goes to DE89 3704 0044 0532 0130 00. ",
+        "In 2024 the team shipped 12 releases, fixed 340 bugs and moved the service to 10.20.30.40. "];
+        let mut text = String::new();
+        while text.len() < 1 << 20 { for x in s { text.push_str(x); } }
+        let pieces: Vec<&str> = text.as_bytes().chunks(4096).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        let t = |name: &str, f: &dyn Fn(&str)| { let i = std::time::Instant::now(); for p in &pieces { f(p) } let e = i.elapsed().as_secs_f64(); eprintln!("{name}: {:.1} MB/s", text.len() as f64 / e / 1e6); };
+        let d = |p: &str| super::window::digits(p);
+        t("digits", &|p| { d(p); });
+        t("email", &|p| { super::patterns::email(p); });
+        t("card", &|p| { super::patterns::credit_card(p, &d(p)); });
+        t("iban", &|p| { super::iban::find(p, &d(p)); });
+        t("ssn", &|p| { super::patterns::ssn(p, &d(p)); });
+        t("ip", &|p| { super::ip::find(p, &d(p)); });
+        t("phone", &|p| { super::phone::find(p, &d(p)); });
     }
 }

@@ -1,28 +1,23 @@
 //! E-mail addresses, card numbers and US SSNs: Presidio's patterns (case-insensitive, `\w`,
-//! `\d` and `\b` Unicode as Python's `regex` module has them) and its validation.
+//! `\d` and `\b` Unicode as Python's `regex` module has them) and its validation, searched
+//! only inside the runs of characters they are made of (`window`), all in linear time.
 
 use std::sync::LazyLock;
 
-use crate::{Entity, Error, Finding};
+use crate::window::{self, Window};
+use crate::{Entity, Finding};
 
-/// Backtracking steps allowed per pattern search (fancy-regex; the linear ones need none).
-pub(crate) const BACKTRACK_LIMIT: usize = 1_000_000;
-
-fn linear(p: &str) -> regex::Regex {
+pub(crate) fn linear(p: &str) -> regex::Regex {
     regex::RegexBuilder::new(p).case_insensitive(true).build().expect("a fixed pattern compiles")
 }
 
-pub(crate) fn fancy(p: &str) -> fancy_regex::Regex {
-    fancy_regex::RegexBuilder::new(&format!("(?i){p}")).backtrack_limit(BACKTRACK_LIMIT).build().expect("a fixed pattern compiles")
-}
+pub(crate) const EMAIL_PATTERN: &str = r"\b((([!#$%&'*+\-/=?^_`{|}~\w])|([!#$%&'*+\-/=?^_`{|}~\w][!#$%&'*+\-/=?^_`{|}~\.\w]{0,}[!#$%&'*+\-/=?^_`{|}~\w]))[@]\w+(?:-+\w+)*(?:\.\w+(?:-+\w+)*)+)\b";
 
-static EMAIL: LazyLock<regex::Regex> = LazyLock::new(|| {
-    linear(r"\b((([!#$%&'*+\-/=?^_`{|}~\w])|([!#$%&'*+\-/=?^_`{|}~\w][!#$%&'*+\-/=?^_`{|}~\.\w]{0,}[!#$%&'*+\-/=?^_`{|}~\w]))[@]\w+(?:-+\w+)*(?:\.\w+(?:-+\w+)*)+)\b")
-});
+static EMAIL: LazyLock<regex::Regex> = LazyLock::new(|| linear(EMAIL_PATTERN));
 
 /// Presidio keeps an address when tldextract finds a registrable domain under a known ICANN
 /// suffix (private suffixes ignored): the host after the last `@`, lower-cased.
-fn known_domain(address: &str) -> bool {
+pub(crate) fn known_domain(address: &str) -> bool {
     let host = address.rsplit('@').next().unwrap_or("").to_lowercase();
     let Some(suffix) = psl::suffix(host.as_bytes()) else { return false };
     if !suffix.is_known() {
@@ -34,18 +29,36 @@ fn known_domain(address: &str) -> bool {
     }
 }
 
+/// An address has no white space: the runs of other characters around each `@`.
+pub(crate) fn email_joins(c: char) -> bool {
+    !c.is_whitespace()
+}
+
 pub(crate) fn email(text: &str) -> Vec<Finding> {
-    EMAIL
-        .find_iter(text)
-        .filter(|m| known_domain(m.as_str()))
-        .map(|m| Finding { entity: Entity::EmailAddress, start: m.start(), end: m.end(), score: 1.0 })
+    let at = text.match_indices('@').map(|(i, _)| i);
+    let windows = window::runs(text, at, email_joins, |_| true);
+    window::find_in(&EMAIL, text, &windows)
+        .into_iter()
+        .filter(|m| known_domain(&text[m.clone()]))
+        .map(|m| Finding { entity: Entity::EmailAddress, start: m.start, end: m.end, score: 1.0 })
         .collect()
 }
 
-static CARD_SHAPE: LazyLock<regex::Regex> = LazyLock::new(|| linear(r"\d{4}[- ]?\d{3,4}[- ]?\d{3,4}[- ]?\d{3,5}"));
+/// Presidio's card pattern without its leading look-ahead `(?!1\d{12}(?!\d))`, which
+/// [`card_excluded`] checks at each match's start.
+pub(crate) const CARD_PATTERN: &str = r"\b((4\d{3})|(5[0-5]\d{2})|(6\d{3})|(1\d{3})|(3\d{3}))[- ]?(\d{3,4})[- ]?(\d{3,4})[- ]?(\d{3,5})\b";
 
-static CARD: LazyLock<fancy_regex::Regex> =
-    LazyLock::new(|| fancy(r"\b(?!1\d{12}(?!\d))((4\d{3})|(5[0-5]\d{2})|(6\d{3})|(1\d{3})|(3\d{3}))[- ]?(\d{3,4})[- ]?(\d{3,4})[- ]?(\d{3,5})\b"));
+static CARD: LazyLock<regex::Regex> = LazyLock::new(|| linear(CARD_PATTERN));
+static ONE_AND_TWELVE: LazyLock<regex::Regex> = LazyLock::new(|| linear(r"^1\d{12}(?:\D|$)"));
+
+/// The look-ahead Presidio's pattern starts with: a 1 and exactly twelve more digits.
+fn card_excluded(s: &str) -> bool {
+    ONE_AND_TWELVE.is_match(s)
+}
+
+pub(crate) fn card_joins(c: char) -> bool {
+    c == '-' || c == ' ' || window::is_nd(c)
+}
 
 /// The Luhn checksum over the digits of `s` (other characters ignored; no digit: false).
 pub fn luhn(s: &str) -> bool {
@@ -57,38 +70,57 @@ pub fn luhn(s: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
-pub(crate) fn credit_card(text: &str) -> Result<Vec<Finding>, Error> {
+/// Matches of `re` in each window, leftmost first, skipping starts where `excluded` (a check of
+/// the window's text from the start on) holds and searching on from the next character — what a
+/// backtracking engine does with a negative look-ahead at the start of the pattern.
+pub(crate) fn find_unless(re: &regex::Regex, text: &str, windows: &[Window], excluded: impl Fn(&str, usize) -> bool) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
-    // The pattern without its boundary and look-ahead, searched linearly: where that finds
-    // nothing, the backtracking search cannot either, and is skipped.
-    if !CARD_SHAPE.is_match(text) {
-        return Ok(out);
-    }
-    for m in CARD.find_iter(text) {
-        let m = m.map_err(|_| Error::Budget("credit card"))?;
-        // Only "-" and " " separate groups; Unicode digits the pattern allows but Luhn cannot
-        // read make the number invalid, as Python's int() would not (a rare, safe difference:
-        // such a string is dropped rather than reported).
-        let s: String = m.as_str().chars().filter(|c| *c != '-' && *c != ' ').collect();
-        if s.chars().all(|c| c.is_ascii_digit()) && luhn(&s) {
-            out.push(Finding { entity: Entity::CreditCard, start: m.start(), end: m.end(), score: 1.0 });
+    for w in windows {
+        let t = w.text(text);
+        let mut at = 0;
+        while at <= t.len() {
+            let Some(m) = re.find_at(t, at) else { break };
+            if excluded(t, m.start()) {
+                at = m.start() + t[m.start()..].chars().next().map_or(1, char::len_utf8);
+                continue;
+            }
+            out.push(w.ctx.start + m.start()..w.ctx.start + m.end());
+            at = m.end().max(m.start() + 1);
         }
     }
-    Ok(out)
+    out
 }
 
-static SSN: LazyLock<[(regex::Regex, f64); 5]> = LazyLock::new(|| {
-    [
-        (linear(r"\b([0-9]{5})-([0-9]{4})\b"), 0.05),
-        (linear(r"\b([0-9]{3})-([0-9]{6})\b"), 0.05),
-        (linear(r"\b(([0-9]{3})-([0-9]{2})-([0-9]{4}))\b"), 0.05),
-        (linear(r"\b[0-9]{9}\b"), 0.05),
-        (linear(r"\b([0-9]{3})[- .]([0-9]{2})[- .]([0-9]{4})\b"), 0.5),
-    ]
-});
+pub(crate) fn credit_card(text: &str, digits: &[usize]) -> Vec<Finding> {
+    // Four groups of at least 4 + 3 + 3 + 3 digits.
+    let windows = window::runs(text, digits.iter().copied(), card_joins, |r| r.chars().filter(|&c| window::is_nd(c)).count() >= 13);
+    find_unless(&CARD, text, &windows, |t, s| card_excluded(&t[s..]))
+        .into_iter()
+        .filter(|m| card_valid(&text[m.clone()]))
+        .map(|m| Finding { entity: Entity::CreditCard, start: m.start, end: m.end, score: 1.0 })
+        .collect()
+}
+
+/// Presidio's check of a card-number match: Luhn over its digits. Only "-" and " " separate
+/// groups; Unicode digits the pattern allows but Luhn cannot read make the number invalid, as
+/// Python's int() would not (a rare, safe difference: such a string is dropped, not reported).
+pub(crate) fn card_valid(m: &str) -> bool {
+    let s: String = m.chars().filter(|c| *c != '-' && *c != ' ').collect();
+    s.chars().all(|c| c.is_ascii_digit()) && luhn(&s)
+}
+
+pub(crate) const SSN_PATTERNS: [(&str, f64); 5] = [
+    (r"\b([0-9]{5})-([0-9]{4})\b", 0.05),
+    (r"\b([0-9]{3})-([0-9]{6})\b", 0.05),
+    (r"\b(([0-9]{3})-([0-9]{2})-([0-9]{4}))\b", 0.05),
+    (r"\b[0-9]{9}\b", 0.05),
+    (r"\b([0-9]{3})[- .]([0-9]{2})[- .]([0-9]{4})\b", 0.5),
+];
+
+static SSN: LazyLock<Vec<(regex::Regex, f64)>> = LazyLock::new(|| SSN_PATTERNS.iter().map(|(p, s)| (linear(p), *s)).collect());
 
 /// Presidio's `UsSsnRecognizer.invalidate_result`.
-fn ssn_invalid(s: &str) -> bool {
+pub(crate) fn ssn_invalid(s: &str) -> bool {
     let delimiters: std::collections::BTreeSet<char> = s.chars().filter(|c| matches!(c, '.' | '-' | ' ')).collect();
     if delimiters.len() > 1 {
         return true;
@@ -101,12 +133,17 @@ fn ssn_invalid(s: &str) -> bool {
     d.get(3..5) == Some("00") || d.get(5..) == Some("0000") || matches!(d.get(..3), Some("000" | "666")) || matches!(d.as_str(), "123456789" | "987654320" | "078051120")
 }
 
-pub(crate) fn ssn(text: &str) -> Vec<Finding> {
+pub(crate) fn ssn_joins(c: char) -> bool {
+    c.is_ascii_digit() || matches!(c, '-' | ' ' | '.')
+}
+
+pub(crate) fn ssn(text: &str, digits: &[usize]) -> Vec<Finding> {
+    let windows = window::runs(text, digits.iter().copied(), ssn_joins, |r| r.bytes().filter(u8::is_ascii_digit).count() >= 9);
     let mut out = Vec::new();
     for (re, score) in SSN.iter() {
-        for m in re.find_iter(text) {
-            if !ssn_invalid(m.as_str()) {
-                out.push(Finding { entity: Entity::UsSsn, start: m.start(), end: m.end(), score: *score });
+        for m in window::find_in(re, text, &windows) {
+            if !ssn_invalid(&text[m.clone()]) {
+                out.push(Finding { entity: Entity::UsSsn, start: m.start, end: m.end, score: *score });
             }
         }
     }

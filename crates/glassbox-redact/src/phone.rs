@@ -3,26 +3,58 @@
 //! the spans, score 0.4. Matching uses `rlibphonenumber` (a port of Google's C++ library with
 //! its bundled metadata); Presidio uses python-phonenumbers (a port of the Java one).
 
+use std::sync::LazyLock;
+
 use rlibphonenumber::enums::Region;
 use rlibphonenumber::phonenumber_matcher::{Leniency, PHONE_MATCHER_FACTORY};
 
+use crate::window::{self, is_nd};
 use crate::{Entity, Finding};
 
 /// The regions Presidio tries by default, in its order.
-const REGIONS: [Region; 8] = [Region::US, Region::GB, Region::DE, Region::FR, Region::IL, Region::IN, Region::CA, Region::BR];
+pub(crate) const REGIONS: [Region; 8] = [Region::US, Region::GB, Region::DE, Region::FR, Region::IL, Region::IN, Region::CA, Region::BR];
 
-/// libphonenumber's own bound on candidates tried per text (Presidio passes the same).
-const MAX_TRIES: usize = 65_535;
+/// libphonenumber's own bound on candidates tried per text (Presidio passes the same). Each run
+/// is searched as its own text, so the bound applies per run: a long text full of numbers is
+/// searched to its end, where Presidio stops after this many candidates in the whole text.
+pub(crate) const MAX_TRIES: usize = 65_535;
 
-pub(crate) fn find(text: &str) -> Vec<Finding> {
+/// Every character libphonenumber's candidate pattern can match (its `PATTERN`: opening
+/// brackets and plus signs, `VALID_PUNCTUATION`, `\p{Nd}` digits, and the extension forms
+/// `;ext=`, `ext`, `extension`, `extensión`, `anexo`, `доб`, `int`, `x`, `#`, `~` and their
+/// full-width forms, case-insensitively, with spaces, tabs, commas, colons and dots around them);
+/// `tests::phone_pattern_characters_join` checks this against the pattern itself.
+pub(crate) fn joins(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_digit() || " \t-.,:;=/~#+()[]extnsioaEXTNSIOA".contains(c);
+    }
+    is_nd(c)
+        || matches!(c, '\u{A0}' | '\u{AD}' | '\u{200B}' | '\u{2060}' | '\u{3000}' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{30FC}' | '\u{FF0D}'..='\u{FF0F}' | '\u{FF08}' | '\u{FF09}' | '\u{FF3B}' | '\u{FF3D}' | '\u{2053}' | '\u{223C}' | '\u{FF0B}' | '\u{FF03}' | '\u{FF5E}')
+        || EXTENSION_LETTER.is_match(c.encode_utf8(&mut [0; 4]))
+}
+
+/// The letters of the extension labels, with every character whose case folds into one.
+static EXTENSION_LETTER: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new("(?i)^[extnsioaó\u{301}доб\u{FF45}\u{FF58}\u{FF54}\u{FF4E}\u{FF49}]$").expect("a fixed pattern compiles"));
+
+/// A valid number has at least four digits (the shortest in libphonenumber's metadata for these
+/// regions and for any country code; `tests::no_number_has_fewer_than_four_digits` checks every
+/// string of one to three digits, with and without `+`).
+const MIN_DIGITS: usize = 4;
+
+pub(crate) fn find(text: &str, digits: &[usize]) -> Vec<Finding> {
+    let windows = window::runs(text, digits.iter().copied(), joins, |r| r.chars().filter(|&c| is_nd(c)).count() >= MIN_DIGITS);
     let mut out = Vec::new();
-    for region in REGIONS {
-        for m in PHONE_MATCHER_FACTORY.create_matcher(text, Leniency::Valid, MAX_TRIES as _, Some(region)) {
-            let (start, end) = (m.start, m.end());
-            // The matcher works in bytes of this text; a span off a character boundary would
-            // be a bug there, and is dropped rather than trusted.
-            if start < end && end <= text.len() && text.is_char_boundary(start) && text.is_char_boundary(end) {
-                out.push(Finding { entity: Entity::PhoneNumber, start, end, score: 0.4 });
+    for w in &windows {
+        let t = w.text(text);
+        for region in REGIONS {
+            for m in PHONE_MATCHER_FACTORY.create_matcher(t, Leniency::Valid, MAX_TRIES as _, Some(region)) {
+                let (start, end) = (m.start, m.end());
+                // The matcher works in bytes of this text; a span off a character boundary would
+                // be a bug there, and is dropped rather than trusted.
+                if start < end && end <= t.len() && t.is_char_boundary(start) && t.is_char_boundary(end) {
+                    out.push(Finding { entity: Entity::PhoneNumber, start: w.ctx.start + start, end: w.ctx.start + end, score: 0.4 });
+                }
             }
         }
     }
@@ -36,9 +68,10 @@ mod tests {
     #[test]
     fn numbers_in_several_formats() {
         let t = "call (212) 555-0187 or +44 20 7946 0958, not 12";
-        let f: Vec<&str> = find(t).iter().map(|f| &t[f.start..f.end]).collect();
+        let f: Vec<&str> = find(t, &crate::window::digits(t)).iter().map(|f| &t[f.start..f.end]).collect();
         assert!(f.contains(&"(212) 555-0187"), "{f:?}");
         assert!(f.contains(&"+44 20 7946 0958"), "{f:?}");
         assert!(!f.contains(&"12"));
     }
 }
+

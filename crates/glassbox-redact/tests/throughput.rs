@@ -1,13 +1,14 @@
 //! Recogniser throughput (opt-in measurement, not a timed test):
 //! `cargo test --release -p glassbox-redact --test throughput -- --ignored --nocapture`.
-//! Text: prose with personal data in one sentence of five, 4 MB, analysed in 4 KB pieces (a
-//! request's size) on one thread.
+//! Texts (4 MB each, analysed in 4 KB pieces — a request's size — on one thread): prose with
+//! personal data in one sentence of five; prose with numbers and none; presidio-evaluator's
+//! synthetic sentences.
 
-fn measure(label: &str, sentences: &[&str]) {
+fn measure<S: AsRef<str>>(label: &str, sentences: &[S]) {
     let mut text = String::new();
     while text.len() < 4 << 20 {
         for s in sentences {
-            text.push_str(s);
+            text.push_str(s.as_ref());
         }
     }
     let mut pieces = Vec::new();
@@ -47,6 +48,18 @@ fn recogniser_throughput() {
         "Payment failed for card 4111 1111 1111 1111; the refund goes to DE89 3704 0044 0532 0130 00. ",
         "In 2024 the team shipped 12 releases, fixed 340 bugs and moved the service to 10.20.30.40. ",
     ]);
+}
+
+/// presidio-evaluator's synthetic sentences (`tests/fixtures/redact/evaluator.json`: customer
+/// requests, addresses, names; about one in three holds a card, phone, e-mail, IBAN, SSN or IP),
+/// one per line — the text `scripts/pii_eval_vs_presidio.py --throughput` times Presidio on.
+#[test]
+#[ignore = "a measurement: run it by hand"]
+fn recogniser_throughput_on_evaluator_sentences() {
+    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/redact/evaluator.json");
+    let fx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).expect("fixture")).expect("json");
+    let lines: Vec<String> = fx["cases"].as_array().unwrap().iter().map(|c| format!("{}\n", c["text"].as_str().unwrap())).collect();
+    measure("presidio-evaluator sentences", &lines);
 }
 
 /// The output filter's cost per streamed token: a 2,000-word answer with personal data in it,

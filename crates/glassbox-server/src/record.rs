@@ -29,6 +29,8 @@ pub(crate) struct RequestRecord {
     fields: Map<String, Value>,
     t0: Instant,
     log_content: bool,
+    /// The operator's deny list (`--redact-deny-list`): its terms are kept out of logged content too.
+    deny: Option<std::sync::Arc<glassbox_redact::DenyList>>,
 }
 
 impl RequestRecord {
@@ -51,7 +53,7 @@ impl RequestRecord {
         // The policies that apply to this request (what the decision below was taken under).
         let mut policy = Map::new();
         if let Some(rc) = &st.cfg.redact {
-            policy.insert("redaction".into(), json!({"input": rc.input, "output": rc.output, "restore": rc.restore, "mode": format!("{:?}", rc.mode).split(' ').next().unwrap_or("").to_lowercase()}));
+            policy.insert("redaction".into(), json!({"input": rc.input, "output": rc.output, "restore": rc.restore, "deny_list_terms": rc.deny.as_ref().map(|d| d.len()), "mode": format!("{:?}", rc.mode).split(' ').next().unwrap_or("").to_lowercase()}));
         }
         if let Some(k) = &key {
             let p = &k.policy;
@@ -60,7 +62,8 @@ impl RequestRecord {
         if !policy.is_empty() {
             fields.insert("policy".into(), Value::Object(policy));
         }
-        Ok(RequestRecord { permit, key, fields, t0, log_content: st.cfg.log_content })
+        let deny = st.cfg.redact.as_ref().and_then(|rc| rc.deny.clone());
+        Ok(RequestRecord { permit, key, fields, t0, log_content: st.cfg.log_content, deny })
     }
 
     pub fn enabled(&self) -> bool {
@@ -79,13 +82,13 @@ impl RequestRecord {
     }
 
     /// Prompt or completion text, kept only with `--log-content`, and then with every
-    /// recognised piece of personal data replaced by its type (`<EMAIL_ADDRESS>`); the
+    /// recognised piece of personal data (and deny-list term) replaced by its type (`<EMAIL_ADDRESS>`); the
     /// replacements are counted per type.
     pub fn content(&mut self, key: &str, text: &str) {
         if !self.enabled() || !self.log_content {
             return;
         }
-        let (redacted, counts) = match glassbox_redact::analyze(text) {
+        let (redacted, counts) = match glassbox_redact::analyze_with(text, self.deny.as_deref()) {
             Ok(f) => {
                 let mut counts = Map::new();
                 for x in &f {

@@ -16,6 +16,8 @@ pub struct RedactConfig {
     pub restore: bool,
     pub entities: Vec<Entity>,
     pub mode: Mode,
+    /// The operator's own terms, redacted beside the built-in types.
+    pub deny: Option<std::sync::Arc<glassbox_redact::DenyList>>,
 }
 
 impl RedactConfig {
@@ -37,6 +39,7 @@ impl RedactConfig {
     /// A redactor for one request, with its input redacted when configured.
     pub fn start(&self, input: &mut Input) -> Result<Redactor, ApiError> {
         let mut r = Redactor::new(self.mode.clone(), self.entities.clone());
+        r.deny = self.deny.clone();
         if self.input {
             r.restorable = self.restore;
             let mut red = |param: &str, t: &mut String| -> Result<(), ApiError> {

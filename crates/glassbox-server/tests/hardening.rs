@@ -519,9 +519,14 @@ fn a_key_may_only_use_its_models() {
 /// cannot cover is refused by name.
 #[test]
 fn redaction_keeps_personal_data_from_the_model() {
-    let rc = glassbox_server::redaction::RedactConfig { input: true, output: true, restore: true, entities: glassbox_redact::Entity::ALL.to_vec(), mode: glassbox_redact::Mode::Placeholder };
+    let deny = glassbox_redact::DenyList::new(&["Blue Falcon"]).unwrap();
+    let rc = glassbox_server::redaction::RedactConfig { input: true, output: true, restore: true, entities: glassbox_redact::Entity::ALL.to_vec(), mode: glassbox_redact::Mode::Placeholder, deny: Some(std::sync::Arc::new(deny)) };
     let s = start(ServerConfig { redact: Some(rc), ..config() });
     let prompt = "Contact jane.doe@example.com or 4111 1111 1111 1111 now";
+    // A deny-list term is a placeholder too.
+    let r = s.post("/v1/completions", &json!({"model": NAME, "prompt": "Project blue falcon", "max_tokens": 1}));
+    let seen = s.post("/tokenize", &json!({"model": NAME, "prompt": "Project [TERM_1]"})).json()["count"].as_u64().unwrap();
+    assert_eq!(r.json()["usage"]["prompt_tokens"].as_u64(), Some(seen), "{}", r.body);
     let r = s.post("/v1/completions", &json!({"model": NAME, "prompt": prompt, "max_tokens": 8, "temperature": 0}));
     assert_eq!(r.status, 200, "{}", r.body);
     let seen = s.post("/tokenize", &json!({"model": NAME, "prompt": "Contact [EMAIL_1] or [CARD_1] now"})).json()["count"].as_u64().unwrap();

@@ -83,10 +83,15 @@ pub struct RedactArgs {
     /// A UTF-8 file to read the text from
     #[arg(long)]
     pub file: Option<PathBuf>,
-    /// Types to replace, comma-separated (EMAIL, PHONE, CARD, IBAN, SSN, IP, or Presidio's
-    /// names; default: all)
+    /// Types to replace, comma-separated (EMAIL, PHONE, CARD, IBAN, SSN, IP, MAC, CRYPTO, TERM,
+    /// or Presidio's names; default: all)
     #[arg(long, value_delimiter = ',')]
     pub entities: Vec<String>,
+    /// Your own terms to replace (type TERM / DENY_LIST): a UTF-8 file, one term per line,
+    /// matched as whole words in any case ('#' starts a comment line). Names and addresses have
+    /// no built-in recogniser: list the ones you know here
+    #[arg(long, value_name = "FILE")]
+    pub deny_list: Option<PathBuf>,
     /// placeholder ([EMAIL_1], stable per value), mask (* per character) or hash (salted
     /// SHA-256 tag; a random salt per run unless --salt)
     #[arg(long, default_value = "placeholder")]
@@ -702,9 +707,13 @@ pub struct ServeArgs {
     /// streamed), or both (`input,output`)
     #[arg(long, value_delimiter = ',', value_name = "input,output")]
     pub redact: Vec<String>,
-    /// Types to redact (EMAIL, PHONE, CARD, IBAN, SSN, IP or Presidio's names; default: all)
+    /// Types to redact (EMAIL, PHONE, CARD, IBAN, SSN, IP, MAC, CRYPTO, TERM or Presidio's
+    /// names; default: all)
     #[arg(long, value_delimiter = ',')]
     pub redact_entities: Vec<String>,
+    /// Your own terms to redact as well (type TERM): one per line, whole words, any case
+    #[arg(long, value_name = "FILE")]
+    pub redact_deny_list: Option<PathBuf>,
     /// placeholder, mask or hash (salted per server start)
     #[arg(long, default_value = "placeholder")]
     pub redact_mode: String,

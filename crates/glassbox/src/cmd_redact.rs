@@ -38,7 +38,8 @@ pub fn redact(a: crate::cli::RedactArgs) -> Result<()> {
     };
     let salt = a.salt.as_ref().map(|s| s.as_bytes().to_vec()).unwrap_or_else(random_salt);
     let Some(mode) = Mode::from_name(&a.mode, salt) else { bail!("--mode {}: placeholder, mask or hash", a.mode) };
-    let findings = glassbox_redact::analyze(&text)?;
+    let deny = a.deny_list.as_deref().map(glassbox_redact::DenyList::read).transpose()?;
+    let findings = glassbox_redact::analyze_with(&text, deny.as_ref())?;
     let (out, replaced) = glassbox_redact::anonymize(&text, &findings, &keep, &mode);
     let mut stdout = std::io::stdout().lock();
     if a.json {

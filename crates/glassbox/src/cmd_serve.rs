@@ -22,8 +22,8 @@ fn read_keys(path: &std::path::Path) -> Result<Vec<String>> {
 /// `--redact input,output`, its types and mode.
 fn redact_config(a: &ServeArgs) -> Result<Option<glassbox_server::redaction::RedactConfig>> {
     if a.redact.is_empty() {
-        if !a.redact_entities.is_empty() || a.redact_restore || a.redact_mode != "placeholder" {
-            bail!("--redact-entities, --redact-mode and --redact-restore need --redact input and/or output");
+        if !a.redact_entities.is_empty() || a.redact_restore || a.redact_mode != "placeholder" || a.redact_deny_list.is_some() {
+            bail!("--redact-entities, --redact-mode, --redact-restore and --redact-deny-list need --redact input and/or output");
         }
         return Ok(None);
     }
@@ -51,7 +51,8 @@ fn redact_config(a: &ServeArgs) -> Result<Option<glassbox_server::redaction::Red
     if a.redact_restore && mode == glassbox_redact::Mode::Mask {
         bail!("--redact-restore cannot restore masks (every masked value looks alike): use placeholder or hash");
     }
-    Ok(Some(glassbox_server::redaction::RedactConfig { input, output, restore: a.redact_restore, entities, mode }))
+    let deny = a.redact_deny_list.as_deref().map(glassbox_redact::DenyList::read).transpose()?.map(std::sync::Arc::new);
+    Ok(Some(glassbox_server::redaction::RedactConfig { input, output, restore: a.redact_restore, entities, mode, deny }))
 }
 
 fn licences(r: &glassbox_audit::Report) -> String {

@@ -1,14 +1,20 @@
 //! Fuzz the streaming redaction filter: any text, cut into chunks of any size, must give exactly
 //! what the whole text gives at once (nothing of a finding leaks across a chunk boundary, and
-//! nothing is lost), with input placeholders restored. First byte: chunk size.
+//! nothing is lost), with input placeholders restored and a deny list's terms found. First
+//! byte: chunk size.
 //! Run: cd crates/glassbox-redact/fuzz && cargo +nightly fuzz run stream_filter
 #![no_main]
 
-use glassbox_redact::{Entity, Mode, Redactor, StreamFilter};
+use std::sync::{Arc, LazyLock};
+
+use glassbox_redact::{DenyList, Entity, Mode, Redactor, StreamFilter};
 use libfuzzer_sys::fuzz_target;
+
+static DENY: LazyLock<Arc<DenyList>> = LazyLock::new(|| Arc::new(DenyList::new(&["Blue Falcon", "blue", "Jane Q. Roe", "x-7"]).expect("a fixed list")));
 
 fn redactor() -> Redactor {
     let mut r = Redactor::new(Mode::Placeholder, Entity::ALL.to_vec());
+    r.deny = Some(DENY.clone());
     r.restorable = true;
     let _ = r.redact("a@example.com 4111 1111 1111 1111 +1 415 555 0100");
     r.restorable = false;

@@ -1,0 +1,185 @@
+//! Where the recognisers look: each recogniser's matches are made only of characters from its
+//! own set (digits, separators, …: its *joining* characters), so a match lies inside one maximal
+//! run of them. A run that holds no seed of the recogniser (a digit, an `@`, …) or too few digits
+//! cannot hold a match and is never searched; the others are searched with one character of
+//! context on each side (what `\b`, look-behind and libphonenumber's neighbour checks look at).
+//! Because a run is maximal, leftmost-first matching inside it gives exactly the matches a search
+//! of the whole text gives there; `tests` check each pattern's characters against its set.
+
+use std::ops::Range;
+use std::sync::LazyLock;
+
+/// A run of joining characters (`run`) inside the text searched for it (`ctx`: the run and one
+/// character either side, where the text has one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub run: Range<usize>,
+    pub ctx: Range<usize>,
+}
+
+impl Window {
+    /// The searched text.
+    pub fn text<'t>(&self, text: &'t str) -> &'t str {
+        &text[self.ctx.clone()]
+    }
+}
+
+static ND: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new(r"^\p{Nd}$").expect("a fixed pattern compiles"));
+
+/// A Unicode decimal digit (`\d` in Python's and Rust's regexes, `\p{Nd}` in libphonenumber's).
+pub(crate) fn is_nd(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_digit();
+    }
+    c.is_numeric() && ND.is_match(c.encode_utf8(&mut [0; 4]))
+}
+
+/// Byte offsets of every decimal digit, ASCII or not, in order.
+pub(crate) fn digits(text: &str) -> Vec<usize> {
+    if text.is_ascii() {
+        return text.bytes().enumerate().filter(|(_, b)| b.is_ascii_digit()).map(|(i, _)| i).collect();
+    }
+    text.char_indices().filter(|&(_, c)| is_nd(c)).map(|(i, _)| i).collect()
+}
+
+/// The maximal runs of `joins` characters around each seed (byte offsets of characters in
+/// `text`, ascending), each once, kept when `keep` accepts the run's text.
+pub(crate) fn runs(text: &str, seeds: impl IntoIterator<Item = usize>, joins: impl Fn(char) -> bool, keep: impl Fn(&str) -> bool) -> Vec<Window> {
+    let mut out: Vec<Window> = Vec::new();
+    let mut covered = 0usize;
+    for seed in seeds {
+        if seed < covered {
+            continue;
+        }
+        let Some(c) = text[seed..].chars().next() else { continue };
+        if !joins(c) {
+            covered = seed + c.len_utf8();
+            continue;
+        }
+        let mut start = seed;
+        let mut before = None;
+        for (i, c) in text[..seed].char_indices().rev() {
+            if !joins(c) {
+                before = Some(i);
+                break;
+            }
+            start = i;
+        }
+        let mut end = text.len();
+        let mut after = text.len();
+        for (i, c) in text[seed..].char_indices() {
+            if !joins(c) {
+                end = seed + i;
+                after = end + c.len_utf8();
+                break;
+            }
+        }
+        covered = end.max(seed + 1);
+        if keep(&text[start..end]) {
+            out.push(Window { run: start..end, ctx: before.unwrap_or(start)..after });
+        }
+    }
+    out
+}
+
+/// Leftmost-first matches of `re` inside each window, as byte ranges of the whole text.
+pub(crate) fn find_in(re: &regex::Regex, text: &str, windows: &[Window]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    for w in windows {
+        for m in re.find_iter(w.text(text)) {
+            out.push(w.ctx.start + m.start()..w.ctx.start + m.end());
+        }
+    }
+    out
+}
+
+/// The character before byte `at` (none at the start).
+pub(crate) fn char_before(text: &str, at: usize) -> Option<char> {
+    text[..at].chars().next_back()
+}
+
+/// Python's `\w` (Unicode word characters), as the regex crate has it.
+pub(crate) fn is_word(c: char) -> bool {
+    regex_syntax::is_word_character(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_maximal_and_once() {
+        let t = "ab 12-34 x 5 6 7, 8";
+        let w = runs(t, digits(t), |c| c.is_ascii_digit() || c == ' ' || c == '-', |_| true);
+        let got: Vec<&str> = w.iter().map(|w| &t[w.run.clone()]).collect();
+        assert_eq!(got, [" 12-34 ", " 5 6 7", " 8"]);
+        assert_eq!(w[0].text(t), "b 12-34 x");
+        assert_eq!(w[2].text(t), ", 8");
+        assert!(is_nd('٣') && is_nd('３') && !is_nd('½') && !is_nd('a'));
+        assert_eq!(digits("a٣b1"), vec![1, 4]);
+    }
+
+    /// Every character `pattern` (case-insensitive when `ci`) can match, as ranges.
+    fn characters(pattern: &str, ci: bool) -> Vec<(char, char)> {
+        use regex_syntax::hir::{Class, HirKind};
+        fn walk(h: &regex_syntax::hir::Hir, out: &mut Vec<(char, char)>) {
+            match h.kind() {
+                HirKind::Literal(l) => out.extend(std::str::from_utf8(&l.0).expect("utf-8 literal").chars().map(|c| (c, c))),
+                HirKind::Class(Class::Unicode(c)) => out.extend(c.ranges().iter().map(|r| (r.start(), r.end()))),
+                HirKind::Class(Class::Bytes(_)) => panic!("byte class"),
+                HirKind::Repetition(r) => walk(&r.sub, out),
+                HirKind::Capture(c) => walk(&c.sub, out),
+                HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().for_each(|h| walk(h, out)),
+                HirKind::Empty | HirKind::Look(_) => {}
+            }
+        }
+        let hir = regex_syntax::ParserBuilder::new().case_insensitive(ci).build().parse(pattern).expect("pattern parses");
+        let mut out = Vec::new();
+        walk(&hir, &mut out);
+        out
+    }
+
+    fn all_join(name: &str, pattern: &str, ci: bool, joins: impl Fn(char) -> bool) {
+        for (a, b) in characters(pattern, ci) {
+            for c in (a as u32..=b as u32).filter_map(char::from_u32) {
+                assert!(joins(c), "{name}: {c:?} (U+{:04X}) is in the pattern but does not join a run", c as u32);
+            }
+        }
+    }
+
+    /// The windows are exact only if each pattern's characters all join its runs: checked on the
+    /// patterns themselves (their syntax trees), not on examples.
+    #[test]
+    fn every_pattern_character_joins_its_runs() {
+        all_join("email", crate::patterns::EMAIL_PATTERN, true, crate::patterns::email_joins);
+        all_join("card", crate::patterns::CARD_PATTERN, true, crate::patterns::card_joins);
+        for (p, _) in crate::patterns::SSN_PATTERNS {
+            all_join("ssn", p, true, crate::patterns::ssn_joins);
+        }
+        all_join("iban", crate::iban::IBAN_BODY, true, crate::iban::alnum_or_separator);
+        for (i, (p, _, _)) in crate::ip::patterns().iter().enumerate() {
+            // The address only: what follows it is the consumed look-ahead.
+            let body = if i >= 3 { &p[1..p.find(")(?:$").expect("group 1")] } else { p.as_str() };
+            all_join("ip", body, true, crate::ip::joins);
+        }
+        for p in crate::mac::MAC_PATTERNS {
+            all_join("mac", p, true, crate::mac::joins);
+        }
+        all_join("crypto", crate::crypto::CRYPTO_PATTERN, true, crate::iban::alnum);
+        // libphonenumber's candidate pattern (rlibphonenumber 2.2.15 `matcher_regex.rs`,
+        // `helper_constants.rs`, `helper_functions::create_extn_pattern(false)`).
+        let punct = "[-x\u{2010}-\u{2015}\u{2212}\u{30FC}\u{FF0D}-\u{FF0F} \u{00A0}\u{00AD}\u{200B}\u{2060}\u{3000}()\u{FF08}\u{FF09}\u{FF3B}\u{FF3D}.\\[\\]/~\u{2053}\u{223C}]{0,4}";
+        let digits = "\\p{Nd}{1,20}";
+        let ext_digits = "([\\p{Nd}]{1,20})";
+        let sep = "[ \u{00A0}\\t,]*";
+        let after = "[:\\.\u{FF0E}]?[ \u{00A0}\\t,-]*";
+        let explicit = "(?:e?xt(?:ensi(?:o\u{0301}?|\u{00F3}))?n?|(?:\u{FF45})?\u{FF58}\u{FF54}(?:\u{FF4E})?|\u{0434}\u{043E}\u{0431}|anexo)";
+        let ambiguous = "(?:[x\u{FF58}#\u{FF03}~\u{FF5E}]|int|\u{FF49}\u{FF4E}\u{FF54})";
+        let extn = format!(";ext={ext_digits}|{sep}{explicit}{after}{ext_digits}#?|{sep}{ambiguous}{after}{ext_digits}#?|[- ]+{ext_digits}#");
+        let lead = "[(\\[\u{FF08}\u{FF3B}+\u{FF0B}]";
+        let phone = format!("(?:{lead}{punct}){{0,2}}{digits}(?:{punct}{digits}){{0,20}}(?i)(?:{extn})?");
+        all_join("phone", &phone, false, crate::phone::joins);
+        // The time-stamp check looks at ":" and two digits after a candidate.
+        all_join("phone", "^:[0-5]\\d", false, crate::phone::joins);
+    }
+}
