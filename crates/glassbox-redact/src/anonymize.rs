@@ -231,14 +231,12 @@ pub struct StreamFilter {
     pub restore: bool,
 }
 
-/// Characters a number-like finding can hold: letters and digits, and the separators
-/// libphonenumber accepts inside a phone number (its VALID_PUNCTUATION: brackets, dashes, slashes,
-/// tildes and spaces, ASCII and Unicode), plus `:` and `.` (IP addresses) and `_` (so a
-/// placeholder being restored, `[CARD_1]`, is one word).
+/// Characters a number-like finding can hold: letters and digits, every character
+/// libphonenumber's candidate pattern can take (its punctuation — brackets, dashes, slashes,
+/// tildes, spaces, ASCII and Unicode — and extensions: `#`, `,`, `;ext=`, tabs), `%` (an IPv6
+/// zone) and `_` (so a placeholder being restored, `[CARD_1]`, is one word).
 fn number_char(c: char) -> bool {
-    c.is_alphanumeric()
-        || " .:-()+/[]~_".contains(c)
-        || matches!(c, '\u{00A0}' | '\u{00AD}' | '\u{200B}' | '\u{2060}' | '\u{3000}' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{30FC}' | '\u{FF0D}' | '\u{FF0F}' | '（' | '）' | '［' | '］' | '⁓' | '∼' | '～')
+    c.is_alphanumeric() || c == '_' || c == '%' || crate::phone::joins(c)
 }
 
 /// Where a spaced number at the end of `s` could start: the word holding the first digit, `+`
@@ -491,6 +489,10 @@ mod tests {
         let text = format!("Pay to DE89 `\u{fffd}\u{fffd}4 0044 053{}0,\0car{}d 4E 11111155112 1111, thanks", "\u{fffd}".repeat(8), "\u{fffd}".repeat(11));
         chunked_equals_whole_with(&text, &restoring);
         assert!(StreamFilter::new(true, false).finish_with(&text, &mut restoring()).contains("[PHONE_1]"));
+        // Found by fuzzing: "04 4532 01#0" is one phone number with its extension ("#0"), but the
+        // hold stopped at the "#" and the number went out without it.
+        let text = format!("Pay to DE8704 \u{fffd}\u{1}04 4532 01#0 00,\u{1}\0\u{10}{}r $ac\u{6}] ^bou110 {}1112 1ks", "\0".repeat(8), "\u{fffd}".repeat(112));
+        chunked_equals_whole_with(&text, &restoring);
         // A deny-list term split across chunks, in any case, with spaces inside.
         let deny = std::sync::Arc::new(crate::DenyList::new(&["Blue Falcon", "blue"]).unwrap());
         let with_deny = || {

@@ -37,13 +37,29 @@ pub(crate) fn joins(c: char) -> bool {
 static EXTENSION_LETTER: LazyLock<regex::Regex> =
     LazyLock::new(|| regex::Regex::new("(?i)^[extnsioaó\u{301}доб\u{FF45}\u{FF58}\u{FF54}\u{FF4E}\u{FF49}]$").expect("a fixed pattern compiles"));
 
-/// A valid number has at least four digits (the shortest in libphonenumber's metadata for these
-/// regions and for any country code; `tests::no_number_has_fewer_than_four_digits` checks every
-/// string of one to three digits, with and without `+`).
+/// A valid number has at least four digits, and one of four or five digits holds 164, 168 or 169
+/// (German short numbers): the only ones libphonenumber's metadata accepts for these regions or
+/// any country code (`tests::short_numbers` runs the matcher on every string of one to five
+/// digits, with and without `+`). Runs with fewer digits, or with five at most and none of
+/// these, cannot hold a phone number and skip the matcher (years, counts, prices in prose).
 const MIN_DIGITS: usize = 4;
+const SHORT: usize = 5;
+const SHORT_VALID: [&str; 3] = ["164", "168", "169"];
+
+fn may_hold_number(run: &str) -> bool {
+    let n = run.chars().filter(|&c| is_nd(c)).count();
+    if n < MIN_DIGITS {
+        return false;
+    }
+    if n > SHORT || !run.is_ascii() {
+        return true;
+    }
+    let d: String = run.chars().filter(char::is_ascii_digit).collect();
+    SHORT_VALID.iter().any(|p| d.contains(p))
+}
 
 pub(crate) fn find(text: &str, digits: &[usize]) -> Vec<Finding> {
-    let windows = window::runs(text, digits.iter().copied(), joins, |r| r.chars().filter(|&c| is_nd(c)).count() >= MIN_DIGITS);
+    let windows = window::runs(text, digits.iter().copied(), joins, may_hold_number);
     let mut out = Vec::new();
     for w in &windows {
         let t = w.text(text);
@@ -72,6 +88,29 @@ mod tests {
         assert!(f.contains(&"(212) 555-0187"), "{f:?}");
         assert!(f.contains(&"+44 20 7946 0958"), "{f:?}");
         assert!(!f.contains(&"12"));
+    }
+
+    /// What [`may_hold_number`] relies on, checked on libphonenumber itself: no string of one to
+    /// five digits (with or without `+`) is a number in any of the regions, except those holding
+    /// 164, 168 or 169 — and those are still found.
+    #[test]
+    fn short_numbers() {
+        let matcher_finds = |t: &str| REGIONS.iter().any(|&r| PHONE_MATCHER_FACTORY.create_matcher(t, Leniency::Valid, MAX_TRIES as _, Some(r)).next().is_some());
+        let mut valid = 0;
+        for n in 1..=SHORT as u32 {
+            for v in 0..10u64.pow(n) {
+                let d = format!("{v:0width$}", width = n as usize);
+                for t in [d.clone(), format!("+{d}")] {
+                    if matcher_finds(&t) {
+                        assert!(n as usize >= MIN_DIGITS && !t.starts_with('+') && SHORT_VALID.iter().any(|p| d.contains(p)), "{t} is a valid number");
+                        assert_eq!(find(&t, &crate::window::digits(&t)).len(), 1, "{t}");
+                        valid += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(valid, 360);
+        assert!(!may_hold_number(" 2024 ") && !may_hold_number("12 345") && may_hold_number("0164 1") && may_hold_number("123456"));
     }
 }
 
