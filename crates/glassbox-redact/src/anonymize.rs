@@ -315,6 +315,16 @@ fn safe_cut(t: &str, restore: bool, deny: Option<&crate::DenyList>) -> usize {
     // A length bound may land inside a long run: never split a finding that is already whole
     // (the word and number rules cut where no finding can straddle), nor, when restoring, a
     // placeholder tag. Each rule only moves the cut left: repeated until both hold.
+    // Nor a word: a piece ending inside a long number would be analysed with the number cut
+    // short ("401288888" of "4012888888881881881" reads as an SSN). The cut moves to the start of
+    // the letters and digits it falls in, unless they run on past any bound.
+    if bounded && cut > 0 && cut < t.len() {
+        let floor = t.len().saturating_sub(MAX_WORD + MAX_NUMBER);
+        let start = t[..cut].char_indices().rev().take_while(|(_, c)| c.is_alphanumeric()).last().map_or(cut, |(i, _)| i);
+        if t[cut..].starts_with(char::is_alphanumeric) && start >= floor {
+            cut = start;
+        }
+    }
     let found = if bounded && cut > 0 && cut < t.len() { crate::analyze_with(t, deny).unwrap_or_default() } else { Vec::new() };
     loop {
         let before = cut;
@@ -493,6 +503,10 @@ mod tests {
         // hold stopped at the "#" and the number went out without it.
         let text = format!("Pay to DE8704 \u{fffd}\u{1}04 4532 01#0 00,\u{1}\0\u{10}{}r $ac\u{6}] ^bou110 {}1112 1ks", "\0".repeat(8), "\u{fffd}".repeat(112));
         chunked_equals_whole_with(&text, &restoring);
+        // Found by fuzzing: a list of numbers separated by ", " is one run of number characters;
+        // its length bound cut "4012888888881881881" (no finding) and the piece's end,
+        // "401288888", read as an SSN. A bound never cuts inside letters and digits now.
+        chunked_equals_whole_with("Cards: 4111 1111 1111 1112, 4012888888881881881, 378282246310005, 3782 822463 10005, 30569309025904, 1234567812345670.", &restoring);
         // A deny-list term split across chunks, in any case, with spaces inside.
         let deny = std::sync::Arc::new(crate::DenyList::new(&["Blue Falcon", "blue"]).unwrap());
         let with_deny = || {
