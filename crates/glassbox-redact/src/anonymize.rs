@@ -229,6 +229,12 @@ pub struct StreamFilter {
     pub redact: bool,
     /// Put back the originals of restorable placeholders.
     pub restore: bool,
+    /// Pieces passed on where a length bound, not the text, decided the cut (a run of number
+    /// characters or a word longer than any finding). Only there can streamed output differ from
+    /// the whole text's: the piece is analysed without what follows, so a number cut short may be
+    /// redacted that the whole text would not redact (never the other way: a finding that is
+    /// already whole is never split).
+    pub bounded_cuts: usize,
 }
 
 /// Characters a number-like finding can hold: letters and digits, every character
@@ -264,8 +270,9 @@ fn number_anchor(s: &str, floor: usize) -> usize {
     }
 }
 
-/// Byte index where the part of `t` that is safe to pass on ends.
-fn safe_cut(t: &str, restore: bool, deny: Option<&crate::DenyList>) -> usize {
+/// Byte index where the part of `t` that is safe to pass on ends, and whether a length bound
+/// decided it.
+fn safe_cut(t: &str, restore: bool, deny: Option<&crate::DenyList>) -> (usize, bool) {
     let mut cut = t.len();
     // Whether a length bound decided the cut (it may then fall inside a whole finding).
     let mut bounded = false;
@@ -342,12 +349,12 @@ fn safe_cut(t: &str, restore: bool, deny: Option<&crate::DenyList>) -> usize {
             break;
         }
     }
-    cut
+    (cut, bounded)
 }
 
 impl StreamFilter {
     pub fn new(redact: bool, restore: bool) -> StreamFilter {
-        StreamFilter { pending: String::new(), context: String::new(), redact, restore }
+        StreamFilter { pending: String::new(), context: String::new(), redact, restore, bounded_cuts: 0 }
     }
 
     fn process(&mut self, text: &str, r: &mut Redactor) -> String {
@@ -380,7 +387,8 @@ impl StreamFilter {
     /// Add a chunk of output; returns what can be passed on now (possibly empty).
     pub fn push(&mut self, chunk: &str, r: &mut Redactor) -> String {
         self.pending.push_str(chunk);
-        let cut = safe_cut(&self.pending, self.restore, if self.redact { r.deny.as_deref() } else { None });
+        let (cut, bounded) = safe_cut(&self.pending, self.restore, if self.redact { r.deny.as_deref() } else { None });
+        self.bounded_cuts += usize::from(bounded && cut > 0);
         if cut == 0 {
             return String::new();
         }
@@ -433,6 +441,27 @@ mod tests {
             }
             out.push_str(&f.finish(&mut r));
             assert_eq!(out, whole, "{text:?} in chunks of {step}");
+        }
+    }
+
+    /// Where a length bound decides cuts, streamed output may redact more than the whole text's
+    /// (a number cut short), never less.
+    fn no_leak_with(text: &str, redactor: &dyn Fn() -> Redactor) {
+        let whole = StreamFilter::new(true, true).finish_with(text, &mut redactor());
+        let chars: Vec<char> = text.chars().collect();
+        for step in 1..=8 {
+            let mut r = redactor();
+            let mut f = StreamFilter::new(true, true);
+            let mut out = String::new();
+            for c in chars.chunks(step) {
+                out.push_str(&f.push(&c.iter().collect::<String>(), &mut r));
+            }
+            out.push_str(&f.finish(&mut r));
+            assert!(f.bounded_cuts > 0 || out == whole, "{text:?} in chunks of {step}");
+            for found in crate::analyze(text).unwrap() {
+                let v = &text[found.start..found.end];
+                assert!(whole.contains(v) || !out.contains(v), "{v:?} leaked in chunks of {step}");
+            }
         }
     }
 
@@ -507,6 +536,11 @@ mod tests {
         // its length bound cut "4012888888881881881" (no finding) and the piece's end,
         // "401288888", read as an SSN. A bound never cuts inside letters and digits now.
         chunked_equals_whole_with("Cards: 4111 1111 1111 1112, 4012888888881881881, 378282246310005, 3782 822463 10005, 30569309025904, 1234567812345670.", &restoring);
+        // Found by fuzzing: a 150-byte run of number characters ("044 051632 0130 0VVV…V0,") is
+        // longer than the hold's bound; cut inside it, "044 051632 0130" reads as a phone number
+        // that the whole text (where a letter follows it) does not have — more redaction, no leak.
+        let text = format!("Pay ty\0DE89 3704 \u{10}044 051632 0130 0{}0, cardy to $2 1111", "V".repeat(127));
+        no_leak_with(&text, &restoring);
         // A deny-list term split across chunks, in any case, with spaces inside.
         let deny = std::sync::Arc::new(crate::DenyList::new(&["Blue Falcon", "blue"]).unwrap());
         let with_deny = || {
