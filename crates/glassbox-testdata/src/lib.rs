@@ -34,6 +34,12 @@ pub fn model(file: &str) -> PathBuf {
     p
 }
 
+/// A file of llama.cpp's tokenizer test vectors (`ggml-vocab-NAME.gguf`, `.inp`, `.out`), fetched
+/// by `scripts/fetch_models.py --all` into `<cache>/llama-vocab/`.
+pub fn llama_vocab(file: &str) -> PathBuf {
+    model(&format!("llama-vocab/{file}"))
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("..")

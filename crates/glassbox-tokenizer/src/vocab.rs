@@ -207,7 +207,8 @@ impl Tokenizer {
     }
 
     fn partition<'a>(&self, text: &'a str, parse_special: bool) -> Vec<Frag<'a>> {
-        let mut frags = vec![Frag::Text(text)];
+        // As llama.cpp: an empty text has no fragment (so no SentencePiece space prefix either).
+        let mut frags = if text.is_empty() { Vec::new() } else { vec![Frag::Text(text)] };
         for &id in &self.special {
             let ty = self.types[id as usize];
             if !parse_special && matches!(ty, TokenType::Control | TokenType::Unknown) {
