@@ -546,6 +546,14 @@ mod tests {
         // Found by fuzzing: a digit in an e-mail domain anchored the number hold at the "@", and
         // the address went out in two pieces, unredacted — a leak.
         chunked_equals_whole_with("mail bob@mail2.example.com or jaine.doe@examplx-7e.com now", &restoring);
+        // Found by fuzzing: "jane q" at the end of "...@example.cojane q" is the start of the term
+        // "Jane Q. Roe", but a term only matches after a non-word character: held from inside
+        // the word, the e-mail-like word was cut and its first piece read as an address.
+        chunked_equals_whole_with("E\u{4}mail jane.doe@example.cojane q. l +\u{19}\u{1}(921) 160-0109720 today.", &|| {
+            let mut r = restoring();
+            r.deny = Some(std::sync::Arc::new(crate::DenyList::new(&["Jane Q. Roe"]).unwrap()));
+            r
+        });
         // A deny-list term split across chunks, in any case, with spaces inside.
         let deny = std::sync::Arc::new(crate::DenyList::new(&["Blue Falcon", "blue"]).unwrap());
         let with_deny = || {

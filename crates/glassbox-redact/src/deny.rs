@@ -127,11 +127,15 @@ impl DenyList {
     }
 
     /// Where a term that `text` may still be completing starts (the longest end of `text` that
-    /// is a term or the start of one; a whole term too, since what follows decides whether it
-    /// is a whole word); `text.len()` when none.
+    /// is a term or the start of one, after a non-word character; a whole term too, since what
+    /// follows decides whether it is a whole word); `text.len()` when none.
     pub(crate) fn pending_start(&self, text: &str) -> usize {
         let mut start = text.len();
         for (i, _) in text.char_indices().rev().take(self.longest) {
+            // A term matches only after a non-word character (or at the start).
+            if char_before(text, i).is_some_and(is_word) {
+                continue;
+            }
             if self.prefixes.contains(&fold(&text[i..])) {
                 start = i;
             }
@@ -157,6 +161,7 @@ mod tests {
         assert_eq!(d.pending_start("a \u{17F}ecr"), 2);
         assert_eq!(d.pending_start("a secret"), 2);
         assert_eq!(d.pending_start("a secretx"), 9);
+        assert_eq!(d.pending_start("a xsecr"), 7);
         assert!(DenyList::new::<&str>(&[]).is_err() && DenyList::new(&[" "]).is_err() && DenyList::new(&["x".repeat(129)]).is_err());
     }
 }
