@@ -15,7 +15,7 @@ How to regenerate (about 20 minutes on 2 cores, most of it building llama.cpp):
   python3 scripts/fetch_models.py --all
   python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install gguf==0.19.0 jinja2==3.1.6 numpy \
       llama-cpp-python==0.3.36 pyyaml && /tmp/fixvenv/bin/pip install --no-deps lm-eval==0.4.13
-  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop eval refusal pii quantize kldtop-opt-in neox-tokenize]
+  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop eval refusal pii quantize kldtop-opt-in neox-tokenize archs]
 For the perplexity part, build llama-perplexity from the same sdist (`pip download --no-deps
 --no-binary :all: llama-cpp-python==0.3.36`, then cmake in vendor/llama.cpp with
 -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON; note GGML_NATIVE=ON enables AMX, which
@@ -200,6 +200,81 @@ def gen_perplexity(model_path: Path, name: str) -> None:
 # --- tiny F32 models for RoPE scaling and Gemma 3 layer kinds, checked by KL divergence ------
 
 ROPE_VARIANTS = ["llama31", "gemma3", "qwen2yarn"]
+
+
+ARCH_VARIANTS = ["granite"]
+
+
+def gen_tiny_arch(arch: str) -> None:
+    """A tiny random-weight model of an architecture glassbox added for the seed systems (issue
+    16), in F32 (tiny-{arch}-f32.gguf) and with its matrices quantised (tiny-{arch}.gguf, the
+    same weights), and llama.cpp's base file over the F32 one on its exact path (`-fa off -ctk
+    f32 -ctv f32`: its flash-attention path adds ~3e-5 of its own noise) —
+    tests/fixtures/kld/tiny-{arch}.kld — with llama.cpp's own KLD and same-top of the quantised
+    file against it. Granite: Llama's layer with embedding, residual, attention and logit
+    multipliers (Granite 3.x's values' magnitudes)."""
+    import numpy as np
+    import gguf
+    from gguf import GGMLQuantizationType as T
+    rng = np.random.default_rng({"granite": 161}[arch])
+    n_embd, n_ff, n_head, n_kv, n_layer = 64, 128, 4, 2, 2
+    hd = n_embd // n_head
+    tokens, types, merges = tiny_vocab()
+    n_vocab = len(tokens)
+    weights = {}
+
+    def t(name, shape, scale=0.08, offset=0.0):
+        weights[name] = (rng.standard_normal(shape) * scale + offset).astype(np.float32)
+
+    t("token_embd.weight", (n_vocab, n_embd), 0.5)
+    t("output_norm.weight", (n_embd,), 0.1, 1.0)
+    # Granite divides the logits by its logit scale (8): the output matrix is 8× larger to keep
+    # the distributions as peaked as the other tiny models' (a flat one would hide differences).
+    t("output.weight", (n_vocab, n_embd), 1.6)
+    for il in range(n_layer):
+        b = f"blk.{il}."
+        t(b + "attn_norm.weight", (n_embd,), 0.1, 1.0)
+        t(b + "attn_q.weight", (n_head * hd, n_embd), 0.2)
+        t(b + "attn_k.weight", (n_kv * hd, n_embd), 0.2)
+        t(b + "attn_v.weight", (n_kv * hd, n_embd))
+        t(b + "attn_output.weight", (n_embd, n_head * hd))
+        t(b + "ffn_norm.weight", (n_embd,), 0.1, 1.0)
+        t(b + "ffn_gate.weight", (n_ff, n_embd))
+        t(b + "ffn_up.weight", (n_ff, n_embd))
+        t(b + "ffn_down.weight", (n_embd, n_ff))
+    kinds = [T.Q8_0, T.Q4_0, T.Q5_1, T.Q4_1, T.Q5_0, T.F16, T.BF16]
+    for quantised in (False, True):
+        path = FIX / "tiny" / (f"tiny-{arch}.gguf" if quantised else f"tiny-{arch}-f32.gguf")
+        w = tiny_writer(path, arch, arch, 256, n_embd, n_ff, n_layer, n_head, n_kv)
+        w.add_rope_freq_base(10000.0)
+        w.add_file_type(0)
+        if arch == "granite":
+            w.add_float32("granite.embedding_scale", 12.0)
+            w.add_float32("granite.residual_scale", 0.5)
+            w.add_float32("granite.attention.scale", 1.0)
+            w.add_float32("granite.logit_scale", 8.0)
+        add_tiny_tokenizer(w)
+        for i, (name, data) in enumerate(weights.items()):
+            qt = kinds[i % len(kinds)] if quantised and data.ndim == 2 else T.F32
+            if qt == T.F32:
+                w.add_tensor(name, data)
+            else:
+                q = gguf.quants.quantize(data, qt)
+                w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=qt)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+    f32, quant = FIX / "tiny" / f"tiny-{arch}-f32.gguf", FIX / "tiny" / f"tiny-{arch}.gguf"
+    base = FIX / "kld" / f"tiny-{arch}.kld"
+    exact = ["-fa", "off", "-ctk", "f32", "-ctv", "f32"]
+    common = ["-c", "64", "-b", "64", "-t", "2", "--chunks", "4", *exact]
+    llama_tool(["-m", str(f32), "-f", str(ROOT / KLD_TEXT_FILE), *common, "--kl-divergence-base", str(base)])
+    same = llama_kld(["-m", str(f32), *common, "--kl-divergence-base", str(base), "--kl-divergence"])
+    q = llama_kld(["-m", str(quant), *common, "--kl-divergence-base", str(base), "--kl-divergence"])
+    write(f"kld/tiny-{arch}.json", {"reference": "llama-perplexity 0c1e570 -c 64 -b 64 --chunks 4 -fa off -ctk f32 -ctv f32",
+                                     "text": KLD_TEXT_FILE, "base": base.name, "model": f32.name, "quantised": quant.name,
+                                     "llama_vs_own_base": same, "llama_quantised_vs_base": q})
 
 
 def gen_tiny_rope(variant: str) -> None:
@@ -874,6 +949,10 @@ def main() -> None:
             continue
         if part == "pii":
             gen_pii()
+            continue
+        if part == "archs":
+            for a in ARCH_VARIANTS:
+                gen_tiny_arch(a)
             continue
         if part == "neox-tokenize":
             gen_neox_tokenize()

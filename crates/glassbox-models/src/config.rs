@@ -8,6 +8,9 @@ pub enum Arch {
     Qwen2,
     Qwen3,
     Gemma3,
+    /// IBM Granite (3.x dense): Llama's layer with four multipliers (embedding, residual,
+    /// attention, logits).
+    Granite,
 }
 
 impl Arch {
@@ -17,6 +20,7 @@ impl Arch {
             Arch::Qwen2 => "qwen2",
             Arch::Qwen3 => "qwen3",
             Arch::Gemma3 => "gemma3",
+            Arch::Granite => "granite",
         }
     }
 }
@@ -49,7 +53,7 @@ impl ArchSpec {
             embed_scale: false,
         };
         match arch {
-            Arch::Llama => base,
+            Arch::Llama | Arch::Granite => base,
             Arch::Qwen2 => ArchSpec { rope_neox: true, qkv_bias: true, ..base },
             Arch::Qwen3 => ArchSpec { rope_neox: true, qk_norm: true, ..base },
             Arch::Gemma3 => ArchSpec {
@@ -93,6 +97,12 @@ pub struct Config {
     pub swa_layers: Vec<bool>,
     /// Scale applied to attention scores.
     pub attn_scale: f32,
+    /// Token embeddings × this (Granite's `embedding_scale`; Gemma's √n_embd comes from its spec).
+    pub embd_mult: f32,
+    /// Attention and FFN outputs × this before each residual add (Granite's `residual_scale`).
+    pub residual_mult: f32,
+    /// Logits × this (Granite: 1 / `logit_scale`, as llama.cpp scales them).
+    pub logit_mult: f32,
     /// How new KV caches store K and V: a runtime choice (`--cache-type-k/-v`), not read from
     /// the file; f16 unless [`crate::Model::set_cache_types`] says otherwise.
     pub cache_k: crate::KvType,
@@ -124,6 +134,7 @@ impl Config {
             "qwen2" => Arch::Qwen2,
             "qwen3" => Arch::Qwen3,
             "gemma3" => Arch::Gemma3,
+            "granite" => Arch::Granite,
             other => return Err(Error::UnsupportedArch(other.into())),
         };
         let a = arch.name();
@@ -200,6 +211,29 @@ impl Config {
         } else {
             1.0 / (head_dim as f32).sqrt()
         };
+        // Granite's multipliers (llama.cpp: a scale of 0 or none means no scaling, except the
+        // logit scale, which it requires).
+        let (mut attn_scale, mut embd_mult, mut residual_mult, mut logit_mult) = (attn_scale, 1.0f32, 1.0f32, 1.0f32);
+        if arch == Arch::Granite {
+            let positive = |key: &str, required: bool| -> Result<Option<f32>> {
+                match g.get_f64(&k(key))? {
+                    None if required => Err(Error::MissingKey(k(key))),
+                    None => Ok(None),
+                    Some(v) if v == 0.0 && !required => Ok(None),
+                    Some(v) if v.is_finite() && v > 0.0 => Ok(Some(v as f32)),
+                    Some(v) => Err(Error::BadKey { key: k(key), msg: format!("{v} is not a positive number") }),
+                }
+            };
+            logit_mult = 1.0 / positive("logit_scale", true)?.unwrap_or(1.0);
+            embd_mult = positive("embedding_scale", false)?.unwrap_or(1.0);
+            residual_mult = positive("residual_scale", false)?.unwrap_or(1.0);
+            if let Some(s) = positive("attention.scale", false)? {
+                attn_scale = s;
+            }
+            if g.get_bool(&k("rope.scaling.finetuned"))? == Some(false) {
+                return Err(Error::Unimplemented { what: format!("metadata {:?}", k("rope.scaling.finetuned")), why: "layers without RoPE".into() });
+            }
+        }
         let rope_scaling = rope_scaling(g, a, ctx_train)?;
         let final_logit_softcap = match g.get_f64(&k("final_logit_softcapping"))? {
             Some(c) if c != 0.0 && arch == Arch::Gemma3 => {
@@ -232,6 +266,9 @@ impl Config {
             sliding_window,
             swa_layers,
             attn_scale,
+            embd_mult,
+            residual_mult,
+            logit_mult,
             cache_k: crate::KvType::F16,
             cache_v: crate::KvType::F16,
         })

@@ -187,7 +187,7 @@ impl Model {
         let (q_dim, kv_dim, v_dim) = (c.n_head * hd, c.n_head_kv * hd, c.n_head_kv * hdv);
         let sc = scratch;
         resize(&mut sc.x, n * d);
-        let emb_scale = if c.spec.embed_scale { (d as f32).sqrt() } else { 1.0 };
+        let emb_scale = if c.spec.embed_scale { (d as f32).sqrt() } else { c.embd_mult };
         let mut ti = 0;
         for s in batch.iter() {
             for &tok in s.tokens {
@@ -295,7 +295,7 @@ impl Model {
                     rms_norm_inplace(&mut sc.o[t * d..(t + 1) * d], w, c.rms_eps);
                 }
             }
-            par_rows(pool, &mut sc.x, d, &sc.o, d, &|x, o| x.iter_mut().zip(o).for_each(|(x, o)| *x += o));
+            residual_add(pool, &mut sc.x, &sc.o, d, c.residual_mult);
             // --- feed-forward ---
             norm_rows(pool, &mut sc.xn, &sc.x, d, &l.ffn_norm, c.rms_eps);
             prepare(isa, &mut sc.acts, &[&l.w_gate, &l.w_up], &sc.xn, d);
@@ -333,7 +333,7 @@ impl Model {
                     rms_norm_inplace(&mut sc.o[t * d..(t + 1) * d], w, c.rms_eps);
                 }
             }
-            par_rows(pool, &mut sc.x, d, &sc.o, d, &|x, o| x.iter_mut().zip(o).for_each(|(x, o)| *x += o));
+            residual_add(pool, &mut sc.x, &sc.o, d, c.residual_mult);
             sc.steer.add_after(il, &mut sc.x);
             let k = sc.capture_rows.len();
             for (ri, &t) in sc.capture_rows.iter().enumerate() {
@@ -454,5 +454,15 @@ fn add_bias(x: &mut [f32], b: Option<&[f32]>) {
         for row in x.chunks_exact_mut(b.len()) {
             row.iter_mut().zip(b).for_each(|(v, &bb)| *v += bb);
         }
+    }
+}
+
+/// x += o, or x += o × `mult` (Granite's residual scale: llama.cpp scales the branch's output,
+/// rounded to f32, then adds).
+fn residual_add(pool: &ThreadPool, x: &mut [f32], o: &[f32], d: usize, mult: f32) {
+    if mult == 1.0 {
+        par_rows(pool, x, d, o, d, &|x, o| x.iter_mut().zip(o).for_each(|(x, o)| *x += o));
+    } else {
+        par_rows(pool, x, d, o, d, &|x, o| x.iter_mut().zip(o).for_each(|(x, o)| *x += o * mult));
     }
 }

@@ -106,6 +106,9 @@ impl Model {
                 });
             }
         }
+        if c.logit_mult != 1.0 {
+            out.iter_mut().for_each(|v| *v *= c.logit_mult);
+        }
         if let Some(cap) = c.final_logit_softcap {
             out.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
         }

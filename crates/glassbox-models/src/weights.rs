@@ -199,7 +199,7 @@ impl Model {
         }
         // Llama 3.x: per-pair frequency divisors, shared by every layer (llama.cpp reads them for
         // the llama architecture only; anywhere else the tensor is refused as unused).
-        let freq_factors = if c.arch == crate::Arch::Llama { b.opt_vec("rope_freqs.weight", c.n_rot / 2)? } else { None };
+        let freq_factors = if matches!(c.arch, crate::Arch::Llama | crate::Arch::Granite) { b.opt_vec("rope_freqs.weight", c.n_rot / 2)? } else { None };
         if let Some(f) = &freq_factors
             && let Some(bad) = f.iter().find(|v| !(v.is_finite() && **v > 0.0))
         {
