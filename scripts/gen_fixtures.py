@@ -202,7 +202,7 @@ def gen_perplexity(model_path: Path, name: str) -> None:
 ROPE_VARIANTS = ["llama31", "gemma3", "qwen2yarn"]
 
 
-ARCH_VARIANTS = ["granite"]
+ARCH_VARIANTS = ["granite", "phi3"]
 
 
 def gen_tiny_arch(arch: str) -> None:
@@ -212,11 +212,12 @@ def gen_tiny_arch(arch: str) -> None:
     f32 -ctv f32`: its flash-attention path adds ~3e-5 of its own noise) —
     tests/fixtures/kld/tiny-{arch}.kld — with llama.cpp's own KLD and same-top of the quantised
     file against it. Granite: Llama's layer with embedding, residual, attention and logit
-    multipliers (Granite 3.x's values' magnitudes)."""
+    multipliers (Granite 3.x's values' magnitudes). Phi-3: fused QKV and gate/up projections, Q
+    scaled before attention, NeoX RoPE (and a sliding-window key llama.cpp ignores)."""
     import numpy as np
     import gguf
     from gguf import GGMLQuantizationType as T
-    rng = np.random.default_rng({"granite": 161}[arch])
+    rng = np.random.default_rng({"granite": 161, "phi3": 162}[arch])
     n_embd, n_ff, n_head, n_kv, n_layer = 64, 128, 4, 2, 2
     hd = n_embd // n_head
     tokens, types, merges = tiny_vocab()
@@ -230,24 +231,38 @@ def gen_tiny_arch(arch: str) -> None:
     t("output_norm.weight", (n_embd,), 0.1, 1.0)
     # Granite divides the logits by its logit scale (8): the output matrix is 8× larger to keep
     # the distributions as peaked as the other tiny models' (a flat one would hide differences).
-    t("output.weight", (n_vocab, n_embd), 1.6)
+    t("output.weight", (n_vocab, n_embd), 1.6 if arch == "granite" else 0.2)
     for il in range(n_layer):
         b = f"blk.{il}."
         t(b + "attn_norm.weight", (n_embd,), 0.1, 1.0)
-        t(b + "attn_q.weight", (n_head * hd, n_embd), 0.2)
-        t(b + "attn_k.weight", (n_kv * hd, n_embd), 0.2)
-        t(b + "attn_v.weight", (n_kv * hd, n_embd))
+        if arch == "phi3":
+            t(b + "attn_qkv.weight", ((n_head + 2 * n_kv) * hd, n_embd), 0.2)
+        else:
+            t(b + "attn_q.weight", (n_head * hd, n_embd), 0.2)
+            t(b + "attn_k.weight", (n_kv * hd, n_embd), 0.2)
+            t(b + "attn_v.weight", (n_kv * hd, n_embd))
         t(b + "attn_output.weight", (n_embd, n_head * hd))
         t(b + "ffn_norm.weight", (n_embd,), 0.1, 1.0)
-        t(b + "ffn_gate.weight", (n_ff, n_embd))
-        t(b + "ffn_up.weight", (n_ff, n_embd))
+        if arch == "phi3":
+            t(b + "ffn_up.weight", (2 * n_ff, n_embd))
+        else:
+            t(b + "ffn_gate.weight", (n_ff, n_embd))
+            t(b + "ffn_up.weight", (n_ff, n_embd))
         t(b + "ffn_down.weight", (n_embd, n_ff))
     kinds = [T.Q8_0, T.Q4_0, T.Q5_1, T.Q4_1, T.Q5_0, T.F16, T.BF16]
+    if arch == "phi3":
+        # Its fused QKV drew Q4_0 and moved the top token at a quarter of the positions: a
+        # same-top comparison that noisy says little, so 5- and 8-bit blocks here.
+        kinds = [T.Q8_0, T.Q5_0, T.Q5_1, T.F16, T.Q8_0, T.BF16, T.Q5_1]
     for quantised in (False, True):
         path = FIX / "tiny" / (f"tiny-{arch}.gguf" if quantised else f"tiny-{arch}-f32.gguf")
-        w = tiny_writer(path, arch, arch, 256, n_embd, n_ff, n_layer, n_head, n_kv)
+        # (llama.cpp looks up Phi-3's special tokens when the name says phi3: not in the tiny vocabulary.)
+        w = tiny_writer(path, arch, {"phi3": "phi three"}.get(arch, arch), 256, n_embd, n_ff, n_layer, n_head, n_kv)
         w.add_rope_freq_base(10000.0)
         w.add_file_type(0)
+        if arch == "phi3":
+            w.add_rope_dimension_count(hd)
+            w.add_sliding_window(16)  # llama.cpp disables Phi-3's window (its PR 13676): so must we
         if arch == "granite":
             w.add_float32("granite.embedding_scale", 12.0)
             w.add_float32("granite.residual_scale", 0.5)
@@ -268,11 +283,11 @@ def gen_tiny_arch(arch: str) -> None:
     f32, quant = FIX / "tiny" / f"tiny-{arch}-f32.gguf", FIX / "tiny" / f"tiny-{arch}.gguf"
     base = FIX / "kld" / f"tiny-{arch}.kld"
     exact = ["-fa", "off", "-ctk", "f32", "-ctv", "f32"]
-    common = ["-c", "64", "-b", "64", "-t", "2", "--chunks", "4", *exact]
+    common = ["-c", "64", "-b", "64", "-t", "2", "--chunks", "16", *exact]
     llama_tool(["-m", str(f32), "-f", str(ROOT / KLD_TEXT_FILE), *common, "--kl-divergence-base", str(base)])
     same = llama_kld(["-m", str(f32), *common, "--kl-divergence-base", str(base), "--kl-divergence"])
     q = llama_kld(["-m", str(quant), *common, "--kl-divergence-base", str(base), "--kl-divergence"])
-    write(f"kld/tiny-{arch}.json", {"reference": "llama-perplexity 0c1e570 -c 64 -b 64 --chunks 4 -fa off -ctk f32 -ctv f32",
+    write(f"kld/tiny-{arch}.json", {"reference": "llama-perplexity 0c1e570 -c 64 -b 64 --chunks 16 -fa off -ctk f32 -ctv f32",
                                      "text": KLD_TEXT_FILE, "base": base.name, "model": f32.name, "quantised": quant.name,
                                      "llama_vs_own_base": same, "llama_quantised_vs_base": q})
 

@@ -11,6 +11,8 @@ pub enum Arch {
     /// IBM Granite (3.x dense): Llama's layer with four multipliers (embedding, residual,
     /// attention, logits).
     Granite,
+    /// Microsoft Phi-3 (dense): fused QKV and gate/up projections, Q scaled before attention.
+    Phi3,
 }
 
 impl Arch {
@@ -21,6 +23,7 @@ impl Arch {
             Arch::Qwen3 => "qwen3",
             Arch::Gemma3 => "gemma3",
             Arch::Granite => "granite",
+            Arch::Phi3 => "phi3",
         }
     }
 }
@@ -54,6 +57,7 @@ impl ArchSpec {
         };
         match arch {
             Arch::Llama | Arch::Granite => base,
+            Arch::Phi3 => ArchSpec { rope_neox: true, ..base },
             Arch::Qwen2 => ArchSpec { rope_neox: true, qkv_bias: true, ..base },
             Arch::Qwen3 => ArchSpec { rope_neox: true, qk_norm: true, ..base },
             Arch::Gemma3 => ArchSpec {
@@ -99,6 +103,9 @@ pub struct Config {
     pub attn_scale: f32,
     /// Token embeddings × this (Granite's `embedding_scale`; Gemma's √n_embd comes from its spec).
     pub embd_mult: f32,
+    /// Q × this after RoPE, before attention (Phi-3 scales Q by 1/√head_dim there and its
+    /// attention by 1; elsewhere 1 and the scale is `attn_scale`).
+    pub q_mult: f32,
     /// Attention and FFN outputs × this before each residual add (Granite's `residual_scale`).
     pub residual_mult: f32,
     /// Logits × this (Granite: 1 / `logit_scale`, as llama.cpp scales them).
@@ -135,6 +142,7 @@ impl Config {
             "qwen3" => Arch::Qwen3,
             "gemma3" => Arch::Gemma3,
             "granite" => Arch::Granite,
+            "phi3" => Arch::Phi3,
             other => return Err(Error::UnsupportedArch(other.into())),
         };
         let a = arch.name();
@@ -234,6 +242,14 @@ impl Config {
                 return Err(Error::Unimplemented { what: format!("metadata {:?}", k("rope.scaling.finetuned")), why: "layers without RoPE".into() });
             }
         }
+        // Phi-3: Q × 1/√head_dim in f32 after RoPE, attention scale 1 (llama.cpp's order).
+        let q_mult = if arch == Arch::Phi3 {
+            let q = 1.0 / (head_dim as f32).sqrt();
+            attn_scale = 1.0;
+            q
+        } else {
+            1.0
+        };
         let rope_scaling = rope_scaling(g, a, ctx_train)?;
         let final_logit_softcap = match g.get_f64(&k("final_logit_softcapping"))? {
             Some(c) if c != 0.0 && arch == Arch::Gemma3 => {
@@ -244,7 +260,7 @@ impl Config {
             }
             _ => None,
         };
-        refuse_unimplemented(g, arch, head_dim, head_dim_v, n_rot, attn_scale)?;
+        refuse_unimplemented(g, arch, head_dim, head_dim_v, n_rot, attn_scale * q_mult)?;
         Ok(Config {
             arch,
             spec: ArchSpec::for_arch(arch),
@@ -267,6 +283,7 @@ impl Config {
             swa_layers,
             attn_scale,
             embd_mult,
+            q_mult,
             residual_mult,
             logit_mult,
             cache_k: crate::KvType::F16,

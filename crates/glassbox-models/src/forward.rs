@@ -274,6 +274,9 @@ impl Model {
                 cache.k[il].write(isa, pos, &sc.k[t * kv_dim..(t + 1) * kv_dim]);
                 cache.v[il].write(isa, pos, &sc.v[t * v_dim..(t + 1) * v_dim]);
             }
+            if c.q_mult != 1.0 {
+                sc.q.iter_mut().for_each(|v| *v *= c.q_mult);
+            }
             // Q rounded through f16, as llama.cpp does before its f16 K·Q product.
             ops::round_to_f16_inplace(isa, &mut sc.q);
             self.attention(pool, isa, batch, &toks, il, swa, sc);

@@ -160,6 +160,11 @@ impl Model {
     /// Attach an adapter (its tensors checked against this model's matrices); returns its
     /// index for [`Model::set_active_adapters`] and [`KvCache::set_adapter`].
     pub fn add_adapter(&mut self, tensors: &[LoraTensor]) -> Result<usize> {
+        if self.config.arch == crate::Arch::Phi3 {
+            // Its Q/K/V and gate/up are views of fused tensors: an adapter of the fused tensor is
+            // not split here yet.
+            return Err(Error::Lora("adapters on phi3 (fused QKV and gate/up projections) are not implemented".into()));
+        }
         let mut layers: Vec<[Option<LoraMat>; 7]> = (0..self.layers.len()).map(|_| Default::default()).collect();
         for t in tensors {
             let bad = |m: String| Error::Lora(format!("{}: {m}", t.target));

@@ -134,6 +134,15 @@ impl Binder<'_> {
         Ok(Mat { ty, rows, cols, range, packed: None, owned: None })
     }
 
+    /// Rows `r` of a matrix with `cols` inputs and `rows` outputs: one part of a fused projection
+    /// (Phi-3's QKV and gate/up), a view of the same bytes.
+    fn mat_rows(&self, name: &str, cols: usize, rows: usize, r: Range<usize>) -> Result<Mat> {
+        let whole = self.mat(name, cols, rows)?;
+        let rb = whole.ty.row_bytes(cols).ok_or_else(|| Error::BadTensor { name: name.into(), msg: "row size".into() })?;
+        let start = whole.range.start + r.start * rb;
+        Ok(Mat { rows: r.len(), range: start..start + r.len() * rb, ..whole })
+    }
+
     /// A vector of `n` values, dequantised to f32.
     fn vec(&self, name: &str, n: usize) -> Result<Vec<f32>> {
         let t = self.info(name)?;
@@ -178,11 +187,25 @@ impl Model {
         for il in 0..c.n_layers {
             let n = |s: &str| format!("blk.{il}.{s}");
             let s = c.spec;
+            // Fused QKV (Phi-3; llama.cpp takes it where the file has it): Q, K, V rows in order.
+            let (wq, wk, wv) = if c.arch == crate::Arch::Phi3 && file.gguf().tensor(&n("attn_qkv.weight")).is_some() {
+                let (name, all) = (n("attn_qkv.weight"), q_dim + kv_dim + v_dim);
+                (b.mat_rows(&name, c.n_embd, all, 0..q_dim)?, b.mat_rows(&name, c.n_embd, all, q_dim..q_dim + kv_dim)?, b.mat_rows(&name, c.n_embd, all, q_dim + kv_dim..all)?)
+            } else {
+                (b.mat(&n("attn_q.weight"), c.n_embd, q_dim)?, b.mat(&n("attn_k.weight"), c.n_embd, kv_dim)?, b.mat(&n("attn_v.weight"), c.n_embd, v_dim)?)
+            };
+            // Phi-3: one up projection of 2 × n_ff rows, the gate first (ggml's SwiGLU split).
+            let (w_gate, w_up) = if c.arch == crate::Arch::Phi3 {
+                let name = n("ffn_up.weight");
+                (b.mat_rows(&name, c.n_embd, 2 * c.n_ff, 0..c.n_ff)?, b.mat_rows(&name, c.n_embd, 2 * c.n_ff, c.n_ff..2 * c.n_ff)?)
+            } else {
+                (b.mat(&n("ffn_gate.weight"), c.n_embd, c.n_ff)?, b.mat(&n("ffn_up.weight"), c.n_embd, c.n_ff)?)
+            };
             layers.push(Layer {
                 attn_norm: b.vec(&n("attn_norm.weight"), c.n_embd)?,
-                wq: b.mat(&n("attn_q.weight"), c.n_embd, q_dim)?,
-                wk: b.mat(&n("attn_k.weight"), c.n_embd, kv_dim)?,
-                wv: b.mat(&n("attn_v.weight"), c.n_embd, v_dim)?,
+                wq,
+                wk,
+                wv,
                 wo: b.mat(&n("attn_output.weight"), o_in, c.n_embd)?,
                 bq: if s.qkv_bias { Some(b.vec(&n("attn_q.bias"), q_dim)?) } else { b.opt_vec(&n("attn_q.bias"), q_dim)? },
                 bk: if s.qkv_bias { Some(b.vec(&n("attn_k.bias"), kv_dim)?) } else { b.opt_vec(&n("attn_k.bias"), kv_dim)? },
@@ -191,8 +214,8 @@ impl Model {
                 k_norm: if s.qk_norm { Some(b.vec(&n("attn_k_norm.weight"), c.head_dim)?) } else { None },
                 attn_post_norm: if s.post_norms { Some(b.vec(&n("post_attention_norm.weight"), c.n_embd)?) } else { None },
                 ffn_norm: b.vec(&n("ffn_norm.weight"), c.n_embd)?,
-                w_gate: b.mat(&n("ffn_gate.weight"), c.n_embd, c.n_ff)?,
-                w_up: b.mat(&n("ffn_up.weight"), c.n_embd, c.n_ff)?,
+                w_gate,
+                w_up,
                 w_down: b.mat(&n("ffn_down.weight"), c.n_ff, c.n_embd)?,
                 ffn_post_norm: if s.post_norms { Some(b.vec(&n("post_ffw_norm.weight"), c.n_embd)?) } else { None },
             });

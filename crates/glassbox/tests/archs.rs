@@ -1,4 +1,4 @@
-//! The architectures added for the seed systems (issue 16), checked against llama.cpp on tiny
+//! The architectures added for the seed systems (issue 16) — Granite, Phi-3 — checked against llama.cpp on tiny
 //! random-weight models (`scripts/gen_fixtures.py archs`): llama.cpp's base file over the F32
 //! model, made on its exact path (`-fa off -ctk f32 -ctv f32`), must be matched to KLD < 1e-4 with
 //! same-top ≥ 98.5 %; the same weights quantised must agree with that base at least 99 % as often
@@ -48,15 +48,42 @@ fn llama_same_top(arch: &str) -> f64 {
     j["llama_quantised_vs_base"]["same_top"].as_f64().unwrap()
 }
 
+/// The acceptance checks for `arch`; returns the F32 model's path.
+fn matches_llama(arch: &str) -> PathBuf {
+    let f32 = glassbox_testdata::fixture(&format!("tiny/tiny-{arch}-f32.gguf"));
+    let j = against_llama(&f32, arch);
+    let (kld, top) = (j["kld_mean"].as_f64().unwrap(), j["same_top"].as_f64().unwrap());
+    assert!(kld.abs() < 1e-4 && top >= 98.5, "{arch} F32: KLD {kld}, same-top {top} %");
+    let q = against_llama(&glassbox_testdata::fixture(&format!("tiny/tiny-{arch}.gguf")), arch);
+    let (qtop, ltop) = (q["same_top"].as_f64().unwrap(), llama_same_top(arch));
+    assert!(qtop >= 0.99 * ltop, "{arch} quantised: same-top {qtop} % against llama.cpp's own {ltop} %");
+    f32
+}
+
+#[test]
+fn phi3_matches_llama_cpp() {
+    let f32 = matches_llama("phi3");
+    // The sliding window in its metadata is ignored, as llama.cpp ignores it (its PR 13676).
+    let w0 = variant(&f32, "phi3-nowindow", "phi3.attention.sliding_window", Some(Value::U32(0)), &[]);
+    let k = against_llama(&w0, "phi3")["kld_mean"].as_f64().unwrap();
+    assert!(k.abs() < 1e-4, "KLD {k}");
+    let _ = std::fs::remove_file(w0);
+}
+
+#[test]
+fn phi3_files_glassbox_cannot_run_are_refused_by_name() {
+    let f32 = glassbox_testdata::fixture("tiny/tiny-phi3-f32.gguf");
+    // LongRoPE (Phi-3 128k): its factor tensors are not implemented.
+    let m = variant(&f32, "phi3-longrope", "general.name", Some(Value::String("long".into())), &[("rope_factors_long.weight", 8), ("rope_factors_short.weight", 8)]);
+    let o = run(&["run", &m.display().to_string(), "-p", "hi", "-n", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("rope_factors_"), "{err}");
+    let _ = std::fs::remove_file(m);
+}
+
 #[test]
 fn granite_matches_llama_cpp() {
-    let f32 = glassbox_testdata::fixture("tiny/tiny-granite-f32.gguf");
-    let j = against_llama(&f32, "granite");
-    let (kld, top) = (j["kld_mean"].as_f64().unwrap(), j["same_top"].as_f64().unwrap());
-    assert!(kld.abs() < 1e-4 && top >= 98.5, "F32: KLD {kld}, same-top {top} %");
-    let q = against_llama(&glassbox_testdata::fixture("tiny/tiny-granite.gguf"), "granite");
-    let (qtop, ltop) = (q["same_top"].as_f64().unwrap(), llama_same_top("granite"));
-    assert!(qtop >= 0.99 * ltop, "quantised: same-top {qtop} % against llama.cpp's own {ltop} %");
+    let f32 = matches_llama("granite");
     // Negative controls: without each multiplier the model is at least twice the tolerance off
     // (measured: embedding 0.29, residual 0.0029, attention 0.00059).
     for key in ["granite.embedding_scale", "granite.residual_scale", "granite.attention.scale"] {
