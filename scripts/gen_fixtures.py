@@ -202,7 +202,7 @@ def gen_perplexity(model_path: Path, name: str) -> None:
 ROPE_VARIANTS = ["llama31", "gemma3", "qwen2yarn"]
 
 
-ARCH_VARIANTS = ["granite", "phi3"]
+ARCH_VARIANTS = ["granite", "phi3", "internlm2"]
 
 
 def gen_tiny_arch(arch: str) -> None:
@@ -213,11 +213,13 @@ def gen_tiny_arch(arch: str) -> None:
     tests/fixtures/kld/tiny-{arch}.kld — with llama.cpp's own KLD and same-top of the quantised
     file against it. Granite: Llama's layer with embedding, residual, attention and logit
     multipliers (Granite 3.x's values' magnitudes). Phi-3: fused QKV and gate/up projections, Q
-    scaled before attention, NeoX RoPE (and a sliding-window key llama.cpp ignores)."""
+    scaled before attention, NeoX RoPE (and a sliding-window key llama.cpp ignores). InternLM2:
+    Llama's layer; its QKV kept fused here (llama.cpp's converter splits it, llama.cpp reads
+    either), with a fused bias."""
     import numpy as np
     import gguf
     from gguf import GGMLQuantizationType as T
-    rng = np.random.default_rng({"granite": 161, "phi3": 162}[arch])
+    rng = np.random.default_rng({"granite": 161, "phi3": 162, "internlm2": 163}[arch])
     n_embd, n_ff, n_head, n_kv, n_layer = 64, 128, 4, 2, 2
     hd = n_embd // n_head
     tokens, types, merges = tiny_vocab()
@@ -235,8 +237,10 @@ def gen_tiny_arch(arch: str) -> None:
     for il in range(n_layer):
         b = f"blk.{il}."
         t(b + "attn_norm.weight", (n_embd,), 0.1, 1.0)
-        if arch == "phi3":
+        if arch in ("phi3", "internlm2"):
             t(b + "attn_qkv.weight", ((n_head + 2 * n_kv) * hd, n_embd), 0.2)
+            if arch == "internlm2":
+                t(b + "attn_qkv.bias", ((n_head + 2 * n_kv) * hd,), 0.05)
         else:
             t(b + "attn_q.weight", (n_head * hd, n_embd), 0.2)
             t(b + "attn_k.weight", (n_kv * hd, n_embd), 0.2)

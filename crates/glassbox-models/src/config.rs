@@ -13,6 +13,9 @@ pub enum Arch {
     Granite,
     /// Microsoft Phi-3 (dense): fused QKV and gate/up projections, Q scaled before attention.
     Phi3,
+    /// Shanghai AI Lab's InternLM2: Llama's layer (its fused `wqkv` is split by the converter, or
+    /// kept as `attn_qkv`, which any architecture here may carry).
+    InternLm2,
 }
 
 impl Arch {
@@ -24,6 +27,7 @@ impl Arch {
             Arch::Gemma3 => "gemma3",
             Arch::Granite => "granite",
             Arch::Phi3 => "phi3",
+            Arch::InternLm2 => "internlm2",
         }
     }
 }
@@ -56,7 +60,7 @@ impl ArchSpec {
             embed_scale: false,
         };
         match arch {
-            Arch::Llama | Arch::Granite => base,
+            Arch::Llama | Arch::Granite | Arch::InternLm2 => base,
             Arch::Phi3 => ArchSpec { rope_neox: true, ..base },
             Arch::Qwen2 => ArchSpec { rope_neox: true, qkv_bias: true, ..base },
             Arch::Qwen3 => ArchSpec { rope_neox: true, qk_norm: true, ..base },
@@ -143,6 +147,7 @@ impl Config {
             "gemma3" => Arch::Gemma3,
             "granite" => Arch::Granite,
             "phi3" => Arch::Phi3,
+            "internlm2" => Arch::InternLm2,
             other => return Err(Error::UnsupportedArch(other.into())),
         };
         let a = arch.name();

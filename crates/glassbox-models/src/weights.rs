@@ -186,13 +186,24 @@ impl Model {
         let mut layers = Vec::with_capacity(c.n_layers);
         for il in 0..c.n_layers {
             let n = |s: &str| format!("blk.{il}.{s}");
-            let s = c.spec;
-            // Fused QKV (Phi-3; llama.cpp takes it where the file has it): Q, K, V rows in order.
-            let (wq, wk, wv) = if c.arch == crate::Arch::Phi3 && file.gguf().tensor(&n("attn_qkv.weight")).is_some() {
+            // Fused QKV (Phi-3, InternLM2; llama.cpp takes one where any of these architectures'
+            // files has it): Q, K, V rows in order, and its bias split the same way.
+            let fused = file.gguf().tensor(&n("attn_qkv.weight")).is_some();
+            let (wq, wk, wv) = if fused {
                 let (name, all) = (n("attn_qkv.weight"), q_dim + kv_dim + v_dim);
                 (b.mat_rows(&name, c.n_embd, all, 0..q_dim)?, b.mat_rows(&name, c.n_embd, all, q_dim..q_dim + kv_dim)?, b.mat_rows(&name, c.n_embd, all, q_dim + kv_dim..all)?)
             } else {
                 (b.mat(&n("attn_q.weight"), c.n_embd, q_dim)?, b.mat(&n("attn_k.weight"), c.n_embd, kv_dim)?, b.mat(&n("attn_v.weight"), c.n_embd, v_dim)?)
+            };
+            let fused_bias = if fused { b.opt_vec(&n("attn_qkv.bias"), q_dim + kv_dim + v_dim)? } else { None };
+            let s = c.spec;
+            let (bq, bk, bv) = match fused_bias {
+                Some(all) => (Some(all[..q_dim].to_vec()), Some(all[q_dim..q_dim + kv_dim].to_vec()), Some(all[q_dim + kv_dim..].to_vec())),
+                None => (
+                    if s.qkv_bias { Some(b.vec(&n("attn_q.bias"), q_dim)?) } else { b.opt_vec(&n("attn_q.bias"), q_dim)? },
+                    if s.qkv_bias { Some(b.vec(&n("attn_k.bias"), kv_dim)?) } else { b.opt_vec(&n("attn_k.bias"), kv_dim)? },
+                    if s.qkv_bias { Some(b.vec(&n("attn_v.bias"), v_dim)?) } else { b.opt_vec(&n("attn_v.bias"), v_dim)? },
+                ),
             };
             // Phi-3: one up projection of 2 × n_ff rows, the gate first (ggml's SwiGLU split).
             let (w_gate, w_up) = if c.arch == crate::Arch::Phi3 {
@@ -207,9 +218,9 @@ impl Model {
                 wk,
                 wv,
                 wo: b.mat(&n("attn_output.weight"), o_in, c.n_embd)?,
-                bq: if s.qkv_bias { Some(b.vec(&n("attn_q.bias"), q_dim)?) } else { b.opt_vec(&n("attn_q.bias"), q_dim)? },
-                bk: if s.qkv_bias { Some(b.vec(&n("attn_k.bias"), kv_dim)?) } else { b.opt_vec(&n("attn_k.bias"), kv_dim)? },
-                bv: if s.qkv_bias { Some(b.vec(&n("attn_v.bias"), v_dim)?) } else { b.opt_vec(&n("attn_v.bias"), v_dim)? },
+                bq,
+                bk,
+                bv,
                 q_norm: if s.qk_norm { Some(b.vec(&n("attn_q_norm.weight"), c.head_dim)?) } else { None },
                 k_norm: if s.qk_norm { Some(b.vec(&n("attn_k_norm.weight"), c.head_dim)?) } else { None },
                 attn_post_norm: if s.post_norms { Some(b.vec(&n("post_attention_norm.weight"), c.n_embd)?) } else { None },

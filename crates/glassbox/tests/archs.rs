@@ -1,4 +1,5 @@
-//! The architectures added for the seed systems (issue 16) — Granite, Phi-3 — checked against llama.cpp on tiny
+//! The architectures added for the seed systems (issue 16) — Granite, Phi-3, InternLM2 — checked
+//! against llama.cpp on tiny
 //! random-weight models (`scripts/gen_fixtures.py archs`): llama.cpp's base file over the F32
 //! model, made on its exact path (`-fa off -ctk f32 -ctv f32`), must be matched to KLD < 1e-4 with
 //! same-top ≥ 98.5 %; the same weights quantised must agree with that base at least 99 % as often
@@ -68,6 +69,13 @@ fn phi3_matches_llama_cpp() {
     let k = against_llama(&w0, "phi3")["kld_mean"].as_f64().unwrap();
     assert!(k.abs() < 1e-4, "KLD {k}");
     let _ = std::fs::remove_file(w0);
+}
+
+/// InternLM2, with its QKV projection and bias kept fused (`attn_qkv`): the fused path any of
+/// these architectures may carry, as llama.cpp reads it.
+#[test]
+fn internlm2_with_fused_qkv_matches_llama_cpp() {
+    matches_llama("internlm2");
 }
 
 #[test]
