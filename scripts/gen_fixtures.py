@@ -202,7 +202,7 @@ def gen_perplexity(model_path: Path, name: str) -> None:
 ROPE_VARIANTS = ["llama31", "gemma3", "qwen2yarn"]
 
 
-ARCH_VARIANTS = ["granite", "phi3", "internlm2"]
+ARCH_VARIANTS = ["granite", "phi3", "internlm2", "starcoder2"]
 
 
 def gen_tiny_arch(arch: str) -> None:
@@ -215,11 +215,12 @@ def gen_tiny_arch(arch: str) -> None:
     multipliers (Granite 3.x's values' magnitudes). Phi-3: fused QKV and gate/up projections, Q
     scaled before attention, NeoX RoPE (and a sliding-window key llama.cpp ignores). InternLM2:
     Llama's layer; its QKV kept fused here (llama.cpp's converter splits it, llama.cpp reads
-    either), with a fused bias."""
+    either), with a fused bias. StarCoder2: layer norms with biases, every projection biased, a
+    GELU MLP without gate, NeoX RoPE."""
     import numpy as np
     import gguf
     from gguf import GGMLQuantizationType as T
-    rng = np.random.default_rng({"granite": 161, "phi3": 162, "internlm2": 163}[arch])
+    rng = np.random.default_rng({"granite": 161, "phi3": 162, "internlm2": 163, "starcoder2": 164}[arch])
     n_embd, n_ff, n_head, n_kv, n_layer = 64, 128, 4, 2, 2
     hd = n_embd // n_head
     tokens, types, merges = tiny_vocab()
@@ -231,12 +232,17 @@ def gen_tiny_arch(arch: str) -> None:
 
     t("token_embd.weight", (n_vocab, n_embd), 0.5)
     t("output_norm.weight", (n_embd,), 0.1, 1.0)
+    ln = arch == "starcoder2"
+    if ln:
+        t("output_norm.bias", (n_embd,), 0.1)
     # Granite divides the logits by its logit scale (8): the output matrix is 8× larger to keep
     # the distributions as peaked as the other tiny models' (a flat one would hide differences).
     t("output.weight", (n_vocab, n_embd), 1.6 if arch == "granite" else 0.2)
     for il in range(n_layer):
         b = f"blk.{il}."
         t(b + "attn_norm.weight", (n_embd,), 0.1, 1.0)
+        if ln:
+            t(b + "attn_norm.bias", (n_embd,), 0.1)
         if arch in ("phi3", "internlm2"):
             t(b + "attn_qkv.weight", ((n_head + 2 * n_kv) * hd, n_embd), 0.2)
             if arch == "internlm2":
@@ -245,14 +251,25 @@ def gen_tiny_arch(arch: str) -> None:
             t(b + "attn_q.weight", (n_head * hd, n_embd), 0.2)
             t(b + "attn_k.weight", (n_kv * hd, n_embd), 0.2)
             t(b + "attn_v.weight", (n_kv * hd, n_embd))
+            if ln:
+                t(b + "attn_q.bias", (n_head * hd,), 0.05)
+                t(b + "attn_k.bias", (n_kv * hd,), 0.05)
+                t(b + "attn_v.bias", (n_kv * hd,), 0.05)
         t(b + "attn_output.weight", (n_embd, n_head * hd))
         t(b + "ffn_norm.weight", (n_embd,), 0.1, 1.0)
-        if arch == "phi3":
+        if ln:
+            t(b + "attn_output.bias", (n_embd,), 0.05)
+            t(b + "ffn_norm.bias", (n_embd,), 0.1)
+            t(b + "ffn_up.weight", (n_ff, n_embd))
+            t(b + "ffn_up.bias", (n_ff,), 0.05)
+        elif arch == "phi3":
             t(b + "ffn_up.weight", (2 * n_ff, n_embd))
         else:
             t(b + "ffn_gate.weight", (n_ff, n_embd))
             t(b + "ffn_up.weight", (n_ff, n_embd))
         t(b + "ffn_down.weight", (n_embd, n_ff))
+        if ln:
+            t(b + "ffn_down.bias", (n_embd,), 0.05)
     kinds = [T.Q8_0, T.Q4_0, T.Q5_1, T.Q4_1, T.Q5_0, T.F16, T.BF16]
     if arch == "phi3":
         # Its fused QKV drew Q4_0 and moved the top token at a quarter of the positions: a
@@ -267,6 +284,8 @@ def gen_tiny_arch(arch: str) -> None:
         if arch == "phi3":
             w.add_rope_dimension_count(hd)
             w.add_sliding_window(16)  # llama.cpp disables Phi-3's window (its PR 13676): so must we
+        if ln:
+            w.add_float32(f"{arch}.attention.layer_norm_epsilon", 1e-5)
         if arch == "granite":
             w.add_float32("granite.embedding_scale", 12.0)
             w.add_float32("granite.residual_scale", 0.5)

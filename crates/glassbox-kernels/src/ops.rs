@@ -27,6 +27,24 @@ pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
     }
 }
 
+/// Layer norm as ggml computes it (`ggml_norm`, then the weight and the bias as separate ops):
+/// mean from an f64 sum, variance of the centred values from an f64 sum, out = (x - mean) ·
+/// 1/sqrt(var + eps) · w + b.
+pub fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
+    let n = x.len() as f64;
+    let mean = (x.iter().map(|&v| v as f64).sum::<f64>() / n) as f32;
+    let mut sum2 = 0f64;
+    for (o, &v) in out.iter_mut().zip(x) {
+        let c = v - mean;
+        *o = c;
+        sum2 += (c * c) as f64;
+    }
+    let scale = 1.0 / ((sum2 / n) as f32 + eps).sqrt();
+    for ((o, &g), &bb) in out.iter_mut().zip(w).zip(b) {
+        *o = *o * scale * g + bb;
+    }
+}
+
 /// Softmax in place over `x` (max-subtracted).
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
@@ -158,6 +176,26 @@ pub fn geglu_inplace(isa: Isa, g: &mut [f32], u: &[f32]) {
                 x * uc[i]
             } else {
                 f16::from_bits(table[bits[i] as usize]).to_f32() * uc[i]
+            };
+        }
+    }
+}
+
+/// x[i] = gelu(x[i]) with ggml's f16-table GELU (`ggml_vec_gelu_f32`).
+pub fn gelu_inplace(isa: Isa, x: &mut [f32]) {
+    let table = gelu_f16_table();
+    let mut bits = [0u16; 64];
+    for c in x.chunks_mut(64) {
+        let n = c.len();
+        f32_to_f16(isa, c, &mut bits[..n]);
+        for i in 0..n {
+            let v = c[i];
+            c[i] = if v <= -10.0 {
+                0.0
+            } else if v >= 10.0 {
+                v
+            } else {
+                f16::from_bits(table[bits[i] as usize]).to_f32()
             };
         }
     }

@@ -16,6 +16,8 @@ pub enum Arch {
     /// Shanghai AI Lab's InternLM2: Llama's layer (its fused `wqkv` is split by the converter, or
     /// kept as `attn_qkv`, which any architecture here may carry).
     InternLm2,
+    /// BigCode's StarCoder2: layer norms with biases, biased projections, a GELU MLP without gate.
+    Starcoder2,
 }
 
 impl Arch {
@@ -28,6 +30,7 @@ impl Arch {
             Arch::Granite => "granite",
             Arch::Phi3 => "phi3",
             Arch::InternLm2 => "internlm2",
+            Arch::Starcoder2 => "starcoder2",
         }
     }
 }
@@ -47,6 +50,9 @@ pub struct ArchSpec {
     pub gelu: bool,
     /// Scale token embeddings by sqrt(n_embd).
     pub embed_scale: bool,
+    /// Layer norms with a bias (mean and variance) instead of RMS norms; the attention output
+    /// and FFN projections carry biases; the FFN is up → GELU → down, without a gate.
+    pub layer_norm: bool,
 }
 
 impl ArchSpec {
@@ -58,10 +64,12 @@ impl ArchSpec {
             post_norms: false,
             gelu: false,
             embed_scale: false,
+            layer_norm: false,
         };
         match arch {
             Arch::Llama | Arch::Granite | Arch::InternLm2 => base,
             Arch::Phi3 => ArchSpec { rope_neox: true, ..base },
+            Arch::Starcoder2 => ArchSpec { rope_neox: true, gelu: true, layer_norm: true, ..base },
             Arch::Qwen2 => ArchSpec { rope_neox: true, qkv_bias: true, ..base },
             Arch::Qwen3 => ArchSpec { rope_neox: true, qk_norm: true, ..base },
             Arch::Gemma3 => ArchSpec {
@@ -97,6 +105,7 @@ pub struct Config {
     pub rope_scaling: RopeScaling,
     /// Gemma: logits ← cap · tanh(logits / cap).
     pub final_logit_softcap: Option<f32>,
+    /// Epsilon of the RMS norms (or of the layer norms, where the spec says so).
     pub rms_eps: f32,
     pub ctx_train: usize,
     pub n_vocab: usize,
@@ -148,6 +157,7 @@ impl Config {
             "granite" => Arch::Granite,
             "phi3" => Arch::Phi3,
             "internlm2" => Arch::InternLm2,
+            "starcoder2" => Arch::Starcoder2,
             other => return Err(Error::UnsupportedArch(other.into())),
         };
         let a = arch.name();
@@ -197,9 +207,15 @@ impl Config {
         if !(rope_base.is_finite() && rope_base > 1.0) {
             return Err(Error::BadKey { key: k("rope.freq_base"), msg: format!("{rope_base} is not > 1") });
         }
-        let rms_eps = g.get_f64(&k("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5) as f32;
+        // Layer-norm architectures name their epsilon differently (llama.cpp requires it).
+        let eps_key = if ArchSpec::for_arch(arch).layer_norm { k("attention.layer_norm_epsilon") } else { k("attention.layer_norm_rms_epsilon") };
+        let rms_eps = match g.get_f64(&eps_key)? {
+            Some(v) => v as f32,
+            None if ArchSpec::for_arch(arch).layer_norm => return Err(Error::MissingKey(eps_key)),
+            None => 1e-5,
+        };
         if !(rms_eps.is_finite() && rms_eps > 0.0 && rms_eps < 1.0) {
-            return Err(Error::BadKey { key: k("attention.layer_norm_rms_epsilon"), msg: format!("{rms_eps}") });
+            return Err(Error::BadKey { key: eps_key, msg: format!("{rms_eps}") });
         }
         let ctx_train = bounded(&k("context_length"), g.get_u64(&k("context_length"))?.unwrap_or(4096), 1, 1 << 24)?;
         let n_vocab = match g.get_array("tokenizer.ggml.tokens")? {

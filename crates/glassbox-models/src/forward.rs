@@ -1,7 +1,7 @@
 //! The batched forward pass: all tokens of all sequences go through each matmul together;
 //! attention runs per (tile of one sequence's tokens, KV head) against that sequence's cache.
 
-use glassbox_kernels::ops::{self, rms_norm, rms_norm_inplace};
+use glassbox_kernels::ops::{self, layer_norm, rms_norm, rms_norm_inplace};
 use glassbox_kernels::{ActBuf, ActFormat, AttnHead, Isa, MatmulJob, ThreadPool, attend, dequantize_row, matmul_many};
 
 use crate::lora::{self, LoraScratch};
@@ -124,11 +124,15 @@ fn par_rows(pool: &ThreadPool, a: &mut [f32], wa: usize, b: &[f32], wb: usize, f
     });
 }
 
-/// RMS norm of every row of `x` (rows of `d`) into `xn`, rows shared out over the threads.
-fn norm_rows(pool: &ThreadPool, xn: &mut [f32], x: &[f32], d: usize, w: &[f32], eps: f32) {
+/// RMS norm (or, with a bias, layer norm) of every row of `x` (rows of `d`) into `xn`, rows
+/// shared out over the threads.
+fn norm_rows(pool: &ThreadPool, xn: &mut [f32], x: &[f32], d: usize, w: &[f32], bias: Option<&[f32]>, eps: f32) {
     par_rows(pool, xn, d, x, d, &|xn, x| {
         for (o, i) in xn.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-            rms_norm(i, w, eps, o);
+            match bias {
+                Some(b) => layer_norm(i, w, b, eps, o),
+                None => rms_norm(i, w, eps, o),
+            }
         }
     });
 }
@@ -230,7 +234,7 @@ impl Model {
 
         for (il, l) in self.layers.iter().enumerate() {
             // --- attention ---
-            norm_rows(pool, &mut sc.xn, &sc.x, d, &l.attn_norm, c.rms_eps);
+            norm_rows(pool, &mut sc.xn, &sc.x, d, &l.attn_norm, l.attn_norm_b.as_deref(), c.rms_eps);
             prepare(isa, &mut sc.acts, &[&l.wq, &l.wk, &l.wv], &sc.xn, d);
             {
                 let a = &sc.acts;
@@ -290,6 +294,7 @@ impl Model {
             if !self.adapters.is_empty() {
                 self.apply_loras(pool, isa, il, lora::O, &sc.attn, c.n_head * hdv, &mut sc.o, &mut sc.lora);
             }
+            add_bias(&mut sc.o, l.bo.as_deref());
             if !sc.steer.r.is_empty() {
                 sc.steer.ablate(&mut sc.o, sc.steer.attn[il]);
             }
@@ -300,24 +305,38 @@ impl Model {
             }
             residual_add(pool, &mut sc.x, &sc.o, d, c.residual_mult);
             // --- feed-forward ---
-            norm_rows(pool, &mut sc.xn, &sc.x, d, &l.ffn_norm, c.rms_eps);
-            prepare(isa, &mut sc.acts, &[&l.w_gate, &l.w_up], &sc.xn, d);
-            {
-                let a = &sc.acts;
-                let act = |m: &Mat| &a[fmt_idx(m.ty.act_format())];
-                matmul_many(pool, isa, &mut [
-                    MatmulJob { w: self.w(&l.w_gate), x: act(&l.w_gate), y: &mut sc.gate },
-                    MatmulJob { w: self.w(&l.w_up), x: act(&l.w_up), y: &mut sc.up },
-                ]);
-            }
-            if !self.adapters.is_empty() {
-                self.apply_loras(pool, isa, il, lora::GATE, &sc.xn, d, &mut sc.gate, &mut sc.lora);
-                self.apply_loras(pool, isa, il, lora::UP, &sc.xn, d, &mut sc.up, &mut sc.lora);
-            }
-            if c.spec.gelu {
-                par_rows(pool, &mut sc.gate, c.n_ff, &sc.up, c.n_ff, &|g, u| ops::geglu_inplace(isa, g, u));
-            } else {
-                par_rows(pool, &mut sc.gate, c.n_ff, &sc.up, c.n_ff, &|g, u| ops::swiglu_inplace(isa, g, u));
+            norm_rows(pool, &mut sc.xn, &sc.x, d, &l.ffn_norm, l.ffn_norm_b.as_deref(), c.rms_eps);
+            match &l.w_gate {
+                Some(w_gate) => {
+                    prepare(isa, &mut sc.acts, &[w_gate, &l.w_up], &sc.xn, d);
+                    {
+                        let a = &sc.acts;
+                        let act = |m: &Mat| &a[fmt_idx(m.ty.act_format())];
+                        matmul_many(pool, isa, &mut [
+                            MatmulJob { w: self.w(w_gate), x: act(w_gate), y: &mut sc.gate },
+                            MatmulJob { w: self.w(&l.w_up), x: act(&l.w_up), y: &mut sc.up },
+                        ]);
+                    }
+                    if !self.adapters.is_empty() {
+                        self.apply_loras(pool, isa, il, lora::GATE, &sc.xn, d, &mut sc.gate, &mut sc.lora);
+                        self.apply_loras(pool, isa, il, lora::UP, &sc.xn, d, &mut sc.up, &mut sc.lora);
+                    }
+                    if c.spec.gelu {
+                        par_rows(pool, &mut sc.gate, c.n_ff, &sc.up, c.n_ff, &|g, u| ops::geglu_inplace(isa, g, u));
+                    } else {
+                        par_rows(pool, &mut sc.gate, c.n_ff, &sc.up, c.n_ff, &|g, u| ops::swiglu_inplace(isa, g, u));
+                    }
+                }
+                // No gate: up (+ bias) → GELU → down, the activations in `gate`.
+                None => {
+                    prepare(isa, &mut sc.acts, &[&l.w_up], &sc.xn, d);
+                    matmul_many(pool, isa, &mut [MatmulJob { w: self.w(&l.w_up), x: &sc.acts[fmt_idx(l.w_up.ty.act_format())], y: &mut sc.gate }]);
+                    if !self.adapters.is_empty() {
+                        self.apply_loras(pool, isa, il, lora::UP, &sc.xn, d, &mut sc.gate, &mut sc.lora);
+                    }
+                    add_bias(&mut sc.gate, l.b_up.as_deref());
+                    par_rows(pool, &mut sc.gate, c.n_ff, &sc.up, c.n_ff, &|g, _| ops::gelu_inplace(isa, g));
+                }
             }
             prepare(isa, &mut sc.acts, &[&l.w_down], &sc.gate, c.n_ff);
             matmul_many(pool, isa, &mut [MatmulJob {
@@ -328,6 +347,7 @@ impl Model {
             if !self.adapters.is_empty() {
                 self.apply_loras(pool, isa, il, lora::DOWN, &sc.gate, c.n_ff, &mut sc.o, &mut sc.lora);
             }
+            add_bias(&mut sc.o, l.b_down.as_deref());
             if !sc.steer.r.is_empty() {
                 sc.steer.ablate(&mut sc.o, sc.steer.ffn[il]);
             }
@@ -366,7 +386,11 @@ impl Model {
         }
         resize(&mut sc.xn, rows.len() * d);
         for (i, &t) in rows.iter().enumerate() {
-            rms_norm(&sc.x[t * d..(t + 1) * d], &self.output_norm, c.rms_eps, &mut sc.xn[i * d..(i + 1) * d]);
+            let (x, xn) = (&sc.x[t * d..(t + 1) * d], &mut sc.xn[i * d..(i + 1) * d]);
+            match &self.output_norm_b {
+                Some(b) => layer_norm(x, &self.output_norm, b, c.rms_eps, xn),
+                None => rms_norm(x, &self.output_norm, c.rms_eps, xn),
+            }
         }
         let start = out.len();
         out.resize(start + rows.len() * c.n_vocab, 0.0);

@@ -170,7 +170,8 @@ impl Model {
             let bad = |m: String| Error::Lora(format!("{}: {m}", t.target));
             let (il, slot) = target_slot(&t.target).ok_or_else(|| bad("not a matrix an adapter can update".into()))?;
             let layer = self.layers.get(il).ok_or_else(|| bad(format!("the model has {} layers", self.layers.len())))?;
-            let base = [&layer.wq, &layer.wk, &layer.wv, &layer.wo, &layer.w_gate, &layer.w_up, &layer.w_down][slot];
+            let base = [Some(&layer.wq), Some(&layer.wk), Some(&layer.wv), Some(&layer.wo), layer.w_gate.as_ref(), Some(&layer.w_up), Some(&layer.w_down)][slot]
+                .ok_or_else(|| bad("this model's FFN has no gate".into()))?;
             if t.a.cols != base.cols || t.b.rows != base.rows || t.a.rows != t.b.cols {
                 return Err(bad(format!("A {} × {} and B {} × {} do not update a {} × {} matrix", t.a.rows, t.a.cols, t.b.rows, t.b.cols, base.rows, base.cols)));
             }

@@ -40,7 +40,14 @@ pub(crate) struct Layer {
     pub k_norm: Option<Vec<f32>>,
     pub attn_post_norm: Option<Vec<f32>>,
     pub ffn_norm: Vec<f32>,
-    pub w_gate: Mat,
+    /// Layer-norm biases and the output / FFN projection biases (StarCoder2).
+    pub attn_norm_b: Option<Vec<f32>>,
+    pub ffn_norm_b: Option<Vec<f32>>,
+    pub bo: Option<Vec<f32>>,
+    pub b_up: Option<Vec<f32>>,
+    pub b_down: Option<Vec<f32>>,
+    /// The FFN gate (none: up → activation → down).
+    pub w_gate: Option<Mat>,
     pub w_up: Mat,
     pub w_down: Mat,
     pub ffn_post_norm: Option<Vec<f32>>,
@@ -53,6 +60,7 @@ pub struct Model {
     pub(crate) tok_embd: Mat,
     pub(crate) output: Mat,
     pub(crate) output_norm: Vec<f32>,
+    pub(crate) output_norm_b: Option<Vec<f32>>,
     pub(crate) layers: Vec<Layer>,
     /// RoPE of global layers and of sliding-window layers.
     pub(crate) rope: Rope,
@@ -183,6 +191,8 @@ impl Model {
             tok_embd.clone()
         };
         let output_norm = b.vec("output_norm.weight", c.n_embd)?;
+        let ln = c.spec.layer_norm;
+        let output_norm_b = if ln { Some(b.vec("output_norm.bias", c.n_embd)?) } else { None };
         let mut layers = Vec::with_capacity(c.n_layers);
         for il in 0..c.n_layers {
             let n = |s: &str| format!("blk.{il}.{s}");
@@ -208,10 +218,13 @@ impl Model {
             // Phi-3: one up projection of 2 × n_ff rows, the gate first (ggml's SwiGLU split).
             let (w_gate, w_up) = if c.arch == crate::Arch::Phi3 {
                 let name = n("ffn_up.weight");
-                (b.mat_rows(&name, c.n_embd, 2 * c.n_ff, 0..c.n_ff)?, b.mat_rows(&name, c.n_embd, 2 * c.n_ff, c.n_ff..2 * c.n_ff)?)
+                (Some(b.mat_rows(&name, c.n_embd, 2 * c.n_ff, 0..c.n_ff)?), b.mat_rows(&name, c.n_embd, 2 * c.n_ff, c.n_ff..2 * c.n_ff)?)
+            } else if ln {
+                (None, b.mat(&n("ffn_up.weight"), c.n_embd, c.n_ff)?)
             } else {
-                (b.mat(&n("ffn_gate.weight"), c.n_embd, c.n_ff)?, b.mat(&n("ffn_up.weight"), c.n_embd, c.n_ff)?)
+                (Some(b.mat(&n("ffn_gate.weight"), c.n_embd, c.n_ff)?), b.mat(&n("ffn_up.weight"), c.n_embd, c.n_ff)?)
             };
+            let req = |name: &str, len: usize| -> Result<Option<Vec<f32>>> { if ln { b.vec(&n(name), len).map(Some) } else { Ok(None) } };
             layers.push(Layer {
                 attn_norm: b.vec(&n("attn_norm.weight"), c.n_embd)?,
                 wq,
@@ -225,6 +238,11 @@ impl Model {
                 k_norm: if s.qk_norm { Some(b.vec(&n("attn_k_norm.weight"), c.head_dim)?) } else { None },
                 attn_post_norm: if s.post_norms { Some(b.vec(&n("post_attention_norm.weight"), c.n_embd)?) } else { None },
                 ffn_norm: b.vec(&n("ffn_norm.weight"), c.n_embd)?,
+                attn_norm_b: req("attn_norm.bias", c.n_embd)?,
+                ffn_norm_b: req("ffn_norm.bias", c.n_embd)?,
+                bo: req("attn_output.bias", c.n_embd)?,
+                b_up: req("ffn_up.bias", c.n_ff)?,
+                b_down: req("ffn_down.bias", c.n_embd)?,
                 w_gate,
                 w_up,
                 w_down: b.mat(&n("ffn_down.weight"), c.n_ff, c.n_embd)?,
@@ -245,7 +263,7 @@ impl Model {
         // Sliding-window layers: their own base, never frequency-scaled.
         let swa_scaling = RopeScaling { freq_scale: 1.0, ..c.rope_scaling };
         let rope_swa = Rope::new(c.n_rot, c.rope_base_swa, swa_scaling, freq_factors);
-        Ok(Model { file, config, tok_embd, output, output_norm, layers, rope, rope_swa, precise_output: true, adapters: Vec::new(), active: Vec::new() })
+        Ok(Model { file, config, tok_embd, output, output_norm, output_norm_b, layers, rope, rope_swa, precise_output: true, adapters: Vec::new(), active: Vec::new() })
     }
 
     pub(crate) fn raw<'a>(&'a self, m: &'a Mat) -> WeightMatrix<'a> {
@@ -282,7 +300,7 @@ impl Model {
         };
         let tied = self.output.range == self.tok_embd.range;
         for l in &mut self.layers {
-            for m in [&mut l.wq, &mut l.wk, &mut l.wv, &mut l.wo, &mut l.w_gate, &mut l.w_up, &mut l.w_down] {
+            for m in [&mut l.wq, &mut l.wk, &mut l.wv, &mut l.wo, &mut l.w_up, &mut l.w_down].into_iter().chain(l.w_gate.as_mut()) {
                 one(m);
             }
         }
@@ -340,7 +358,7 @@ impl Model {
             }
         };
         for l in &mut self.layers {
-            for m in [&mut l.wq, &mut l.wk, &mut l.wv, &mut l.wo, &mut l.w_gate, &mut l.w_up, &mut l.w_down] {
+            for m in [&mut l.wq, &mut l.wk, &mut l.wv, &mut l.wo, &mut l.w_up, &mut l.w_down].into_iter().chain(l.w_gate.as_mut()) {
                 pack_one(m);
             }
         }
@@ -384,7 +402,7 @@ impl Model {
             Some(p) => p.bytes() / p.rows().max(1),
             None => m(x) / x.rows.max(1),
         };
-        let layers: usize = self.layers.iter().map(|l| m(&l.wq) + m(&l.wk) + m(&l.wv) + m(&l.wo) + m(&l.w_gate) + m(&l.w_up) + m(&l.w_down)).sum();
+        let layers: usize = self.layers.iter().map(|l| m(&l.wq) + m(&l.wk) + m(&l.wv) + m(&l.wo) + l.w_gate.as_ref().map_or(0, m) + m(&l.w_up) + m(&l.w_down)).sum();
         layers + m(&self.output) + row(&self.tok_embd)
     }
 

@@ -1,5 +1,5 @@
-//! The architectures added for the seed systems (issue 16) — Granite, Phi-3, InternLM2 — checked
-//! against llama.cpp on tiny
+//! The architectures added for the seed systems (issue 16) — Granite, Phi-3, InternLM2,
+//! StarCoder2 — checked against llama.cpp on tiny
 //! random-weight models (`scripts/gen_fixtures.py archs`): llama.cpp's base file over the F32
 //! model, made on its exact path (`-fa off -ctk f32 -ctv f32`), must be matched to KLD < 1e-4 with
 //! same-top ≥ 98.5 %; the same weights quantised must agree with that base at least 99 % as often
@@ -76,6 +76,17 @@ fn phi3_matches_llama_cpp() {
 #[test]
 fn internlm2_with_fused_qkv_matches_llama_cpp() {
     matches_llama("internlm2");
+}
+
+/// StarCoder2: layer norms with biases, biased projections, a GELU MLP without gate.
+#[test]
+fn starcoder2_matches_llama_cpp() {
+    let f32 = matches_llama("starcoder2");
+    // Its layer-norm epsilon is required, as llama.cpp requires it.
+    let m = variant(&f32, "sc2-noeps", "starcoder2.attention.layer_norm_epsilon", None, &[]);
+    let o = run(&["run", &m.display().to_string(), "-p", "hi", "-n", "1"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("starcoder2.attention.layer_norm_epsilon"));
+    let _ = std::fs::remove_file(m);
 }
 
 #[test]
