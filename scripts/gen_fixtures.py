@@ -15,7 +15,7 @@ How to regenerate (about 20 minutes on 2 cores, most of it building llama.cpp):
   python3 scripts/fetch_models.py --all
   python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install gguf==0.19.0 jinja2==3.1.6 numpy \
       llama-cpp-python==0.3.36 pyyaml && /tmp/fixvenv/bin/pip install --no-deps lm-eval==0.4.13
-  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop eval refusal pii quantize kldtop-opt-in neox-tokenize archs]
+  /tmp/fixvenv/bin/python scripts/gen_fixtures.py [tokenize greedy templates perplexity quants tiny kld kldtop eval refusal pii quantize kldtop-opt-in neox-tokenize archs | arch=NAME]
 For the perplexity part, build llama-perplexity from the same sdist (`pip download --no-deps
 --no-binary :all: llama-cpp-python==0.3.36`, then cmake in vendor/llama.cpp with
 -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON; note GGML_NATIVE=ON enables AMX, which
@@ -202,7 +202,7 @@ def gen_perplexity(model_path: Path, name: str) -> None:
 ROPE_VARIANTS = ["llama31", "gemma3", "qwen2yarn"]
 
 
-ARCH_VARIANTS = ["granite", "phi3", "internlm2", "starcoder2"]
+ARCH_VARIANTS = ["granite", "phi3", "internlm2", "starcoder2", "gptneox"]
 
 
 def gen_tiny_arch(arch: str) -> None:
@@ -216,11 +216,12 @@ def gen_tiny_arch(arch: str) -> None:
     scaled before attention, NeoX RoPE (and a sliding-window key llama.cpp ignores). InternLM2:
     Llama's layer; its QKV kept fused here (llama.cpp's converter splits it, llama.cpp reads
     either), with a fused bias. StarCoder2: layer norms with biases, every projection biased, a
-    GELU MLP without gate, NeoX RoPE."""
+    GELU MLP without gate, NeoX RoPE. GPT-NeoX: the same layer with a fused biased QKV, a quarter
+    of each head rotated (Pythia's rotary_pct) and parallel residual."""
     import numpy as np
     import gguf
     from gguf import GGMLQuantizationType as T
-    rng = np.random.default_rng({"granite": 161, "phi3": 162, "internlm2": 163, "starcoder2": 164}[arch])
+    rng = np.random.default_rng({"granite": 161, "phi3": 162, "internlm2": 163, "starcoder2": 164, "gptneox": 165}[arch])
     n_embd, n_ff, n_head, n_kv, n_layer = 64, 128, 4, 2, 2
     hd = n_embd // n_head
     tokens, types, merges = tiny_vocab()
@@ -232,7 +233,7 @@ def gen_tiny_arch(arch: str) -> None:
 
     t("token_embd.weight", (n_vocab, n_embd), 0.5)
     t("output_norm.weight", (n_embd,), 0.1, 1.0)
-    ln = arch == "starcoder2"
+    ln = arch in ("starcoder2", "gptneox")
     if ln:
         t("output_norm.bias", (n_embd,), 0.1)
     # Granite divides the logits by its logit scale (8): the output matrix is 8× larger to keep
@@ -243,9 +244,9 @@ def gen_tiny_arch(arch: str) -> None:
         t(b + "attn_norm.weight", (n_embd,), 0.1, 1.0)
         if ln:
             t(b + "attn_norm.bias", (n_embd,), 0.1)
-        if arch in ("phi3", "internlm2"):
+        if arch in ("phi3", "internlm2", "gptneox"):
             t(b + "attn_qkv.weight", ((n_head + 2 * n_kv) * hd, n_embd), 0.2)
-            if arch == "internlm2":
+            if arch in ("internlm2", "gptneox"):
                 t(b + "attn_qkv.bias", ((n_head + 2 * n_kv) * hd,), 0.05)
         else:
             t(b + "attn_q.weight", (n_head * hd, n_embd), 0.2)
@@ -286,6 +287,9 @@ def gen_tiny_arch(arch: str) -> None:
             w.add_sliding_window(16)  # llama.cpp disables Phi-3's window (its PR 13676): so must we
         if ln:
             w.add_float32(f"{arch}.attention.layer_norm_epsilon", 1e-5)
+        if arch == "gptneox":
+            w.add_rope_dimension_count(hd // 4)
+            w.add_bool("gptneox.use_parallel_residual", True)
         if arch == "granite":
             w.add_float32("granite.embedding_scale", 12.0)
             w.add_float32("granite.residual_scale", 0.5)
@@ -988,8 +992,8 @@ def main() -> None:
         if part == "pii":
             gen_pii()
             continue
-        if part == "archs":
-            for a in ARCH_VARIANTS:
+        if part == "archs" or part.startswith("arch="):
+            for a in ARCH_VARIANTS if part == "archs" else [part.removeprefix("arch=")]:
                 gen_tiny_arch(a)
             continue
         if part == "neox-tokenize":

@@ -18,6 +18,9 @@ pub enum Arch {
     InternLm2,
     /// BigCode's StarCoder2: layer norms with biases, biased projections, a GELU MLP without gate.
     Starcoder2,
+    /// EleutherAI's GPT-NeoX (Pythia, GPT-NeoX-20B): StarCoder2's layer with a fused biased QKV,
+    /// partial rotary dimensions and (per file) parallel residual.
+    GptNeox,
 }
 
 impl Arch {
@@ -31,6 +34,7 @@ impl Arch {
             Arch::Phi3 => "phi3",
             Arch::InternLm2 => "internlm2",
             Arch::Starcoder2 => "starcoder2",
+            Arch::GptNeox => "gptneox",
         }
     }
 }
@@ -69,7 +73,7 @@ impl ArchSpec {
         match arch {
             Arch::Llama | Arch::Granite | Arch::InternLm2 => base,
             Arch::Phi3 => ArchSpec { rope_neox: true, ..base },
-            Arch::Starcoder2 => ArchSpec { rope_neox: true, gelu: true, layer_norm: true, ..base },
+            Arch::Starcoder2 | Arch::GptNeox => ArchSpec { rope_neox: true, gelu: true, layer_norm: true, ..base },
             Arch::Qwen2 => ArchSpec { rope_neox: true, qkv_bias: true, ..base },
             Arch::Qwen3 => ArchSpec { rope_neox: true, qk_norm: true, ..base },
             Arch::Gemma3 => ArchSpec {
@@ -105,6 +109,9 @@ pub struct Config {
     pub rope_scaling: RopeScaling,
     /// Gemma: logits ← cap · tanh(logits / cap).
     pub final_logit_softcap: Option<f32>,
+    /// Attention and FFN both read the layer's input, their outputs added to it together
+    /// (GPT-NeoX's `use_parallel_residual`).
+    pub parallel_residual: bool,
     /// Epsilon of the RMS norms (or of the layer norms, where the spec says so).
     pub rms_eps: f32,
     pub ctx_train: usize,
@@ -158,6 +165,7 @@ impl Config {
             "phi3" => Arch::Phi3,
             "internlm2" => Arch::InternLm2,
             "starcoder2" => Arch::Starcoder2,
+            "gptneox" => Arch::GptNeox,
             other => return Err(Error::UnsupportedArch(other.into())),
         };
         let a = arch.name();
@@ -199,7 +207,7 @@ impl Config {
         if n_rot % 2 != 0 {
             return Err(Error::BadKey { key: k("rope.dimension_count"), msg: format!("{n_rot} is odd") });
         }
-        if n_rot != head_dim && arch != Arch::Gemma3 {
+        if n_rot != head_dim && !matches!(arch, Arch::Gemma3 | Arch::GptNeox) {
             // llama.cpp refuses this for llama and asserts it for qwen2/qwen3.
             return Err(Error::BadKey { key: k("rope.dimension_count"), msg: format!("{n_rot} differs from the head size {head_dim}, which {a} does not allow") });
         }
@@ -263,6 +271,11 @@ impl Config {
                 return Err(Error::Unimplemented { what: format!("metadata {:?}", k("rope.scaling.finetuned")), why: "layers without RoPE".into() });
             }
         }
+        let parallel_residual = if arch == Arch::GptNeox {
+            g.get_bool(&k("use_parallel_residual"))?.ok_or_else(|| Error::MissingKey(k("use_parallel_residual")))?
+        } else {
+            false
+        };
         // Phi-3: Q × 1/√head_dim in f32 after RoPE, attention scale 1 (llama.cpp's order).
         let q_mult = if arch == Arch::Phi3 {
             let q = 1.0 / (head_dim as f32).sqrt();
@@ -297,6 +310,7 @@ impl Config {
             rope_base_swa,
             rope_scaling,
             final_logit_softcap,
+            parallel_residual,
             rms_eps,
             ctx_train,
             n_vocab,

@@ -36,6 +36,8 @@ pub struct Scratch {
     v: Vec<f32>,
     attn: Vec<f32>,
     o: Vec<f32>,
+    /// The attention branch's output, held while the FFN reads the same input (parallel residual).
+    par: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
     pub(crate) acts: [ActBuf; 4],
@@ -303,7 +305,13 @@ impl Model {
                     rms_norm_inplace(&mut sc.o[t * d..(t + 1) * d], w, c.rms_eps);
                 }
             }
-            residual_add(pool, &mut sc.x, &sc.o, d, c.residual_mult);
+            if c.parallel_residual {
+                // x + attn(ln1(x)) + ffn(ln2(x)): the FFN reads the same x; added below.
+                std::mem::swap(&mut sc.o, &mut sc.par);
+                resize(&mut sc.o, n * d);
+            } else {
+                residual_add(pool, &mut sc.x, &sc.o, d, c.residual_mult);
+            }
             // --- feed-forward ---
             norm_rows(pool, &mut sc.xn, &sc.x, d, &l.ffn_norm, l.ffn_norm_b.as_deref(), c.rms_eps);
             match &l.w_gate {
@@ -356,7 +364,13 @@ impl Model {
                     rms_norm_inplace(&mut sc.o[t * d..(t + 1) * d], w, c.rms_eps);
                 }
             }
-            residual_add(pool, &mut sc.x, &sc.o, d, c.residual_mult);
+            if c.parallel_residual {
+                // llama.cpp's order: (ffn + x) + attn.
+                let (o, par) = (&sc.o, &sc.par);
+                sc.x.iter_mut().zip(o).zip(par).for_each(|((x, o), a)| *x = (o + *x) + a);
+            } else {
+                residual_add(pool, &mut sc.x, &sc.o, d, c.residual_mult);
+            }
             sc.steer.add_after(il, &mut sc.x);
             let k = sc.capture_rows.len();
             for (ri, &t) in sc.capture_rows.iter().enumerate() {

@@ -185,7 +185,8 @@ impl Model {
         let v_dim = c.n_head_kv * c.head_dim_v;
         let o_in = c.n_head * c.head_dim_v;
         let tok_embd = b.mat("token_embd.weight", c.n_embd, c.n_vocab)?;
-        let output = if file.gguf().tensor("output.weight").is_some() {
+        // GPT-NeoX's output layer is its own (llama.cpp requires it); elsewhere it may be tied.
+        let output = if file.gguf().tensor("output.weight").is_some() || c.arch == crate::Arch::GptNeox {
             b.mat("output.weight", c.n_embd, c.n_vocab)?
         } else {
             tok_embd.clone()

@@ -1,5 +1,5 @@
 //! The architectures added for the seed systems (issue 16) — Granite, Phi-3, InternLM2,
-//! StarCoder2 — checked against llama.cpp on tiny
+//! StarCoder2, GPT-NeoX — checked against llama.cpp on tiny
 //! random-weight models (`scripts/gen_fixtures.py archs`): llama.cpp's base file over the F32
 //! model, made on its exact path (`-fa off -ctk f32 -ctv f32`), must be matched to KLD < 1e-4 with
 //! same-top ≥ 98.5 %; the same weights quantised must agree with that base at least 99 % as often
@@ -86,6 +86,20 @@ fn starcoder2_matches_llama_cpp() {
     let m = variant(&f32, "sc2-noeps", "starcoder2.attention.layer_norm_epsilon", None, &[]);
     let o = run(&["run", &m.display().to_string(), "-p", "hi", "-n", "1"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("starcoder2.attention.layer_norm_epsilon"));
+    let _ = std::fs::remove_file(m);
+}
+
+/// GPT-NeoX (Pythia): fused biased QKV, a quarter of each head rotated, parallel residual.
+#[test]
+fn gptneox_matches_llama_cpp() {
+    let f32 = matches_llama("gptneox");
+    let seq = variant(&f32, "neox-seq", "gptneox.use_parallel_residual", Some(Value::Bool(false)), &[]);
+    let k = against_llama(&seq, "gptneox")["kld_mean"].as_f64().unwrap();
+    assert!(k > 2e-4, "sequential instead of parallel residual: KLD {k}");
+    let _ = std::fs::remove_file(seq);
+    let m = variant(&f32, "neox-nokey", "gptneox.use_parallel_residual", None, &[]);
+    let o = run(&["run", &m.display().to_string(), "-p", "hi", "-n", "1"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("gptneox.use_parallel_residual"));
     let _ = std::fs::remove_file(m);
 }
 
