@@ -202,7 +202,7 @@ def gen_perplexity(model_path: Path, name: str) -> None:
 ROPE_VARIANTS = ["llama31", "gemma3", "qwen2yarn"]
 
 
-ARCH_VARIANTS = ["granite", "phi3", "internlm2", "starcoder2", "gptneox"]
+ARCH_VARIANTS = ["granite", "phi3", "internlm2", "starcoder2", "gptneox", "falcon", "falcon40"]
 
 
 def gen_tiny_arch(arch: str) -> None:
@@ -217,12 +217,18 @@ def gen_tiny_arch(arch: str) -> None:
     Llama's layer; its QKV kept fused here (llama.cpp's converter splits it, llama.cpp reads
     either), with a fused bias. StarCoder2: layer norms with biases, every projection biased, a
     GELU MLP without gate, NeoX RoPE. GPT-NeoX: the same layer with a fused biased QKV, a quarter
-    of each head rotated (Pythia's rotary_pct) and parallel residual."""
+    of each head rotated (Pythia's rotary_pct) and parallel residual. Falcon (7B layout):
+    multi-query, fused QKV, no projection biases, attention and a GELU MLP in parallel on one layer
+    norm, the output tied to the embedding; falcon40: the 40B layout's second norm for attention
+    (`attn_norm_2`), two KV heads."""
     import numpy as np
     import gguf
     from gguf import GGMLQuantizationType as T
-    rng = np.random.default_rng({"granite": 161, "phi3": 162, "internlm2": 163, "starcoder2": 164, "gptneox": 165}[arch])
+    rng = np.random.default_rng({"granite": 161, "phi3": 162, "internlm2": 163, "starcoder2": 164, "gptneox": 165, "falcon": 166, "falcon40": 167}[arch])
     n_embd, n_ff, n_head, n_kv, n_layer = 64, 128, 4, 2, 2
+    falcon = arch.startswith("falcon")
+    if arch == "falcon":
+        n_kv = 1
     hd = n_embd // n_head
     tokens, types, merges = tiny_vocab()
     n_vocab = len(tokens)
@@ -233,18 +239,22 @@ def gen_tiny_arch(arch: str) -> None:
 
     t("token_embd.weight", (n_vocab, n_embd), 0.5)
     t("output_norm.weight", (n_embd,), 0.1, 1.0)
-    ln = arch in ("starcoder2", "gptneox")
+    ln = arch in ("starcoder2", "gptneox") or falcon
     if ln:
         t("output_norm.bias", (n_embd,), 0.1)
     # Granite divides the logits by its logit scale (8): the output matrix is 8× larger to keep
     # the distributions as peaked as the other tiny models' (a flat one would hide differences).
-    t("output.weight", (n_vocab, n_embd), 1.6 if arch == "granite" else 0.2)
+    if arch != "falcon":
+        t("output.weight", (n_vocab, n_embd), 1.6 if arch == "granite" else 0.2)
     for il in range(n_layer):
         b = f"blk.{il}."
         t(b + "attn_norm.weight", (n_embd,), 0.1, 1.0)
         if ln:
             t(b + "attn_norm.bias", (n_embd,), 0.1)
-        if arch in ("phi3", "internlm2", "gptneox"):
+        if arch == "falcon40":
+            t(b + "attn_norm_2.weight", (n_embd,), 0.1, 1.0)
+            t(b + "attn_norm_2.bias", (n_embd,), 0.1)
+        if arch in ("phi3", "internlm2", "gptneox") or falcon:
             t(b + "attn_qkv.weight", ((n_head + 2 * n_kv) * hd, n_embd), 0.2)
             if arch in ("internlm2", "gptneox"):
                 t(b + "attn_qkv.bias", ((n_head + 2 * n_kv) * hd,), 0.05)
@@ -257,6 +267,10 @@ def gen_tiny_arch(arch: str) -> None:
                 t(b + "attn_k.bias", (n_kv * hd,), 0.05)
                 t(b + "attn_v.bias", (n_kv * hd,), 0.05)
         t(b + "attn_output.weight", (n_embd, n_head * hd))
+        if falcon:
+            t(b + "ffn_up.weight", (n_ff, n_embd))
+            t(b + "ffn_down.weight", (n_embd, n_ff))
+            continue
         t(b + "ffn_norm.weight", (n_embd,), 0.1, 1.0)
         if ln:
             t(b + "attn_output.bias", (n_embd,), 0.05)
@@ -279,14 +293,14 @@ def gen_tiny_arch(arch: str) -> None:
     for quantised in (False, True):
         path = FIX / "tiny" / (f"tiny-{arch}.gguf" if quantised else f"tiny-{arch}-f32.gguf")
         # (llama.cpp looks up Phi-3's special tokens when the name says phi3: not in the tiny vocabulary.)
-        w = tiny_writer(path, arch, {"phi3": "phi three"}.get(arch, arch), 256, n_embd, n_ff, n_layer, n_head, n_kv)
+        w = tiny_writer(path, "falcon" if falcon else arch, {"phi3": "phi three"}.get(arch, arch), 256, n_embd, n_ff, n_layer, n_head, n_kv)
         w.add_rope_freq_base(10000.0)
         w.add_file_type(0)
         if arch == "phi3":
             w.add_rope_dimension_count(hd)
             w.add_sliding_window(16)  # llama.cpp disables Phi-3's window (its PR 13676): so must we
         if ln:
-            w.add_float32(f"{arch}.attention.layer_norm_epsilon", 1e-5)
+            w.add_float32(f"{'falcon' if falcon else arch}.attention.layer_norm_epsilon", 1e-5)
         if arch == "gptneox":
             w.add_rope_dimension_count(hd // 4)
             w.add_bool("gptneox.use_parallel_residual", True)

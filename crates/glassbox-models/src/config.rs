@@ -21,6 +21,9 @@ pub enum Arch {
     /// EleutherAI's GPT-NeoX (Pythia, GPT-NeoX-20B): StarCoder2's layer with a fused biased QKV,
     /// partial rotary dimensions and (per file) parallel residual.
     GptNeox,
+    /// TII's Falcon (7B, 40B/180B layout): attention and a GELU MLP in parallel on one layer
+    /// norm (40B: a second norm for attention), fused QKV, multi-query, no biases.
+    Falcon,
 }
 
 impl Arch {
@@ -35,8 +38,19 @@ impl Arch {
             Arch::InternLm2 => "internlm2",
             Arch::Starcoder2 => "starcoder2",
             Arch::GptNeox => "gptneox",
+            Arch::Falcon => "falcon",
         }
     }
+}
+
+/// How a parallel-residual layer adds its two branches (f32 addition is not associative:
+/// llama.cpp's order, per architecture).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parallel {
+    /// GPT-NeoX: (ffn + x) + attn.
+    NeoX,
+    /// Falcon: (ffn + attn) + x.
+    Falcon,
 }
 
 /// What distinguishes one architecture's decoder layer from another's.
@@ -73,7 +87,7 @@ impl ArchSpec {
         match arch {
             Arch::Llama | Arch::Granite | Arch::InternLm2 => base,
             Arch::Phi3 => ArchSpec { rope_neox: true, ..base },
-            Arch::Starcoder2 | Arch::GptNeox => ArchSpec { rope_neox: true, gelu: true, layer_norm: true, ..base },
+            Arch::Starcoder2 | Arch::GptNeox | Arch::Falcon => ArchSpec { rope_neox: true, gelu: true, layer_norm: true, ..base },
             Arch::Qwen2 => ArchSpec { rope_neox: true, qkv_bias: true, ..base },
             Arch::Qwen3 => ArchSpec { rope_neox: true, qk_norm: true, ..base },
             Arch::Gemma3 => ArchSpec {
@@ -110,8 +124,8 @@ pub struct Config {
     /// Gemma: logits ← cap · tanh(logits / cap).
     pub final_logit_softcap: Option<f32>,
     /// Attention and FFN both read the layer's input, their outputs added to it together
-    /// (GPT-NeoX's `use_parallel_residual`).
-    pub parallel_residual: bool,
+    /// (GPT-NeoX's `use_parallel_residual`; Falcon always), in the architecture's order.
+    pub parallel_residual: Option<Parallel>,
     /// Epsilon of the RMS norms (or of the layer norms, where the spec says so).
     pub rms_eps: f32,
     pub ctx_train: usize,
@@ -166,6 +180,7 @@ impl Config {
             "internlm2" => Arch::InternLm2,
             "starcoder2" => Arch::Starcoder2,
             "gptneox" => Arch::GptNeox,
+            "falcon" => Arch::Falcon,
             other => return Err(Error::UnsupportedArch(other.into())),
         };
         let a = arch.name();
@@ -271,10 +286,10 @@ impl Config {
                 return Err(Error::Unimplemented { what: format!("metadata {:?}", k("rope.scaling.finetuned")), why: "layers without RoPE".into() });
             }
         }
-        let parallel_residual = if arch == Arch::GptNeox {
-            g.get_bool(&k("use_parallel_residual"))?.ok_or_else(|| Error::MissingKey(k("use_parallel_residual")))?
-        } else {
-            false
+        let parallel_residual = match arch {
+            Arch::GptNeox => g.get_bool(&k("use_parallel_residual"))?.ok_or_else(|| Error::MissingKey(k("use_parallel_residual")))?.then_some(Parallel::NeoX),
+            Arch::Falcon => Some(Parallel::Falcon),
+            _ => None,
         };
         // Phi-3: Q × 1/√head_dim in f32 after RoPE, attention scale 1 (llama.cpp's order).
         let q_mult = if arch == Arch::Phi3 {

@@ -305,7 +305,7 @@ impl Model {
                     rms_norm_inplace(&mut sc.o[t * d..(t + 1) * d], w, c.rms_eps);
                 }
             }
-            if c.parallel_residual {
+            if c.parallel_residual.is_some() {
                 // x + attn(ln1(x)) + ffn(ln2(x)): the FFN reads the same x; added below.
                 std::mem::swap(&mut sc.o, &mut sc.par);
                 resize(&mut sc.o, n * d);
@@ -364,10 +364,13 @@ impl Model {
                     rms_norm_inplace(&mut sc.o[t * d..(t + 1) * d], w, c.rms_eps);
                 }
             }
-            if c.parallel_residual {
-                // llama.cpp's order: (ffn + x) + attn.
+            if let Some(order) = c.parallel_residual {
+                // llama.cpp's order: GPT-NeoX (ffn + x) + attn, Falcon (ffn + attn) + x.
                 let (o, par) = (&sc.o, &sc.par);
-                sc.x.iter_mut().zip(o).zip(par).for_each(|((x, o), a)| *x = (o + *x) + a);
+                match order {
+                    crate::Parallel::NeoX => sc.x.iter_mut().zip(o).zip(par).for_each(|((x, o), a)| *x = (o + *x) + a),
+                    crate::Parallel::Falcon => sc.x.iter_mut().zip(o).zip(par).for_each(|((x, o), a)| *x = (o + a) + *x),
+                }
             } else {
                 residual_add(pool, &mut sc.x, &sc.o, d, c.residual_mult);
             }

@@ -20,7 +20,7 @@ mod lora;
 mod steer;
 mod weights;
 
-pub use config::{Arch, ArchSpec, Config};
+pub use config::{Arch, ArchSpec, Config, Parallel};
 pub use forward::{Logits, Scratch, SeqBatch};
 pub use kv::{KvCache, KvType};
 pub use rope::{Rope, RopeScaling};

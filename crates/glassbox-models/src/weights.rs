@@ -225,9 +225,25 @@ impl Model {
             } else {
                 (Some(b.mat(&n("ffn_gate.weight"), c.n_embd, c.n_ff)?), b.mat(&n("ffn_up.weight"), c.n_embd, c.n_ff)?)
             };
-            let req = |name: &str, len: usize| -> Result<Option<Vec<f32>>> { if ln { b.vec(&n(name), len).map(Some) } else { Ok(None) } };
+            // Falcon's projections have no biases; the other layer-norm architectures' do.
+            let falcon = c.arch == crate::Arch::Falcon;
+            let req = |name: &str, len: usize| -> Result<Option<Vec<f32>>> { if ln && !falcon { b.vec(&n(name), len).map(Some) } else { Ok(None) } };
+            // Falcon: one layer norm feeds both branches (the FFN's is the attention's); 40B and
+            // larger give attention a second one (`attn_norm_2`).
+            let (attn_norm, attn_norm_b, ffn_norm, ffn_norm_b) = if falcon {
+                let (w1, b1) = (b.vec(&n("attn_norm.weight"), c.n_embd)?, b.vec(&n("attn_norm.bias"), c.n_embd)?);
+                match b.opt_vec(&n("attn_norm_2.weight"), c.n_embd)? {
+                    Some(w2) => (w2, Some(b.vec(&n("attn_norm_2.bias"), c.n_embd)?), w1, Some(b1)),
+                    None => (w1.clone(), Some(b1.clone()), w1, Some(b1)),
+                }
+            } else {
+                let w1 = b.vec(&n("attn_norm.weight"), c.n_embd)?;
+                let w2 = b.vec(&n("ffn_norm.weight"), c.n_embd)?;
+                let (b1, b2) = if ln { (Some(b.vec(&n("attn_norm.bias"), c.n_embd)?), Some(b.vec(&n("ffn_norm.bias"), c.n_embd)?)) } else { (None, None) };
+                (w1, b1, w2, b2)
+            };
             layers.push(Layer {
-                attn_norm: b.vec(&n("attn_norm.weight"), c.n_embd)?,
+                attn_norm,
                 wq,
                 wk,
                 wv,
@@ -238,9 +254,9 @@ impl Model {
                 q_norm: if s.qk_norm { Some(b.vec(&n("attn_q_norm.weight"), c.head_dim)?) } else { None },
                 k_norm: if s.qk_norm { Some(b.vec(&n("attn_k_norm.weight"), c.head_dim)?) } else { None },
                 attn_post_norm: if s.post_norms { Some(b.vec(&n("post_attention_norm.weight"), c.n_embd)?) } else { None },
-                ffn_norm: b.vec(&n("ffn_norm.weight"), c.n_embd)?,
-                attn_norm_b: req("attn_norm.bias", c.n_embd)?,
-                ffn_norm_b: req("ffn_norm.bias", c.n_embd)?,
+                ffn_norm,
+                attn_norm_b,
+                ffn_norm_b,
                 bo: req("attn_output.bias", c.n_embd)?,
                 b_up: req("ffn_up.bias", c.n_ff)?,
                 b_down: req("ffn_down.bias", c.n_embd)?,

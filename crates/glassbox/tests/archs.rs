@@ -1,5 +1,5 @@
 //! The architectures added for the seed systems (issue 16) — Granite, Phi-3, InternLM2,
-//! StarCoder2, GPT-NeoX — checked against llama.cpp on tiny
+//! StarCoder2, GPT-NeoX, Falcon — checked against llama.cpp on tiny
 //! random-weight models (`scripts/gen_fixtures.py archs`): llama.cpp's base file over the F32
 //! model, made on its exact path (`-fa off -ctk f32 -ctv f32`), must be matched to KLD < 1e-4 with
 //! same-top ≥ 98.5 %; the same weights quantised must agree with that base at least 99 % as often
@@ -101,6 +101,14 @@ fn gptneox_matches_llama_cpp() {
     let o = run(&["run", &m.display().to_string(), "-p", "hi", "-n", "1"]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("gptneox.use_parallel_residual"));
     let _ = std::fs::remove_file(m);
+}
+
+/// Falcon: the 7B layout (multi-query, one norm for both parallel branches, tied output) and the
+/// 40B/180B layout (a second norm for attention, grouped KV heads).
+#[test]
+fn falcon_7b_and_40b_layouts_match_llama_cpp() {
+    matches_llama("falcon");
+    matches_llama("falcon40");
 }
 
 #[test]
