@@ -181,6 +181,7 @@ impl Config {
             "starcoder2" => Arch::Starcoder2,
             "gptneox" => Arch::GptNeox,
             "falcon" => Arch::Falcon,
+            neo @ ("gpt_neo" | "gpt-neo" | "gptneo") => return Err(Error::GptNeo(neo.into())),
             other => return Err(Error::UnsupportedArch(other.into())),
         };
         let a = arch.name();

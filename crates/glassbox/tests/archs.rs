@@ -156,3 +156,14 @@ fn granite_files_glassbox_cannot_run_are_refused_by_name() {
         let _ = std::fs::remove_file(m);
     }
 }
+
+/// GPT-Neo has no GGUF architecture in llama.cpp: a file claiming it is refused with that said.
+#[test]
+fn gpt_neo_is_refused_with_the_reason() {
+    let f32 = glassbox_testdata::fixture("tiny/tiny-gptneox-f32.gguf");
+    let m = variant(&f32, "gptneo", "general.architecture", Some(Value::String("gpt_neo".into())), &[]);
+    let o = run(&["run", &m.display().to_string(), "-p", "hi", "-n", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("GPT-Neo has no GGUF architecture"), "{err}");
+    let _ = std::fs::remove_file(m);
+}
