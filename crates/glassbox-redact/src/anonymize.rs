@@ -430,19 +430,24 @@ mod tests {
         chunked_equals_whole_with(text, &|| Redactor::new(Mode::Placeholder, Entity::ALL.to_vec()));
     }
 
+    /// `text` pushed in chunks of `step` characters through a fresh filter: (output, filter).
+    fn streamed(text: &str, step: usize, redactor: &dyn Fn() -> Redactor) -> (String, StreamFilter) {
+        let chars: Vec<char> = text.chars().collect();
+        let mut r = redactor();
+        let mut f = StreamFilter::new(true, true);
+        let mut out = String::new();
+        for c in chars.chunks(step) {
+            out.push_str(&f.push(&c.iter().collect::<String>(), &mut r));
+        }
+        out.push_str(&f.finish(&mut r));
+        (out, f)
+    }
+
     /// The same, each run with a redactor from `redactor`.
     fn chunked_equals_whole_with(text: &str, redactor: &dyn Fn() -> Redactor) {
         let whole = StreamFilter::new(true, true).finish_with(text, &mut redactor());
-        let chars: Vec<char> = text.chars().collect();
         for step in 1..=8 {
-            let mut r = redactor();
-            let mut f = StreamFilter::new(true, true);
-            let mut out = String::new();
-            for c in chars.chunks(step) {
-                out.push_str(&f.push(&c.iter().collect::<String>(), &mut r));
-            }
-            out.push_str(&f.finish(&mut r));
-            assert_eq!(out, whole, "{text:?} in chunks of {step}");
+            assert_eq!(streamed(text, step, redactor).0, whole, "{text:?} in chunks of {step}");
         }
     }
 
@@ -450,15 +455,8 @@ mod tests {
     /// (a number cut short), never less.
     fn no_leak_with(text: &str, redactor: &dyn Fn() -> Redactor) {
         let whole = StreamFilter::new(true, true).finish_with(text, &mut redactor());
-        let chars: Vec<char> = text.chars().collect();
         for step in 1..=8 {
-            let mut r = redactor();
-            let mut f = StreamFilter::new(true, true);
-            let mut out = String::new();
-            for c in chars.chunks(step) {
-                out.push_str(&f.push(&c.iter().collect::<String>(), &mut r));
-            }
-            out.push_str(&f.finish(&mut r));
+            let (out, f) = streamed(text, step, redactor);
             assert!(f.bounded_cuts > 0 || out == whole, "{text:?} in chunks of {step}");
             for found in crate::analyze(text).unwrap() {
                 let v = &text[found.start..found.end];
