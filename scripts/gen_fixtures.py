@@ -202,7 +202,7 @@ def gen_perplexity(model_path: Path, name: str) -> None:
 ROPE_VARIANTS = ["llama31", "gemma3", "qwen2yarn"]
 
 
-ARCH_VARIANTS = ["granite", "phi3", "internlm2", "starcoder2", "gptneox", "falcon", "falcon40"]
+ARCH_VARIANTS = ["granite", "phi3", "internlm2", "starcoder2", "gptneox", "falcon", "falcon40", "bloom"]
 
 
 def gen_tiny_arch(arch: str) -> None:
@@ -220,11 +220,12 @@ def gen_tiny_arch(arch: str) -> None:
     of each head rotated (Pythia's rotary_pct) and parallel residual. Falcon (7B layout):
     multi-query, fused QKV, no projection biases, attention and a GELU MLP in parallel on one layer
     norm, the output tied to the embedding; falcon40: the 40B layout's second norm for attention
-    (`attn_norm_2`), two KV heads."""
+    (`attn_norm_2`), two KV heads. BLOOM: ALiBi instead of RoPE (llama.cpp's max bias 8), a layer
+    norm on the embeddings, fused biased QKV, everything biased, tied output."""
     import numpy as np
     import gguf
     from gguf import GGMLQuantizationType as T
-    rng = np.random.default_rng({"granite": 161, "phi3": 162, "internlm2": 163, "starcoder2": 164, "gptneox": 165, "falcon": 166, "falcon40": 167}[arch])
+    rng = np.random.default_rng({"granite": 161, "phi3": 162, "internlm2": 163, "starcoder2": 164, "gptneox": 165, "falcon": 166, "falcon40": 167, "bloom": 168}[arch])
     n_embd, n_ff, n_head, n_kv, n_layer = 64, 128, 4, 2, 2
     falcon = arch.startswith("falcon")
     if arch == "falcon":
@@ -239,12 +240,15 @@ def gen_tiny_arch(arch: str) -> None:
 
     t("token_embd.weight", (n_vocab, n_embd), 0.5)
     t("output_norm.weight", (n_embd,), 0.1, 1.0)
-    ln = arch in ("starcoder2", "gptneox") or falcon
+    ln = arch in ("starcoder2", "gptneox", "bloom") or falcon
     if ln:
         t("output_norm.bias", (n_embd,), 0.1)
     # Granite divides the logits by its logit scale (8): the output matrix is 8× larger to keep
     # the distributions as peaked as the other tiny models' (a flat one would hide differences).
-    if arch != "falcon":
+    if arch == "bloom":
+        t("token_embd_norm.weight", (n_embd,), 0.1, 1.0)
+        t("token_embd_norm.bias", (n_embd,), 0.1)
+    if arch not in ("falcon", "bloom"):
         t("output.weight", (n_vocab, n_embd), 1.6 if arch == "granite" else 0.2)
     for il in range(n_layer):
         b = f"blk.{il}."
@@ -254,9 +258,9 @@ def gen_tiny_arch(arch: str) -> None:
         if arch == "falcon40":
             t(b + "attn_norm_2.weight", (n_embd,), 0.1, 1.0)
             t(b + "attn_norm_2.bias", (n_embd,), 0.1)
-        if arch in ("phi3", "internlm2", "gptneox") or falcon:
+        if arch in ("phi3", "internlm2", "gptneox", "bloom") or falcon:
             t(b + "attn_qkv.weight", ((n_head + 2 * n_kv) * hd, n_embd), 0.2)
-            if arch in ("internlm2", "gptneox"):
+            if arch in ("internlm2", "gptneox", "bloom"):
                 t(b + "attn_qkv.bias", ((n_head + 2 * n_kv) * hd,), 0.05)
         else:
             t(b + "attn_q.weight", (n_head * hd, n_embd), 0.2)
@@ -294,7 +298,8 @@ def gen_tiny_arch(arch: str) -> None:
         path = FIX / "tiny" / (f"tiny-{arch}.gguf" if quantised else f"tiny-{arch}-f32.gguf")
         # (llama.cpp looks up Phi-3's special tokens when the name says phi3: not in the tiny vocabulary.)
         w = tiny_writer(path, "falcon" if falcon else arch, {"phi3": "phi three"}.get(arch, arch), 256, n_embd, n_ff, n_layer, n_head, n_kv)
-        w.add_rope_freq_base(10000.0)
+        if arch != "bloom":
+            w.add_rope_freq_base(10000.0)
         w.add_file_type(0)
         if arch == "phi3":
             w.add_rope_dimension_count(hd)

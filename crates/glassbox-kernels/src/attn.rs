@@ -91,6 +91,10 @@ pub struct AttnHead<'a> {
     /// The rows token j attends: `ranges[j].0 .. ranges[j].1`, never empty.
     pub ranges: &'a [(usize, usize)],
     pub scale: f32,
+    /// ALiBi (BLOOM): per query head of the group, the slope of a bias of slope × −(distance to
+    /// the query's own position), added to the scaled scores (ggml's soft_max with max_bias);
+    /// empty for none. The query's position is its last attended row (causal attention).
+    pub alibi: &'a [f32],
 }
 
 impl AttnHead<'_> {
@@ -117,8 +121,10 @@ impl AttnHead<'_> {
 /// scores between calls (resized as needed). Panics if a shape does not fit.
 pub fn attend(isa: Isa, a: &AttnHead, scratch: &mut Vec<f32>, out: &mut [f32]) {
     a.check(out);
+    assert!(a.alibi.is_empty() || a.alibi.len() == a.group, "one ALiBi slope per query head");
     #[cfg(target_arch = "x86_64")]
-    if let Some(t) = isa.avx512()
+    if a.alibi.is_empty()
+        && let Some(t) = isa.avx512()
         && crate::simd::x86_attn::attend(t, a, scratch, out)
     {
         return;
@@ -143,6 +149,10 @@ pub fn attend(isa: Isa, a: &AttnHead, scratch: &mut Vec<f32>, out: &mut [f32]) {
                 }
             }
             sg.iter_mut().for_each(|v| *v *= a.scale);
+            if let Some(&slope) = a.alibi.get(g) {
+                let qpos = e - 1;
+                sg.iter_mut().enumerate().for_each(|(i, v)| *v += slope * -((qpos - (s + i)) as f32));
+            }
             ops::softmax(sg);
             ops::round_to_f16_inplace(isa, sg);
             let o = &mut out[(j * a.group + g) * a.hdv..][..a.hdv];

@@ -588,7 +588,7 @@ fn tiled_attention_matches_per_token_reference() {
             }
             let q = random_x(ranges.len() * q_stride, 3);
             for (name, k, v) in stores {
-                let a = AttnHead { q: &q, q_stride, group, hd, hdv: hd, k, k_stride, v, v_stride: k_stride, ranges: &ranges, scale: 0.125 };
+                let a = AttnHead { q: &q, q_stride, group, hd, hdv: hd, k, k_stride, v, v_stride: k_stride, ranges: &ranges, scale: 0.125, alibi: &[] };
                 let mut out = vec![f32::NAN; ranges.len() * group * hd];
                 attend(isa, &a, &mut Vec::new(), &mut out);
                 // Reference: f64 math on the stored values, probabilities rounded to f16. A

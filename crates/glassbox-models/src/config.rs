@@ -24,6 +24,9 @@ pub enum Arch {
     /// TII's Falcon (7B, 40B/180B layout): attention and a GELU MLP in parallel on one layer
     /// norm (40B: a second norm for attention), fused QKV, multi-query, no biases.
     Falcon,
+    /// BigScience's BLOOM: ALiBi instead of RoPE, a layer norm on the embeddings, StarCoder2's
+    /// biased layer with a fused QKV.
+    Bloom,
 }
 
 impl Arch {
@@ -39,6 +42,7 @@ impl Arch {
             Arch::Starcoder2 => "starcoder2",
             Arch::GptNeox => "gptneox",
             Arch::Falcon => "falcon",
+            Arch::Bloom => "bloom",
         }
     }
 }
@@ -71,6 +75,8 @@ pub struct ArchSpec {
     /// Layer norms with a bias (mean and variance) instead of RMS norms; the attention output
     /// and FFN projections carry biases; the FFN is up → GELU → down, without a gate.
     pub layer_norm: bool,
+    /// No RoPE: positions enter through ALiBi (BLOOM).
+    pub alibi: bool,
 }
 
 impl ArchSpec {
@@ -83,11 +89,13 @@ impl ArchSpec {
             gelu: false,
             embed_scale: false,
             layer_norm: false,
+            alibi: false,
         };
         match arch {
             Arch::Llama | Arch::Granite | Arch::InternLm2 => base,
             Arch::Phi3 => ArchSpec { rope_neox: true, ..base },
             Arch::Starcoder2 | Arch::GptNeox | Arch::Falcon => ArchSpec { rope_neox: true, gelu: true, layer_norm: true, ..base },
+            Arch::Bloom => ArchSpec { gelu: true, layer_norm: true, alibi: true, ..base },
             Arch::Qwen2 => ArchSpec { rope_neox: true, qkv_bias: true, ..base },
             Arch::Qwen3 => ArchSpec { rope_neox: true, qk_norm: true, ..base },
             Arch::Gemma3 => ArchSpec {
@@ -181,6 +189,7 @@ impl Config {
             "starcoder2" => Arch::Starcoder2,
             "gptneox" => Arch::GptNeox,
             "falcon" => Arch::Falcon,
+            "bloom" => Arch::Bloom,
             neo @ ("gpt_neo" | "gpt-neo" | "gptneo") => return Err(Error::GptNeo(neo.into())),
             other => return Err(Error::UnsupportedArch(other.into())),
         };

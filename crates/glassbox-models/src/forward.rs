@@ -209,6 +209,10 @@ impl Model {
                 if emb_scale != 1.0 {
                     row.iter_mut().for_each(|v| *v *= emb_scale);
                 }
+                if let Some((w, b)) = &self.tok_norm {
+                    let raw = row.to_vec();
+                    layer_norm(&raw, w, b, c.rms_eps, row);
+                }
                 ti += 1;
             }
         }
@@ -264,14 +268,18 @@ impl Model {
                     if let Some(w) = &l.q_norm {
                         rms_norm_inplace(head, w, c.rms_eps);
                     }
-                    rope.apply(head, &sc.cos, &sc.sin, c.spec.rope_neox);
+                    if !c.spec.alibi {
+                        rope.apply(head, &sc.cos, &sc.sin, c.spec.rope_neox);
+                    }
                 }
                 for h in 0..c.n_head_kv {
                     let head = &mut sc.k[t * kv_dim + h * hd..t * kv_dim + (h + 1) * hd];
                     if let Some(w) = &l.k_norm {
                         rms_norm_inplace(head, w, c.rms_eps);
                     }
-                    rope.apply(head, &sc.cos, &sc.sin, c.spec.rope_neox);
+                    if !c.spec.alibi {
+                        rope.apply(head, &sc.cos, &sc.sin, c.spec.rope_neox);
+                    }
                 }
             }
             // Store K and V (f16 or q8_0, as the cache holds them) at each token's position.
@@ -475,6 +483,7 @@ impl Model {
                     v_stride: v_dim,
                     ranges: &ranges,
                     scale: c.attn_scale,
+                    alibi: if self.alibi.is_empty() { &[] } else { &self.alibi[kvh * group..(kvh + 1) * group] },
                 };
                 obuf.resize(n * group * hdv, 0.0);
                 attend(isa, &head, sbuf, obuf);

@@ -61,6 +61,10 @@ pub struct Model {
     pub(crate) output: Mat,
     pub(crate) output_norm: Vec<f32>,
     pub(crate) output_norm_b: Option<Vec<f32>>,
+    /// BLOOM: a layer norm (weight, bias) on the token embeddings.
+    pub(crate) tok_norm: Option<(Vec<f32>, Vec<f32>)>,
+    /// ALiBi slopes, one per query head (empty without ALiBi).
+    pub(crate) alibi: Vec<f32>,
     pub(crate) layers: Vec<Layer>,
     /// RoPE of global layers and of sliding-window layers.
     pub(crate) rope: Rope,
@@ -171,6 +175,16 @@ impl Binder<'_> {
     }
 }
 
+/// ggml's ALiBi slopes (`ggml_soft_max_ext` with `max_bias`; llama.cpp fixes 8 for BLOOM): heads
+/// below the largest power of two n get m0^(h+1), m0 = 2^(−max_bias/n); the rest m1^(2(h−n)+1),
+/// m1 = 2^(−max_bias/2/n) — in f32, as ggml computes them.
+fn alibi_slopes(n_head: usize, max_bias: f32) -> Vec<f32> {
+    let n_log2 = 1usize << (n_head as f64).log2().floor() as u32;
+    let m0 = 2f32.powf(-max_bias / n_log2 as f32);
+    let m1 = 2f32.powf(-(max_bias / 2.0) / n_log2 as f32);
+    (0..n_head).map(|h| if h < n_log2 { m0.powf((h + 1) as f32) } else { m1.powf((2 * (h - n_log2) + 1) as f32) }).collect()
+}
+
 impl Model {
     pub fn load(path: &Path) -> Result<Model> {
         Self::from_file(Arc::new(GgufFile::open(path)?))
@@ -194,6 +208,8 @@ impl Model {
         let output_norm = b.vec("output_norm.weight", c.n_embd)?;
         let ln = c.spec.layer_norm;
         let output_norm_b = if ln { Some(b.vec("output_norm.bias", c.n_embd)?) } else { None };
+        let tok_norm = if c.spec.alibi { Some((b.vec("token_embd_norm.weight", c.n_embd)?, b.vec("token_embd_norm.bias", c.n_embd)?)) } else { None };
+        let alibi = if c.spec.alibi { alibi_slopes(c.n_head, 8.0) } else { Vec::new() };
         let mut layers = Vec::with_capacity(c.n_layers);
         for il in 0..c.n_layers {
             let n = |s: &str| format!("blk.{il}.{s}");
@@ -280,7 +296,7 @@ impl Model {
         // Sliding-window layers: their own base, never frequency-scaled.
         let swa_scaling = RopeScaling { freq_scale: 1.0, ..c.rope_scaling };
         let rope_swa = Rope::new(c.n_rot, c.rope_base_swa, swa_scaling, freq_factors);
-        Ok(Model { file, config, tok_embd, output, output_norm, output_norm_b, layers, rope, rope_swa, precise_output: true, adapters: Vec::new(), active: Vec::new() })
+        Ok(Model { file, config, tok_embd, output, output_norm, output_norm_b, tok_norm, alibi, layers, rope, rope_swa, precise_output: true, adapters: Vec::new(), active: Vec::new() })
     }
 
     pub(crate) fn raw<'a>(&'a self, m: &'a Mat) -> WeightMatrix<'a> {
@@ -427,5 +443,23 @@ impl Model {
     /// (read back as zeros): read tensors through the model, not through this.
     pub fn file(&self) -> &Arc<GgufFile> {
         &self.file
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// ggml's slopes: 8 heads (a power of two) 2^-1 … 2^-8; 12 heads: 8 from m0 = 2^-1, then 4
+    /// from m1 = 2^-0.5 at odd powers (BLOOM-560m has 16, BLOOM-7b1 32, BLOOM 112).
+    #[test]
+    fn alibi_slopes_are_ggmls() {
+        let s8 = super::alibi_slopes(8, 8.0);
+        for (h, v) in s8.iter().enumerate() {
+            assert_eq!(*v, 2f32.powf(-1.0).powf((h + 1) as f32), "head {h}");
+        }
+        let s12 = super::alibi_slopes(12, 8.0);
+        assert_eq!(s12[..8], s8[..]);
+        for h in 8..12 {
+            assert_eq!(s12[h], 2f32.powf(-0.5).powf((2 * (h - 8) + 1) as f32), "head {h}");
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! The architectures added for the seed systems (issue 16) — Granite, Phi-3, InternLM2,
-//! StarCoder2, GPT-NeoX, Falcon — checked against llama.cpp on tiny
+//! StarCoder2, GPT-NeoX, Falcon, BLOOM — checked against llama.cpp on tiny
 //! random-weight models (`scripts/gen_fixtures.py archs`): llama.cpp's base file over the F32
 //! model, made on its exact path (`-fa off -ctk f32 -ctv f32`), must be matched to KLD < 1e-4 with
 //! same-top ≥ 98.5 %; the same weights quantised must agree with that base at least 99 % as often
@@ -109,6 +109,13 @@ fn gptneox_matches_llama_cpp() {
 fn falcon_7b_and_40b_layouts_match_llama_cpp() {
     matches_llama("falcon");
     matches_llama("falcon40");
+}
+
+/// BLOOM: ALiBi instead of RoPE (llama.cpp's max bias 8; with 0.5 instead the same file is
+/// 0.012 off), a layer norm on the embeddings, fused biased QKV.
+#[test]
+fn bloom_matches_llama_cpp() {
+    matches_llama("bloom");
 }
 
 #[test]
