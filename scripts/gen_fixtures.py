@@ -205,7 +205,7 @@ ROPE_VARIANTS = ["llama31", "gemma3", "qwen2yarn"]
 ARCH_VARIANTS = ["granite", "phi3", "internlm2", "starcoder2", "gptneox", "falcon", "falcon40", "bloom"]
 
 
-def gen_tiny_arch(arch: str) -> None:
+def gen_tiny_arch(arch: str, dims: tuple = (64, 128, 4, 2, 2), bench_dir: Path | None = None) -> None:
     """A tiny random-weight model of an architecture glassbox added for the seed systems (issue
     16), in F32 (tiny-{arch}-f32.gguf) and with its matrices quantised (tiny-{arch}.gguf, the
     same weights), and llama.cpp's base file over the F32 one on its exact path (`-fa off -ctk
@@ -226,7 +226,7 @@ def gen_tiny_arch(arch: str) -> None:
     import gguf
     from gguf import GGMLQuantizationType as T
     rng = np.random.default_rng({"granite": 161, "phi3": 162, "internlm2": 163, "starcoder2": 164, "gptneox": 165, "falcon": 166, "falcon40": 167, "bloom": 168}[arch])
-    n_embd, n_ff, n_head, n_kv, n_layer = 64, 128, 4, 2, 2
+    n_embd, n_ff, n_head, n_kv, n_layer = dims
     falcon = arch.startswith("falcon")
     if arch == "falcon":
         n_kv = 1
@@ -294,8 +294,8 @@ def gen_tiny_arch(arch: str) -> None:
         # Its fused QKV drew Q4_0 and moved the top token at a quarter of the positions: a
         # same-top comparison that noisy says little, so 5- and 8-bit blocks here.
         kinds = [T.Q8_0, T.Q5_0, T.Q5_1, T.F16, T.Q8_0, T.BF16, T.Q5_1]
-    for quantised in (False, True):
-        path = FIX / "tiny" / (f"tiny-{arch}.gguf" if quantised else f"tiny-{arch}-f32.gguf")
+    for quantised in (False,) if bench_dir else (False, True):
+        path = bench_dir / f"bench-{arch}-f32.gguf" if bench_dir else FIX / "tiny" / (f"tiny-{arch}.gguf" if quantised else f"tiny-{arch}-f32.gguf")
         # (llama.cpp looks up Phi-3's special tokens when the name says phi3: not in the tiny vocabulary.)
         w = tiny_writer(path, "falcon" if falcon else arch, {"phi3": "phi three"}.get(arch, arch), 256, n_embd, n_ff, n_layer, n_head, n_kv)
         if arch != "bloom":
@@ -326,6 +326,8 @@ def gen_tiny_arch(arch: str) -> None:
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
+    if bench_dir:
+        return
     f32, quant = FIX / "tiny" / f"tiny-{arch}-f32.gguf", FIX / "tiny" / f"tiny-{arch}.gguf"
     base = FIX / "kld" / f"tiny-{arch}.kld"
     exact = ["-fa", "off", "-ctk", "f32", "-ctv", "f32"]
@@ -1010,6 +1012,12 @@ def main() -> None:
             continue
         if part == "pii":
             gen_pii()
+            continue
+        if part.startswith("bench-arch="):
+            # A mid-size random model (24 layers × 1024 wide, F32) for speed ratios against
+            # llama-bench after quantising it (docs/benchmarks.md); never committed.
+            out = Path(os.environ.get("BENCH_DIR", "/tmp"))
+            gen_tiny_arch(part.removeprefix("bench-arch="), (1024, 4096, 16, 16, 24), out)
             continue
         if part == "archs" or part.startswith("arch="):
             for a in ARCH_VARIANTS if part == "archs" else [part.removeprefix("arch=")]:
