@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use crate::window::{char_before, is_word};
+use crate::window::{char_before, is_word, matches_unless};
 use crate::{Entity, Error, Finding};
 
 /// Most terms in one list.
@@ -111,19 +111,10 @@ impl DenyList {
     }
 
     pub(crate) fn find(&self, text: &str) -> Vec<Finding> {
-        let mut out = Vec::new();
-        let mut at = 0;
-        while at <= text.len() {
-            let Some(c) = self.re.captures_at(text, at) else { break };
-            let m = c.get(1).expect("group 1");
-            if char_before(text, m.start()).is_some_and(is_word) {
-                at = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
-                continue;
-            }
-            out.push(Finding { entity: Entity::DenyList, start: m.start(), end: m.end(), score: 1.0 });
-            at = m.end().max(m.start() + 1);
-        }
-        out
+        matches_unless(&self.re, text, 1, |t, s| char_before(t, s).is_some_and(is_word))
+            .into_iter()
+            .map(|m| Finding { entity: Entity::DenyList, start: m.start, end: m.end, score: 1.0 })
+            .collect()
     }
 
     /// Where a term that `text` may still be completing starts (the longest end of `text` that

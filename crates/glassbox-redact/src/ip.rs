@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
-use crate::patterns::{find_unless, linear};
+use crate::patterns::linear;
 use crate::window::{self, char_before, is_word};
 use crate::{Entity, Finding};
 
@@ -65,26 +65,9 @@ pub(crate) fn find(text: &str, digits: &[usize]) -> Vec<Finding> {
     let mut out = Vec::new();
     for (i, (re, score, behind)) in PATTERNS.iter().enumerate() {
         let windows = if i == 2 { &v4 } else { &v6 };
-        let found = if re.captures_len() > 1 && i >= 3 {
-            // The address is group 1 (the rest is the consumed look-ahead).
-            let mut v = Vec::new();
-            for w in windows {
-                let t = w.text(text);
-                let mut at = 0;
-                while let Some(c) = re.captures_at(t, at) {
-                    let m = c.get(1).expect("group 1");
-                    if *behind && char_before(t, m.start()).is_some_and(|c| is_word(c) || c == ':') {
-                        at = m.start() + t[m.start()..].chars().next().map_or(1, char::len_utf8);
-                        continue;
-                    }
-                    v.push(w.ctx.start + m.start()..w.ctx.start + m.end());
-                    at = m.end().max(m.start() + 1);
-                }
-            }
-            v
-        } else {
-            find_unless(re, text, windows, |t, s| *behind && char_before(t, s).is_some_and(|c| is_word(c) || c == ':'))
-        };
+        // Patterns 4 and 5 keep the address in group 1 (the rest is the consumed look-ahead).
+        let group = usize::from(i >= 3);
+        let found = window::find_unless(re, text, windows, group, |t, s| *behind && char_before(t, s).is_some_and(|c| is_word(c) || c == ':'));
         for m in found {
             if interface_ok(&text[m.clone()]) {
                 out.push(Finding { entity: Entity::IpAddress, start: m.start, end: m.end, score: *score });

@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use crate::window::{self, Window};
+use crate::window;
 use crate::{Entity, Finding};
 
 pub(crate) fn linear(p: &str) -> regex::Regex {
@@ -70,31 +70,10 @@ pub fn luhn(s: &str) -> bool {
     sum.is_multiple_of(10)
 }
 
-/// Matches of `re` in each window, leftmost first, skipping starts where `excluded` (a check of
-/// the window's text from the start on) holds and searching on from the next character — what a
-/// backtracking engine does with a negative look-ahead at the start of the pattern.
-pub(crate) fn find_unless(re: &regex::Regex, text: &str, windows: &[Window], excluded: impl Fn(&str, usize) -> bool) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    for w in windows {
-        let t = w.text(text);
-        let mut at = 0;
-        while at <= t.len() {
-            let Some(m) = re.find_at(t, at) else { break };
-            if excluded(t, m.start()) {
-                at = m.start() + t[m.start()..].chars().next().map_or(1, char::len_utf8);
-                continue;
-            }
-            out.push(w.ctx.start + m.start()..w.ctx.start + m.end());
-            at = m.end().max(m.start() + 1);
-        }
-    }
-    out
-}
-
 pub(crate) fn credit_card(text: &str, digits: &[usize]) -> Vec<Finding> {
     // Four groups of at least 4 + 3 + 3 + 3 digits.
     let windows = window::runs(text, digits.iter().copied(), card_joins, |r| r.chars().filter(|&c| window::is_nd(c)).count() >= 13);
-    find_unless(&CARD, text, &windows, |t, s| card_excluded(&t[s..]))
+    window::find_unless(&CARD, text, &windows, 0, |t, s| card_excluded(&t[s..]))
         .into_iter()
         .filter(|m| card_valid(&text[m.clone()]))
         .map(|m| Finding { entity: Entity::CreditCard, start: m.start, end: m.end, score: 1.0 })

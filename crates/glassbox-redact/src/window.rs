@@ -84,11 +84,38 @@ pub(crate) fn runs(text: &str, seeds: impl IntoIterator<Item = usize>, joins: im
 
 /// Leftmost-first matches of `re` inside each window, as byte ranges of the whole text.
 pub(crate) fn find_in(re: &regex::Regex, text: &str, windows: &[Window]) -> Vec<Range<usize>> {
+    find_unless(re, text, windows, 0, |_, _| false)
+}
+
+/// Leftmost-first matches of `re` in `t` — the span of capture `group` (0: the whole match; a
+/// pattern whose look-ahead is consumed as one more character keeps its match in group 1) —
+/// skipping starts where `excluded(t, start)` holds and searching on from the next character:
+/// what a backtracking engine does with a look-around at a pattern's start.
+pub(crate) fn matches_unless(re: &regex::Regex, t: &str, group: usize, excluded: impl Fn(&str, usize) -> bool) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at <= t.len() {
+        let m = if group == 0 {
+            re.find_at(t, at).map(|m| m.range())
+        } else {
+            re.captures_at(t, at).map(|c| c.get(group).expect("the pattern has the group").range())
+        };
+        let Some(m) = m else { break };
+        if excluded(t, m.start) {
+            at = m.start + t[m.start..].chars().next().map_or(1, char::len_utf8);
+            continue;
+        }
+        at = m.end.max(m.start + 1);
+        out.push(m);
+    }
+    out
+}
+
+/// [`matches_unless`] inside each window, as byte ranges of the whole text.
+pub(crate) fn find_unless(re: &regex::Regex, text: &str, windows: &[Window], group: usize, excluded: impl Fn(&str, usize) -> bool) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     for w in windows {
-        for m in re.find_iter(w.text(text)) {
-            out.push(w.ctx.start + m.start()..w.ctx.start + m.end());
-        }
+        out.extend(matches_unless(re, w.text(text), group, &excluded).into_iter().map(|m| w.ctx.start + m.start..w.ctx.start + m.end));
     }
     out
 }
