@@ -30,6 +30,26 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// Every architecture glassbox runs.
+    pub const ALL: [Arch; 11] = [
+        Arch::Llama,
+        Arch::Qwen2,
+        Arch::Qwen3,
+        Arch::Gemma3,
+        Arch::Granite,
+        Arch::Phi3,
+        Arch::InternLm2,
+        Arch::Starcoder2,
+        Arch::GptNeox,
+        Arch::Falcon,
+        Arch::Bloom,
+    ];
+
+    /// The architecture with this GGUF `general.architecture` name.
+    pub fn from_name(name: &str) -> Option<Arch> {
+        Arch::ALL.into_iter().find(|a| a.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Arch::Llama => "llama",
@@ -178,21 +198,12 @@ impl Config {
         let arch_name = g
             .get_str("general.architecture")?
             .ok_or_else(|| Error::MissingKey("general.architecture".into()))?;
-        let arch = match arch_name {
-            "llama" => Arch::Llama,
-            "qwen2" => Arch::Qwen2,
-            "qwen3" => Arch::Qwen3,
-            "gemma3" => Arch::Gemma3,
-            "granite" => Arch::Granite,
-            "phi3" => Arch::Phi3,
-            "internlm2" => Arch::InternLm2,
-            "starcoder2" => Arch::Starcoder2,
-            "gptneox" => Arch::GptNeox,
-            "falcon" => Arch::Falcon,
-            "bloom" => Arch::Bloom,
-            neo @ ("gpt_neo" | "gpt-neo" | "gptneo") => return Err(Error::GptNeo(neo.into())),
-            other => return Err(Error::UnsupportedArch(other.into())),
+        let arch = match (Arch::from_name(arch_name), arch_name) {
+            (Some(a), _) => a,
+            (None, neo @ ("gpt_neo" | "gpt-neo" | "gptneo")) => return Err(Error::GptNeo(neo.into())),
+            (None, other) => return Err(Error::UnsupportedArch(other.into())),
         };
+        let spec = ArchSpec::for_arch(arch);
         let a = arch.name();
         let k = |s: &str| format!("{a}.{s}");
         let n_layers = bounded(&k("block_count"), req(g, &k("block_count"))?, 1, MAX_LAYERS)?;
@@ -241,10 +252,10 @@ impl Config {
             return Err(Error::BadKey { key: k("rope.freq_base"), msg: format!("{rope_base} is not > 1") });
         }
         // Layer-norm architectures name their epsilon differently (llama.cpp requires it).
-        let eps_key = if ArchSpec::for_arch(arch).layer_norm { k("attention.layer_norm_epsilon") } else { k("attention.layer_norm_rms_epsilon") };
+        let eps_key = if spec.layer_norm { k("attention.layer_norm_epsilon") } else { k("attention.layer_norm_rms_epsilon") };
         let rms_eps = match g.get_f64(&eps_key)? {
             Some(v) => v as f32,
-            None if ArchSpec::for_arch(arch).layer_norm => return Err(Error::MissingKey(eps_key)),
+            None if spec.layer_norm => return Err(Error::MissingKey(eps_key)),
             None => 1e-5,
         };
         if !(rms_eps.is_finite() && rms_eps > 0.0 && rms_eps < 1.0) {
@@ -322,7 +333,7 @@ impl Config {
         refuse_unimplemented(g, arch, head_dim, head_dim_v, n_rot, attn_scale * q_mult)?;
         Ok(Config {
             arch,
-            spec: ArchSpec::for_arch(arch),
+            spec,
             n_layers,
             n_embd,
             n_ff,

@@ -377,7 +377,7 @@ impl Model {
                 let (o, par) = (&sc.o, &sc.par);
                 match order {
                     crate::Parallel::NeoX => sc.x.iter_mut().zip(o).zip(par).for_each(|((x, o), a)| *x = (o + *x) + a),
-                    crate::Parallel::Falcon => sc.x.iter_mut().zip(o).zip(par).for_each(|((x, o), a)| *x = (o + a) + *x),
+                    crate::Parallel::Falcon => sc.x.iter_mut().zip(o).zip(par).for_each(|((x, o), a)| *x += o + a),
                 }
             } else {
                 residual_add(pool, &mut sc.x, &sc.o, d, c.residual_mult);

@@ -32,7 +32,7 @@ pub use weights::Model;
 pub enum Error {
     #[error(transparent)]
     Gguf(#[from] glassbox_gguf::Error),
-    #[error("unsupported architecture {0:?} (supported: llama, qwen2, qwen3, gemma3, granite, phi3, internlm2, starcoder2, gptneox, falcon)")]
+    #[error("unsupported architecture {name:?} (supported: {})", Arch::ALL.map(Arch::name).join(", "), name = .0)]
     UnsupportedArch(String),
     /// EleutherAI's GPT-Neo (GPT-Neo 125M–2.7B, GPT-J's predecessor) has no GGUF architecture.
     #[error("architecture {0:?}: GPT-Neo has no GGUF architecture in llama.cpp (its local attention layers were never ported), so no file of it is a llama.cpp model and glassbox refuses it; its successors GPT-NeoX / Pythia run as `gptneox`")]

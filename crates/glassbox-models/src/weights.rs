@@ -53,6 +53,17 @@ pub(crate) struct Layer {
     pub ffn_post_norm: Option<Vec<f32>>,
 }
 
+impl Layer {
+    /// Every weight matrix of the layer (the gate where there is one).
+    fn mats_mut(&mut self) -> impl Iterator<Item = &mut Mat> {
+        [&mut self.wq, &mut self.wk, &mut self.wv, &mut self.wo, &mut self.w_up, &mut self.w_down].into_iter().chain(self.w_gate.as_mut())
+    }
+
+    fn mats(&self) -> impl Iterator<Item = &Mat> {
+        [&self.wq, &self.wk, &self.wv, &self.wo, &self.w_up, &self.w_down].into_iter().chain(self.w_gate.as_ref())
+    }
+}
+
 /// A loaded model: its config, and weights referencing the memory-mapped file.
 pub struct Model {
     pub(crate) file: Arc<GgufFile>,
@@ -226,11 +237,11 @@ impl Model {
             let s = c.spec;
             let (bq, bk, bv) = match fused_bias {
                 Some(all) => (Some(all[..q_dim].to_vec()), Some(all[q_dim..q_dim + kv_dim].to_vec()), Some(all[q_dim + kv_dim..].to_vec())),
-                None => (
-                    if s.qkv_bias { Some(b.vec(&n("attn_q.bias"), q_dim)?) } else { b.opt_vec(&n("attn_q.bias"), q_dim)? },
-                    if s.qkv_bias { Some(b.vec(&n("attn_k.bias"), kv_dim)?) } else { b.opt_vec(&n("attn_k.bias"), kv_dim)? },
-                    if s.qkv_bias { Some(b.vec(&n("attn_v.bias"), v_dim)?) } else { b.opt_vec(&n("attn_v.bias"), v_dim)? },
-                ),
+                None => {
+                    // Required where the architecture has them, else taken when present.
+                    let bias = |name: &str, len: usize| if s.qkv_bias { b.vec(&n(name), len).map(Some) } else { b.opt_vec(&n(name), len) };
+                    (bias("attn_q.bias", q_dim)?, bias("attn_k.bias", kv_dim)?, bias("attn_v.bias", v_dim)?)
+                }
             };
             // Phi-3: one up projection of 2 × n_ff rows, the gate first (ggml's SwiGLU split).
             let (w_gate, w_up) = if c.arch == crate::Arch::Phi3 {
@@ -333,7 +344,7 @@ impl Model {
         };
         let tied = self.output.range == self.tok_embd.range;
         for l in &mut self.layers {
-            for m in [&mut l.wq, &mut l.wk, &mut l.wv, &mut l.wo, &mut l.w_up, &mut l.w_down].into_iter().chain(l.w_gate.as_mut()) {
+            for m in l.mats_mut() {
                 one(m);
             }
         }
@@ -391,7 +402,7 @@ impl Model {
             }
         };
         for l in &mut self.layers {
-            for m in [&mut l.wq, &mut l.wk, &mut l.wv, &mut l.wo, &mut l.w_up, &mut l.w_down].into_iter().chain(l.w_gate.as_mut()) {
+            for m in l.mats_mut() {
                 pack_one(m);
             }
         }
@@ -435,7 +446,7 @@ impl Model {
             Some(p) => p.bytes() / p.rows().max(1),
             None => m(x) / x.rows.max(1),
         };
-        let layers: usize = self.layers.iter().map(|l| m(&l.wq) + m(&l.wk) + m(&l.wv) + m(&l.wo) + l.w_gate.as_ref().map_or(0, m) + m(&l.w_up) + m(&l.w_down)).sum();
+        let layers: usize = self.layers.iter().flat_map(Layer::mats).map(m).sum();
         layers + m(&self.output) + row(&self.tok_embd)
     }
 
