@@ -44,6 +44,21 @@ fn variant(src: &Path, tag: &str, key: &str, v: Option<Value>, extra: &[(&str, u
     dst
 }
 
+/// KLD of the variant `m` against `arch`'s llama.cpp base; the variant is deleted.
+fn variant_kld(m: PathBuf, arch: &str) -> f64 {
+    let k = against_llama(&m, arch)["kld_mean"].as_f64().unwrap();
+    let _ = std::fs::remove_file(m);
+    k
+}
+
+/// `glassbox run` refuses the variant `m`, naming `named`; the variant is deleted.
+fn refused_naming(m: PathBuf, named: &str) {
+    let o = run(&["run", &m.display().to_string(), "-p", "hi", "-n", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains(named), "{named}: {err}");
+    let _ = std::fs::remove_file(m);
+}
+
 fn llama_same_top(arch: &str) -> f64 {
     let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(glassbox_testdata::fixture(&format!("kld/tiny-{arch}.json"))).unwrap()).unwrap();
     j["llama_quantised_vs_base"]["same_top"].as_f64().unwrap()
@@ -65,10 +80,8 @@ fn matches_llama(arch: &str) -> PathBuf {
 fn phi3_matches_llama_cpp() {
     let f32 = matches_llama("phi3");
     // The sliding window in its metadata is ignored, as llama.cpp ignores it (its PR 13676).
-    let w0 = variant(&f32, "phi3-nowindow", "phi3.attention.sliding_window", Some(Value::U32(0)), &[]);
-    let k = against_llama(&w0, "phi3")["kld_mean"].as_f64().unwrap();
+    let k = variant_kld(variant(&f32, "phi3-nowindow", "phi3.attention.sliding_window", Some(Value::U32(0)), &[]), "phi3");
     assert!(k.abs() < 1e-4, "KLD {k}");
-    let _ = std::fs::remove_file(w0);
 }
 
 /// InternLM2, with its QKV projection and bias kept fused (`attn_qkv`): the fused path any of
@@ -83,24 +96,16 @@ fn internlm2_with_fused_qkv_matches_llama_cpp() {
 fn starcoder2_matches_llama_cpp() {
     let f32 = matches_llama("starcoder2");
     // Its layer-norm epsilon is required, as llama.cpp requires it.
-    let m = variant(&f32, "sc2-noeps", "starcoder2.attention.layer_norm_epsilon", None, &[]);
-    let o = run(&["run", &m.display().to_string(), "-p", "hi", "-n", "1"]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("starcoder2.attention.layer_norm_epsilon"));
-    let _ = std::fs::remove_file(m);
+    refused_naming(variant(&f32, "sc2-noeps", "starcoder2.attention.layer_norm_epsilon", None, &[]), "starcoder2.attention.layer_norm_epsilon");
 }
 
 /// GPT-NeoX (Pythia): fused biased QKV, a quarter of each head rotated, parallel residual.
 #[test]
 fn gptneox_matches_llama_cpp() {
     let f32 = matches_llama("gptneox");
-    let seq = variant(&f32, "neox-seq", "gptneox.use_parallel_residual", Some(Value::Bool(false)), &[]);
-    let k = against_llama(&seq, "gptneox")["kld_mean"].as_f64().unwrap();
+    let k = variant_kld(variant(&f32, "neox-seq", "gptneox.use_parallel_residual", Some(Value::Bool(false)), &[]), "gptneox");
     assert!(k > 2e-4, "sequential instead of parallel residual: KLD {k}");
-    let _ = std::fs::remove_file(seq);
-    let m = variant(&f32, "neox-nokey", "gptneox.use_parallel_residual", None, &[]);
-    let o = run(&["run", &m.display().to_string(), "-p", "hi", "-n", "1"]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("gptneox.use_parallel_residual"));
-    let _ = std::fs::remove_file(m);
+    refused_naming(variant(&f32, "neox-nokey", "gptneox.use_parallel_residual", None, &[]), "gptneox.use_parallel_residual");
 }
 
 /// Falcon: the 7B layout (multi-query, one norm for both parallel branches, tied output) and the
@@ -123,10 +128,7 @@ fn phi3_files_glassbox_cannot_run_are_refused_by_name() {
     let f32 = glassbox_testdata::fixture("tiny/tiny-phi3-f32.gguf");
     // LongRoPE (Phi-3 128k): its factor tensors are not implemented.
     let m = variant(&f32, "phi3-longrope", "general.name", Some(Value::String("long".into())), &[("rope_factors_long.weight", 8), ("rope_factors_short.weight", 8)]);
-    let o = run(&["run", &m.display().to_string(), "-p", "hi", "-n", "1"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("rope_factors_"), "{err}");
-    let _ = std::fs::remove_file(m);
+    refused_naming(m, "rope_factors_");
 }
 
 #[test]
@@ -135,15 +137,11 @@ fn granite_matches_llama_cpp() {
     // Negative controls: without each multiplier the model is at least twice the tolerance off
     // (measured: embedding 0.29, residual 0.0029, attention 0.00059).
     for key in ["granite.embedding_scale", "granite.residual_scale", "granite.attention.scale"] {
-        let m = variant(&f32, &format!("no-{key}"), key, None, &[]);
-        let k = against_llama(&m, "granite")["kld_mean"].as_f64().unwrap();
+        let k = variant_kld(variant(&f32, &format!("no-{key}"), key, None, &[]), "granite");
         assert!(k > 2e-4, "without {key}: KLD {k}");
-        let _ = std::fs::remove_file(m);
     }
-    let m = variant(&f32, "logit8", "granite.logit_scale", Some(Value::F32(1.0)), &[]);
-    let k = against_llama(&m, "granite")["kld_mean"].as_f64().unwrap();
+    let k = variant_kld(variant(&f32, "logit8", "granite.logit_scale", Some(Value::F32(1.0)), &[]), "granite");
     assert!(k > 2e-4, "logit scale 1 instead of 8: KLD {k}");
-    let _ = std::fs::remove_file(m);
 }
 
 #[test]
@@ -156,11 +154,7 @@ fn granite_files_glassbox_cannot_run_are_refused_by_name() {
         ("bias", "general.name", Some(Value::String("with a bias".into())), &[("blk.0.attn_output.bias", 64)], "blk.0.attn_output.bias"),
     ];
     for (tag, key, v, extra, named) in cases {
-        let m = variant(&f32, tag, key, v, extra);
-        let o = run(&["run", &m.display().to_string(), "-p", "hi", "-n", "1"]);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success() && err.contains(named), "{tag}: {err}");
-        let _ = std::fs::remove_file(m);
+        refused_naming(variant(&f32, tag, key, v, extra), named);
     }
 }
 
@@ -168,9 +162,5 @@ fn granite_files_glassbox_cannot_run_are_refused_by_name() {
 #[test]
 fn gpt_neo_is_refused_with_the_reason() {
     let f32 = glassbox_testdata::fixture("tiny/tiny-gptneox-f32.gguf");
-    let m = variant(&f32, "gptneo", "general.architecture", Some(Value::String("gpt_neo".into())), &[]);
-    let o = run(&["run", &m.display().to_string(), "-p", "hi", "-n", "1"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("GPT-Neo has no GGUF architecture"), "{err}");
-    let _ = std::fs::remove_file(m);
+    refused_naming(variant(&f32, "gptneo", "general.architecture", Some(Value::String("gpt_neo".into())), &[]), "GPT-Neo has no GGUF architecture");
 }
