@@ -328,6 +328,12 @@ def gen_tiny_arch(arch: str, dims: tuple = (64, 128, 4, 2, 2), bench_dir: Path |
         w.close()
     if bench_dir:
         return
+    llama_arch_base(arch)
+
+
+def llama_arch_base(arch: str) -> None:
+    """llama.cpp's base file over tiny-{arch}-f32.gguf on its exact path, and its own KLD and
+    same-top of the F32 and quantised files against it (tests/fixtures/kld/tiny-{arch}.*)."""
     f32, quant = FIX / "tiny" / f"tiny-{arch}-f32.gguf", FIX / "tiny" / f"tiny-{arch}.gguf"
     base = FIX / "kld" / f"tiny-{arch}.kld"
     exact = ["-fa", "off", "-ctk", "f32", "-ctv", "f32"]
@@ -335,9 +341,127 @@ def gen_tiny_arch(arch: str, dims: tuple = (64, 128, 4, 2, 2), bench_dir: Path |
     llama_tool(["-m", str(f32), "-f", str(ROOT / KLD_TEXT_FILE), *common, "--kl-divergence-base", str(base)])
     same = llama_kld(["-m", str(f32), *common, "--kl-divergence-base", str(base), "--kl-divergence"])
     q = llama_kld(["-m", str(quant), *common, "--kl-divergence-base", str(base), "--kl-divergence"])
+    # Its default f16 cache on the F32 file: where expert routing turns f16 rounding into a
+    # different expert choice, glassbox's f16 cache must make the same one.
+    f16 = [a for a in common if a not in ("f32", "-ctk", "-ctv")] + ["-ctk", "f16", "-ctv", "f16"]
+    f16_cache = llama_kld(["-m", str(f32), *f16, "--kl-divergence-base", str(base), "--kl-divergence"])
     write(f"kld/tiny-{arch}.json", {"reference": "llama-perplexity 0c1e570 -c 64 -b 64 --chunks 16 -fa off -ctk f32 -ctv f32",
                                      "text": KLD_TEXT_FILE, "base": base.name, "model": f32.name, "quantised": quant.name,
-                                     "llama_vs_own_base": same, "llama_quantised_vs_base": q})
+                                     "llama_vs_own_base": same, "llama_quantised_vs_base": q,
+                                     "llama_f16_cache_vs_base": f16_cache})
+
+
+DEEPSEEK_VARIANTS = ["deepseek2", "deepseek2lite"]
+
+
+def gen_tiny_deepseek2(variant: str, dims: tuple | None = None, bench_dir: Path | None = None) -> None:
+    """Tiny random DeepSeek-2 models (llama.cpp's `deepseek2`, MLA as its current converter
+    writes it: `attn_k_b` / `attn_v_b`, one KV head of kv_lora_rank + rope values), F32 and
+    quantised, and llama.cpp's base file (as gen_tiny_arch). deepseek2: DeepSeek-V3's layout —
+    low-rank Q (q_lora_rank), sigmoid gating with a selection bias (`exp_probs_b`) and
+    group-limited routing (4 groups, best 2), normalised and scaled weights, one leading dense
+    layer, a shared expert, YaRN (factor 4 over 32 positions) with its log multiplier.
+    deepseek2lite: DeepSeek-V2-Lite's — one Q projection, softmax gating, unnormalised weights,
+    three experts per token, gate and up fused per expert (`ffn_gate_up_exps`), no RoPE scaling.
+    Routers stay F32 in the quantised file (llama-quantize never quantises them); the output
+    matrix is larger than gen_tiny_arch's so distributions are peaked enough for same-top to
+    mean something."""
+    import numpy as np
+    import gguf
+    from gguf import GGMLQuantizationType as T
+    v3 = variant == "deepseek2"
+    rng = np.random.default_rng({"deepseek2": 171, "deepseek2lite": 172}[variant])
+    n_embd, n_ff, n_head, n_layer, kv_lora, nope, rope, v_head, n_expert, n_ff_exp = dims or (64, 128, 4, 3, 32, 32, 16, 32, 8, 32)
+    q_lora = 2 * kv_lora if v3 else 0
+    n_used, lead = (2, 1) if v3 else (3, 1)
+    tokens, _, _ = tiny_vocab()
+    n_vocab = len(tokens)
+    weights = {}
+
+    def t(name, shape, scale=0.08, offset=0.0):
+        weights[name] = (rng.standard_normal(shape) * scale + offset).astype(np.float32)
+
+    t("token_embd.weight", (n_vocab, n_embd), 0.5)
+    t("output_norm.weight", (n_embd,), 0.1, 1.0)
+    t("output.weight", (n_vocab, n_embd), 0.3)
+    for il in range(n_layer):
+        b = f"blk.{il}."
+        t(b + "attn_norm.weight", (n_embd,), 0.1, 1.0)
+        if v3:
+            t(b + "attn_q_a.weight", (q_lora, n_embd), 0.15)
+            t(b + "attn_q_a_norm.weight", (q_lora,), 0.1, 1.0)
+            t(b + "attn_q_b.weight", (n_head * (nope + rope), q_lora), 0.15)
+        else:
+            t(b + "attn_q.weight", (n_head * (nope + rope), n_embd), 0.15)
+        t(b + "attn_kv_a_mqa.weight", (kv_lora + rope, n_embd), 0.15)
+        t(b + "attn_kv_a_norm.weight", (kv_lora,), 0.1, 1.0)
+        t(b + "attn_k_b.weight", (n_head, kv_lora, nope), 0.15)
+        t(b + "attn_v_b.weight", (n_head, v_head, kv_lora), 0.15)
+        t(b + "attn_output.weight", (n_embd, n_head * v_head))
+        t(b + "ffn_norm.weight", (n_embd,), 0.1, 1.0)
+        if il < lead:
+            t(b + "ffn_gate.weight", (n_ff, n_embd))
+            t(b + "ffn_up.weight", (n_ff, n_embd))
+            t(b + "ffn_down.weight", (n_embd, n_ff))
+            continue
+        t(b + "ffn_gate_inp.weight", (n_expert, n_embd), 0.5)
+        if v3:
+            t(b + "exp_probs_b.bias", (n_expert,), 0.1)
+            t(b + "ffn_gate_exps.weight", (n_expert, n_ff_exp, n_embd), 0.15)
+            t(b + "ffn_up_exps.weight", (n_expert, n_ff_exp, n_embd), 0.15)
+        else:
+            t(b + "ffn_gate_up_exps.weight", (n_expert, 2 * n_ff_exp, n_embd), 0.15)
+        t(b + "ffn_down_exps.weight", (n_expert, n_embd, n_ff_exp), 0.15)
+        t(b + "ffn_gate_shexp.weight", (n_ff_exp, n_embd))
+        t(b + "ffn_up_shexp.weight", (n_ff_exp, n_embd))
+        t(b + "ffn_down_shexp.weight", (n_embd, n_ff_exp))
+    # 5- and 8-bit blocks: a 4-bit block moves a token's expert choice often enough that
+    # same-top compares routing flips, not engines (as Phi-3's fused QKV in gen_tiny_arch).
+    kinds = [T.Q8_0, T.Q5_1, T.F16, T.Q8_0, T.BF16, T.Q5_0]
+    for quantised in (False,) if bench_dir else (False, True):
+        path = bench_dir / f"bench-{variant}-f32.gguf" if bench_dir else FIX / "tiny" / (f"tiny-{variant}.gguf" if quantised else f"tiny-{variant}-f32.gguf")
+        w = tiny_writer(path, "deepseek2", variant, 256, n_embd, n_ff, n_layer, n_head, 1)
+        w.add_rope_freq_base(10000.0)
+        w.add_file_type(0)
+        w.add_vocab_size(n_vocab)
+        w.add_leading_dense_block_count(lead)
+        w.add_q_lora_rank(q_lora)
+        w.add_kv_lora_rank(kv_lora)
+        w.add_key_length(kv_lora + rope)
+        w.add_value_length(kv_lora)
+        w.add_key_length_mla(nope + rope)
+        w.add_value_length_mla(v_head)
+        w.add_rope_dimension_count(rope)
+        w.add_expert_feed_forward_length(n_ff_exp)
+        w.add_expert_count(n_expert)
+        w.add_expert_used_count(n_used)
+        w.add_expert_shared_count(1)
+        if v3:
+            w.add_expert_weights_scale(2.5)
+            w.add_expert_weights_norm(True)
+            w.add_expert_gating_func(gguf.ExpertGatingFuncType.SIGMOID)
+            w.add_expert_group_count(4)
+            w.add_expert_group_used_count(2)
+            w.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+            w.add_rope_scaling_factor(4.0)
+            w.add_rope_scaling_orig_ctx_len(32)
+            w.add_rope_scaling_yarn_log_mul(0.1 * 0.707)
+        else:
+            w.add_expert_gating_func(gguf.ExpertGatingFuncType.SOFTMAX)
+        add_tiny_tokenizer(w)
+        for i, (name, data) in enumerate(weights.items()):
+            qt = kinds[i % len(kinds)] if quantised and data.ndim >= 2 and "gate_inp" not in name else T.F32
+            if qt == T.F32:
+                w.add_tensor(name, data)
+            else:
+                q = gguf.quants.quantize(data, qt)
+                w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=qt)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+    if not bench_dir:
+        llama_arch_base(variant)
 
 
 def gen_tiny_rope(variant: str) -> None:
@@ -1020,8 +1144,8 @@ def main() -> None:
             gen_tiny_arch(part.removeprefix("bench-arch="), (1024, 4096, 16, 16, 24), out)
             continue
         if part == "archs" or part.startswith("arch="):
-            for a in ARCH_VARIANTS if part == "archs" else [part.removeprefix("arch=")]:
-                gen_tiny_arch(a)
+            for a in ARCH_VARIANTS + DEEPSEEK_VARIANTS if part == "archs" else [part.removeprefix("arch=")]:
+                (gen_tiny_deepseek2 if a in DEEPSEEK_VARIANTS else gen_tiny_arch)(a)
             continue
         if part == "neox-tokenize":
             gen_neox_tokenize()

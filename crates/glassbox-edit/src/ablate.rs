@@ -1,5 +1,6 @@
 //! Weight orthogonalisation ("abliteration", Arditi et al. 2024): every matrix that writes to
-//! the residual stream — each layer's attention output and FFN down projection, optionally the
+//! the residual stream — each layer's attention output and FFN down projection (a mixture-of-experts
+//! layer's shared and every routed expert's), optionally the
 //! token embedding — loses its component along a unit direction r: W ← W − w·r·(rᵀW) (for the
 //! embedding, each token's vector e ← e − w·r·(rᵀe)). With w = 1 the model can no longer write r
 //! into the stream; other w scale it down, or up when negative. The weight w is per matrix: per
@@ -27,7 +28,9 @@ pub fn weight_of(name: &str, s: &Steering) -> Option<f32> {
     let l: usize = layer.parse().ok()?;
     match kind {
         "attn_output.weight" => s.attn.get(l).copied(),
-        "ffn_down.weight" => s.ffn.get(l).copied(),
+        // Mixture-of-experts layers write through their shared and routed experts' down
+        // projections (each expert's matrix edited alike).
+        "ffn_down.weight" | "ffn_down_shexp.weight" | "ffn_down_exps.weight" => s.ffn.get(l).copied(),
         _ => None,
     }
 }
@@ -242,11 +245,14 @@ pub fn orthogonalize(f: &GgufFile, s: &Steering, as_type: Option<QType>, threads
             _ => continue,
         };
         let ty = QType::from_name(&t.ggml_type.name()).ok_or_else(|| Error::Usage(format!("tensor {} has type {}, which cannot be edited and written back", t.name, t.ggml_type.name())))?;
-        if t.dims.len() != 2 {
-            return Err(Error::Usage(format!("tensor {} has {} dimensions; 2 expected", t.name, t.dims.len())));
+        // A stack of experts' matrices: each one edited on its own.
+        let stacked = t.name.ends_with("_exps.weight");
+        if t.dims.len() != 2 + usize::from(stacked) {
+            return Err(Error::Usage(format!("tensor {} has {} dimensions; {} expected", t.name, t.dims.len(), 2 + usize::from(stacked))));
         }
         let (cols, rows) = (t.dims[0] as usize, t.dims[1] as usize);
-        if cols == 0 || rows == 0 {
+        let slabs = if stacked { t.dims[2] as usize } else { 1 };
+        if cols == 0 || rows == 0 || slabs == 0 {
             return Err(Error::Usage(format!("tensor {} is empty ({cols} × {rows})", t.name)));
         }
         let is_embd = t.name == "token_embd.weight";
@@ -255,17 +261,24 @@ pub fn orthogonalize(f: &GgufFile, s: &Steering, as_type: Option<QType>, threads
             return Err(Error::Usage(format!("the direction has {d} values; tensor {} writes vectors of {width} (a direction from another model?)", t.name)));
         }
         ty.row_bytes(cols).ok_or_else(|| Error::Usage(format!("tensor {}: rows of {cols} do not fit {}", t.name, ty.name())))?;
-        jobs.push((k, scale, ty, cols, rows, is_embd));
+        jobs.push((k, scale, ty, cols, rows, slabs, is_embd));
     }
-    // (tensor index, weight, type, columns, rows, embedding?) → (index, bytes, type, record)
-    type Job = (usize, f32, QType, usize, usize, bool);
+    // (tensor index, weight, type, columns, rows, matrices, embedding?) → (index, bytes, type, record)
+    type Job = (usize, f32, QType, usize, usize, usize, bool);
     type Done = (usize, Vec<u8>, QType, Edited);
-    let one = |&(k, scale, ty, cols, rows, is_embd): &Job| -> Result<Done> {
+    let one = |&(k, scale, ty, cols, rows, slabs, is_embd): &Job| -> Result<Done> {
         let t = &g.tensors()[k];
-        let mut w = vec![0f32; rows * cols];
-        dequantize_rows(ty, f.tensor_data(t), cols, &mut w);
+        let data = f.tensor_data(t);
+        let slab = data.len() / slabs;
         let out_ty = as_type.unwrap_or(ty);
-        let (bytes, residual, rounds, max_change) = edit_tensor(&w, &r, cols, is_embd, scale, out_ty, 1).map_err(|e| Error::Usage(format!("tensor {}: {e}", t.name)))?;
+        let mut w = vec![0f32; rows * cols];
+        let (mut bytes, mut residual, mut rounds, mut max_change) = (Vec::new(), 0f64, 0usize, 0f32);
+        for m in data.chunks_exact(slab) {
+            dequantize_rows(ty, m, cols, &mut w);
+            let (b, res, n, ch) = edit_tensor(&w, &r, cols, is_embd, scale, out_ty, 1).map_err(|e| Error::Usage(format!("tensor {}: {e}", t.name)))?;
+            bytes.extend_from_slice(&b);
+            (residual, rounds, max_change) = (residual.max(res), rounds.max(n), max_change.max(ch));
+        }
         Ok((k, bytes, out_ty, Edited { name: t.name.clone(), ty: out_ty.name().to_string(), max_change, residual, rounds }))
     };
     let results = glassbox_quant::rewrite::each_parallel(&jobs, threads, one, || Error::Usage("an editing thread panicked".into()));
@@ -312,6 +325,9 @@ mod tests {
         assert_eq!(weight_of("token_embd.weight", &s), Some(0.5));
         assert_eq!(weight_of("blk.2.ffn_down.weight", &s), None);
         assert_eq!(weight_of("blk.0.ffn_up.weight", &s), None);
+        assert_eq!(weight_of("blk.0.ffn_down_exps.weight", &s), Some(3.0));
+        assert_eq!(weight_of("blk.0.ffn_down_shexp.weight", &s), Some(3.0));
+        assert_eq!(weight_of("blk.0.ffn_gate_exps.weight", &s), None);
         assert_eq!(weight_of("output.weight", &s), None);
     }
 

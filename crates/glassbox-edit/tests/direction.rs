@@ -115,3 +115,37 @@ fn run_time_steering_computes_what_the_edited_weights_compute() {
     let add = Steering { add: vec![(1, vec![0.0; e.model.config.n_embd])], ..s };
     assert!(orthogonalize(&src, &add, Some(QType::F16), 2, &[], &mut Vec::new()).unwrap_err().to_string().contains("run time"));
 }
+
+/// A mixture-of-experts model (tiny DeepSeek-2): baking the edit reaches every matrix that writes
+/// to the residual stream — attention output, dense FFN, shared and each routed expert's down
+/// projection — so the file computes what run-time steering computes.
+#[test]
+fn the_edit_reaches_every_expert() {
+    use glassbox_edit::ablate::{orthogonalize, unit};
+    use glassbox_engine::Steering;
+    let model = glassbox_testdata::fixture("tiny/tiny-deepseek2-f32.gguf");
+    let opts = EngineOptions { threads: 2, ctx_size: 64, ..Default::default() };
+    let mut e = Engine::load(&model, &opts).unwrap();
+    let (d, nl) = (e.model.config.n_embd, e.model.config.n_layers);
+    let r = unit(&(0..d).map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0).collect::<Vec<_>>()).unwrap();
+    let s = Steering { r, embedding: 0.0, attn: vec![1.0; nl], ffn: vec![1.0; nl], add: vec![] };
+    let prompt: Vec<u32> = vec![264, 3, 17, 250, 99, 1, 42, 7, 130, 255, 12, 64];
+    let base = e.next_token_logprobs(&prompt).unwrap();
+    e.set_steering(s.clone()).unwrap();
+    let steered = e.next_token_logprobs(&prompt).unwrap();
+    let src = glassbox_gguf::GgufFile::open(&model).unwrap();
+    let path = std::env::temp_dir().join(format!("glassbox-moe-steer-{}.gguf", std::process::id()));
+    let mut f = std::fs::File::create(&path).unwrap();
+    let edited = orthogonalize(&src, &s, None, 2, &[], &mut f).unwrap();
+    drop(f);
+    let names: Vec<&str> = edited.iter().map(|x| x.name.as_str()).collect();
+    for n in ["blk.0.ffn_down.weight", "blk.1.ffn_down_shexp.weight", "blk.1.ffn_down_exps.weight", "blk.2.attn_output.weight"] {
+        assert!(names.contains(&n), "{n} not edited: {names:?}");
+    }
+    let baked = Engine::load(&path, &opts).unwrap().next_token_logprobs(&prompt).unwrap();
+    std::fs::remove_file(&path).ok();
+    let kl = glassbox_eval::compare::kl;
+    let (k_edit, k_base) = (kl(&baked, &steered), kl(&base, &steered));
+    assert!(k_base > 1e-3, "the edit changes the model: {k_base}");
+    assert!(k_edit < k_base / 100.0, "baked {k_edit} vs unedited {k_base}");
+}

@@ -1,5 +1,6 @@
 //! Attention for one KV head over an f16 cache, for a tile of query tokens that share it:
 //! softmax(scale · q·Kᵀ), rounded to f16 as llama.cpp does before its f16 V product, times V.
+//! Over an f32 cache (llama.cpp's exact path, `-ctk f32 -ctv f32`) nothing is rounded.
 
 use crate::isa::Isa;
 use crate::ops;
@@ -10,6 +11,7 @@ use crate::ops;
 pub enum CacheRows<'a> {
     F16(&'a [u16]),
     Q8_0(&'a [u8]),
+    F32(&'a [f32]),
 }
 
 /// Bytes of one ggml `block_q8_0`.
@@ -21,6 +23,7 @@ impl<'a> CacheRows<'a> {
         match self {
             CacheRows::F16(b) => b.len(),
             CacheRows::Q8_0(b) => b.len() / Q8_0_BLOCK * 32,
+            CacheRows::F32(b) => b.len(),
         }
     }
     /// The rows from element `e` on. Panics past the end, or for Q8_0 if `e` is not a block
@@ -28,6 +31,7 @@ impl<'a> CacheRows<'a> {
     pub fn offset(self, e: usize) -> CacheRows<'a> {
         match self {
             CacheRows::F16(b) => CacheRows::F16(&b[e..]),
+            CacheRows::F32(b) => CacheRows::F32(&b[e..]),
             CacheRows::Q8_0(b) => {
                 assert!(e.is_multiple_of(32), "q8_0 cache offset {e} is not a block boundary");
                 CacheRows::Q8_0(&b[e / 32 * Q8_0_BLOCK..])
@@ -40,6 +44,10 @@ impl<'a> CacheRows<'a> {
             CacheRows::F16(b) => {
                 let n = out.len();
                 out.iter_mut().zip(&b[e..e + n]).for_each(|(o, &h)| *o = half::f16::from_bits(h).to_f32());
+            }
+            CacheRows::F32(b) => {
+                let n = out.len();
+                out.copy_from_slice(&b[e..e + n]);
             }
             CacheRows::Q8_0(b) => {
                 assert!(e.is_multiple_of(32) && out.len().is_multiple_of(32), "q8_0 rows are read in whole blocks");
@@ -123,7 +131,9 @@ pub fn attend(isa: Isa, a: &AttnHead, scratch: &mut Vec<f32>, out: &mut [f32]) {
     a.check(out);
     assert!(a.alibi.is_empty() || a.alibi.len() == a.group, "one ALiBi slope per query head");
     #[cfg(target_arch = "x86_64")]
+    let exact = matches!(a.k, CacheRows::F32(_)) || matches!(a.v, CacheRows::F32(_));
     if a.alibi.is_empty()
+        && !exact
         && let Some(t) = isa.avx512()
         && crate::simd::x86_attn::attend(t, a, scratch, out)
     {
@@ -154,7 +164,9 @@ pub fn attend(isa: Isa, a: &AttnHead, scratch: &mut Vec<f32>, out: &mut [f32]) {
                 sg.iter_mut().enumerate().for_each(|(i, v)| *v += slope * -((qpos - (s + i)) as f32));
             }
             ops::softmax(sg);
-            ops::round_to_f16_inplace(isa, sg);
+            if !matches!(a.v, CacheRows::F32(_)) {
+                ops::round_to_f16_inplace(isa, sg);
+            }
             let o = &mut out[(j * a.group + g) * a.hdv..][..a.hdv];
             match a.v {
                 CacheRows::F16(v) => ops::weighted_sum_f16_strided(isa, o, sg, &v[s * a.v_stride..], a.v_stride),

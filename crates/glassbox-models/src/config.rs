@@ -27,11 +27,15 @@ pub enum Arch {
     /// BigScience's BLOOM: ALiBi instead of RoPE, a layer norm on the embeddings, StarCoder2's
     /// biased layer with a fused QKV.
     Bloom,
+    /// DeepSeek-V2/V3 (and files converted as them): multi-head latent attention (low-rank Q and
+    /// KV projections, attention in the compressed space) and mixture-of-experts layers with
+    /// shared experts after leading dense layers.
+    DeepSeek2,
 }
 
 impl Arch {
     /// Every architecture glassbox runs.
-    pub const ALL: [Arch; 11] = [
+    pub const ALL: [Arch; 12] = [
         Arch::Llama,
         Arch::Qwen2,
         Arch::Qwen3,
@@ -43,6 +47,7 @@ impl Arch {
         Arch::GptNeox,
         Arch::Falcon,
         Arch::Bloom,
+        Arch::DeepSeek2,
     ];
 
     /// The architecture with this GGUF `general.architecture` name.
@@ -63,6 +68,7 @@ impl Arch {
             Arch::GptNeox => "gptneox",
             Arch::Falcon => "falcon",
             Arch::Bloom => "bloom",
+            Arch::DeepSeek2 => "deepseek2",
         }
     }
 }
@@ -112,7 +118,7 @@ impl ArchSpec {
             alibi: false,
         };
         match arch {
-            Arch::Llama | Arch::Granite | Arch::InternLm2 => base,
+            Arch::Llama | Arch::Granite | Arch::InternLm2 | Arch::DeepSeek2 => base,
             Arch::Phi3 => ArchSpec { rope_neox: true, ..base },
             Arch::Starcoder2 | Arch::GptNeox | Arch::Falcon => ArchSpec { rope_neox: true, gelu: true, layer_norm: true, ..base },
             Arch::Bloom => ArchSpec { gelu: true, layer_norm: true, alibi: true, ..base },
@@ -176,6 +182,21 @@ pub struct Config {
     /// the file; f16 unless [`crate::Model::set_cache_types`] says otherwise.
     pub cache_k: crate::KvType,
     pub cache_v: crate::KvType,
+    /// Multi-head latent attention (DeepSeek-2): then `head_dim` is the compressed KV width plus
+    /// the rotary part, `n_head_kv` is 1, and V is read from the first `head_dim_v` values of
+    /// each cached K row (no V cache).
+    pub mla: Option<crate::deepseek::Mla>,
+    /// Mixture-of-experts layers (from `dense_lead` on).
+    pub moe: Option<crate::deepseek::Moe>,
+}
+
+impl Config {
+    /// Values per token a layer's K and V caches hold: latent attention keeps one compressed
+    /// row and reads V from it (no V cache).
+    pub fn kv_widths(&self) -> (usize, usize) {
+        let k = self.n_head_kv * self.head_dim;
+        (k, if self.mla.is_some() { 0 } else { self.n_head_kv * self.head_dim_v })
+    }
 }
 
 const MAX_LAYERS: u64 = 1024;
@@ -243,7 +264,7 @@ impl Config {
         if n_rot % 2 != 0 {
             return Err(Error::BadKey { key: k("rope.dimension_count"), msg: format!("{n_rot} is odd") });
         }
-        if n_rot != head_dim && !matches!(arch, Arch::Gemma3 | Arch::GptNeox) {
+        if n_rot != head_dim && !matches!(arch, Arch::Gemma3 | Arch::GptNeox | Arch::DeepSeek2) {
             // llama.cpp refuses this for llama and asserts it for qwen2/qwen3.
             return Err(Error::BadKey { key: k("rope.dimension_count"), msg: format!("{n_rot} differs from the head size {head_dim}, which {a} does not allow") });
         }
@@ -320,7 +341,14 @@ impl Config {
         } else {
             1.0
         };
-        let rope_scaling = rope_scaling(g, a, ctx_train)?;
+        let mut rope_scaling = rope_scaling(g, a, ctx_train)?;
+        let (mla, moe) = if arch == Arch::DeepSeek2 {
+            let mla = crate::deepseek::Mla::from_gguf(g, n_layers, n_vocab, n_head, n_head_kv, head_dim, head_dim_v, n_rot)?;
+            attn_scale = mla.kq_scale(g, &mut rope_scaling)?;
+            (Some(mla), crate::deepseek::Moe::from_gguf(g, n_layers, n_vocab)?)
+        } else {
+            (None, None)
+        };
         let final_logit_softcap = match g.get_f64(&k("final_logit_softcapping"))? {
             Some(c) if c != 0.0 && arch == Arch::Gemma3 => {
                 if !(c.is_finite() && c > 0.0) {
@@ -359,6 +387,8 @@ impl Config {
             logit_mult,
             cache_k: crate::KvType::F16,
             cache_v: crate::KvType::F16,
+            mla,
+            moe,
         })
     }
 }
@@ -424,7 +454,7 @@ fn refuse_unimplemented(g: &Gguf, arch: Arch, head_dim: usize, head_dim_v: usize
         return refuse(k("attention.causal"), "non-causal attention");
     }
     for (key, why) in [("expert_count", "mixture-of-experts layers"), ("nextn_predict_layers", "multi-token-prediction layers")] {
-        if g.get_u64(&k(key))?.is_some_and(|n| n > 0) {
+        if g.get_u64(&k(key))?.is_some_and(|n| n > 0) && !(arch == Arch::DeepSeek2 && key == "expert_count") {
             return refuse(k(key), why);
         }
     }
@@ -457,7 +487,8 @@ fn refuse_unimplemented(g: &Gguf, arch: Arch, head_dim: usize, head_dim_v: usize
         ("rope.scaling.yarn_beta_slow", 1.0),
         ("rope.scaling.yarn_log_multiplier", 0.0),
     ];
-    for (key, v) in implied {
+    // DeepSeek-2 computes with its log multiplier (deepseek.rs).
+    for (key, v) in implied.into_iter().filter(|(key, _)| !(arch == Arch::DeepSeek2 && key.ends_with("log_multiplier"))) {
         if let Some(x) = num(key)?
             && (x - v).abs() > 1e-6
         {

@@ -6,7 +6,7 @@ use glassbox_kernels::{ActBuf, ActFormat, AttnHead, Isa, MatmulJob, ThreadPool, 
 
 use crate::lora::{self, LoraScratch};
 use crate::steer::Steering;
-use crate::weights::Mat;
+use crate::weights::{Layer, Mat};
 use crate::{Error, KvCache, Model, Result};
 
 /// Which logits a sequence wants from this step.
@@ -31,11 +31,11 @@ pub struct SeqBatch<'a> {
 pub struct Scratch {
     x: Vec<f32>,
     pub(crate) xn: Vec<f32>,
-    q: Vec<f32>,
-    k: Vec<f32>,
+    pub(crate) q: Vec<f32>,
+    pub(crate) k: Vec<f32>,
     v: Vec<f32>,
-    attn: Vec<f32>,
-    o: Vec<f32>,
+    pub(crate) attn: Vec<f32>,
+    pub(crate) o: Vec<f32>,
     /// The attention branch's output, held while the FFN reads the same input (parallel residual).
     par: Vec<f32>,
     gate: Vec<f32>,
@@ -44,8 +44,8 @@ pub struct Scratch {
     scores: Vec<Vec<f32>>,
     /// Per thread: one attention tile's output (tokens × query heads × hdv).
     tile_out: Vec<Vec<f32>>,
-    cos: Vec<f32>,
-    sin: Vec<f32>,
+    pub(crate) cos: Vec<f32>,
+    pub(crate) sin: Vec<f32>,
     /// Output layer (output.rs): dequantized activations, their rounding residuals, and per
     /// thread the residual pass's buffers.
     pub(crate) deq: Vec<f32>,
@@ -66,6 +66,9 @@ pub struct Scratch {
     pub steer: Steering,
     /// LoRA products (lora.rs).
     pub(crate) lora: LoraScratch,
+    /// Latent attention's and the experts' buffers (mla.rs, moe.rs).
+    pub(crate) mla: crate::mla::MlaScratch,
+    pub(crate) moe: crate::moe::MoeScratch,
 }
 
 pub(crate) fn fmt_idx(f: ActFormat) -> usize {
@@ -139,7 +142,7 @@ fn norm_rows(pool: &ThreadPool, xn: &mut [f32], x: &[f32], d: usize, w: &[f32], 
     });
 }
 
-fn resize(v: &mut Vec<f32>, n: usize) {
+pub(crate) fn resize(v: &mut Vec<f32>, n: usize) {
     v.clear();
     v.resize(n, 0.0);
 }
@@ -222,8 +225,6 @@ impl Model {
         resize(&mut sc.v, n * v_dim);
         resize(&mut sc.attn, n * c.n_head * hdv);
         resize(&mut sc.o, n * d);
-        resize(&mut sc.gate, n * c.n_ff);
-        resize(&mut sc.up, n * c.n_ff);
         // One scores and one tile-output buffer per thread; `attend` and `attention` size them.
         sc.scores.resize_with(pool.n_threads(), Vec::new);
         sc.tile_out.resize_with(pool.n_threads(), Vec::new);
@@ -238,71 +239,49 @@ impl Model {
         }
         resize(&mut sc.captured, self.layers.len() * sc.capture_rows.len() * d);
 
+        let mut positions: Vec<usize> = Vec::new();
         for (il, l) in self.layers.iter().enumerate() {
             // --- attention ---
             norm_rows(pool, &mut sc.xn, &sc.x, d, &l.attn_norm, l.attn_norm_b.as_deref(), c.rms_eps);
-            prepare(isa, &mut sc.acts, &[&l.wq, &l.wk, &l.wv], &sc.xn, d);
-            {
-                let a = &sc.acts;
-                let act = |m: &Mat| &a[fmt_idx(m.ty.act_format())];
-                matmul_many(pool, isa, &mut [
-                    MatmulJob { w: self.w(&l.wq), x: act(&l.wq), y: &mut sc.q },
-                    MatmulJob { w: self.w(&l.wk), x: act(&l.wk), y: &mut sc.k },
-                    MatmulJob { w: self.w(&l.wv), x: act(&l.wv), y: &mut sc.v },
-                ]);
-            }
-            if !self.adapters.is_empty() {
-                for (slot, y) in [(lora::Q, &mut sc.q), (lora::K, &mut sc.k), (lora::V, &mut sc.v)] {
-                    self.apply_loras(pool, isa, il, slot, &sc.xn, d, y, &mut sc.lora);
-                }
-            }
-            add_bias(&mut sc.q, l.bq.as_deref());
-            add_bias(&mut sc.k, l.bk.as_deref());
-            add_bias(&mut sc.v, l.bv.as_deref());
             let swa = c.swa_layers[il];
-            let rope = if swa { &self.rope_swa } else { &self.rope };
-            for (t, &(_, pos)) in toks.iter().enumerate() {
-                rope.cache(pos, &mut sc.cos, &mut sc.sin);
-                for h in 0..c.n_head {
-                    let head = &mut sc.q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
-                    if let Some(w) = &l.q_norm {
-                        rms_norm_inplace(head, w, c.rms_eps);
-                    }
-                    if !c.spec.alibi {
-                        rope.apply(head, &sc.cos, &sc.sin, c.spec.rope_neox);
-                    }
+            match (&l.mla, &l.wv) {
+                (Some(m), _) => {
+                    positions.clear();
+                    positions.extend(toks.iter().map(|&(_, pos)| pos));
+                    self.mla_qk(pool, isa, l, m, &positions, sc);
                 }
-                for h in 0..c.n_head_kv {
-                    let head = &mut sc.k[t * kv_dim + h * hd..t * kv_dim + (h + 1) * hd];
-                    if let Some(w) = &l.k_norm {
-                        rms_norm_inplace(head, w, c.rms_eps);
-                    }
-                    if !c.spec.alibi {
-                        rope.apply(head, &sc.cos, &sc.sin, c.spec.rope_neox);
-                    }
-                }
+                (None, Some(wv)) => self.qkv(pool, isa, il, l, wv, &toks, swa, sc),
+                (None, None) => unreachable!("a layer without V is a latent-attention layer"),
             }
             // Store K and V (f16 or q8_0, as the cache holds them) at each token's position.
             for (t, &(si, pos)) in toks.iter().enumerate() {
                 let cache = &mut *batch[si].cache;
                 cache.k[il].write(isa, pos, &sc.k[t * kv_dim..(t + 1) * kv_dim]);
-                cache.v[il].write(isa, pos, &sc.v[t * v_dim..(t + 1) * v_dim]);
+                if l.mla.is_none() {
+                    cache.v[il].write(isa, pos, &sc.v[t * v_dim..(t + 1) * v_dim]);
+                }
             }
             if c.q_mult != 1.0 {
                 sc.q.iter_mut().for_each(|v| *v *= c.q_mult);
             }
-            // Q rounded through f16, as llama.cpp does before its f16 K·Q product.
-            ops::round_to_f16_inplace(isa, &mut sc.q);
+            // Q rounded through f16, as llama.cpp does before its f16 K·Q product (not over an
+            // f32 cache: its exact path).
+            if c.cache_k != crate::KvType::F32 {
+                ops::round_to_f16_inplace(isa, &mut sc.q);
+            }
             self.attention(pool, isa, batch, &toks, il, swa, sc);
+            if let Some(m) = &l.mla {
+                self.mla_values(pool, isa, m, sc);
+            }
             // --- output projection + residual ---
-            prepare(isa, &mut sc.acts, &[&l.wo], &sc.attn, c.n_head * hdv);
+            prepare(isa, &mut sc.acts, &[&l.wo], &sc.attn, l.wo.cols);
             matmul_many(pool, isa, &mut [MatmulJob {
                 w: self.w(&l.wo),
                 x: &sc.acts[fmt_idx(l.wo.ty.act_format())],
                 y: &mut sc.o,
             }]);
             if !self.adapters.is_empty() {
-                self.apply_loras(pool, isa, il, lora::O, &sc.attn, c.n_head * hdv, &mut sc.o, &mut sc.lora);
+                self.apply_loras(pool, isa, il, lora::O, &sc.attn, l.wo.cols, &mut sc.o, &mut sc.lora);
             }
             add_bias(&mut sc.o, l.bo.as_deref());
             if !sc.steer.r.is_empty() {
@@ -322,6 +301,10 @@ impl Model {
             }
             // --- feed-forward ---
             norm_rows(pool, &mut sc.xn, &sc.x, d, &l.ffn_norm, l.ffn_norm_b.as_deref(), c.rms_eps);
+            // The layer's FFN width (DeepSeek-2: dense layers and shared experts differ).
+            let n_ff = l.w_up.rows;
+            resize(&mut sc.gate, n * n_ff);
+            resize(&mut sc.up, n * n_ff);
             match &l.w_gate {
                 Some(w_gate) => {
                     prepare(isa, &mut sc.acts, &[w_gate, &l.w_up], &sc.xn, d);
@@ -338,9 +321,9 @@ impl Model {
                         self.apply_loras(pool, isa, il, lora::UP, &sc.xn, d, &mut sc.up, &mut sc.lora);
                     }
                     if c.spec.gelu {
-                        par_rows(pool, &mut sc.gate, c.n_ff, &sc.up, c.n_ff, &|g, u| ops::geglu_inplace(isa, g, u));
+                        par_rows(pool, &mut sc.gate, n_ff, &sc.up, n_ff, &|g, u| ops::geglu_inplace(isa, g, u));
                     } else {
-                        par_rows(pool, &mut sc.gate, c.n_ff, &sc.up, c.n_ff, &|g, u| ops::swiglu_inplace(isa, g, u));
+                        par_rows(pool, &mut sc.gate, n_ff, &sc.up, n_ff, &|g, u| ops::swiglu_inplace(isa, g, u));
                     }
                 }
                 // No gate: up (+ bias) → GELU → down, the activations in `gate`.
@@ -351,17 +334,20 @@ impl Model {
                         self.apply_loras(pool, isa, il, lora::UP, &sc.xn, d, &mut sc.gate, &mut sc.lora);
                     }
                     add_bias(&mut sc.gate, l.b_up.as_deref());
-                    par_rows(pool, &mut sc.gate, c.n_ff, &sc.up, c.n_ff, &|g, _| ops::gelu_inplace(isa, g));
+                    par_rows(pool, &mut sc.gate, n_ff, &sc.up, n_ff, &|g, _| ops::gelu_inplace(isa, g));
                 }
             }
-            prepare(isa, &mut sc.acts, &[&l.w_down], &sc.gate, c.n_ff);
+            prepare(isa, &mut sc.acts, &[&l.w_down], &sc.gate, n_ff);
             matmul_many(pool, isa, &mut [MatmulJob {
                 w: self.w(&l.w_down),
                 x: &sc.acts[fmt_idx(l.w_down.ty.act_format())],
                 y: &mut sc.o,
             }]);
             if !self.adapters.is_empty() {
-                self.apply_loras(pool, isa, il, lora::DOWN, &sc.gate, c.n_ff, &mut sc.o, &mut sc.lora);
+                self.apply_loras(pool, isa, il, lora::DOWN, &sc.gate, n_ff, &mut sc.o, &mut sc.lora);
+            }
+            if let Some(e) = &l.moe {
+                self.moe_ffn(pool, isa, e, n, sc)?;
             }
             add_bias(&mut sc.o, l.b_down.as_deref());
             if !sc.steer.r.is_empty() {
@@ -423,6 +409,54 @@ impl Model {
         Ok(())
     }
 
+    /// The ordinary Q, K, V projections (biases, LoRA, QK norms, RoPE) of the rows in `sc.xn`.
+    #[allow(clippy::too_many_arguments)]
+    fn qkv(&self, pool: &ThreadPool, isa: Isa, il: usize, l: &Layer, wv: &Mat, toks: &[(usize, usize)], swa: bool, sc: &mut Scratch) {
+        let c = &self.config;
+        let (d, hd) = (c.n_embd, c.head_dim);
+        let (q_dim, kv_dim) = (c.n_head * hd, c.n_head_kv * hd);
+        prepare(isa, &mut sc.acts, &[&l.wq, &l.wk, wv], &sc.xn, d);
+        {
+            let a = &sc.acts;
+            let act = |m: &Mat| &a[fmt_idx(m.ty.act_format())];
+            matmul_many(pool, isa, &mut [
+                MatmulJob { w: self.w(&l.wq), x: act(&l.wq), y: &mut sc.q },
+                MatmulJob { w: self.w(&l.wk), x: act(&l.wk), y: &mut sc.k },
+                MatmulJob { w: self.w(wv), x: act(wv), y: &mut sc.v },
+            ]);
+        }
+        if !self.adapters.is_empty() {
+            for (slot, y) in [(lora::Q, &mut sc.q), (lora::K, &mut sc.k), (lora::V, &mut sc.v)] {
+                self.apply_loras(pool, isa, il, slot, &sc.xn, d, y, &mut sc.lora);
+            }
+        }
+        add_bias(&mut sc.q, l.bq.as_deref());
+        add_bias(&mut sc.k, l.bk.as_deref());
+        add_bias(&mut sc.v, l.bv.as_deref());
+        let rope = if swa { &self.rope_swa } else { &self.rope };
+        for (t, &(_, pos)) in toks.iter().enumerate() {
+            rope.cache(pos, &mut sc.cos, &mut sc.sin);
+            for h in 0..c.n_head {
+                let head = &mut sc.q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
+                if let Some(w) = &l.q_norm {
+                    rms_norm_inplace(head, w, c.rms_eps);
+                }
+                if !c.spec.alibi {
+                    rope.apply(head, &sc.cos, &sc.sin, c.spec.rope_neox);
+                }
+            }
+            for h in 0..c.n_head_kv {
+                let head = &mut sc.k[t * kv_dim + h * hd..t * kv_dim + (h + 1) * hd];
+                if let Some(w) = &l.k_norm {
+                    rms_norm_inplace(head, w, c.rms_eps);
+                }
+                if !c.spec.alibi {
+                    rope.apply(head, &sc.cos, &sc.sin, c.spec.rope_neox);
+                }
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
@@ -479,8 +513,9 @@ impl Model {
                     hdv,
                     k: cache.k[il].view().offset(kvh * hd),
                     k_stride: kv_dim,
-                    v: cache.v[il].view().offset(kvh * hdv),
-                    v_stride: v_dim,
+                    // Latent attention: V is the first hdv values of each cached K row.
+                    v: if c.mla.is_some() { cache.k[il].view().offset(kvh * hd) } else { cache.v[il].view().offset(kvh * hdv) },
+                    v_stride: if c.mla.is_some() { kv_dim } else { v_dim },
                     ranges: &ranges,
                     scale: c.attn_scale,
                     alibi: if self.alibi.is_empty() { &[] } else { &self.alibi[kvh * group..(kvh + 1) * group] },

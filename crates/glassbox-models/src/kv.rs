@@ -10,6 +10,9 @@ pub enum KvType {
     F16,
     /// ggml `block_q8_0`: 34 bytes per 32 values (47 % smaller than f16).
     Q8_0,
+    /// f32, twice f16's size: llama.cpp's exact path (`-ctk f32 -ctv f32`), nothing rounded
+    /// in attention (Q, K, V and the softmax stay f32) — for fidelity checks.
+    F32,
 }
 
 impl KvType {
@@ -17,13 +20,15 @@ impl KvType {
         match self {
             KvType::F16 => "f16",
             KvType::Q8_0 => "q8_0",
+            KvType::F32 => "f32",
         }
     }
-    /// Parse a name as llama.cpp writes it (`f16`, `q8_0`; ASCII case ignored).
+    /// Parse a name as llama.cpp writes it (`f16`, `q8_0`, `f32`; ASCII case ignored).
     pub fn from_name(s: &str) -> Option<KvType> {
         match s.trim().to_ascii_lowercase().as_str() {
             "f16" => Some(KvType::F16),
             "q8_0" => Some(KvType::Q8_0),
+            "f32" => Some(KvType::F32),
             _ => None,
         }
     }
@@ -33,6 +38,7 @@ impl KvType {
 pub(crate) enum Rows {
     F16(Vec<u16>),
     Q8_0(Vec<u8>),
+    F32(Vec<f32>),
 }
 
 impl Rows {
@@ -40,12 +46,14 @@ impl Rows {
         match ty {
             KvType::F16 => Rows::F16(vec![0; elems]),
             KvType::Q8_0 => Rows::Q8_0(vec![0; elems / 32 * Q8_0_BLOCK]),
+            KvType::F32 => Rows::F32(vec![0.0; elems]),
         }
     }
     fn bytes(&self) -> usize {
         match self {
             Rows::F16(v) => v.len() * 2,
             Rows::Q8_0(v) => v.len(),
+            Rows::F32(v) => v.len() * 4,
         }
     }
     /// Row `pos` (`x.len()` values wide) := `x`, in this storage.
@@ -54,12 +62,14 @@ impl Rows {
         match self {
             Rows::F16(v) => ops::f32_to_f16(isa, x, &mut v[pos * w..(pos + 1) * w]),
             Rows::Q8_0(v) => quantize_row_q8_0(x, &mut v[pos * w / 32 * Q8_0_BLOCK..(pos + 1) * w / 32 * Q8_0_BLOCK]),
+            Rows::F32(v) => v[pos * w..(pos + 1) * w].copy_from_slice(x),
         }
     }
     /// The first `elems` values := `src`'s (same storage type; checked by the caller).
     fn copy_prefix(&mut self, src: &Rows, elems: usize) {
         match (self, src) {
             (Rows::F16(d), Rows::F16(s)) => d[..elems].copy_from_slice(&s[..elems]),
+            (Rows::F32(d), Rows::F32(s)) => d[..elems].copy_from_slice(&s[..elems]),
             (Rows::Q8_0(d), Rows::Q8_0(s)) => {
                 let n = elems / 32 * Q8_0_BLOCK;
                 d[..n].copy_from_slice(&s[..n])
@@ -71,6 +81,7 @@ impl Rows {
         match self {
             Rows::F16(v) => CacheRows::F16(v),
             Rows::Q8_0(v) => CacheRows::Q8_0(v),
+            Rows::F32(v) => CacheRows::F32(v),
         }
     }
 }
@@ -93,8 +104,7 @@ pub struct KvCache {
 
 impl KvCache {
     pub fn new(cfg: &Config, capacity: usize) -> KvCache {
-        let kv_dim = cfg.n_head_kv * cfg.head_dim;
-        let kv_dim_v = cfg.n_head_kv * cfg.head_dim_v;
+        let (kv_dim, kv_dim_v) = cfg.kv_widths();
         KvCache {
             capacity,
             len: 0,
@@ -153,7 +163,7 @@ impl KvCache {
                 self.types.0.name(), self.types.1.name(), cfg.cache_k.name(), cfg.cache_v.name()
             )));
         }
-        if self.k.len() != cfg.n_layers || self.kv_dim != cfg.n_head_kv * cfg.head_dim || self.kv_dim_v != cfg.n_head_kv * cfg.head_dim_v {
+        if self.k.len() != cfg.n_layers || (self.kv_dim, self.kv_dim_v) != cfg.kv_widths() {
             return Err(Error::CacheMismatch(format!(
                 "cache has {} layers of width {}, model {} of width {}",
                 self.k.len(), self.kv_dim, cfg.n_layers, cfg.n_head_kv * cfg.head_dim

@@ -12,6 +12,9 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod config;
+mod deepseek;
+mod mla;
+mod moe;
 mod forward;
 mod output;
 mod kv;
@@ -21,6 +24,7 @@ mod steer;
 mod weights;
 
 pub use config::{Arch, ArchSpec, Config, Parallel};
+pub use deepseek::{Gating, Mla, Moe};
 pub use forward::{Logits, Scratch, SeqBatch};
 pub use kv::{KvCache, KvType};
 pub use rope::{Rope, RopeScaling};

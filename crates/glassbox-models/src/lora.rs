@@ -160,6 +160,11 @@ impl Model {
     /// Attach an adapter (its tensors checked against this model's matrices); returns its
     /// index for [`Model::set_active_adapters`] and [`KvCache::set_adapter`].
     pub fn add_adapter(&mut self, tensors: &[LoraTensor]) -> Result<usize> {
+        if self.config.mla.is_some() || self.config.moe.is_some() {
+            // Their q/k/v are latent projections and their FFNs experts: an adapter's targets
+            // would not mean what they say.
+            return Err(Error::Lora(format!("adapters on {} (latent attention, experts) are not implemented", self.config.arch.name())));
+        }
         if self.config.arch == crate::Arch::Phi3 {
             // Its Q/K/V and gate/up are views of fused tensors: an adapter of the fused tensor is
             // not split here yet.
@@ -170,7 +175,7 @@ impl Model {
             let bad = |m: String| Error::Lora(format!("{}: {m}", t.target));
             let (il, slot) = target_slot(&t.target).ok_or_else(|| bad("not a matrix an adapter can update".into()))?;
             let layer = self.layers.get(il).ok_or_else(|| bad(format!("the model has {} layers", self.layers.len())))?;
-            let base = [Some(&layer.wq), Some(&layer.wk), Some(&layer.wv), Some(&layer.wo), layer.w_gate.as_ref(), Some(&layer.w_up), Some(&layer.w_down)][slot]
+            let base = [Some(&layer.wq), Some(&layer.wk), layer.wv.as_ref(), Some(&layer.wo), layer.w_gate.as_ref(), Some(&layer.w_up), Some(&layer.w_down)][slot]
                 .ok_or_else(|| bad("this model's FFN has no gate".into()))?;
             if t.a.cols != base.cols || t.b.rows != base.rows || t.a.rows != t.b.cols {
                 return Err(bad(format!("A {} × {} and B {} × {} do not update a {} × {} matrix", t.a.rows, t.a.cols, t.b.rows, t.b.cols, base.rows, base.cols)));

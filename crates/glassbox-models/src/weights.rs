@@ -21,6 +21,16 @@ pub(crate) struct Mat {
     pub owned: Option<std::sync::Arc<[u8]>>,
 }
 
+impl Mat {
+    /// The first `k` rows and the rest, as two views of the same bytes (unpacked, file-backed).
+    pub(crate) fn split_rows(self, k: usize) -> (Mat, Mat) {
+        let rb = (self.range.len()) / self.rows.max(1);
+        let mid = self.range.start + k * rb;
+        let a = Mat { rows: k, range: self.range.start..mid, ..self.clone() };
+        (a, Mat { rows: self.rows - k, range: mid..self.range.end, ..self })
+    }
+}
+
 impl Clone for Mat {
     fn clone(&self) -> Self {
         Mat { ty: self.ty, rows: self.rows, cols: self.cols, range: self.range.clone(), packed: self.packed.clone(), owned: self.owned.clone() }
@@ -29,9 +39,11 @@ impl Clone for Mat {
 
 pub(crate) struct Layer {
     pub attn_norm: Vec<f32>,
+    /// Q, K and V projections. Latent attention (`mla`): `wq` gives the heads' Q (from the
+    /// normalised low-rank Q where there is one), `wk` the compressed KV row, and there is no `wv`.
     pub wq: Mat,
     pub wk: Mat,
-    pub wv: Mat,
+    pub wv: Option<Mat>,
     pub wo: Mat,
     pub bq: Option<Vec<f32>>,
     pub bk: Option<Vec<f32>>,
@@ -51,16 +63,25 @@ pub(crate) struct Layer {
     pub w_up: Mat,
     pub w_down: Mat,
     pub ffn_post_norm: Option<Vec<f32>>,
+    /// Latent attention's own weights (DeepSeek-2).
+    pub mla: Option<Box<crate::deepseek::MlaLayer>>,
+    /// Routed experts; the FFN above is then the shared expert, added to theirs.
+    pub moe: Option<Box<crate::deepseek::MoeLayer>>,
 }
 
 impl Layer {
-    /// Every weight matrix of the layer (the gate where there is one).
-    fn mats_mut(&mut self) -> impl Iterator<Item = &mut Mat> {
-        [&mut self.wq, &mut self.wk, &mut self.wv, &mut self.wo, &mut self.w_up, &mut self.w_down].into_iter().chain(self.w_gate.as_mut())
+    /// Every weight matrix of the layer (the gate where there is one, latent attention's and the
+    /// experts').
+    pub(crate) fn mats_mut(&mut self) -> impl Iterator<Item = &mut Mat> {
+        let mla = self.mla.iter_mut().flat_map(|m| m.mats_mut());
+        let moe = self.moe.iter_mut().flat_map(|m| m.mats_mut());
+        [&mut self.wq, &mut self.wk, &mut self.wo, &mut self.w_up, &mut self.w_down].into_iter().chain(self.wv.as_mut()).chain(self.w_gate.as_mut()).chain(mla).chain(moe)
     }
 
-    fn mats(&self) -> impl Iterator<Item = &Mat> {
-        [&self.wq, &self.wk, &self.wv, &self.wo, &self.w_up, &self.w_down].into_iter().chain(self.w_gate.as_ref())
+    pub(crate) fn mats(&self) -> impl Iterator<Item = &Mat> {
+        let mla = self.mla.iter().flat_map(|m| m.mats());
+        let moe = self.moe.iter().flat_map(|m| m.mats());
+        [&self.wq, &self.wk, &self.wo, &self.w_up, &self.w_down].into_iter().chain(self.wv.as_ref()).chain(self.w_gate.as_ref()).chain(mla).chain(moe)
     }
 }
 
@@ -108,14 +129,18 @@ pub(crate) fn qtype(t: &TensorInfo) -> Result<QType> {
     Ok(q)
 }
 
-struct Binder<'a> {
+pub(crate) struct Binder<'a> {
     file: &'a GgufFile,
     /// Names of the tensors bound so far: a file tensor never bound is refused.
     used: std::cell::RefCell<std::collections::HashSet<String>>,
 }
 
 impl Binder<'_> {
-    fn info(&self, name: &str) -> Result<&TensorInfo> {
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.file.gguf().tensor(name).is_some()
+    }
+
+    pub(crate) fn info(&self, name: &str) -> Result<&TensorInfo> {
         let t = self.file.gguf().tensor(name).ok_or_else(|| Error::MissingTensor(name.into()))?;
         self.used.borrow_mut().insert(name.to_owned());
         Ok(t)
@@ -140,9 +165,9 @@ impl Binder<'_> {
     }
 
     /// A matrix with `cols` inputs and `rows` outputs (GGUF dims `[cols, rows]`).
-    fn mat(&self, name: &str, cols: usize, rows: usize) -> Result<Mat> {
+    pub(crate) fn mat(&self, name: &str, cols: usize, rows: usize) -> Result<Mat> {
         let t = self.info(name)?;
-        let dims: Vec<u64> = t.dims.iter().copied().collect();
+        let dims: Vec<u64> = t.dims.to_vec();
         if dims != [cols as u64, rows as u64] {
             return Err(Error::BadTensor {
                 name: name.into(),
@@ -157,6 +182,25 @@ impl Binder<'_> {
         Ok(Mat { ty, rows, cols, range, packed: None, owned: None })
     }
 
+    /// A stack of `n` matrices with `cols` inputs and `rows` outputs each (GGUF dims `[cols, rows,
+    /// n]`: per-head or per-expert weights), one view of the same bytes per matrix.
+    pub(crate) fn mats3(&self, name: &str, cols: usize, rows: usize, n: usize) -> Result<Vec<Mat>> {
+        let t = self.info(name)?;
+        let dims: Vec<u64> = t.dims.to_vec();
+        if dims != [cols as u64, rows as u64, n as u64] {
+            return Err(Error::BadTensor { name: name.into(), msg: format!("shape {dims:?}, expected [{cols}, {rows}, {n}]") });
+        }
+        let ty = qtype(t)?;
+        let range = self.range(t);
+        let all = rows.checked_mul(n).ok_or_else(|| Error::BadTensor { name: name.into(), msg: "too many rows".into() })?;
+        WeightMatrix::new(ty, all, cols, &self.file.bytes()[range.clone()]).map_err(|e| Error::BadTensor { name: name.into(), msg: e.to_string() })?;
+        let rb = ty.row_bytes(cols).ok_or_else(|| Error::BadTensor { name: name.into(), msg: "row size".into() })?;
+        Ok((0..n).map(|i| {
+            let start = range.start + i * rows * rb;
+            Mat { ty, rows, cols, range: start..start + rows * rb, packed: None, owned: None }
+        }).collect())
+    }
+
     /// Rows `r` of a matrix with `cols` inputs and `rows` outputs: one part of a fused projection
     /// (Phi-3's QKV and gate/up), a view of the same bytes.
     fn mat_rows(&self, name: &str, cols: usize, rows: usize, r: Range<usize>) -> Result<Mat> {
@@ -167,7 +211,7 @@ impl Binder<'_> {
     }
 
     /// A vector of `n` values, dequantised to f32.
-    fn vec(&self, name: &str, n: usize) -> Result<Vec<f32>> {
+    pub(crate) fn vec(&self, name: &str, n: usize) -> Result<Vec<f32>> {
         let t = self.info(name)?;
         if t.dims.iter().product::<u64>() != n as u64 || t.dims.first() != Some(&(n as u64)) {
             return Err(Error::BadTensor { name: name.into(), msg: format!("shape {:?}, expected [{n}]", t.dims) });
@@ -181,7 +225,7 @@ impl Binder<'_> {
         Ok(out)
     }
 
-    fn opt_vec(&self, name: &str, n: usize) -> Result<Option<Vec<f32>>> {
+    pub(crate) fn opt_vec(&self, name: &str, n: usize) -> Result<Option<Vec<f32>>> {
         if self.file.gguf().tensor(name).is_some() { self.vec(name, n).map(Some) } else { Ok(None) }
     }
 }
@@ -208,7 +252,10 @@ impl Model {
         let q_dim = c.n_head * c.head_dim;
         let kv_dim = c.n_head_kv * c.head_dim;
         let v_dim = c.n_head_kv * c.head_dim_v;
-        let o_in = c.n_head * c.head_dim_v;
+        let o_in = match c.mla {
+            Some(m) => c.n_head * m.v_head,
+            None => c.n_head * c.head_dim_v,
+        };
         let tok_embd = b.mat("token_embd.weight", c.n_embd, c.n_vocab)?;
         // GPT-NeoX's output layer is its own (llama.cpp requires it); elsewhere it may be tied.
         let output = if file.gguf().tensor("output.weight").is_some() || c.arch == crate::Arch::GptNeox {
@@ -227,11 +274,18 @@ impl Model {
             // Fused QKV (Phi-3, InternLM2; llama.cpp takes one where any of these architectures'
             // files has it): Q, K, V rows in order, and its bias split the same way.
             let fused = file.gguf().tensor(&n("attn_qkv.weight")).is_some();
-            let (wq, wk, wv) = if fused {
+            let (mla, moe) = (crate::deepseek::MlaLayer::bind(&b, c, il)?, crate::deepseek::MoeLayer::bind(&b, c, il)?);
+            let (wq, wk, wv) = if let Some(m) = c.mla {
+                // Q of every head (nope + rope values), from the low-rank Q where there is one;
+                // the compressed KV row and the shared rotary K.
+                let q_in = if m.q_lora_rank > 0 { m.q_lora_rank } else { c.n_embd };
+                let wq = b.mat(&n(if m.q_lora_rank > 0 { "attn_q_b.weight" } else { "attn_q.weight" }), q_in, c.n_head * (m.nope + m.rope))?;
+                (wq, b.mat(&n("attn_kv_a_mqa.weight"), c.n_embd, m.kv_lora_rank + m.rope)?, None)
+            } else if fused {
                 let (name, all) = (n("attn_qkv.weight"), q_dim + kv_dim + v_dim);
-                (b.mat_rows(&name, c.n_embd, all, 0..q_dim)?, b.mat_rows(&name, c.n_embd, all, q_dim..q_dim + kv_dim)?, b.mat_rows(&name, c.n_embd, all, q_dim + kv_dim..all)?)
+                (b.mat_rows(&name, c.n_embd, all, 0..q_dim)?, b.mat_rows(&name, c.n_embd, all, q_dim..q_dim + kv_dim)?, Some(b.mat_rows(&name, c.n_embd, all, q_dim + kv_dim..all)?))
             } else {
-                (b.mat(&n("attn_q.weight"), c.n_embd, q_dim)?, b.mat(&n("attn_k.weight"), c.n_embd, kv_dim)?, b.mat(&n("attn_v.weight"), c.n_embd, v_dim)?)
+                (b.mat(&n("attn_q.weight"), c.n_embd, q_dim)?, b.mat(&n("attn_k.weight"), c.n_embd, kv_dim)?, Some(b.mat(&n("attn_v.weight"), c.n_embd, v_dim)?))
             };
             let fused_bias = if fused { b.opt_vec(&n("attn_qkv.bias"), q_dim + kv_dim + v_dim)? } else { None };
             let s = c.spec;
@@ -249,6 +303,9 @@ impl Model {
                 (Some(b.mat_rows(&name, c.n_embd, 2 * c.n_ff, 0..c.n_ff)?), b.mat_rows(&name, c.n_embd, 2 * c.n_ff, c.n_ff..2 * c.n_ff)?)
             } else if ln {
                 (None, b.mat(&n("ffn_up.weight"), c.n_embd, c.n_ff)?)
+            } else if let Some(e) = c.moe.filter(|e| e.is_moe_layer(il)) {
+                let ff = e.n_ff_exp * e.n_shared;
+                (Some(b.mat(&n("ffn_gate_shexp.weight"), c.n_embd, ff)?), b.mat(&n("ffn_up_shexp.weight"), c.n_embd, ff)?)
             } else {
                 (Some(b.mat(&n("ffn_gate.weight"), c.n_embd, c.n_ff)?), b.mat(&n("ffn_up.weight"), c.n_embd, c.n_ff)?)
             };
@@ -289,8 +346,13 @@ impl Model {
                 b_down: req("ffn_down.bias", c.n_embd)?,
                 w_gate,
                 w_up,
-                w_down: b.mat(&n("ffn_down.weight"), c.n_ff, c.n_embd)?,
+                w_down: match c.moe.filter(|e| e.is_moe_layer(il)) {
+                    Some(e) => b.mat(&n("ffn_down_shexp.weight"), e.n_ff_exp * e.n_shared, c.n_embd)?,
+                    None => b.mat(&n("ffn_down.weight"), c.n_ff, c.n_embd)?,
+                },
                 ffn_post_norm: if s.post_norms { Some(b.vec(&n("post_ffw_norm.weight"), c.n_embd)?) } else { None },
+                mla,
+                moe,
             });
         }
         // Llama 3.x: per-pair frequency divisors, shared by every layer (llama.cpp reads them for
@@ -424,7 +486,9 @@ impl Model {
 
     pub fn set_cache_types(&mut self, k: crate::KvType, v: crate::KvType) -> Result<()> {
         let c = &mut self.config;
-        for (ty, dim, which) in [(k, c.head_dim, "K"), (v, c.head_dim_v, "V")] {
+        // Latent attention reads V from the K cache: its width must suit K's storage.
+        let v_check = if c.mla.is_some() { (k, c.head_dim_v, "K") } else { (v, c.head_dim_v, "V") };
+        for (ty, dim, which) in [(k, c.head_dim, "K"), v_check] {
             if ty == crate::KvType::Q8_0 && !dim.is_multiple_of(32) {
                 return Err(Error::BadCacheType { which, ty: ty.name(), msg: format!("needs a head size that is a multiple of 32; this model's is {dim}") });
             }
@@ -434,8 +498,9 @@ impl Model {
     }
 
     /// Bytes of weights one decoded token reads: every layer matrix and the output matrix once
-    /// (as packed, F32 or file bytes, whichever the kernels read), plus one embedding row. What
-    /// bounds single-stream decode when memory bandwidth is the limit.
+    /// (as packed, F32 or file bytes, whichever the kernels read), plus one embedding row; of a
+    /// mixture-of-experts layer's routed experts, the share one token uses (`n_used / n_expert`
+    /// of them). What bounds single-stream decode when memory bandwidth is the limit.
     pub fn bytes_per_token(&self) -> usize {
         let m = |x: &Mat| match (&x.packed, &x.owned) {
             (Some(p), _) => p.bytes(),
@@ -447,7 +512,9 @@ impl Model {
             None => m(x) / x.rows.max(1),
         };
         let layers: usize = self.layers.iter().flat_map(Layer::mats).map(m).sum();
-        layers + m(&self.output) + row(&self.tok_embd)
+        let experts: usize = self.layers.iter().flat_map(|l| l.moe.iter().flat_map(|e| e.experts())).map(m).sum();
+        let used = self.config.moe.map_or(0, |e| experts / e.n_expert * e.n_used);
+        layers - experts + used + m(&self.output) + row(&self.tok_embd)
     }
 
     /// The parsed file. After [`Model::pack`], the bytes of packed tensors may have been released

@@ -16,12 +16,24 @@ fn model() -> Model {
 
 #[test]
 fn batch_composition_does_not_change_logits() {
-    let m = model();
+    batching_changes_nothing(&model(), &[504, 3575, 282, 4649, 314], 7042, &[19556, 905, 216, 1, 4093, 198, 42, 43, 44], 30);
+}
+
+/// The same for a mixture-of-experts model with latent attention (tiny DeepSeek-2, quantised,
+/// repacked): experts run once per step over every sequence's tokens routed to them.
+#[test]
+fn batch_composition_does_not_change_moe_logits() {
+    let mut m = Model::load(&glassbox_testdata::fixture("tiny/tiny-deepseek2.gguf")).unwrap();
+    m.pack(Isa::detect());
+    batching_changes_nothing(&m, &[264, 3, 17, 250, 99], 42, &[1, 42, 7, 130, 255, 12, 64, 200, 5], 30);
+    // One compressed K row per token and layer, no V cache: 3 layers × 64 × (32 + 16) × 2 bytes.
+    assert_eq!(KvCache::new(&m.config, 64).bytes(), 3 * 64 * 48 * 2);
+}
+
+fn batching_changes_nothing(m: &Model, a: &[u32], next_a: u32, b: &[u32], next_b: u32) {
     let pool = ThreadPool::new(2);
     let isa = Isa::detect();
     let mut sc = Scratch::default();
-    let a: Vec<u32> = vec![504, 3575, 282, 4649, 314];
-    let b: Vec<u32> = vec![19556, 905, 216, 1, 4093, 198, 42, 43, 44];
     // Alone: prefill a, then one decode step.
     let alone = |toks: &[u32], next: u32, sc: &mut Scratch| {
         let mut c = KvCache::new(&m.config, 64);
@@ -32,21 +44,21 @@ fn batch_composition_does_not_change_logits() {
         m.forward(&pool, isa, &mut [SeqBatch { tokens: &[next], cache: &mut c, logits: Logits::Last }], sc, &mut out).unwrap();
         (first, out)
     };
-    let (a1, a2) = alone(&a, 7042, &mut sc);
-    let (b1, b2) = alone(&b, 30, &mut sc);
+    let (a1, a2) = alone(a, next_a, &mut sc);
+    let (b1, b2) = alone(b, next_b, &mut sc);
     // Together: both prompts in one batch, then both decode steps in one batch.
     let (mut ca, mut cb) = (KvCache::new(&m.config, 64), KvCache::new(&m.config, 64));
     let mut out = vec![];
     m.forward(&pool, isa, &mut [
-        SeqBatch { tokens: &a, cache: &mut ca, logits: Logits::Last },
-        SeqBatch { tokens: &b, cache: &mut cb, logits: Logits::Last },
+        SeqBatch { tokens: a, cache: &mut ca, logits: Logits::Last },
+        SeqBatch { tokens: b, cache: &mut cb, logits: Logits::Last },
     ], &mut sc, &mut out).unwrap();
     let n = m.config.n_vocab;
     assert!(out[..n] == a1[..] && out[n..] == b1[..], "prefill logits differ when batched");
     out.clear();
     m.forward(&pool, isa, &mut [
-        SeqBatch { tokens: &[30], cache: &mut cb, logits: Logits::Last },
-        SeqBatch { tokens: &[7042], cache: &mut ca, logits: Logits::Last },
+        SeqBatch { tokens: &[next_b], cache: &mut cb, logits: Logits::Last },
+        SeqBatch { tokens: &[next_a], cache: &mut ca, logits: Logits::Last },
     ], &mut sc, &mut out).unwrap();
     assert!(out[..n] == b2[..] && out[n..] == a2[..], "decode logits differ when batched");
     // Chunked prefill (3 + 2 + 4 tokens) equals one-shot prefill.

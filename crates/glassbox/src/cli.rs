@@ -659,10 +659,10 @@ pub struct ServeArgs {
     /// Worker threads per model (default: physical cores)
     #[arg(long, short = 't')]
     pub threads: Option<usize>,
-    /// KV cache type for K: f16 or q8_0 (llama.cpp's -ctk)
+    /// KV cache type for K: f16, q8_0 or f32 (llama.cpp's -ctk; f32: its exact path, nothing rounded)
     #[arg(long, visible_alias = "ctk", value_name = "TYPE", default_value = "f16", value_parser = parse_kv_type)]
     pub cache_type_k: glassbox_engine::KvType,
-    /// KV cache type for V: f16 or q8_0 (llama.cpp's -ctv)
+    /// KV cache type for V: f16, q8_0 or f32 (llama.cpp's -ctv)
     #[arg(long, visible_alias = "ctv", value_name = "TYPE", default_value = "f16", value_parser = parse_kv_type)]
     pub cache_type_v: glassbox_engine::KvType,
     /// Prompt tokens prefilled per scheduler step (keeps decodes flowing during long prompts)
@@ -794,16 +794,16 @@ pub struct ModelArgs {
     pub trust: TrustArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// KV cache type for K: f16 or q8_0 (llama.cpp's -ctk)
+    /// KV cache type for K: f16, q8_0 or f32 (llama.cpp's -ctk; f32: its exact path, nothing rounded)
     #[arg(long, visible_alias = "ctk", value_name = "TYPE", default_value = "f16", value_parser = parse_kv_type)]
     pub cache_type_k: glassbox_engine::KvType,
-    /// KV cache type for V: f16 or q8_0 (llama.cpp's -ctv)
+    /// KV cache type for V: f16, q8_0 or f32 (llama.cpp's -ctv)
     #[arg(long, visible_alias = "ctv", value_name = "TYPE", default_value = "f16", value_parser = parse_kv_type)]
     pub cache_type_v: glassbox_engine::KvType,
 }
 
 fn parse_kv_type(s: &str) -> Result<glassbox_engine::KvType, String> {
-    glassbox_engine::KvType::from_name(s).ok_or_else(|| format!("unknown KV cache type {s:?} (known: f16, q8_0)"))
+    glassbox_engine::KvType::from_name(s).ok_or_else(|| format!("unknown KV cache type {s:?} (known: f16, q8_0, f32)"))
 }
 
 #[derive(Args, Clone)]

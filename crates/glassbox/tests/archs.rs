@@ -1,10 +1,11 @@
 //! The architectures added for the seed systems (issue 16) — Granite, Phi-3, InternLM2,
-//! StarCoder2, GPT-NeoX, Falcon, BLOOM — checked against llama.cpp on tiny
+//! StarCoder2, GPT-NeoX, Falcon, BLOOM, DeepSeek-2 — checked against llama.cpp on tiny
 //! random-weight models (`scripts/gen_fixtures.py archs`): llama.cpp's base file over the F32
-//! model, made on its exact path (`-fa off -ctk f32 -ctv f32`), must be matched to KLD < 1e-4 with
-//! same-top ≥ 98.5 %; the same weights quantised must agree with that base at least 99 % as often
-//! as llama.cpp itself does. Each feature has a negative control (the file without it is off
-//! by more than twice the tolerance), and what is not implemented is refused by name.
+//! model, made on its exact path (`-fa off -ctk f32 -ctv f32`), must be matched by glassbox on
+//! its exact path (`--ctk f32 --ctv f32`) to KLD < 1e-4 with same-top ≥ 98.5 %; the same weights
+//! quantised must agree with that base at least 99 % as often as llama.cpp itself does. Each
+//! feature has a negative control (the file without it is off by more than twice the
+//! tolerance), and what is not implemented is refused by name.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -16,10 +17,15 @@ fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args).env("GLASSBOX_TRUST_STORE", store).output().expect("run glassbox")
 }
 
-/// glassbox's KLD summary of `model` against llama.cpp's base file for `arch`.
+/// glassbox's KLD summary of `model` against llama.cpp's base file for `arch`, on its exact
+/// path (f32 KV cache).
 fn against_llama(model: &Path, arch: &str) -> serde_json::Value {
+    against_llama_cache(model, arch, "f32")
+}
+
+fn against_llama_cache(model: &Path, arch: &str, cache: &str) -> serde_json::Value {
     let base = glassbox_testdata::fixture(&format!("kld/tiny-{arch}.kld"));
-    let o = run(&["perplexity", &model.display().to_string(), "--kl-divergence-base", &base.display().to_string(), "--kl-divergence", "--json", "-t", "2"]);
+    let o = run(&["perplexity", &model.display().to_string(), "--kl-divergence-base", &base.display().to_string(), "--kl-divergence", "--json", "-t", "2", "--ctk", cache, "--ctv", cache]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap()
 }
@@ -59,9 +65,12 @@ fn refused_naming(m: PathBuf, named: &str) {
     let _ = std::fs::remove_file(m);
 }
 
+fn llama_summary(arch: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(glassbox_testdata::fixture(&format!("kld/tiny-{arch}.json"))).unwrap()).unwrap()
+}
+
 fn llama_same_top(arch: &str) -> f64 {
-    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(glassbox_testdata::fixture(&format!("kld/tiny-{arch}.json"))).unwrap()).unwrap();
-    j["llama_quantised_vs_base"]["same_top"].as_f64().unwrap()
+    llama_summary(arch)["llama_quantised_vs_base"]["same_top"].as_f64().unwrap()
 }
 
 /// The acceptance checks for `arch`; returns the F32 model's path.
@@ -163,4 +172,52 @@ fn granite_files_glassbox_cannot_run_are_refused_by_name() {
 fn gpt_neo_is_refused_with_the_reason() {
     let f32 = glassbox_testdata::fixture("tiny/tiny-gptneox-f32.gguf");
     refused_naming(variant(&f32, "gptneo", "general.architecture", Some(Value::String("gpt_neo".into())), &[]), "GPT-Neo has no GGUF architecture");
+}
+
+/// DeepSeek-2: multi-head latent attention (low-rank Q, compressed KV row, per-head absorption),
+/// experts after a leading dense layer with a shared expert. The V3 layout (sigmoid gating with
+/// a selection bias, group-limited routing, normalised and scaled weights, YaRN with its log
+/// multiplier) and the V2-Lite layout (one Q projection, softmax gating, fused gate/up experts).
+#[test]
+fn deepseek2_v3_and_v2_lite_layouts_match_llama_cpp() {
+    let f32 = matches_llama("deepseek2");
+    matches_llama("deepseek2lite");
+    // With both engines' default f16 cache the V3 file has a token whose expert choice the f16
+    // rounding flips (KLD 0.0039): glassbox must flip it as llama.cpp does.
+    for arch in ["deepseek2", "deepseek2lite"] {
+        let ours = against_llama_cache(&glassbox_testdata::fixture(&format!("tiny/tiny-{arch}-f32.gguf")), arch, "f16");
+        let llama = &llama_summary(arch)["llama_f16_cache_vs_base"];
+        let (k, lk) = (ours["kld_mean"].as_f64().unwrap(), llama["kld_mean"].as_f64().unwrap());
+        let (t, lt) = (ours["same_top"].as_f64().unwrap(), llama["same_top"].as_f64().unwrap());
+        assert!((k - lk).abs() < 1e-4 + 0.05 * lk.abs() && (t - lt).abs() < 0.25, "{arch} f16 cache: KLD {k} / same-top {t} against llama.cpp's {lk} / {lt}");
+    }
+    // Negative controls: without each routing or scaling feature the file is more than twice the
+    // tolerance off.
+    let controls: [(&str, Option<Value>); 5] = [
+        ("deepseek2.expert_group_count", None),
+        ("deepseek2.expert_weights_norm", Some(Value::Bool(false))),
+        ("deepseek2.expert_weights_scale", None),
+        ("deepseek2.expert_gating_func", Some(Value::U32(1))),
+        ("deepseek2.rope.scaling.yarn_log_multiplier", None),
+    ];
+    for (key, v) in controls {
+        let k = variant_kld(variant(&f32, &format!("ds-{key}"), key, v, &[]), "deepseek2");
+        assert!(k > 2e-4, "{key} changed: KLD {k}");
+    }
+}
+
+#[test]
+fn deepseek2_files_glassbox_cannot_run_are_refused_by_name() {
+    let f32 = glassbox_testdata::fixture("tiny/tiny-deepseek2-f32.gguf");
+    let cases: [(&str, &str, Option<Value>, &str); 5] = [
+        // Files converted before llama.cpp split attn_kv_b (decompressed attention).
+        ("legacy", "deepseek2.attention.key_length_mla", None, "attn_k_b"),
+        ("softplus", "deepseek2.expert_gating_func", Some(Value::U32(4)), "deepseek2.expert_gating_func"),
+        ("mtp", "deepseek2.nextn_predict_layers", Some(Value::U32(1)), "deepseek2.nextn_predict_layers"),
+        ("temp", "deepseek2.attention.temperature_scale", Some(Value::F32(0.1)), "deepseek2.attention.temperature_scale"),
+        ("kvheads", "deepseek2.attention.head_count_kv", Some(Value::U32(2)), "deepseek2.attention.head_count_kv"),
+    ];
+    for (tag, key, v, named) in cases {
+        refused_naming(variant(&f32, tag, key, v, &[]), named);
+    }
 }

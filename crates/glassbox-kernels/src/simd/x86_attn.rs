@@ -149,6 +149,7 @@ unsafe fn rows_to_f32<const D: usize>(c: crate::CacheRows, stride: usize, kb: us
                             let q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(blk.add(2 + e % 32) as *const __m128i)));
                             _mm512_mul_ps(q, _mm512_set1_ps(scale))
                         }
+                        crate::CacheRows::F32(b) => _mm512_loadu_ps(b.as_ptr().add(e)),
                     }
                 };
                 _mm512_storeu_ps(row.as_mut_ptr().add(16 * d), v);

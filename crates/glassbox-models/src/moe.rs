@@ -1,0 +1,223 @@
+//! Mixture-of-experts FFN layers (llama.cpp's `build_moe_ffn`, as DeepSeek-2 uses it): each
+//! token's router logits → softmax or sigmoid → (selection bias, group limit) → its top-k
+//! experts, weighted by their unbiased probabilities (normalised and scaled as the file says).
+//! Each step, every expert's matrices run once over all the tokens routed to it (its weights
+//! are read once per step, however many sequences use it); the experts' weighted outputs are
+//! summed in routing order, then added to the shared expert's, as llama.cpp adds them.
+
+use glassbox_kernels::{ActBuf, Isa, MatmulJob, ThreadPool, matmul_many, ops};
+
+use crate::deepseek::{Gating, Moe, MoeLayer};
+use crate::forward::{Scratch, fmt_idx, prepare, resize};
+use crate::{Model, Result};
+
+#[derive(Default)]
+pub(crate) struct MoeScratch {
+    /// Router logits, then probabilities (n × n_expert).
+    probs: Vec<f32>,
+    /// Per token: its experts, their weights, and each one's row in that expert's batch.
+    sel: Vec<usize>,
+    weights: Vec<f32>,
+    slot: Vec<usize>,
+    experts: Vec<ExpertScratch>,
+    /// The routed experts' sum (n × n_embd).
+    out: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+#[derive(Default)]
+struct ExpertScratch {
+    /// Tokens routed here, their inputs, gate/up/down products.
+    rows: Vec<usize>,
+    x: Vec<f32>,
+    acts: [ActBuf; 4],
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    acts_down: [ActBuf; 4],
+    down: Vec<f32>,
+}
+
+/// ggml's soft_max over one row: exp(x − max) in f32, summed in f64, times (f32) 1/sum.
+fn softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f64;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v as f64;
+    }
+    let s = (1.0 / sum) as f32;
+    row.iter_mut().for_each(|v| *v *= s);
+}
+
+/// Indices of the `k` largest of `v`, largest first (ties: the lower index first).
+fn top_k(v: &[f32], k: usize, out: &mut Vec<usize>) {
+    out.clear();
+    out.extend(0..v.len());
+    out.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
+    out.truncate(k);
+}
+
+/// One token's routing: `probs` (the gating function applied to its logits) → experts in
+/// `sel`, weights in `w` (both `n_used` long).
+pub(crate) fn route(e: &Moe, probs: &[f32], bias: Option<&[f32]>, scores: &mut Vec<f32>, sel: &mut [usize], w: &mut [f32]) {
+    scores.clear();
+    match bias {
+        Some(b) => scores.extend(probs.iter().zip(b).map(|(p, b)| p + b)),
+        None => scores.extend_from_slice(probs),
+    }
+    let mut idx = Vec::new();
+    if e.groups > 1 {
+        // Score each group by the sum of its two best values (f64 sum, as ggml_sum_rows);
+        // experts outside the best `groups_used` groups are excluded.
+        let per = e.n_expert / e.groups;
+        let group_scores: Vec<f32> = scores
+            .chunks_exact(per)
+            .map(|g| {
+                top_k(g, 2, &mut idx);
+                (g[idx[0]] as f64 + g[idx[1]] as f64) as f32
+            })
+            .collect();
+        top_k(&group_scores, e.groups_used, &mut idx);
+        let mut keep = vec![false; e.groups];
+        idx.iter().for_each(|&g| keep[g] = true);
+        for (g, chunk) in scores.chunks_exact_mut(per).enumerate() {
+            if !keep[g] {
+                chunk.iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
+            }
+        }
+    }
+    top_k(scores, e.n_used, &mut idx);
+    for (k, &x) in idx.iter().enumerate() {
+        sel[k] = x;
+        w[k] = probs[x];
+    }
+    if e.norm_w {
+        let sum = w.iter().map(|&v| v as f64).sum::<f64>() as f32;
+        let sum = sum.max(6.103_515_6e-5);
+        w.iter_mut().for_each(|v| *v /= sum);
+    }
+    if e.w_scale != 1.0 {
+        w.iter_mut().for_each(|v| *v *= e.w_scale);
+    }
+}
+
+impl Model {
+    /// The routed experts of a layer over the normalised rows `sc.xn` (n tokens), added to the
+    /// shared expert's output already in `sc.o`: `o = moe + o`.
+    pub(crate) fn moe_ffn(&self, pool: &ThreadPool, isa: Isa, l: &MoeLayer, n: usize, sc: &mut Scratch) -> Result<()> {
+        let c = &self.config;
+        let e = c.moe.expect("expert layers come with their config");
+        let (d, ne, nu, ff) = (c.n_embd, e.n_expert, e.n_used, e.n_ff_exp);
+        let s = &mut sc.moe;
+        resize(&mut s.probs, n * ne);
+        prepare(isa, &mut sc.acts, &[&l.router], &sc.xn, d);
+        matmul_many(pool, isa, &mut [MatmulJob { w: self.w(&l.router), x: &sc.acts[fmt_idx(l.router.ty.act_format())], y: &mut s.probs }]);
+        s.sel.resize(n * nu, 0);
+        s.weights.resize(n * nu, 0.0);
+        s.slot.resize(n * nu, 0);
+        s.experts.resize_with(ne, ExpertScratch::default);
+        s.experts.iter_mut().for_each(|x| x.rows.clear());
+        for t in 0..n {
+            let row = &mut s.probs[t * ne..(t + 1) * ne];
+            match e.gating {
+                Gating::Softmax => softmax(row),
+                Gating::Sigmoid => row.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp())),
+            }
+            route(&e, row, l.probs_b.as_deref(), &mut s.scores, &mut s.sel[t * nu..(t + 1) * nu], &mut s.weights[t * nu..(t + 1) * nu]);
+            for k in 0..nu {
+                let x = &mut s.experts[s.sel[t * nu + k]];
+                s.slot[t * nu + k] = x.rows.len();
+                x.rows.push(t);
+            }
+        }
+        // Gate and up of every expert in use, each over all its tokens, in one parallel pass.
+        for (i, x) in s.experts.iter_mut().enumerate().filter(|(_, x)| !x.rows.is_empty()) {
+            x.x.clear();
+            for &t in &x.rows {
+                x.x.extend_from_slice(&sc.xn[t * d..(t + 1) * d]);
+            }
+            prepare(isa, &mut x.acts, &[&l.gate[i], &l.up[i]], &x.x, d);
+            resize(&mut x.gate, x.rows.len() * ff);
+            resize(&mut x.up, x.rows.len() * ff);
+        }
+        {
+            let mut jobs = Vec::new();
+            for (i, x) in s.experts.iter_mut().enumerate().filter(|(_, x)| !x.rows.is_empty()) {
+                let ExpertScratch { acts, gate, up, .. } = x;
+                jobs.push(MatmulJob { w: self.w(&l.gate[i]), x: &acts[fmt_idx(l.gate[i].ty.act_format())], y: gate });
+                jobs.push(MatmulJob { w: self.w(&l.up[i]), x: &acts[fmt_idx(l.up[i].ty.act_format())], y: up });
+            }
+            matmul_many(pool, isa, &mut jobs);
+        }
+        for (i, x) in s.experts.iter_mut().enumerate().filter(|(_, x)| !x.rows.is_empty()) {
+            ops::swiglu_inplace(isa, &mut x.gate, &x.up);
+            prepare(isa, &mut x.acts_down, &[&l.down[i]], &x.gate, ff);
+            resize(&mut x.down, x.rows.len() * d);
+        }
+        {
+            let mut jobs = Vec::new();
+            for (i, x) in s.experts.iter_mut().enumerate().filter(|(_, x)| !x.rows.is_empty()) {
+                let ExpertScratch { acts_down, down, .. } = x;
+                jobs.push(MatmulJob { w: self.w(&l.down[i]), x: &acts_down[fmt_idx(l.down[i].ty.act_format())], y: down });
+            }
+            matmul_many(pool, isa, &mut jobs);
+        }
+        // Weighted outputs summed in routing order ((y0·w0 + y1·w1) + …), then + shared.
+        resize(&mut s.out, n * d);
+        for t in 0..n {
+            let out = &mut s.out[t * d..(t + 1) * d];
+            for k in 0..nu {
+                let (x, w) = (&s.experts[s.sel[t * nu + k]], s.weights[t * nu + k]);
+                let y = &x.down[s.slot[t * nu + k] * d..][..d];
+                if k == 0 {
+                    out.iter_mut().zip(y).for_each(|(o, y)| *o = y * w);
+                } else {
+                    out.iter_mut().zip(y).for_each(|(o, y)| *o += y * w);
+                }
+            }
+        }
+        // (f32 addition commutes: moe + shared, llama.cpp's order, is this sum.)
+        sc.o.iter_mut().zip(&s.out).for_each(|(o, m)| *o += m);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moe(groups: usize, groups_used: usize, norm_w: bool, w_scale: f32) -> Moe {
+        Moe { n_expert: 8, n_used: 2, n_shared: 1, n_ff_exp: 4, dense_lead: 0, gating: Gating::Sigmoid, norm_w, w_scale, groups, groups_used }
+    }
+
+    #[test]
+    fn routes_by_biased_scores_weighs_by_probabilities() {
+        let probs = [0.1, 0.9, 0.2, 0.3, 0.8, 0.05, 0.4, 0.6];
+        let bias = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5];
+        let (mut sel, mut w, mut sc) = ([0; 2], [0.0; 2], Vec::new());
+        route(&moe(0, 0, false, 1.0), &probs, Some(&bias), &mut sc, &mut sel, &mut w);
+        assert_eq!(sel, [7, 1]);
+        assert_eq!(w, [0.6, 0.9]);
+        route(&moe(0, 0, true, 2.0), &probs, None, &mut sc, &mut sel, &mut w);
+        assert_eq!(sel, [1, 4]);
+        assert!((w[0] - 2.0 * 0.9 / 1.7).abs() < 1e-6 && (w[1] - 2.0 * 0.8 / 1.7).abs() < 1e-6);
+    }
+
+    #[test]
+    fn group_limit_excludes_other_groups() {
+        // Groups of two: {0,1} sums 1.0, {2,3} 0.5, {4,5} 0.85, {6,7} 1.05; the best two groups
+        // are {6,7} and {0,1}, so expert 4 (0.8) is out.
+        let probs = [0.1, 0.9, 0.2, 0.3, 0.8, 0.05, 0.45, 0.6];
+        let (mut sel, mut w, mut sc) = ([0; 2], [0.0; 2], Vec::new());
+        route(&moe(4, 2, false, 1.0), &probs, None, &mut sc, &mut sel, &mut w);
+        assert_eq!(sel, [1, 7]);
+    }
+
+    #[test]
+    fn softmax_sums_to_one() {
+        let mut r = [1.0f32, 2.0, 3.0, -1.0];
+        softmax(&mut r);
+        assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(r[2] > r[1] && r[1] > r[0] && r[0] > r[3]);
+    }
+}
