@@ -371,7 +371,7 @@ def gen_tiny_deepseek2(variant: str, dims: tuple | None = None, bench_dir: Path 
     from gguf import GGMLQuantizationType as T
     v3 = variant == "deepseek2"
     rng = np.random.default_rng({"deepseek2": 171, "deepseek2lite": 172}[variant])
-    n_embd, n_ff, n_head, n_layer, kv_lora, nope, rope, v_head, n_expert, n_ff_exp = dims or (64, 128, 4, 3, 32, 32, 16, 32, 8, 32)
+    n_embd, n_ff, n_head, n_layer, kv_lora, nope, rope, v_head, n_expert, n_ff_exp = dims or (64, 128, 4, 3, 32, 32, 16, 16, 8, 32)
     q_lora = 2 * kv_lora if v3 else 0
     n_used, lead = (2, 1) if v3 else (3, 1)
     tokens, _, _ = tiny_vocab()
@@ -1142,6 +1142,13 @@ def main() -> None:
             # llama-bench after quantising it (docs/benchmarks.md); never committed.
             out = Path(os.environ.get("BENCH_DIR", "/tmp"))
             gen_tiny_arch(part.removeprefix("bench-arch="), (1024, 4096, 16, 16, 24), out)
+            continue
+        if part.startswith("bench-deepseek2="):
+            # DeepSeek-2 for speed ratios: 24 layers × 1024 wide, V2-Lite's attention sizes
+            # (compressed KV 512, 128 + 64 per head), 16 experts of 512 (3 per token) plus a
+            # shared one, F32; never committed.
+            out = Path(os.environ.get("BENCH_DIR", "/tmp"))
+            gen_tiny_deepseek2(part.removeprefix("bench-deepseek2="), (1024, 4096, 16, 24, 512, 128, 64, 128, 16, 512), out)
             continue
         if part == "archs" or part.startswith("arch="):
             for a in ARCH_VARIANTS + DEEPSEEK_VARIANTS if part == "archs" else [part.removeprefix("arch=")]:

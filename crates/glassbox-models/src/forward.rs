@@ -269,6 +269,10 @@ impl Model {
             if c.cache_k != crate::KvType::F32 {
                 ops::round_to_f16_inplace(isa, &mut sc.q);
             }
+            if l.mla.is_some() {
+                // The previous layer's values left the compressed space (another width).
+                resize(&mut sc.attn, n * c.n_head * hdv);
+            }
             self.attention(pool, isa, batch, &toks, il, swa, sc);
             if let Some(m) = &l.mla {
                 self.mla_values(pool, isa, m, sc);

@@ -182,8 +182,9 @@ fn gpt_neo_is_refused_with_the_reason() {
 fn deepseek2_v3_and_v2_lite_layouts_match_llama_cpp() {
     let f32 = matches_llama("deepseek2");
     matches_llama("deepseek2lite");
-    // With both engines' default f16 cache the V3 file has a token whose expert choice the f16
-    // rounding flips (KLD 0.0039): glassbox must flip it as llama.cpp does.
+    // With both engines' default f16 cache glassbox must diverge from the exact base as
+    // llama.cpp does: on the V2-Lite file f16 rounding moves one token's top choice (same-top
+    // 99.798 %, KLD 2.5e-5, largest 0.0093, in both engines).
     for arch in ["deepseek2", "deepseek2lite"] {
         let ours = against_llama_cache(&glassbox_testdata::fixture(&format!("tiny/tiny-{arch}-f32.gguf")), arch, "f16");
         let llama = &llama_summary(arch)["llama_f16_cache_vs_base"];
