@@ -564,11 +564,13 @@ fn tiled_attention_matches_per_token_reference() {
     use glassbox_kernels::{AttnHead, CacheRows, Q8_0_BLOCK, attend, quantize_row_q8_0};
     let mut cov = Coverage::default();
     for isa in every_supported_isa() {
-        for (hd, group, ranges) in [
-            (64, 3, vec![(0, 1), (0, 2), (0, 3)]),
-            (128, 6, (0..21).map(|j| (0, 30 + j)).collect::<Vec<_>>()),
-            (256, 1, vec![(5, 40), (6, 41), (7, 42), (8, 43)]),
-            (80, 2, vec![(0, 17), (0, 18)]),
+        for (hd, hdv, group, ranges) in [
+            (64, 64, 3, vec![(0, 1), (0, 2), (0, 3)]),
+            (128, 128, 6, (0..21).map(|j| (0, 30 + j)).collect::<Vec<_>>()),
+            (256, 256, 1, vec![(5, 40), (6, 41), (7, 42), (8, 43)]),
+            (80, 80, 2, vec![(0, 17), (0, 18)]),
+            // Latent attention: V is the first 512 of each 576-wide K row.
+            (576, 512, 4, vec![(0, 19), (0, 20)]),
         ] {
             let (k_stride, q_stride) = (2 * hd + 32, group * hd + 16);
             let rows = ranges.iter().map(|r| r.1).max().unwrap();
@@ -588,8 +590,8 @@ fn tiled_attention_matches_per_token_reference() {
             }
             let q = random_x(ranges.len() * q_stride, 3);
             for (name, k, v) in stores {
-                let a = AttnHead { q: &q, q_stride, group, hd, hdv: hd, k, k_stride, v, v_stride: k_stride, ranges: &ranges, scale: 0.125, alibi: &[] };
-                let mut out = vec![f32::NAN; ranges.len() * group * hd];
+                let a = AttnHead { q: &q, q_stride, group, hd, hdv, k, k_stride, v, v_stride: k_stride, ranges: &ranges, scale: 0.125, alibi: &[] };
+                let mut out = vec![f32::NAN; ranges.len() * group * hdv];
                 attend(isa, &a, &mut Vec::new(), &mut out);
                 // Reference: f64 math on the stored values, probabilities rounded to f16. A
                 // probability whose f32 value lies next to an f16 rounding boundary may round to
@@ -610,9 +612,9 @@ fn tiled_attention_matches_per_token_reference() {
                         let m = sc.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                         let z: f64 = sc.iter().map(|x| (x - m).exp()).sum();
                         let pr: Vec<f32> = sc.iter().map(|x| ((x - m).exp() / z) as f32).map(|p| if exact { p } else { half::f16::from_f32(p).to_f32() }).collect();
-                        for i in 0..hd {
+                        for i in 0..hdv {
                             let want: f32 = (s..e).zip(&pr).map(|(p, w)| w * vd[p * k_stride + i]).sum();
-                            let got = out[(j * group + g) * hd + i];
+                            let got = out[(j * group + g) * hdv + i];
                             assert!((got - want).abs() <= bound, "{isa:?} {name} hd={hd} token {j} head {g} [{i}]: {got} vs {want}");
                         }
                     }

@@ -23,11 +23,16 @@ pub(crate) fn attend(_: Avx512, a: &crate::AttnHead, scratch: &mut Vec<f32>, out
             (64, 64) => attend_tile::<4, 4>(a, kmin, kmax, scratch, out),
             (128, 128) => attend_tile::<8, 8>(a, kmin, kmax, scratch, out),
             (256, 256) => attend_tile::<16, 16>(a, kmin, kmax, scratch, out),
+            // DeepSeek-2's latent attention: compressed row 512 + rotary 64, V the first 512.
+            (576, 512) => attend_tile::<36, 32>(a, kmin, kmax, scratch, out),
             _ => return false,
         }
     }
     true
 }
+
+/// The widest K or V row the tiled kernel converts (DeepSeek-2's 576).
+const ROW_MAX: usize = 576;
 
 /// 16 vectors → one vector of their 16 horizontal sums (lane i = Σ acc[i]).
 ///
@@ -129,7 +134,7 @@ unsafe fn softmax_f16(x: &mut [f32]) {
 /// AVX-512 F + F16C; rows kb..kb+nk hold 16·D elements inside `c`; for Q8_0 the stride and
 /// 16·D are whole blocks (as `AttnHead::check` asserts).
 #[inline(always)]
-unsafe fn rows_to_f32<const D: usize>(c: crate::CacheRows, stride: usize, kb: usize, nk: usize, buf: &mut [[f32; 256]; 16]) {
+unsafe fn rows_to_f32<const D: usize>(c: crate::CacheRows, stride: usize, kb: usize, nk: usize, buf: &mut [[f32; ROW_MAX]; 16]) {
     // SAFETY: F16 reads 16 f16 at (kb + r)·stride + 16d inside row kb + r; Q8_0 reads block
     // ((kb + r)·stride + 16d) / 32 — its f16 scale and the 16 quants of half (d mod 2) — inside
     // the same row's blocks (contract); writes stay inside `buf` (16·D ≤ 256). Features per
@@ -165,7 +170,7 @@ unsafe fn rows_to_f32<const D: usize>(c: crate::CacheRows, stride: usize, kb: us
 #[target_feature(enable = "avx2,fma,f16c,avx512f")]
 unsafe fn attend_tile<const DK: usize, const DV: usize>(a: &crate::AttnHead, kmin: usize, kmax: usize, s: &mut [f32], out: &mut [f32]) {
     let span = kmax - kmin;
-    let mut buf = [[0f32; 256]; 16];
+    let mut buf = [[0f32; ROW_MAX]; 16];
     // Lanes of the 16-key block at kb that token j attends.
     let lanes = |kb: usize, nk: usize, (st, en): (usize, usize)| -> (usize, usize) { (st.saturating_sub(kb).min(nk), en.saturating_sub(kb).min(nk)) };
     // SAFETY: queries q[j·q_stride + g·hd + 16c ..+16] and cache rows < kmax are in bounds
