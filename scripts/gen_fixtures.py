@@ -809,23 +809,24 @@ def gen_quantize(model_path: Path) -> None:
                                    "cases": cases})
 
 
-def gen_quantize_file(model_path: Path) -> None:
-    """llama-quantize's output for the pinned SmolLM2 file (Q4_1, so --allow-requantize): per
-    tensor its type and the SHA-256 of its bytes, for three mixtures."""
+def gen_quantize_file(model_path: Path, fixture: str = "quants/quantize_file.json", ftypes=("Q4_K_M", "Q3_K_M", "Q8_0")) -> None:
+    """llama-quantize's output for a file (the pinned SmolLM2, Q4_1, so --allow-requantize; or
+    the tiny DeepSeek-2, F32, for the mixture rules of expert models): per tensor its type and
+    the SHA-256 of its bytes, for each mixture."""
     import gguf, hashlib, tempfile
     bindir = os.environ.get("LLAMA_CPP_BIN")
     if not bindir:
         sys.exit("error: set LLAMA_CPP_BIN to the folder holding llama-quantize")
     out = {}
-    for ftype in ("Q4_K_M", "Q3_K_M", "Q8_0"):
+    for ftype in ftypes:
         with tempfile.TemporaryDirectory() as d:
             dst = Path(d) / "q.gguf"
             subprocess.run([str(Path(bindir) / "llama-quantize"), "--allow-requantize", str(model_path), str(dst), ftype, "2"],
                            check=True, capture_output=True)
             r = gguf.GGUFReader(str(dst))
             out[ftype] = [{"name": t.name, "type": t.tensor_type.name, "sha256": hashlib.sha256(t.data.tobytes()).hexdigest()} for t in r.tensors]
-    write("quants/quantize_file.json", {"reference": "llama-quantize --allow-requantize (llama-cpp-python 0.3.36's llama.cpp) on " + model_path.name,
-                                        "mixtures": out})
+    write(fixture, {"reference": "llama-quantize --allow-requantize (llama-cpp-python 0.3.36's llama.cpp) on " + model_path.name,
+                    "mixtures": out})
 
 
 # --- tiny random-weight models for architectures without a small real file -------------------
@@ -1160,6 +1161,7 @@ def main() -> None:
         if part == "quantize":
             gen_quantize(cache / MODELS["smollm2"])
             gen_quantize_file(cache / MODELS["smollm2"])
+            gen_quantize_file(FIX / "tiny" / "tiny-deepseek2-f32.gguf", "quants/quantize_deepseek2.json", ("Q4_K_M", "Q2_K", "Q5_K_M", "Q8_0"))
             continue
         if part == "tiny":
             gen_tiny("qwen2")
