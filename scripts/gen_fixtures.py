@@ -202,7 +202,7 @@ def gen_perplexity(model_path: Path, name: str) -> None:
 ROPE_VARIANTS = ["llama31", "gemma3", "qwen2yarn"]
 
 
-ARCH_VARIANTS = ["granite", "phi3", "internlm2", "starcoder2", "gptneox", "falcon", "falcon40", "bloom"]
+ARCH_VARIANTS = ["granite", "phi3", "internlm2", "starcoder2", "gptneox", "falcon", "falcon40", "bloom", "mixtral"]
 
 
 def gen_tiny_arch(arch: str, dims: tuple = (64, 128, 4, 2, 2), bench_dir: Path | None = None) -> None:
@@ -221,11 +221,13 @@ def gen_tiny_arch(arch: str, dims: tuple = (64, 128, 4, 2, 2), bench_dir: Path |
     multi-query, fused QKV, no projection biases, attention and a GELU MLP in parallel on one layer
     norm, the output tied to the embedding; falcon40: the 40B layout's second norm for attention
     (`attn_norm_2`), two KV heads. BLOOM: ALiBi instead of RoPE (llama.cpp's max bias 8), a layer
-    norm on the embeddings, fused biased QKV, everything biased, tied output."""
+    norm on the embeddings, fused biased QKV, everything biased, tied output. Mixtral: a `llama`
+    file whose FFNs are 8 experts (2 per token, softmax, weights normalised), the router kept F32
+    in the quantised file as llama-quantize keeps it."""
     import numpy as np
     import gguf
     from gguf import GGMLQuantizationType as T
-    rng = np.random.default_rng({"granite": 161, "phi3": 162, "internlm2": 163, "starcoder2": 164, "gptneox": 165, "falcon": 166, "falcon40": 167, "bloom": 168}[arch])
+    rng = np.random.default_rng({"granite": 161, "phi3": 162, "internlm2": 163, "starcoder2": 164, "gptneox": 165, "falcon": 166, "falcon40": 167, "bloom": 168, "mixtral": 169}[arch])
     n_embd, n_ff, n_head, n_kv, n_layer = dims
     falcon = arch.startswith("falcon")
     if arch == "falcon":
@@ -283,6 +285,12 @@ def gen_tiny_arch(arch: str, dims: tuple = (64, 128, 4, 2, 2), bench_dir: Path |
             t(b + "ffn_up.bias", (n_ff,), 0.05)
         elif arch == "phi3":
             t(b + "ffn_up.weight", (2 * n_ff, n_embd))
+        elif arch == "mixtral":
+            t(b + "ffn_gate_inp.weight", (8, n_embd), 0.5)
+            t(b + "ffn_gate_exps.weight", (8, n_ff, n_embd))
+            t(b + "ffn_up_exps.weight", (8, n_ff, n_embd))
+            t(b + "ffn_down_exps.weight", (8, n_embd, n_ff))
+            continue
         else:
             t(b + "ffn_gate.weight", (n_ff, n_embd))
             t(b + "ffn_up.weight", (n_ff, n_embd))
@@ -290,14 +298,15 @@ def gen_tiny_arch(arch: str, dims: tuple = (64, 128, 4, 2, 2), bench_dir: Path |
         if ln:
             t(b + "ffn_down.bias", (n_embd,), 0.05)
     kinds = [T.Q8_0, T.Q4_0, T.Q5_1, T.Q4_1, T.Q5_0, T.F16, T.BF16]
-    if arch == "phi3":
-        # Its fused QKV drew Q4_0 and moved the top token at a quarter of the positions: a
+    if arch in ("phi3", "mixtral"):
+        # Its fused QKV drew Q4_0 (Mixtral: a 4-bit block moves expert choices) and moved the top token at a quarter of the positions: a
         # same-top comparison that noisy says little, so 5- and 8-bit blocks here.
         kinds = [T.Q8_0, T.Q5_0, T.Q5_1, T.F16, T.Q8_0, T.BF16, T.Q5_1]
     for quantised in (False,) if bench_dir else (False, True):
         path = bench_dir / f"bench-{arch}-f32.gguf" if bench_dir else FIX / "tiny" / (f"tiny-{arch}.gguf" if quantised else f"tiny-{arch}-f32.gguf")
         # (llama.cpp looks up Phi-3's special tokens when the name says phi3: not in the tiny vocabulary.)
-        w = tiny_writer(path, "falcon" if falcon else arch, {"phi3": "phi three"}.get(arch, arch), 256, n_embd, n_ff, n_layer, n_head, n_kv)
+        gguf_arch = "falcon" if falcon else "llama" if arch == "mixtral" else arch
+        w = tiny_writer(path, gguf_arch, {"phi3": "phi three"}.get(arch, arch), 256, n_embd, n_ff, n_layer, n_head, n_kv)
         if arch != "bloom":
             w.add_rope_freq_base(10000.0)
         w.add_file_type(0)
@@ -309,6 +318,9 @@ def gen_tiny_arch(arch: str, dims: tuple = (64, 128, 4, 2, 2), bench_dir: Path |
         if arch == "gptneox":
             w.add_rope_dimension_count(hd // 4)
             w.add_bool("gptneox.use_parallel_residual", True)
+        if arch == "mixtral":
+            w.add_expert_count(8)
+            w.add_expert_used_count(2)
         if arch == "granite":
             w.add_float32("granite.embedding_scale", 12.0)
             w.add_float32("granite.residual_scale", 0.5)
@@ -316,7 +328,7 @@ def gen_tiny_arch(arch: str, dims: tuple = (64, 128, 4, 2, 2), bench_dir: Path |
             w.add_float32("granite.logit_scale", 8.0)
         add_tiny_tokenizer(w)
         for i, (name, data) in enumerate(weights.items()):
-            qt = kinds[i % len(kinds)] if quantised and data.ndim == 2 else T.F32
+            qt = kinds[i % len(kinds)] if quantised and data.ndim >= 2 and "gate_inp" not in name else T.F32
             if qt == T.F32:
                 w.add_tensor(name, data)
             else:

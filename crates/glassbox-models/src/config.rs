@@ -186,8 +186,8 @@ pub struct Config {
     /// the rotary part, `n_head_kv` is 1, and V is read from the first `head_dim_v` values of
     /// each cached K row (no V cache).
     pub mla: Option<crate::deepseek::Mla>,
-    /// Mixture-of-experts layers (from `dense_lead` on).
-    pub moe: Option<crate::deepseek::Moe>,
+    /// Mixture-of-experts layers (from `dense_lead` on): DeepSeek-2, Mixtral (`llama`).
+    pub moe: Option<crate::moe::Moe>,
 }
 
 impl Config {
@@ -345,7 +345,9 @@ impl Config {
         let (mla, moe) = if arch == Arch::DeepSeek2 {
             let mla = crate::deepseek::Mla::from_gguf(g, n_layers, n_vocab, n_head, n_head_kv, head_dim, head_dim_v, n_rot)?;
             attn_scale = mla.kq_scale(g, &mut rope_scaling)?;
-            (Some(mla), crate::deepseek::Moe::from_gguf(g, n_layers, n_vocab)?)
+            (Some(mla), crate::moe::Moe::from_gguf(g, arch, n_layers, n_vocab, n_ff)?)
+        } else if arch == Arch::Llama {
+            (None, crate::moe::Moe::from_gguf(g, arch, n_layers, n_vocab, n_ff)?)
         } else {
             (None, None)
         };
@@ -454,7 +456,7 @@ fn refuse_unimplemented(g: &Gguf, arch: Arch, head_dim: usize, head_dim_v: usize
         return refuse(k("attention.causal"), "non-causal attention");
     }
     for (key, why) in [("expert_count", "mixture-of-experts layers"), ("nextn_predict_layers", "multi-token-prediction layers")] {
-        if g.get_u64(&k(key))?.is_some_and(|n| n > 0) && !(arch == Arch::DeepSeek2 && key == "expert_count") {
+        if g.get_u64(&k(key))?.is_some_and(|n| n > 0) && !(matches!(arch, Arch::DeepSeek2 | Arch::Llama) && key == "expert_count") {
             return refuse(k(key), why);
         }
     }

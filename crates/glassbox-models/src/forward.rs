@@ -305,50 +305,10 @@ impl Model {
             }
             // --- feed-forward ---
             norm_rows(pool, &mut sc.xn, &sc.x, d, &l.ffn_norm, l.ffn_norm_b.as_deref(), c.rms_eps);
-            // The layer's FFN width (DeepSeek-2: dense layers and shared experts differ).
-            let n_ff = l.w_up.rows;
-            resize(&mut sc.gate, n * n_ff);
-            resize(&mut sc.up, n * n_ff);
-            match &l.w_gate {
-                Some(w_gate) => {
-                    prepare(isa, &mut sc.acts, &[w_gate, &l.w_up], &sc.xn, d);
-                    {
-                        let a = &sc.acts;
-                        let act = |m: &Mat| &a[fmt_idx(m.ty.act_format())];
-                        matmul_many(pool, isa, &mut [
-                            MatmulJob { w: self.w(w_gate), x: act(w_gate), y: &mut sc.gate },
-                            MatmulJob { w: self.w(&l.w_up), x: act(&l.w_up), y: &mut sc.up },
-                        ]);
-                    }
-                    if !self.adapters.is_empty() {
-                        self.apply_loras(pool, isa, il, lora::GATE, &sc.xn, d, &mut sc.gate, &mut sc.lora);
-                        self.apply_loras(pool, isa, il, lora::UP, &sc.xn, d, &mut sc.up, &mut sc.lora);
-                    }
-                    if c.spec.gelu {
-                        par_rows(pool, &mut sc.gate, n_ff, &sc.up, n_ff, &|g, u| ops::geglu_inplace(isa, g, u));
-                    } else {
-                        par_rows(pool, &mut sc.gate, n_ff, &sc.up, n_ff, &|g, u| ops::swiglu_inplace(isa, g, u));
-                    }
-                }
-                // No gate: up (+ bias) → GELU → down, the activations in `gate`.
-                None => {
-                    prepare(isa, &mut sc.acts, &[&l.w_up], &sc.xn, d);
-                    matmul_many(pool, isa, &mut [MatmulJob { w: self.w(&l.w_up), x: &sc.acts[fmt_idx(l.w_up.ty.act_format())], y: &mut sc.gate }]);
-                    if !self.adapters.is_empty() {
-                        self.apply_loras(pool, isa, il, lora::UP, &sc.xn, d, &mut sc.gate, &mut sc.lora);
-                    }
-                    add_bias(&mut sc.gate, l.b_up.as_deref());
-                    par_rows(pool, &mut sc.gate, n_ff, &sc.up, n_ff, &|g, _| ops::gelu_inplace(isa, g));
-                }
-            }
-            prepare(isa, &mut sc.acts, &[&l.w_down], &sc.gate, n_ff);
-            matmul_many(pool, isa, &mut [MatmulJob {
-                w: self.w(&l.w_down),
-                x: &sc.acts[fmt_idx(l.w_down.ty.act_format())],
-                y: &mut sc.o,
-            }]);
-            if !self.adapters.is_empty() {
-                self.apply_loras(pool, isa, il, lora::DOWN, &sc.gate, n_ff, &mut sc.o, &mut sc.lora);
+            match (&l.w_up, &l.w_down) {
+                (Some(up), Some(down)) => self.dense_ffn(pool, isa, il, l, up, down, n, sc),
+                // Experts only (Mixtral): their sum is the FFN's output.
+                _ => resize(&mut sc.o, n * d),
             }
             if let Some(e) = &l.moe {
                 self.moe_ffn(pool, isa, e, n, sc)?;
@@ -411,6 +371,58 @@ impl Model {
         out.resize(start + rows.len() * c.n_vocab, 0.0);
         self.output_logits(pool, isa, sc, targets, &mut out[start..]);
         Ok(())
+    }
+
+    /// The dense FFN (or shared expert) of the rows in `sc.xn` into `sc.o`.
+    #[allow(clippy::too_many_arguments)]
+    fn dense_ffn(&self, pool: &ThreadPool, isa: Isa, il: usize, l: &Layer, up: &Mat, down: &Mat, n: usize, sc: &mut Scratch) {
+        let c = &self.config;
+        let d = c.n_embd;
+        // The layer's FFN width (DeepSeek-2: dense layers and shared experts differ).
+        let n_ff = up.rows;
+        resize(&mut sc.gate, n * n_ff);
+        resize(&mut sc.up, n * n_ff);
+        match &l.w_gate {
+            Some(w_gate) => {
+                prepare(isa, &mut sc.acts, &[w_gate, up], &sc.xn, d);
+                {
+                    let a = &sc.acts;
+                    let act = |m: &Mat| &a[fmt_idx(m.ty.act_format())];
+                    matmul_many(pool, isa, &mut [
+                        MatmulJob { w: self.w(w_gate), x: act(w_gate), y: &mut sc.gate },
+                        MatmulJob { w: self.w(up), x: act(up), y: &mut sc.up },
+                    ]);
+                }
+                if !self.adapters.is_empty() {
+                    self.apply_loras(pool, isa, il, lora::GATE, &sc.xn, d, &mut sc.gate, &mut sc.lora);
+                    self.apply_loras(pool, isa, il, lora::UP, &sc.xn, d, &mut sc.up, &mut sc.lora);
+                }
+                if c.spec.gelu {
+                    par_rows(pool, &mut sc.gate, n_ff, &sc.up, n_ff, &|g, u| ops::geglu_inplace(isa, g, u));
+                } else {
+                    par_rows(pool, &mut sc.gate, n_ff, &sc.up, n_ff, &|g, u| ops::swiglu_inplace(isa, g, u));
+                }
+            }
+            // No gate: up (+ bias) → GELU → down, the activations in `gate`.
+            None => {
+                prepare(isa, &mut sc.acts, &[up], &sc.xn, d);
+                matmul_many(pool, isa, &mut [MatmulJob { w: self.w(up), x: &sc.acts[fmt_idx(up.ty.act_format())], y: &mut sc.gate }]);
+                if !self.adapters.is_empty() {
+                    self.apply_loras(pool, isa, il, lora::UP, &sc.xn, d, &mut sc.gate, &mut sc.lora);
+                }
+                add_bias(&mut sc.gate, l.b_up.as_deref());
+                par_rows(pool, &mut sc.gate, n_ff, &sc.up, n_ff, &|g, _| ops::gelu_inplace(isa, g));
+            }
+        }
+        prepare(isa, &mut sc.acts, &[down], &sc.gate, n_ff);
+        matmul_many(pool, isa, &mut [MatmulJob {
+            w: self.w(down),
+            x: &sc.acts[fmt_idx(down.ty.act_format())],
+            y: &mut sc.o,
+        }]);
+        if !self.adapters.is_empty() {
+            self.apply_loras(pool, isa, il, lora::DOWN, &sc.gate, n_ff, &mut sc.o, &mut sc.lora);
+        }
     }
 
     /// The ordinary Q, K, V projections (biases, LoRA, QK norms, RoPE) of the rows in `sc.xn`.

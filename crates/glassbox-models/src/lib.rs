@@ -24,7 +24,8 @@ mod steer;
 mod weights;
 
 pub use config::{Arch, ArchSpec, Config, Parallel};
-pub use deepseek::{Gating, Mla, Moe};
+pub use deepseek::Mla;
+pub use moe::{Gating, Moe};
 pub use forward::{Logits, Scratch, SeqBatch};
 pub use kv::{KvCache, KvType};
 pub use rope::{Rope, RopeScaling};

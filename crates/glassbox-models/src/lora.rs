@@ -175,7 +175,7 @@ impl Model {
             let bad = |m: String| Error::Lora(format!("{}: {m}", t.target));
             let (il, slot) = target_slot(&t.target).ok_or_else(|| bad("not a matrix an adapter can update".into()))?;
             let layer = self.layers.get(il).ok_or_else(|| bad(format!("the model has {} layers", self.layers.len())))?;
-            let base = [Some(&layer.wq), Some(&layer.wk), layer.wv.as_ref(), Some(&layer.wo), layer.w_gate.as_ref(), Some(&layer.w_up), Some(&layer.w_down)][slot]
+            let base = [Some(&layer.wq), Some(&layer.wk), layer.wv.as_ref(), Some(&layer.wo), layer.w_gate.as_ref(), layer.w_up.as_ref(), layer.w_down.as_ref()][slot]
                 .ok_or_else(|| bad("this model's FFN has no gate".into()))?;
             if t.a.cols != base.cols || t.b.rows != base.rows || t.a.rows != t.b.cols {
                 return Err(bad(format!("A {} × {} and B {} × {} do not update a {} × {} matrix", t.a.rows, t.a.cols, t.b.rows, t.b.cols, base.rows, base.cols)));

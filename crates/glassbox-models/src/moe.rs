@@ -1,4 +1,5 @@
-//! Mixture-of-experts FFN layers (llama.cpp's `build_moe_ffn`, as DeepSeek-2 uses it): each
+//! Mixture-of-experts FFN layers (llama.cpp's `build_moe_ffn`, as DeepSeek-2 and Mixtral — a
+//! `llama` file with experts — use it): their hyper-parameters and tensors, and each
 //! token's router logits → softmax or sigmoid → (selection bias, group limit) → its top-k
 //! experts, weighted by their unbiased probabilities (normalised and scaled as the file says).
 //! Each step, every expert's matrices run once over all the tokens routed to it (its weights
@@ -7,9 +8,217 @@
 
 use glassbox_kernels::{ActBuf, Isa, MatmulJob, ThreadPool, matmul_many, ops};
 
-use crate::deepseek::{Gating, Moe, MoeLayer};
+use glassbox_gguf::Gguf;
+
 use crate::forward::{Scratch, fmt_idx, prepare, resize};
-use crate::{Model, Result};
+use crate::weights::{Binder, Mat};
+use crate::{Arch, Config, Error, Model, Result};
+
+/// How a token's router logits become expert weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gating {
+    Softmax,
+    Sigmoid,
+}
+
+/// Mixture-of-experts layers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Moe {
+    pub n_expert: usize,
+    /// Experts each token is routed to.
+    pub n_used: usize,
+    /// Shared experts (one FFN of `n_shared × n_ff_exp` run for every token).
+    pub n_shared: usize,
+    pub n_ff_exp: usize,
+    /// Layers before this one have a dense FFN (`feed_forward_length` wide).
+    pub dense_lead: usize,
+    pub gating: Gating,
+    /// Divide the chosen experts' weights by their sum.
+    pub norm_w: bool,
+    /// Multiply them by this (1: none).
+    pub w_scale: f32,
+    /// Group-limited routing (DeepSeek-V3): experts in `groups` groups, only the best
+    /// `groups_used` groups (by the sum of their two best scores) eligible. 0: none.
+    pub groups: usize,
+    pub groups_used: usize,
+}
+
+const MAX_EXPERTS: u64 = 512;
+
+/// Metadata keys of one architecture (`{arch}.{key}`), read with the checks every count needs.
+pub(crate) struct Keys<'a> {
+    pub g: &'a Gguf,
+    pub arch: &'static str,
+}
+
+impl Keys<'_> {
+    pub fn key(&self, s: &str) -> String {
+        format!("{}.{s}", self.arch)
+    }
+
+    /// An integer; a per-layer array is refused (not implemented).
+    pub fn get(&self, s: &str) -> Result<Option<u64>> {
+        if matches!(self.g.get(&self.key(s)), Some(glassbox_gguf::Value::Array(_))) {
+            return Err(Error::Unimplemented { what: format!("metadata {:?}", self.key(s)), why: "per-layer sizes".into() });
+        }
+        Ok(self.g.get_u64(&self.key(s))?)
+    }
+
+    pub fn req(&self, s: &str) -> Result<u64> {
+        self.get(s)?.ok_or_else(|| Error::MissingKey(self.key(s)))
+    }
+
+    pub fn bad(&self, s: &str, msg: String) -> Error {
+        Error::BadKey { key: self.key(s), msg }
+    }
+
+    pub fn refuse(&self, s: &str, why: &str) -> Error {
+        Error::Unimplemented { what: format!("metadata {:?}", self.key(s)), why: why.into() }
+    }
+}
+
+impl Moe {
+    /// The expert layers of a `deepseek2` or `llama` (Mixtral) file; `None` where no layer has
+    /// experts.
+    pub(crate) fn from_gguf(g: &Gguf, arch: Arch, n_layers: usize, n_vocab: usize, n_ff: usize) -> Result<Option<Moe>> {
+        let k = Keys { g, arch: arch.name() };
+        let n_expert = k.get("expert_count")?.unwrap_or(0);
+        let deepseek = arch == Arch::DeepSeek2;
+        let dense_lead = if deepseek { k.get("leading_dense_block_count")?.unwrap_or(0) as usize } else { 0 };
+        if n_expert == 0 && (!deepseek || dense_lead >= n_layers) {
+            return Ok(None);
+        }
+        if !(1..=MAX_EXPERTS).contains(&n_expert) {
+            return Err(k.bad("expert_count", format!("{n_expert} is outside [1, {MAX_EXPERTS}] while layers {dense_lead}.. have experts")));
+        }
+        let n_used = k.req("expert_used_count")?;
+        if !(1..=n_expert).contains(&n_used) {
+            return Err(k.bad("expert_used_count", format!("{n_used} is outside [1, {n_expert}]")));
+        }
+        let groups = k.get("expert_group_count")?.unwrap_or(0);
+        let groups_used = k.get("expert_group_used_count")?.unwrap_or(0);
+        if groups > 1 && !(n_expert % groups == 0 && groups < n_expert && (1..groups).contains(&groups_used) && n_expert / groups >= 2) {
+            return Err(k.bad("expert_group_count", format!("{groups} groups ({groups_used} used) do not split {n_expert} experts into groups of two or more")));
+        }
+        for (s, why) in [("swiglu_clamp_exp", "clamped SwiGLU experts"), ("expert_shared_feed_forward_length", "shared experts of another width")] {
+            if g.get(&k.key(s)).is_some() {
+                return Err(k.refuse(s, why));
+            }
+        }
+        let base = Moe {
+            n_expert: n_expert as usize,
+            n_used: n_used as usize,
+            n_shared: 0,
+            n_ff_exp: n_ff,
+            dense_lead: dense_lead.min(n_layers),
+            gating: Gating::Softmax,
+            norm_w: true,
+            w_scale: 1.0,
+            groups: if groups > 1 { groups as usize } else { 0 },
+            groups_used: groups_used as usize,
+        };
+        if !deepseek {
+            // llama.cpp's llama graph: softmax, weights normalised, unscaled, no shared or
+            // grouped experts, whatever keys say otherwise: a file that says so is refused.
+            let implied = [
+                (k.get("expert_shared_count")?.is_some_and(|n| n > 0), "expert_shared_count", "shared experts"),
+                (k.get("expert_gating_func")?.is_some_and(|f| f != 1), "expert_gating_func", "expert gating other than softmax"),
+                (g.get_bool(&k.key("expert_weights_norm"))? == Some(false), "expert_weights_norm", "unnormalised expert weights"),
+                (g.get_f64(&k.key("expert_weights_scale"))?.is_some_and(|s| s != 0.0 && s != 1.0), "expert_weights_scale", "scaled expert weights"),
+                (groups > 1, "expert_group_count", "group-limited routing"),
+            ];
+            if let Some((_, s, why)) = implied.into_iter().find(|x| x.0) {
+                return Err(k.refuse(s, &format!("{why} (llama.cpp's llama graph computes without them)")));
+            }
+            return Ok(Some(base));
+        }
+        let n_shared = k.req("expert_shared_count")?;
+        if !(1..=64).contains(&n_shared) {
+            // llama.cpp requires the shared expert's tensors in every expert layer.
+            return Err(k.bad("expert_shared_count", format!("{n_shared} is outside [1, 64]")));
+        }
+        let n_ff_exp = k.req("expert_feed_forward_length")?;
+        if !(1..=1 << 20).contains(&n_ff_exp) {
+            return Err(k.bad("expert_feed_forward_length", format!("{n_ff_exp} is outside [1, 1048576]")));
+        }
+        let gating = match k.get("expert_gating_func")?.unwrap_or(0) {
+            // Unset: softmax, except GLM-4.7-Lite's layout, which llama.cpp gives sigmoid.
+            0 if (n_layers == 47 || n_layers == 48) && n_vocab == 154_880 => Gating::Sigmoid,
+            0 | 1 => Gating::Softmax,
+            2 => Gating::Sigmoid,
+            other => return Err(k.refuse("expert_gating_func", &format!("expert gating {other} (llama.cpp's softplus or weight softmax), not softmax or sigmoid"))),
+        };
+        let w_scale = match g.get_f64(&k.key("expert_weights_scale"))? {
+            None | Some(0.0) => 1.0,
+            Some(s) if s.is_finite() && s > 0.0 && s <= 1000.0 => s as f32,
+            Some(s) => return Err(k.bad("expert_weights_scale", format!("{s} is not in (0, 1000]"))),
+        };
+        Ok(Some(Moe {
+            n_shared: n_shared as usize,
+            n_ff_exp: n_ff_exp as usize,
+            gating,
+            norm_w: g.get_bool(&k.key("expert_weights_norm"))?.unwrap_or(false),
+            w_scale,
+            ..base
+        }))
+    }
+
+    /// Whether layer `il` has experts.
+    pub fn is_moe_layer(&self, il: usize) -> bool {
+        il >= self.dense_lead
+    }
+}
+
+/// One layer's routed experts (the shared expert is the layer's ordinary FFN).
+pub(crate) struct MoeLayer {
+    /// Router: `n_expert` logits per token.
+    pub router: Mat,
+    /// Selection bias (DeepSeek-V3's `e_score_correction_bias`): added to choose experts, not
+    /// to weigh them.
+    pub probs_b: Option<Vec<f32>>,
+    pub gate: Vec<Mat>,
+    pub up: Vec<Mat>,
+    pub down: Vec<Mat>,
+}
+
+impl MoeLayer {
+    pub(crate) fn bind(b: &Binder, c: &Config, il: usize) -> Result<Option<Box<MoeLayer>>> {
+        let Some(e) = c.moe.filter(|e| e.is_moe_layer(il)) else { return Ok(None) };
+        let n = |s: &str| format!("blk.{il}.{s}");
+        let (d, ff, ne) = (c.n_embd, e.n_ff_exp, e.n_expert);
+        // Gate and up of each expert in one matrix (gate rows first), or apart.
+        let (gate, up) = if b.has(&n("ffn_gate_up_exps.weight")) {
+            let both = b.mats3(&n("ffn_gate_up_exps.weight"), d, 2 * ff, ne)?;
+            both.into_iter().map(|m| m.split_rows(ff)).unzip()
+        } else {
+            (b.mats3(&n("ffn_gate_exps.weight"), d, ff, ne)?, b.mats3(&n("ffn_up_exps.weight"), d, ff, ne)?)
+        };
+        let probs_b = b.opt_vec(&n("exp_probs_b.bias"), ne)?;
+        if let Some(bad) = probs_b.iter().flatten().find(|v| !v.is_finite()) {
+            return Err(Error::BadTensor { name: n("exp_probs_b.bias"), msg: format!("value {bad} is not finite") });
+        }
+        Ok(Some(Box::new(MoeLayer {
+            router: b.mat(&n("ffn_gate_inp.weight"), d, ne)?,
+            probs_b,
+            gate,
+            up,
+            down: b.mats3(&n("ffn_down_exps.weight"), ff, d, ne)?,
+        })))
+    }
+
+    /// The routed experts' matrices.
+    pub(crate) fn experts(&self) -> impl Iterator<Item = &Mat> {
+        self.gate.iter().chain(&self.up).chain(&self.down)
+    }
+
+    pub(crate) fn mats(&self) -> impl Iterator<Item = &Mat> {
+        std::iter::once(&self.router).chain(self.experts())
+    }
+
+    pub(crate) fn mats_mut(&mut self) -> impl Iterator<Item = &mut Mat> {
+        std::iter::once(&mut self.router).chain(&mut self.gate).chain(&mut self.up).chain(&mut self.down)
+    }
+}
 
 #[derive(Default)]
 pub(crate) struct MoeScratch {

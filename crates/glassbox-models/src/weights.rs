@@ -60,13 +60,14 @@ pub(crate) struct Layer {
     pub b_down: Option<Vec<f32>>,
     /// The FFN gate (none: up → activation → down).
     pub w_gate: Option<Mat>,
-    pub w_up: Mat,
-    pub w_down: Mat,
+    /// None: no dense FFN (Mixtral's expert layers).
+    pub w_up: Option<Mat>,
+    pub w_down: Option<Mat>,
     pub ffn_post_norm: Option<Vec<f32>>,
     /// Latent attention's own weights (DeepSeek-2).
     pub mla: Option<Box<crate::deepseek::MlaLayer>>,
     /// Routed experts; the FFN above is then the shared expert, added to theirs.
-    pub moe: Option<Box<crate::deepseek::MoeLayer>>,
+    pub moe: Option<Box<crate::moe::MoeLayer>>,
 }
 
 impl Layer {
@@ -75,13 +76,13 @@ impl Layer {
     pub(crate) fn mats_mut(&mut self) -> impl Iterator<Item = &mut Mat> {
         let mla = self.mla.iter_mut().flat_map(|m| m.mats_mut());
         let moe = self.moe.iter_mut().flat_map(|m| m.mats_mut());
-        [&mut self.wq, &mut self.wk, &mut self.wo, &mut self.w_up, &mut self.w_down].into_iter().chain(self.wv.as_mut()).chain(self.w_gate.as_mut()).chain(mla).chain(moe)
+        [&mut self.wq, &mut self.wk, &mut self.wo].into_iter().chain(self.wv.as_mut()).chain(self.w_gate.as_mut()).chain(self.w_up.as_mut()).chain(self.w_down.as_mut()).chain(mla).chain(moe)
     }
 
     pub(crate) fn mats(&self) -> impl Iterator<Item = &Mat> {
         let mla = self.mla.iter().flat_map(|m| m.mats());
         let moe = self.moe.iter().flat_map(|m| m.mats());
-        [&self.wq, &self.wk, &self.wo, &self.w_up, &self.w_down].into_iter().chain(self.wv.as_ref()).chain(self.w_gate.as_ref()).chain(mla).chain(moe)
+        [&self.wq, &self.wk, &self.wo].into_iter().chain(self.wv.as_ref()).chain(self.w_gate.as_ref()).chain(self.w_up.as_ref()).chain(self.w_down.as_ref()).chain(mla).chain(moe)
     }
 }
 
@@ -274,7 +275,7 @@ impl Model {
             // Fused QKV (Phi-3, InternLM2; llama.cpp takes one where any of these architectures'
             // files has it): Q, K, V rows in order, and its bias split the same way.
             let fused = file.gguf().tensor(&n("attn_qkv.weight")).is_some();
-            let (mla, moe) = (crate::deepseek::MlaLayer::bind(&b, c, il)?, crate::deepseek::MoeLayer::bind(&b, c, il)?);
+            let (mla, moe) = (crate::deepseek::MlaLayer::bind(&b, c, il)?, crate::moe::MoeLayer::bind(&b, c, il)?);
             let (wq, wk, wv) = if let Some(m) = c.mla {
                 // Q of every head (nope + rope values), from the low-rank Q where there is one;
                 // the compressed KV row and the shared rotary K.
@@ -298,16 +299,18 @@ impl Model {
                 }
             };
             // Phi-3: one up projection of 2 × n_ff rows, the gate first (ggml's SwiGLU split).
+            let moe_layer = c.moe.filter(|e| e.is_moe_layer(il));
             let (w_gate, w_up) = if c.arch == crate::Arch::Phi3 {
                 let name = n("ffn_up.weight");
-                (Some(b.mat_rows(&name, c.n_embd, 2 * c.n_ff, 0..c.n_ff)?), b.mat_rows(&name, c.n_embd, 2 * c.n_ff, c.n_ff..2 * c.n_ff)?)
+                (Some(b.mat_rows(&name, c.n_embd, 2 * c.n_ff, 0..c.n_ff)?), Some(b.mat_rows(&name, c.n_embd, 2 * c.n_ff, c.n_ff..2 * c.n_ff)?))
             } else if ln {
-                (None, b.mat(&n("ffn_up.weight"), c.n_embd, c.n_ff)?)
-            } else if let Some(e) = c.moe.filter(|e| e.is_moe_layer(il)) {
+                (None, Some(b.mat(&n("ffn_up.weight"), c.n_embd, c.n_ff)?))
+            } else if let Some(e) = moe_layer {
+                // The shared expert, where there is one, is the layer's dense FFN.
                 let ff = e.n_ff_exp * e.n_shared;
-                (Some(b.mat(&n("ffn_gate_shexp.weight"), c.n_embd, ff)?), b.mat(&n("ffn_up_shexp.weight"), c.n_embd, ff)?)
+                if ff > 0 { (Some(b.mat(&n("ffn_gate_shexp.weight"), c.n_embd, ff)?), Some(b.mat(&n("ffn_up_shexp.weight"), c.n_embd, ff)?)) } else { (None, None) }
             } else {
-                (Some(b.mat(&n("ffn_gate.weight"), c.n_embd, c.n_ff)?), b.mat(&n("ffn_up.weight"), c.n_embd, c.n_ff)?)
+                (Some(b.mat(&n("ffn_gate.weight"), c.n_embd, c.n_ff)?), Some(b.mat(&n("ffn_up.weight"), c.n_embd, c.n_ff)?))
             };
             // Falcon's projections have no biases; the other layer-norm architectures' do.
             let falcon = c.arch == crate::Arch::Falcon;
@@ -346,9 +349,10 @@ impl Model {
                 b_down: req("ffn_down.bias", c.n_embd)?,
                 w_gate,
                 w_up,
-                w_down: match c.moe.filter(|e| e.is_moe_layer(il)) {
-                    Some(e) => b.mat(&n("ffn_down_shexp.weight"), e.n_ff_exp * e.n_shared, c.n_embd)?,
-                    None => b.mat(&n("ffn_down.weight"), c.n_ff, c.n_embd)?,
+                w_down: match moe_layer {
+                    Some(e) if e.n_shared > 0 => Some(b.mat(&n("ffn_down_shexp.weight"), e.n_ff_exp * e.n_shared, c.n_embd)?),
+                    Some(_) => None,
+                    None => Some(b.mat(&n("ffn_down.weight"), c.n_ff, c.n_embd)?),
                 },
                 ffn_post_norm: if s.post_norms { Some(b.vec(&n("post_ffw_norm.weight"), c.n_embd)?) } else { None },
                 mla,

@@ -1,5 +1,5 @@
 //! The architectures added for the seed systems (issue 16) — Granite, Phi-3, InternLM2,
-//! StarCoder2, GPT-NeoX, Falcon, BLOOM, DeepSeek-2 — checked against llama.cpp on tiny
+//! StarCoder2, GPT-NeoX, Falcon, BLOOM, DeepSeek-2, Mixtral — checked against llama.cpp on tiny
 //! random-weight models (`scripts/gen_fixtures.py archs`): llama.cpp's base file over the F32
 //! model, made on its exact path (`-fa off -ctk f32 -ctv f32`), must be matched by glassbox on
 //! its exact path (`--ctk f32 --ctv f32`) to KLD < 1e-4 with same-top ≥ 98.5 %; the same weights
@@ -217,6 +217,24 @@ fn deepseek2_files_glassbox_cannot_run_are_refused_by_name() {
         ("mtp", "deepseek2.nextn_predict_layers", Some(Value::U32(1)), "deepseek2.nextn_predict_layers"),
         ("temp", "deepseek2.attention.temperature_scale", Some(Value::F32(0.1)), "deepseek2.attention.temperature_scale"),
         ("kvheads", "deepseek2.attention.head_count_kv", Some(Value::U32(2)), "deepseek2.attention.head_count_kv"),
+    ];
+    for (tag, key, v, named) in cases {
+        refused_naming(variant(&f32, tag, key, v, &[]), named);
+    }
+}
+
+/// Mixtral: a `llama` file whose FFNs are experts (softmax over 8, 2 per token, weights
+/// normalised), no dense FFN. Keys asking for what llama.cpp's llama graph does not compute are
+/// refused.
+#[test]
+fn mixtral_matches_llama_cpp() {
+    let f32 = matches_llama("mixtral");
+    let k = variant_kld(variant(&f32, "mixtral-top1", "llama.expert_used_count", Some(Value::U32(1)), &[]), "mixtral");
+    assert!(k > 2e-4, "one expert per token instead of two: KLD {k}");
+    let cases: [(&str, &str, Option<Value>, &str); 3] = [
+        ("sigmoid", "llama.expert_gating_func", Some(Value::U32(2)), "llama.expert_gating_func"),
+        ("unnorm", "llama.expert_weights_norm", Some(Value::Bool(false)), "llama.expert_weights_norm"),
+        ("shared", "llama.expert_shared_count", Some(Value::U32(1)), "llama.expert_shared_count"),
     ];
     for (tag, key, v, named) in cases {
         refused_naming(variant(&f32, tag, key, v, &[]), named);
