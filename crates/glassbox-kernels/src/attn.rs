@@ -132,8 +132,7 @@ pub fn attend(isa: Isa, a: &AttnHead, scratch: &mut Vec<f32>, out: &mut [f32]) {
     assert!(a.alibi.is_empty() || a.alibi.len() == a.group, "one ALiBi slope per query head");
     #[cfg(target_arch = "x86_64")]
     let exact = matches!(a.k, CacheRows::F32(_)) || matches!(a.v, CacheRows::F32(_));
-    if a.alibi.is_empty()
-        && !exact
+    if !exact
         && let Some(t) = isa.avx512()
         && crate::simd::x86_attn::attend(t, a, scratch, out)
     {

@@ -589,8 +589,10 @@ fn tiled_attention_matches_per_token_reference() {
                 stores.push(("q8_0 K, f16 V", CacheRows::Q8_0(&k8), CacheRows::F16(&v16)));
             }
             let q = random_x(ranges.len() * q_stride, 3);
-            for (name, k, v) in stores {
-                let a = AttnHead { q: &q, q_stride, group, hd, hdv, k, k_stride, v, v_stride: k_stride, ranges: &ranges, scale: 0.125, alibi: &[] };
+            // ALiBi (BLOOM): one slope per query head, the bias slope × (key − query position).
+            let slopes: Vec<f32> = (0..group).map(|g| 0.5f32.powi(g as i32 + 1)).collect();
+            for ((name, k, v), alibi) in stores.into_iter().flat_map(|st| [(st, &[][..]), (st, &slopes[..])]) {
+                let a = AttnHead { q: &q, q_stride, group, hd, hdv, k, k_stride, v, v_stride: k_stride, ranges: &ranges, scale: 0.125, alibi };
                 let mut out = vec![f32::NAN; ranges.len() * group * hdv];
                 attend(isa, &a, &mut Vec::new(), &mut out);
                 // Reference: f64 math on the stored values, probabilities rounded to f16. A
@@ -608,14 +610,15 @@ fn tiled_attention_matches_per_token_reference() {
                 for (j, &(s, e)) in ranges.iter().enumerate() {
                     for g in 0..group {
                         let qh = &q[j * q_stride + g * hd..][..hd];
-                        let sc: Vec<f64> = (s..e).map(|p| qh.iter().zip(&kd[p * k_stride..]).map(|(&x, &y)| x as f64 * y as f64).sum::<f64>() * 0.125).collect();
+                        let bias = |p: usize| alibi.get(g).map_or(0.0, |&m| m as f64 * (p as f64 - (e - 1) as f64));
+                        let sc: Vec<f64> = (s..e).map(|p| qh.iter().zip(&kd[p * k_stride..]).map(|(&x, &y)| x as f64 * y as f64).sum::<f64>() * 0.125 + bias(p)).collect();
                         let m = sc.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                         let z: f64 = sc.iter().map(|x| (x - m).exp()).sum();
                         let pr: Vec<f32> = sc.iter().map(|x| ((x - m).exp() / z) as f32).map(|p| if exact { p } else { half::f16::from_f32(p).to_f32() }).collect();
                         for i in 0..hdv {
                             let want: f32 = (s..e).zip(&pr).map(|(p, w)| w * vd[p * k_stride + i]).sum();
                             let got = out[(j * group + g) * hdv + i];
-                            assert!((got - want).abs() <= bound, "{isa:?} {name} hd={hd} token {j} head {g} [{i}]: {got} vs {want}");
+                            assert!((got - want).abs() <= bound, "{isa:?} {name} alibi={} hd={hd} token {j} head {g} [{i}]: {got} vs {want}", !alibi.is_empty());
                         }
                     }
                 }

@@ -179,6 +179,7 @@ unsafe fn attend_tile<const DK: usize, const DV: usize>(a: &crate::AttnHead, kmi
     // (check). Features: this function's.
     unsafe {
         // Scores, 16 keys at a time: each K row converted once for every query head of the tile.
+        let iota = _mm512_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0);
         let mut kb = kmin;
         while kb < kmax {
             let nk = (kmax - kb).min(16);
@@ -205,7 +206,13 @@ unsafe fn attend_tile<const DK: usize, const DV: usize>(a: &crate::AttnHead, kmi
                         }
                         *ak = s;
                     }
-                    let sc = _mm512_mul_ps(reduce16(&acc), _mm512_set1_ps(a.scale));
+                    let mut sc = _mm512_mul_ps(reduce16(&acc), _mm512_set1_ps(a.scale));
+                    if let Some(&slope) = a.alibi.get(g) {
+                        // ALiBi: slope × (key − the query's position), as the scalar path
+                        // computes it (product, then sum; small integers are exact in f32).
+                        let dist = _mm512_add_ps(_mm512_set1_ps(kb as f32 - (r.1 - 1) as f32), iota);
+                        sc = _mm512_add_ps(sc, _mm512_mul_ps(_mm512_set1_ps(slope), dist));
+                    }
                     _mm512_mask_storeu_ps(s.as_mut_ptr().add((j * a.group + g) * span + (kb - kmin)), mask, sc);
                 }
             }
