@@ -476,6 +476,32 @@ def gen_tiny_deepseek2(variant: str, dims: tuple | None = None, bench_dir: Path 
         llama_arch_base(variant)
 
 
+def check_arch_vocab() -> None:
+    """Side by side with llama.cpp on the tiny architectures carrying real tokenizers (built by
+    crates/glassbox/tests/arch_vocab.rs, kept with GLASSBOX_KEEP_VOCAB_MODELS): llama.cpp's base
+    on its exact path over a seed article, glassbox's KLD on its exact path. Prints a table;
+    writes nothing (the models are too large to commit)."""
+    import tempfile
+    glassbox = os.environ.get("GLASSBOX", str(ROOT / "target" / "release" / "glassbox"))
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, GLASSBOX_KEEP_VOCAB_MODELS=d)
+        subprocess.run(["cargo", "test", "--release", "-p", "glassbox", "--test", "arch_vocab"], check=True, env=env, capture_output=True)
+        exact = ["-fa", "off", "-ctk", "f32", "-ctv", "f32"]
+        print(f"{'model':34} {'tokens':>7} {'KLD':>10} {'same-top':>9}")
+        for m in sorted(Path(d).glob("*.gguf")):
+            base = Path(d) / (m.stem + ".kld")
+            common = ["-c", "64", "-b", "64", "-t", "2", "--chunks", "8", *exact]
+            llama_tool(["-m", str(m), "-f", str(ROOT / KLD_TEXT_FILE), *common, "--kl-divergence-base", str(base)])
+            r = subprocess.run([glassbox, "perplexity", str(m), "--kl-divergence-base", str(base), "--kl-divergence", "--json", "-t", "2",
+                                "--ctk", "f32", "--ctv", "f32"], capture_output=True, text=True,
+                               env=dict(os.environ, GLASSBOX_TRUST_STORE=str(Path(d) / "trust.toml")))
+            if r.returncode != 0:
+                print(f"{m.stem:34} glassbox failed: {r.stderr.strip()[-300:]}")
+                continue
+            j = json.loads(r.stdout)
+            print(f"{m.stem:34} {j['tokens']:7} {j['kld_mean']:10.2e} {j['same_top']:8.2f}%")
+
+
 def gen_tiny_rope(variant: str) -> None:
     """All-F32 random models exercising the RoPE math llama.cpp applies: Llama 3.1-style
     `rope_freqs` factors; Gemma 3 4B-style linear scaling (factor 8) on global layers only,
@@ -1162,6 +1188,9 @@ def main() -> None:
             # shared one, F32; never committed.
             out = Path(os.environ.get("BENCH_DIR", "/tmp"))
             gen_tiny_deepseek2(part.removeprefix("bench-deepseek2="), (1024, 4096, 16, 24, 512, 128, 64, 128, 16, 512), out)
+            continue
+        if part == "arch-vocab":
+            check_arch_vocab()
             continue
         if part == "archs" or part.startswith("arch="):
             for a in ARCH_VARIANTS + DEEPSEEK_VARIANTS if part == "archs" else [part.removeprefix("arch=")]:
