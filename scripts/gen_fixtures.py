@@ -326,18 +326,7 @@ def gen_tiny_arch(arch: str, dims: tuple = (64, 128, 4, 2, 2), bench_dir: Path |
             w.add_float32("granite.residual_scale", 0.5)
             w.add_float32("granite.attention.scale", 1.0)
             w.add_float32("granite.logit_scale", 8.0)
-        add_tiny_tokenizer(w)
-        for i, (name, data) in enumerate(weights.items()):
-            qt = kinds[i % len(kinds)] if quantised and data.ndim >= 2 and "gate_inp" not in name else T.F32
-            if qt == T.F32:
-                w.add_tensor(name, data)
-            else:
-                q = gguf.quants.quantize(data, qt)
-                w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=qt)
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
+        finish_tiny(w, weights, kinds if quantised else None)
     if bench_dir:
         return
     llama_arch_base(arch)
@@ -460,18 +449,7 @@ def gen_tiny_deepseek2(variant: str, dims: tuple | None = None, bench_dir: Path 
             w.add_rope_scaling_yarn_log_mul(0.1 * 0.707)
         else:
             w.add_expert_gating_func(gguf.ExpertGatingFuncType.SOFTMAX)
-        add_tiny_tokenizer(w)
-        for i, (name, data) in enumerate(weights.items()):
-            qt = kinds[i % len(kinds)] if quantised and data.ndim >= 2 and "gate_inp" not in name else T.F32
-            if qt == T.F32:
-                w.add_tensor(name, data)
-            else:
-                q = gguf.quants.quantize(data, qt)
-                w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=qt)
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
+        finish_tiny(w, weights, kinds if quantised else None)
     if not bench_dir:
         llama_arch_base(variant)
 
@@ -500,6 +478,25 @@ def check_arch_vocab() -> None:
                 continue
             j = json.loads(r.stdout)
             print(f"{m.stem:34} {j['tokens']:7} {j['kld_mean']:10.2e} {j['same_top']:8.2f}%")
+
+
+def finish_tiny(w, weights: dict, kinds: list | None) -> None:
+    """The tiny tokenizer, the tensors — matrices quantised in turn to `kinds` (None: all F32;
+    routers stay F32, as llama-quantize keeps them) — and the file written."""
+    import gguf
+    from gguf import GGMLQuantizationType as T
+    add_tiny_tokenizer(w)
+    for i, (name, data) in enumerate(weights.items()):
+        qt = kinds[i % len(kinds)] if kinds and data.ndim >= 2 and "gate_inp" not in name else T.F32
+        if qt == T.F32:
+            w.add_tensor(name, data)
+        else:
+            q = gguf.quants.quantize(data, qt)
+            w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=qt)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
 
 
 def gen_tiny_rope(variant: str) -> None:
