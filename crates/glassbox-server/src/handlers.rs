@@ -36,7 +36,9 @@ pub(crate) async fn not_found() -> Response {
 }
 
 pub(crate) async fn ready(State(st): State<Arc<AppState>>) -> Response {
-    if st.ready.load(Ordering::SeqCst) && !st.shutdown.load(Ordering::SeqCst) {
+    if st.draining.load(Ordering::SeqCst) || st.shutdown.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    } else if st.ready.load(Ordering::SeqCst) {
         (StatusCode::OK, "ready").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "loading").into_response()

@@ -108,6 +108,10 @@ pub struct ServerConfig {
     pub draft: Option<(std::path::PathBuf, usize)>,
     /// Log prompt, completion and `user` text (escaped) — off by default.
     pub log_content: bool,
+    /// After SIGTERM: /ready answers 503 at once, but new requests are still taken for this
+    /// long (a load balancer or Kubernetes notices the failed readiness and stops sending),
+    /// then accepting stops and in-flight work gets `shutdown_grace`.
+    pub drain_delay: Duration,
     pub shutdown_grace: Duration,
     /// Redaction of personal data in requests and responses (`serve --redact`).
     pub redact: Option<redaction::RedactConfig>,
@@ -158,6 +162,7 @@ impl Default for ServerConfig {
             lookup_draft: 0,
             draft: None,
             log_content: false,
+            drain_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(10),
             redact: None,
             audit_log: None,
@@ -205,6 +210,8 @@ pub(crate) struct AppState {
     pub models: std::sync::RwLock<HashMap<String, Arc<ModelHandle>>>,
     pub order: std::sync::RwLock<Vec<String>>,
     pub ready: AtomicBool,
+    /// SIGTERM seen: /ready answers 503 (requests are still served during the drain delay).
+    pub draining: AtomicBool,
     pub shutdown: Arc<AtomicBool>,
     pub metrics: metrics::Metrics,
     pub next_id: AtomicU64,
@@ -220,8 +227,8 @@ fn is_loopback(host: &str) -> bool {
 }
 
 /// Bind, load and verify every model (readiness turns on when all are loaded), then serve until
-/// SIGTERM/SIGINT: stop accepting, let in-flight work finish for the grace period, cancel the
-/// rest, and return.
+/// SIGTERM/SIGINT: readiness off, new requests still taken for the drain delay, then stop
+/// accepting, let in-flight work finish for the grace period, cancel the rest, and return.
 pub async fn serve(models: Vec<ModelSpec>, cfg: ServerConfig) -> Result<(), Error> {
     if !cfg.has_keys() && !is_loopback(&cfg.host) && !cfg.insecure_no_auth {
         return Err(Error::OpenBind(cfg.host.clone()));
@@ -271,6 +278,7 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
         models: Default::default(),
         order: Default::default(),
         ready: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
         shutdown: Arc::clone(&shutdown),
         metrics: Default::default(),
         next_id: AtomicU64::new(1),
@@ -333,6 +341,18 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
         },
         st: Arc::clone(&st),
     });
+    // Drain: readiness flips first; accepting stops after the drain delay.
+    let stop = {
+        let (st, delay) = (Arc::clone(&st), cfg.drain_delay);
+        async move {
+            stop.await;
+            st.draining.store(true, Ordering::SeqCst);
+            if !delay.is_zero() {
+                eprintln!("draining: /ready answers 503; new requests still taken for {delay:?}");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    };
     conn::accept_loop(listener, Arc::clone(&shared), stop).await;
     // Stopped accepting; idle connections are closed, running ones finish their response.
     let grace = cfg.shutdown_grace;

@@ -555,3 +555,41 @@ fn redaction_keeps_personal_data_from_the_model() {
         assert_eq!((r.status, r.param()), (400, param.to_string()), "{}", r.body);
     }
 }
+
+/// SIGTERM with a drain delay: /ready answers 503 at once while requests are still served (a
+/// load balancer stops routing here first), an in-flight stream runs to its end, and only after
+/// the delay are new connections refused.
+#[test]
+fn drain_flips_readiness_first_then_stops_accepting() {
+    let mut s = start(ServerConfig { drain_delay: Duration::from_secs(2), shutdown_grace: Duration::from_secs(20), ..config() });
+    let mut stream = s.hold_a_slot();
+    let _ = s.stop.take().unwrap().send(());
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(1);
+    let mut r = s.get("/ready");
+    while r.status == 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        r = s.get("/ready");
+    }
+    assert_eq!((r.status, r.body.as_str()), (503, "draining"));
+    let c = s.post("/v1/completions", &completion(2));
+    assert_eq!(c.status, 200, "a request during the drain delay is served: {}", c.body);
+    assert!(t0.elapsed() < Duration::from_secs(2), "the checks above ran inside the delay");
+    // The in-flight stream finishes with its [DONE] event.
+    let mut rest = String::new();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let _ = stream.read_to_string(&mut rest);
+    assert!(rest.contains("data: [DONE]"), "stream cut during the drain: {}", &rest[rest.len().saturating_sub(300)..]);
+    // After the delay: no new connections.
+    while t0.elapsed() < Duration::from_millis(2500) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = match TcpStream::connect_timeout(&s.addr, Duration::from_secs(1)) {
+        Err(_) => true,
+        Ok(mut c) => {
+            let _ = write!(c, "GET /ready HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", s.host());
+            closed_within(&c, Duration::from_secs(2))
+        }
+    };
+    assert!(refused, "still accepting after the drain delay");
+}

@@ -696,7 +696,11 @@ pub struct ServeArgs {
     /// connection is closed and its generation cancelled
     #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub send_timeout: u64,
-    /// Seconds in-flight requests get to finish after SIGTERM
+    /// Seconds after SIGTERM during which /ready answers 503 but new requests are still served
+    /// (time for a load balancer or Kubernetes to stop routing here), before accepting stops
+    #[arg(long, default_value_t = 0, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub drain_delay: u64,
+    /// Seconds in-flight requests get to finish after accepting stops
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace: u64,
     /// Log prompt, completion and `user` text, escaped (off by default: none of them is logged)

@@ -186,6 +186,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         lookup_draft: if a.lookup { a.draft_max as usize } else { 0 },
         draft: a.draft.clone().map(|p| (p, a.draft_max as usize)),
         log_content: a.log_content,
+        drain_delay: Duration::from_secs(a.drain_delay),
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
         adapter_dir: a.adapter_dir.clone(),
         adapter_check,
