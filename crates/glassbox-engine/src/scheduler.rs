@@ -63,6 +63,10 @@ pub enum Control {
 pub struct SchedulerStats {
     pub running: AtomicUsize,
     pub waiting: AtomicUsize,
+    /// KV caches of the running sequences: tokens held and bytes allocated (each sized for its
+    /// prompt plus max_tokens, within the context size).
+    pub kv_tokens: AtomicUsize,
+    pub kv_bytes: AtomicUsize,
     pub prompt_tokens: AtomicUsize,
     pub generated_tokens: AtomicUsize,
 }
@@ -176,6 +180,8 @@ impl<E: BorrowMut<Engine>> Scheduler<E> {
     fn publish(&self) {
         self.stats.running.store(self.running.len(), Ordering::Relaxed);
         self.stats.waiting.store(self.waiting.len(), Ordering::Relaxed);
+        self.stats.kv_tokens.store(self.running.iter().map(|a| a.cache.len()).sum(), Ordering::Relaxed);
+        self.stats.kv_bytes.store(self.running.iter().map(|a| a.cache.bytes()).sum(), Ordering::Relaxed);
     }
 
     fn admit(&mut self, mut r: SchedRequest) {

@@ -404,11 +404,13 @@ struct Latency {
     t0: Instant,
     first: Option<Instant>,
     last: Option<Instant>,
+    /// Tokens of choice 0 after its first (the decode-speed numerator).
+    after_first: u64,
 }
 
 impl Latency {
     fn new(t0: Instant) -> Latency {
-        Latency { t0, first: None, last: None }
+        Latency { t0, first: None, last: None, after_first: 0 }
     }
     fn token(&mut self, st: &AppState, model: &str, choice: usize) {
         let now = Instant::now();
@@ -416,6 +418,7 @@ impl Latency {
         if choice == 0 {
             if let Some(prev) = self.last {
                 st.metrics.itl(model, (now - prev).as_secs_f64());
+                self.after_first += 1;
             }
             self.last = Some(now);
         }
@@ -423,6 +426,9 @@ impl Latency {
     fn finish(&self, st: &AppState, model: &str) {
         if let Some(f) = self.first {
             st.metrics.ttft(model, (f - self.t0).as_secs_f64());
+            if let Some(l) = self.last.filter(|&l| l > f && self.after_first > 0) {
+                st.metrics.decode_rate(model, self.after_first as f64 / (l - f).as_secs_f64());
+            }
         }
         st.metrics.duration(model, self.t0.elapsed().as_secs_f64());
     }

@@ -1,5 +1,6 @@
-//! Prometheus text-format metrics: request counts by status, token counters, queue depth and
-//! running sequences (read from each scheduler), latency histograms, and connection counts.
+//! Prometheus text-format metrics: request counts by status, token counters, queue depth,
+//! running sequences and KV-cache use (read from each scheduler), latency and decode-speed
+//! histograms, and connection counts.
 //!
 //! Model labels only ever name configured models: callers pass `""` for a request whose model
 //! is unknown, so a client cannot create label values (or series) at will.
@@ -9,18 +10,29 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const BUCKETS: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+/// Bucket bounds of the latency histograms (seconds) and of the decode-speed one (tokens/s).
+const SECONDS: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+const TOKENS_PER_SECOND: [f64; 14] = [1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 200.0, 500.0, 1000.0];
 
-#[derive(Default)]
 struct Histogram {
-    counts: [u64; BUCKETS.len()],
+    bounds: &'static [f64; 14],
+    counts: [u64; 14],
     sum: f64,
     n: u64,
 }
 
+impl Default for Histogram {
+    fn default() -> Histogram {
+        Histogram { bounds: &SECONDS, counts: [0; 14], sum: 0.0, n: 0 }
+    }
+}
+
 impl Histogram {
+    fn rate() -> Histogram {
+        Histogram { bounds: &TOKENS_PER_SECOND, ..Histogram::default() }
+    }
     fn observe(&mut self, v: f64) {
-        for (c, &b) in self.counts.iter_mut().zip(&BUCKETS) {
+        for (c, &b) in self.counts.iter_mut().zip(self.bounds) {
             if v <= b {
                 *c += 1;
             }
@@ -29,7 +41,7 @@ impl Histogram {
         self.n += 1;
     }
     fn render(&self, out: &mut String, name: &str, model: &str) {
-        for (c, b) in self.counts.iter().zip(&BUCKETS) {
+        for (c, b) in self.counts.iter().zip(self.bounds) {
             let _ = writeln!(out, "{name}_bucket{{model=\"{model}\",le=\"{b}\"}} {c}");
         }
         let _ = writeln!(out, "{name}_bucket{{model=\"{model}\",le=\"+Inf\"}} {}", self.n);
@@ -48,6 +60,7 @@ struct Inner {
     itl: BTreeMap<String, Histogram>,
     duration: BTreeMap<String, Histogram>,
     tokenize: BTreeMap<String, Histogram>,
+    decode_rate: BTreeMap<String, Histogram>,
 }
 
 #[derive(Default)]
@@ -75,6 +88,10 @@ impl Metrics {
     pub fn duration(&self, model: &str, secs: f64) {
         self.inner.lock().unwrap().duration.entry(escape(model)).or_default().observe(secs);
     }
+    /// A request's decode speed: tokens after the first over the time since the first.
+    pub fn decode_rate(&self, model: &str, tokens_per_second: f64) {
+        self.inner.lock().unwrap().decode_rate.entry(escape(model)).or_insert_with(Histogram::rate).observe(tokens_per_second);
+    }
     /// Time spent rendering the chat template and tokenizing one request (off the runtime).
     pub fn tokenize(&self, model: &str, secs: f64) {
         self.inner.lock().unwrap().tokenize.entry(escape(model)).or_default().observe(secs);
@@ -96,9 +113,11 @@ impl Metrics {
         for ((m, e, s), n) in &g.requests {
             let _ = writeln!(out, "glassbox_requests_total{{model=\"{m}\",endpoint=\"{e}\",status=\"{s}\"}} {n}");
         }
-        let gauges: [Gauge; 4] = [
+        let gauges: [Gauge; 6] = [
             ("glassbox_queue_depth", "gauge", "Requests waiting for a batch slot.", |s| s.waiting.load(Ordering::Relaxed)),
             ("glassbox_running_sequences", "gauge", "Sequences in the running batch.", |s| s.running.load(Ordering::Relaxed)),
+            ("glassbox_kv_cache_tokens", "gauge", "Tokens held in the running sequences' KV caches.", |s| s.kv_tokens.load(Ordering::Relaxed)),
+            ("glassbox_kv_cache_bytes", "gauge", "Bytes allocated to the running sequences' KV caches.", |s| s.kv_bytes.load(Ordering::Relaxed)),
             ("glassbox_prompt_tokens_total", "counter", "Prompt tokens processed.", |s| s.prompt_tokens.load(Ordering::Relaxed)),
             ("glassbox_generated_tokens_total", "counter", "Tokens generated.", |s| s.generated_tokens.load(Ordering::Relaxed)),
         ];
@@ -113,6 +132,7 @@ impl Metrics {
             ("glassbox_inter_token_latency_seconds", "Time between consecutive generated tokens.", &g.itl),
             ("glassbox_request_duration_seconds", "Time from request to last token.", &g.duration),
             ("glassbox_tokenize_seconds", "Time spent rendering and tokenizing a prompt, after admission.", &g.tokenize),
+            ("glassbox_decode_tokens_per_second", "A request's decode speed (tokens after the first per second since the first).", &g.decode_rate),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
             for (m, hist) in h {

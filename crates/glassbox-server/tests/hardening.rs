@@ -593,3 +593,47 @@ fn drain_flips_readiness_first_then_stops_accepting() {
     };
     assert!(refused, "still accepting after the drain delay");
 }
+
+/// /metrics follows Prometheus's conventions (one HELP and TYPE per family, `glassbox_` prefix,
+/// snake case, counters `_total`, histograms in base units), and reports KV-cache use while a
+/// sequence runs and each request's decode speed.
+#[test]
+fn metrics_follow_prometheus_conventions() {
+    let s = start(config());
+    assert_eq!(s.post("/v1/completions", &completion(8)).status, 200);
+    let stream = s.hold_a_slot();
+    let m = s.get("/metrics").body;
+    let mut families = std::collections::BTreeMap::new();
+    for l in m.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let mut it = l.split_whitespace().skip(2);
+        let (name, ty) = (it.next().unwrap(), it.next().unwrap());
+        assert!(families.insert(name.to_owned(), ty.to_owned()).is_none(), "{name} declared twice");
+        assert!(m.contains(&format!("# HELP {name} ")), "{name} has no HELP");
+        assert!(name.starts_with("glassbox_") && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{name}");
+        match ty {
+            "counter" => assert!(name.ends_with("_total"), "counter {name}"),
+            "gauge" => assert!(!name.ends_with("_total"), "gauge {name}"),
+            "histogram" => assert!(name.ends_with("_seconds") || name.ends_with("_per_second"), "histogram {name}"),
+            other => panic!("{name}: type {other}"),
+        }
+    }
+    // Every sample belongs to a declared family.
+    for l in m.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let name = l.split(['{', ' ']).next().unwrap();
+        let base = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).filter(|b| families.get(*b).is_some_and(|t| t == "histogram")).unwrap_or(name);
+        assert!(families.contains_key(base), "sample {name} has no family");
+    }
+    let value = |prefix: &str| m.lines().find_map(|l| l.strip_prefix(prefix).and_then(|v| v.trim().parse::<f64>().ok()));
+    assert!(value(&format!("glassbox_kv_cache_tokens{{model=\"{NAME}\"}}")).unwrap() > 0.0, "{m}");
+    assert!(value(&format!("glassbox_kv_cache_bytes{{model=\"{NAME}\"}}")).unwrap() > 0.0, "{m}");
+    assert_eq!(value(&format!("glassbox_decode_tokens_per_second_count{{model=\"{NAME}\"}}")), Some(1.0), "{m}");
+    drop(stream);
+    // The Grafana dashboard (deploy/grafana-dashboard.json) plots only metrics that exist
+    // (per-key ones appear once keys are configured).
+    let dash = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/grafana-dashboard.json")).unwrap();
+    let used: std::collections::BTreeSet<&str> = dash.match_indices("glassbox_").map(|(i, _)| &dash[i..]).map(|t| &t[..t.find(|c: char| !(c.is_ascii_lowercase() || c == '_')).unwrap_or(t.len())]).collect();
+    for name in used {
+        let base = ["_bucket", "_sum", "_count"].iter().find_map(|x| name.strip_suffix(x)).unwrap_or(name);
+        assert!(families.contains_key(base) || base.starts_with("glassbox_key_"), "the dashboard plots {name}, which /metrics does not have");
+    }
+}
