@@ -31,6 +31,7 @@ pub enum Command {
     /// Show what a GGUF file contains: architecture, size, quantisation, tokenizer, template
     Info(InfoArgs),
     /// Serve models over an OpenAI-compatible HTTP API (continuous batching, API keys, metrics)
+    #[command(args_override_self = true)]
     Serve(ServeArgs),
     /// Pin the SHA-256 and size of files (or every file under folders) in a lockfile
     Lock(LockArgs),
@@ -605,6 +606,11 @@ pub struct ServeArgs {
     /// GGUF model files; each is served under its file stem (or --alias)
     #[arg(required = true)]
     pub models: Vec<PathBuf>,
+    /// Settings from a TOML file: serve's long flag names as keys (`port = 8080`,
+    /// `api-key-file = "keys.toml"`, `log-content = true`, `lora = ["a=x.gguf"]`), `models` the
+    /// files (relative to the file); flags on the command line override the file's
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Lockfile with SHA-256 pins (default: ./glassbox.lock when it exists)
     #[arg(long, value_name = "FILE")]
     pub lock: Option<PathBuf>,

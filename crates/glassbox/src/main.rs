@@ -15,6 +15,7 @@ mod cmd_redact;
 mod cmd_run;
 mod cmd_serve;
 mod cmd_trust;
+mod serve_config;
 
 use std::io::Write;
 
@@ -45,7 +46,15 @@ fn main() {
             std::process::exit(1);
         }
     }
-    let args = cli::Cli::parse();
+    // `serve --config FILE`: the file's settings become flags ahead of the command line's.
+    let argv = match serve_config::expand(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    let args = cli::Cli::parse_from(argv);
     let result = match args.command {
         cli::Command::Run(a) => cmd_run::run(a),
         cli::Command::Chat(a) => cmd_run::chat(a),
