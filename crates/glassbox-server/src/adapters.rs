@@ -115,7 +115,7 @@ async fn load_inner(st: Arc<AppState>, dir: std::path::PathBuf, body: Bytes) -> 
         let (adapter, v) = glassbox_engine::open_adapter(&path, &st2.cfg.trust).map_err(|e| bad("lora_path", e.to_string()))?;
         if let Some(check) = &st2.cfg.adapter_check {
             let summary = (check.0)(&path).map_err(|e| fail(403, e))?;
-            eprintln!("audit   adapter {name2:?} ({}): {summary}", path.display());
+            crate::say!("audit   adapter {name2:?} ({}): {summary}", path.display());
         }
         let (tx, rx) = std::sync::mpsc::channel();
         let msg = Control::Attach { adapter: Box::new(adapter), sha256: v.sha256.clone(), scale, base_name: base2.name.clone(), reply: tx };

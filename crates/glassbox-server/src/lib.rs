@@ -108,6 +108,8 @@ pub struct ServerConfig {
     pub draft: Option<(std::path::PathBuf, usize)>,
     /// Log prompt, completion and `user` text (escaped) — off by default.
     pub log_content: bool,
+    /// Lifecycle lines as JSON events through `tracing` (`--log-format json`).
+    pub json_logs: bool,
     /// After SIGTERM: /ready answers 503 at once, but new requests are still taken for this
     /// long (a load balancer or Kubernetes notices the failed readiness and stops sending),
     /// then accepting stops and in-flight work gets `shutdown_grace`.
@@ -162,6 +164,7 @@ impl Default for ServerConfig {
             lookup_draft: 0,
             draft: None,
             log_content: false,
+            json_logs: false,
             drain_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(10),
             redact: None,
@@ -222,6 +225,27 @@ pub(crate) struct AppState {
     pub conns: conn::Registry,
 }
 
+/// Lifecycle lines (loading, verified digests, ready, draining, shutdown) as JSON events
+/// through `tracing` (`serve --log-format json`) instead of plain stderr lines.
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
+/// A lifecycle line: plain on stderr, or a JSON event (`error:`/`warning:` lines at that level).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let msg = format!($($t)*);
+        if crate::JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+            match msg.split_once(": ") {
+                Some(("error", m)) => tracing::error!(target: "glassbox::lifecycle", "{m}"),
+                Some(("warning", m)) => tracing::warn!(target: "glassbox::lifecycle", "{m}"),
+                _ => tracing::info!(target: "glassbox::lifecycle", "{msg}"),
+            }
+        } else {
+            eprintln!("{msg}");
+        }
+    }};
+}
+pub(crate) use say;
+
 fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
@@ -243,6 +267,7 @@ pub async fn serve(models: Vec<ModelSpec>, cfg: ServerConfig) -> Result<(), Erro
 /// names the bound address for the `Host` check (`localhost` also admits `127.0.0.1` and
 /// `[::1]`); `cfg.port` is not used.
 pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>, cfg: ServerConfig, stop: impl Future<Output = ()> + Send) -> Result<(), Error> {
+    JSON_LOGS.store(cfg.json_logs, Ordering::Relaxed);
     let local: SocketAddr = listener.local_addr()?;
     let loopback = local.ip().is_loopback();
     if !cfg.has_keys() && !loopback && !cfg.insecure_no_auth {
@@ -266,11 +291,11 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
             let opts = glassbox_auditlog::Options { max_bytes: cfg.audit_log_max_bytes, ..Default::default() };
             let log = glassbox_auditlog::AuditLog::open(path, opts).map_err(|e| Error::AuditLog(e.to_string()))?;
             let (seq, head) = log.head();
-            eprintln!("audit log {}: continuing after seq {} (head {head})", path.display(), seq.map_or("-".into(), |s| s.to_string()));
+            say!("audit log {}: continuing after seq {} (head {head})", path.display(), seq.map_or("-".into(), |s| s.to_string()));
             Some(log)
         }
     };
-    eprintln!("glassbox serving on http://{local}/v1 (models loading; /ready turns 200 when done)");
+    say!("glassbox serving on http://{local}/v1 (models loading; /ready turns 200 when done)");
     let shutdown = Arc::new(AtomicBool::new(false));
     let st = Arc::new(AppState {
         cfg: cfg.clone(),
@@ -295,21 +320,21 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
                     Ok(handles) => {
                         for h in handles {
                             match &h.parent {
-                                None => eprintln!("loaded {} as {:?} (ctx {})", spec.path.display(), h.name, h.frontend.ctx_size),
-                                Some(p) => eprintln!("adapter {:?} over {p:?}", h.name),
+                                None => say!("loaded {} as {:?} (ctx {})", spec.path.display(), h.name, h.frontend.ctx_size),
+                                Some(p) => say!("adapter {:?} over {p:?}", h.name),
                             }
                             st.order.write().unwrap().push(h.name.clone());
                             st.models.write().unwrap().insert(h.name.clone(), Arc::new(h));
                         }
                     }
                     Err(e) => {
-                        eprintln!("error: cannot load {}: {e}", spec.path.display());
+                        say!("error: cannot load {}: {e}", spec.path.display());
                         std::process::exit(1);
                     }
                 }
             }
             st.ready.store(true, Ordering::SeqCst);
-            eprintln!("ready");
+            say!("ready");
         })
     };
     let app = Router::new()
@@ -348,7 +373,7 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
             stop.await;
             st.draining.store(true, Ordering::SeqCst);
             if !delay.is_zero() {
-                eprintln!("draining: /ready answers 503; new requests still taken for {delay:?}");
+                say!("draining: /ready answers 503; new requests still taken for {delay:?}");
                 tokio::time::sleep(delay).await;
             }
         }
@@ -356,7 +381,7 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
     conn::accept_loop(listener, Arc::clone(&shared), stop).await;
     // Stopped accepting; idle connections are closed, running ones finish their response.
     let grace = cfg.shutdown_grace;
-    eprintln!("shutting down: no new requests; in-flight work has {grace:?} to finish");
+    say!("shutting down: no new requests; in-flight work has {grace:?} to finish");
     let deadline = Instant::now() + grace;
     let mut cancelled = false;
     loop {
@@ -379,7 +404,7 @@ pub async fn serve_on(listener: tokio::net::TcpListener, models: Vec<ModelSpec>,
     if let Some(log) = &st.audit {
         // The head hash on stderr too: a copy outside the file to check a rewrite against.
         let (seq, head) = log.head();
-        eprintln!("audit log closed at seq {} (head {head}){}", seq.map_or("-".into(), |s| s.to_string()), log.failure().map(|f| format!("; it had failed: {f}")).unwrap_or_default());
+        say!("audit log closed at seq {} (head {head}){}", seq.map_or("-".into(), |s| s.to_string()), log.failure().map(|f| format!("; it had failed: {f}")).unwrap_or_default());
     }
     Ok(())
 }
@@ -401,7 +426,7 @@ async fn wait_for_signal() {
 /// (sharing the base's scheduler, each sequence with its adapter).
 fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -> Result<Vec<ModelHandle>, glassbox_engine::Error> {
     let (mut engine, v) = Engine::load_verified(&spec.path, &cfg.engine, &cfg.trust)?;
-    eprintln!("verified {} sha256 {} ({:?})", spec.path.display(), v.sha256, v.verdict);
+    say!("verified {} sha256 {} ({:?})", spec.path.display(), v.sha256, v.verdict);
     if let Some(s) = &spec.steering {
         engine.set_steering(s.clone())?;
     }
@@ -409,20 +434,20 @@ fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -
     for a in &spec.adapters {
         let (adapter, av) = glassbox_engine::open_adapter(&a.path, &cfg.trust)?;
         adapter_ids.push((engine.attach_adapter(&adapter, &av.sha256, a.scale, &spec.name)?, av.sha256.clone()));
-        eprintln!("verified adapter {} sha256 {} ({:?})", a.path.display(), av.sha256, av.verdict);
+        say!("verified adapter {} sha256 {} ({:?})", a.path.display(), av.sha256, av.verdict);
         if let Some(check) = &cfg.adapter_check {
             let summary = (check.0)(&a.path).map_err(glassbox_engine::Error::Other)?;
-            eprintln!("audit   adapter {:?} ({}): {summary}", a.name, a.path.display());
+            say!("audit   adapter {:?} ({}): {summary}", a.name, a.path.display());
         }
         for t in &adapter.ignored {
-            eprintln!("warning: adapter {}: tensor {t} is not applied (norm vectors are skipped, as llama.cpp skips them)", a.path.display());
+            say!("warning: adapter {}: tensor {t} is not applied (norm vectors are skipped, as llama.cpp skips them)", a.path.display());
         }
     }
     let draft = match &cfg.draft {
         Some((path, max)) => {
             // The scheduler gives each sequence its own draft cache: none needed here.
             let (d, dv) = glassbox_engine::DraftModel::load_verified(path, &cfg.trust, &engine, 0)?;
-            eprintln!("verified draft {} sha256 {} ({:?})", path.display(), dv.sha256, dv.verdict);
+            say!("verified draft {} sha256 {} ({:?})", path.display(), dv.sha256, dv.verdict);
             Some((d, *max))
         }
         None => None,

@@ -709,6 +709,10 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after accepting stops
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace: u64,
+    /// Log format on stderr: `text` (lines) or `json` (one JSON object per event: request
+    /// records and lifecycle lines, for log collectors)
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
     /// Log prompt, completion and `user` text, escaped (off by default: none of them is logged)
     #[arg(long)]
     pub log_content: bool,

@@ -186,6 +186,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         lookup_draft: if a.lookup { a.draft_max as usize } else { 0 },
         draft: a.draft.clone().map(|p| (p, a.draft_max as usize)),
         log_content: a.log_content,
+        json_logs: a.log_format == "json",
         drain_delay: Duration::from_secs(a.drain_delay),
         shutdown_grace: Duration::from_secs(a.shutdown_grace),
         adapter_dir: a.adapter_dir.clone(),
@@ -194,11 +195,12 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         audit_log: a.audit_log.clone(),
         audit_log_max_bytes: a.audit_log_max_bytes,
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GLASSBOX_LOG").unwrap_or_else(|_| "info".into()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GLASSBOX_LOG").unwrap_or_else(|_| "info".into());
+    if cfg.json_logs {
+        tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_env_filter(filter).init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("cannot start the async runtime")?;
     rt.block_on(glassbox_server::serve(models, cfg))?;
     Ok(())

@@ -53,7 +53,9 @@ fn serve_via(mut cmd: Command, model: &std::path::Path, extra: &[&str]) -> Serve
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(port) = line.strip_prefix("glassbox serving on http://127.0.0.1:").and_then(|r| r.split('/').next()).and_then(|p| p.parse::<u16>().ok()) {
+                // A plain line, or the message of a JSON one (--log-format json).
+                const AT: &str = "glassbox serving on http://127.0.0.1:";
+                if let Some(port) = line.find(AT).and_then(|i| line[i + AT.len()..].split('/').next()).and_then(|p| p.parse::<u16>().ok()) {
                     let _ = tx.send(port);
                 }
                 let mut l = log.lock().unwrap();
@@ -382,4 +384,31 @@ fn a_log_that_cannot_be_written_turns_requests_away_with_503() {
     assert_eq!(code, 0, "{v}");
     assert!(v["records"].as_u64().unwrap() >= i as u64 - 1, "{v}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Settings from `--config serve.toml` (here the log format, the queue and a drain delay), and
+/// `--log-format json`: every line on stderr — lifecycle and request records — is one JSON
+/// object a log collector can parse, with level, target and message.
+#[test]
+fn config_file_settings_and_json_logs() {
+    let dir = std::env::temp_dir().join(format!("glassbox-serve-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("serve.toml");
+    std::fs::write(&cfg, "log-format = \"json\"\nmax_queue = 3\ndrain-delay = 1\n").unwrap();
+    let s = serve(&["--config", &cfg.display().to_string()]);
+    exchange(&s);
+    s.sigterm();
+    let (status, log) = s.finish();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(status.success(), "{log}");
+    let mut messages = Vec::new();
+    for line in log.lines() {
+        let j: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(j["level"].is_string() && j["target"].is_string(), "{line}");
+        messages.push(j["fields"]["message"].as_str().unwrap_or_default().to_owned());
+    }
+    for want in ["ready", "completed", "rejected"] {
+        assert!(messages.iter().any(|m| m == want), "no {want:?} event: {messages:?}");
+    }
+    assert!(messages.iter().any(|m| m.starts_with("draining")), "the drain delay from the file: {messages:?}");
 }
