@@ -623,10 +623,19 @@ fn metrics_follow_prometheus_conventions() {
         let base = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).filter(|b| families.get(*b).is_some_and(|t| t == "histogram")).unwrap_or(name);
         assert!(families.contains_key(base), "sample {name} has no family");
     }
-    let value = |prefix: &str| m.lines().find_map(|l| l.strip_prefix(prefix).and_then(|v| v.trim().parse::<f64>().ok()));
-    assert!(value(&format!("glassbox_kv_cache_tokens{{model=\"{NAME}\"}}")).unwrap() > 0.0, "{m}");
-    assert!(value(&format!("glassbox_kv_cache_bytes{{model=\"{NAME}\"}}")).unwrap() > 0.0, "{m}");
-    assert_eq!(value(&format!("glassbox_decode_tokens_per_second_count{{model=\"{NAME}\"}}")), Some(1.0), "{m}");
+    let value = |m: &str, prefix: &str| m.lines().find_map(|l| l.strip_prefix(prefix).and_then(|v| v.trim().parse::<f64>().ok()));
+    assert_eq!(value(&m, &format!("glassbox_decode_tokens_per_second_count{{model=\"{NAME}\"}}")), Some(1.0), "{m}");
+    // The running stream's cache, as the scheduler publishes it after a step.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = s.get("/metrics").body;
+        let (t, b) = (value(&m, &format!("glassbox_kv_cache_tokens{{model=\"{NAME}\"}}")), value(&m, &format!("glassbox_kv_cache_bytes{{model=\"{NAME}\"}}")));
+        if t.unwrap() > 0.0 && b.unwrap() > 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no KV-cache use reported while a sequence runs: {m}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(stream);
     // The Grafana dashboard (deploy/grafana-dashboard.json) plots only metrics that exist
     // (per-key ones appear once keys are configured).
