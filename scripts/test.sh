@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 python3 scripts/fetch_models.py --all
 cargo test --release --locked --workspace   # also builds target/release/glassbox (CLI tests use it)
 test -x target/release/glassbox
+# Lints: clippy on every crate and target; a warning fails the run.
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
 # The run above used the best instruction set this CPU has. Model parity (greedy vs llama.cpp,
 # batching bit-identity) again on every lower one it supports, so no kernel path
 # ships untested; GLASSBOX_ISA only ever lowers the choice, and the kernels test fails if it

@@ -298,11 +298,10 @@ fn gguf_facts(p: &Path, name: &str, ev: &mut Evidence) -> Result<(), Error> {
             ev.base_models.push(BaseModel { name, relation: Some("LoRA adapter merged".into()), source: src(&format!("glassbox.lineage.adapter.{i}.*")), sha256: Some(sha.to_ascii_lowercase()) });
         }
     }
-    if let Some(arch) = g.get_str("general.architecture").ok().flatten() {
-        if let Some(n) = g.get_u64(&format!("{arch}.block_count")).ok().flatten() {
+    if let Some(arch) = g.get_str("general.architecture").ok().flatten()
+        && let Some(n) = g.get_u64(&format!("{arch}.block_count")).ok().flatten() {
             ev.facts.push(Fact { key: "architecture.block_count".into(), value: n.to_string(), source: src(&format!("{arch}.block_count")) });
         }
-    }
     Ok(())
 }
 

@@ -136,11 +136,10 @@ impl Policy {
         }
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_owned(), source })?;
         let mut p: Policy = toml::from_str(&text).map_err(|e| bad(e.message().to_owned()))?;
-        if let Some(c) = &p.openness.min_class {
-            if !["none", "III", "II", "I"].contains(&c.as_str()) {
+        if let Some(c) = &p.openness.min_class
+            && !["none", "III", "II", "I"].contains(&c.as_str()) {
                 return Err(bad(format!("openness.min_class must be \"none\", \"III\", \"II\" or \"I\", not {c:?}")));
             }
-        }
         if let Some(s) = &p.integrity.require_signature {
             let n = usize::from(s.public_key.is_some()) + usize::from(s.certificate_chain.is_some()) + usize::from(s.identity.is_some());
             if n != 1 || s.identity.is_some() != s.issuer.is_some() {

@@ -48,11 +48,10 @@ pub fn physical_cores() -> usize {
             phys = v.split(':').nth(1).map(|s| s.trim().to_owned());
         } else if let Some(v) = line.strip_prefix("core id") {
             core = v.split(':').nth(1).map(|s| s.trim().to_owned());
-        } else if line.trim().is_empty() {
-            if let (Some(p), Some(c)) = (phys.take(), core.take()) {
+        } else if line.trim().is_empty()
+            && let (Some(p), Some(c)) = (phys.take(), core.take()) {
                 cores.insert((p, c));
             }
-        }
     }
     if cores.is_empty() { logical } else { cores.len().min(logical) }
 }

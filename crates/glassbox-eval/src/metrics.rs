@@ -144,7 +144,7 @@ mod tests {
         let c = 1.0 / (1.0 + (-2f64).exp());
         let e = ece(&ll, &[0, 1, 0, 0], 10);
         assert!((e - (2.0 * (1.0 - c)) / 4.0).abs() < 1e-12, "{e}");
-        assert_eq!(ece(&[vec![0.0, -50.0]], &[0], 10) < 1e-12, true);
+        assert!(ece(&[vec![0.0, -50.0]], &[0], 10) < 1e-12);
         assert!(ece(&[], &[], 10).is_nan());
     }
 

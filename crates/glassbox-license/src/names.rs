@@ -81,19 +81,17 @@ pub fn parse_name(raw: &str) -> Named {
     if by_name.len() > 1 && by_name.iter().all(|e| e.family == by_name[0].family) {
         return Named::Family { family: by_name[0].family.clone(), candidates: by_name };
     }
-    if let Ok(Some(canon)) = spdx::Expression::canonicalize(name) {
-        if spdx::Expression::parse(&canon).is_ok() {
+    if let Ok(Some(canon)) = spdx::Expression::canonicalize(name)
+        && spdx::Expression::parse(&canon).is_ok() {
             return spdx_or_entry(canon);
         }
-    }
     if spdx::Expression::parse(name).is_ok() {
         return spdx_or_entry(name.to_owned());
     }
-    if let Some((id, len)) = spdx::imprecise_license_id(name) {
-        if len == name.len() {
+    if let Some((id, len)) = spdx::imprecise_license_id(name)
+        && len == name.len() {
             return spdx_or_entry(id.name.to_owned());
         }
-    }
     Named::Unknown(name.to_owned())
 }
 

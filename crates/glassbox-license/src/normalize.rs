@@ -56,7 +56,7 @@ fn markdown_to_plain(text: &str) -> String {
     let no_tags = strip_tags(text, false);
     let mut out = String::with_capacity(no_tags.len());
     for line in no_tags.lines() {
-        let line = line.trim_start_matches(|c: char| c == '#' || c == '>').trim_start();
+        let line = line.trim_start_matches(['#', '>']).trim_start();
         out.extend(line.chars().filter(|c| !matches!(c, '*' | '`' | '\\')));
         out.push('\n');
     }

@@ -125,7 +125,10 @@ fn side(p: &LoraPart, what: &str, transpose: bool) -> Result<Side> {
 
 /// Walk the slots `range` of a row-major array with rows of `width` (`part` holds exactly those
 /// slots) in runs that stay within one row: `f(row, c0, c1, the run's slots)`.
-fn runs(range: std::ops::Range<usize>, width: usize, part: &mut [f32], f: &mut dyn FnMut(usize, usize, usize, &mut [f32])) {
+/// What `runs` calls per run: (first row, row offset, count, the run's output rows).
+type RunFn<'a> = dyn FnMut(usize, usize, usize, &mut [f32]) + 'a;
+
+fn runs(range: std::ops::Range<usize>, width: usize, part: &mut [f32], f: &mut RunFn) {
     let (mut k, mut rest) = (range.start, part);
     while k < range.end {
         let (i, c0) = (k / width, k % width);

@@ -540,8 +540,8 @@ mod tests {
         }
         let s12 = super::alibi_slopes(12, 8.0);
         assert_eq!(s12[..8], s8[..]);
-        for h in 8..12 {
-            assert_eq!(s12[h], 2f32.powf(-0.5).powf((2 * (h - 8) + 1) as f32), "head {h}");
+        for (h, &v) in s12.iter().enumerate().skip(8) {
+            assert_eq!(v, 2f32.powf(-0.5).powf((2 * (h - 8) + 1) as f32), "head {h}");
         }
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BinaryHeap;
 
 /// `key(left, right)` gives the priority of merging two adjacent symbols, or `None` when they
 /// cannot merge. Returns the final symbols as slices of `text`.
-pub(crate) fn merge<'a, K: Ord + Copy>(text: &'a str, mut key: impl FnMut(&str, &str) -> Option<K>) -> Vec<&'a str> {
+pub(crate) fn merge<K: Ord + Copy>(text: &str, mut key: impl FnMut(&str, &str) -> Option<K>) -> Vec<&str> {
     let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
     let n = starts.len();
     if n <= 1 {

@@ -30,6 +30,8 @@ impl TokenType {
     }
 }
 
+// The BPE variant is the large one, and a tokenizer is built once per model: no box needed.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum TokenizerKind {
     Bpe { merges: Merges, pre: PreTokenizer, byte_to_char: [char; 256], char_to_byte: HashMap<char, u8> },
     Spm { byte_tokens: [Option<u32>; 256] },

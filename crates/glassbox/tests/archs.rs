@@ -156,7 +156,8 @@ fn granite_matches_llama_cpp() {
 #[test]
 fn granite_files_glassbox_cannot_run_are_refused_by_name() {
     let f32 = glassbox_testdata::fixture("tiny/tiny-granite-f32.gguf");
-    let cases: [(&str, &str, Option<Value>, &[(&str, usize)], &str); 4] = [
+    type Case<'a> = (&'a str, &'a str, Option<Value>, &'a [(&'a str, usize)], &'a str);
+    let cases: [Case; 4] = [
         ("nologit", "granite.logit_scale", None, &[], "granite.logit_scale"),
         ("badlogit", "granite.logit_scale", Some(Value::F32(-2.0)), &[], "granite.logit_scale"),
         ("norope", "granite.rope.scaling.finetuned", Some(Value::Bool(false)), &[], "granite.rope.scaling.finetuned"),
