@@ -27,12 +27,10 @@ venv=target/py-test-venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-  openai==3.54.0 pytest==9.2.0 model-signing==1.1.1 pyopenssl==26.4.0 \
-  "cyclonedx-python-lib[json-validation]==11.12.0" \
-  requests==2.34.2 tqdm==4.70.1 numpy==2.4.6 pyyaml==6.0.4 jinja2==3.1.6 \
-  aiohttp==3.14.5 tenacity==9.2.1
+# Every Python package by version and SHA-256 (scripts/requirements-test.txt, compiled from
+# requirements-test.in): pip refuses anything else.
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r scripts/requirements-test.txt
 # lm-evaluation-harness without its model back ends (torch etc.): its gguf and
 # local-completions clients are all we use.
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps lm-eval==0.4.13
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r scripts/requirements-lm-eval.txt
 "$venv/bin/python" -m pytest -q tests/openai tests/signing tests/bom
