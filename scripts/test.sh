@@ -11,6 +11,9 @@ cargo test --release --locked --workspace   # also builds target/release/glassbo
 test -x target/release/glassbox
 # Lints: clippy on every crate and target; a warning fails the run.
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
+# Dependency policy (deny.toml): permissive licences only, no OpenSSL, crates.io only.
+command -v cargo-deny >/dev/null || cargo install --locked --quiet cargo-deny --version 0.18.9
+cargo deny --locked --log-level error check licenses bans sources
 # The run above used the best instruction set this CPU has. Model parity (greedy vs llama.cpp,
 # batching bit-identity) again on every lower one it supports, so no kernel path
 # ships untested; GLASSBOX_ISA only ever lowers the choice, and the kernels test fails if it
