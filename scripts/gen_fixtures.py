@@ -233,15 +233,8 @@ def gen_tiny_arch(arch: str, dims: tuple = (64, 128, 4, 2, 2), bench_dir: Path |
     if arch == "falcon":
         n_kv = 1
     hd = n_embd // n_head
-    tokens, types, merges = tiny_vocab()
-    n_vocab = len(tokens)
-    weights = {}
-
-    def t(name, shape, scale=0.08, offset=0.0):
-        weights[name] = (rng.standard_normal(shape) * scale + offset).astype(np.float32)
-
-    t("token_embd.weight", (n_vocab, n_embd), 0.5)
-    t("output_norm.weight", (n_embd,), 0.1, 1.0)
+    weights, t = tiny_weights(rng, n_embd)
+    n_vocab = len(tiny_vocab()[0])
     ln = arch in ("starcoder2", "gptneox", "bloom") or falcon
     if ln:
         t("output_norm.bias", (n_embd,), 0.1)
@@ -375,15 +368,8 @@ def gen_tiny_deepseek2(variant: str, dims: tuple | None = None, bench_dir: Path 
     n_embd, n_ff, n_head, n_layer, kv_lora, nope, rope, v_head, n_expert, n_ff_exp = dims or (64, 128, 4, 3, 32, 32, 16, 16, 8, 32)
     q_lora = 2 * kv_lora if v3 else 0
     n_used, lead = (2, 1) if v3 else (3, 1)
-    tokens, _, _ = tiny_vocab()
-    n_vocab = len(tokens)
-    weights = {}
-
-    def t(name, shape, scale=0.08, offset=0.0):
-        weights[name] = (rng.standard_normal(shape) * scale + offset).astype(np.float32)
-
-    t("token_embd.weight", (n_vocab, n_embd), 0.5)
-    t("output_norm.weight", (n_embd,), 0.1, 1.0)
+    weights, t = tiny_weights(rng, n_embd)
+    n_vocab = len(tiny_vocab()[0])
     t("output.weight", (n_vocab, n_embd), 0.3)
     for il in range(n_layer):
         b = f"blk.{il}."
@@ -478,6 +464,20 @@ def check_arch_vocab() -> None:
                 continue
             j = json.loads(r.stdout)
             print(f"{m.stem:34} {j['tokens']:7} {j['kld_mean']:10.2e} {j['same_top']:8.2f}%")
+
+
+def tiny_weights(rng, n_embd: int):
+    """A tiny model's tensor table and `t(name, shape, scale, offset)`, which adds a random one
+    (normal, in F32); the token embedding and output norm drawn first."""
+    import numpy as np
+    weights = {}
+
+    def t(name, shape, scale=0.08, offset=0.0):
+        weights[name] = (rng.standard_normal(shape) * scale + offset).astype(np.float32)
+
+    t("token_embd.weight", (len(tiny_vocab()[0]), n_embd), 0.5)
+    t("output_norm.weight", (n_embd,), 0.1, 1.0)
+    return weights, t
 
 
 def finish_tiny(w, weights: dict, kinds: list | None) -> None:
