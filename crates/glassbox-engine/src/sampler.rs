@@ -1,5 +1,5 @@
-//! Token sampling, in llama.cpp's order: penalties → top-k → top-p → min-p → temperature →
-//! draw. `temperature == 0` is greedy (penalties still apply). Seeded and reproducible.
+//! Token sampling, in llama.cpp's order: logit bias → penalties → top-k → top-p → min-p →
+//! temperature → draw. `temperature == 0` is greedy (penalties still apply). Seeded and reproducible.
 
 use crate::{Error, Result};
 
@@ -19,6 +19,9 @@ pub struct SamplingParams {
     pub presence_penalty: f32,
     pub frequency_penalty: f32,
     pub seed: u64,
+    /// Added to these tokens' logits before anything else (OpenAI's `logit_bias`, llama.cpp's
+    /// first sampler): −100 all but bans a token, +100 all but forces it.
+    pub logit_bias: Vec<(u32, f32)>,
 }
 
 impl Default for SamplingParams {
@@ -34,6 +37,7 @@ impl Default for SamplingParams {
             presence_penalty: 0.0,
             frequency_penalty: 0.0,
             seed: 0,
+            logit_bias: Vec::new(),
         }
     }
 }
@@ -57,6 +61,9 @@ impl SamplingParams {
             if !(v.is_finite() && (-2.0..=2.0).contains(&v)) {
                 return bad(name, format!("{v} must be in [-2, 2]"));
             }
+        }
+        if let Some(&(t, b)) = self.logit_bias.iter().find(|(_, b)| !(b.is_finite() && (-100.0..=100.0).contains(b))) {
+            return bad("logit_bias", format!("the bias {b} of token {t} must be in [-100, 100]"));
         }
         Ok(())
     }
@@ -137,6 +144,11 @@ impl Sampler {
 
     /// Choose the next token. `logits` is modified (penalties).
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
+        for &(t, b) in &self.params.logit_bias {
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l += b;
+            }
+        }
         self.penalize(logits, history);
         let p = self.params.clone();
         if p.temperature == 0.0 {

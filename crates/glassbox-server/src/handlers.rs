@@ -317,6 +317,10 @@ async fn prepare(st: &AppState, body: &[u8], ep: Endpoint, id: u64, key: Option<
         tracing::info!(request_id = id, user = ?v.common.user.as_deref().unwrap_or_default(), prompt = ?text, "prompt");
     }
     let c = v.common.sampling.clone();
+    let n_vocab = handle.frontend.tokenizer.n_vocab();
+    if let Some(&(t, _)) = c.logit_bias.iter().find(|(t, _)| *t as usize >= n_vocab) {
+        return Err(reject(ApiError::invalid("logit_bias", format!("token {t} is not in the model's vocabulary ({n_vocab} tokens)"))));
+    }
     let default_seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let sampling = SamplingParams {
         temperature: c.temperature,
@@ -328,6 +332,7 @@ async fn prepare(st: &AppState, body: &[u8], ep: Endpoint, id: u64, key: Option<
         presence_penalty: c.presence_penalty,
         frequency_penalty: c.frequency_penalty,
         seed: c.seed.unwrap_or(default_seed),
+        logit_bias: c.logit_bias,
     };
     let input_redactions = redactor.as_ref().map(|r| r.replaced.clone()).unwrap_or_default();
     let redactor = redactor.map(std::sync::Mutex::new);

@@ -1,7 +1,7 @@
 //! OpenAI request parsing and validation. Bodies are parsed from JSON values field by field so
 //! every invalid value gets a 400 naming the field (`param`), and nothing is accepted silently
 //! out of range. OpenAI fields this server does not implement (`tools`, `response_format`,
-//! `logit_bias`, ...) get a 400 naming the field unless their value means "off" (`null`, `[]`,
+//! ...) get a 400 naming the field unless their value means "off" (`null`, `[]`,
 //! `{}`, `{"type":"text"}`, ...); fields that are bookkeeping only (`user`, `metadata`,
 //! `service_tier`, ...) and other vendors' extensions are ignored.
 //!
@@ -62,6 +62,8 @@ pub struct Sampling {
     pub presence_penalty: f32,
     pub frequency_penalty: f32,
     pub seed: Option<u64>,
+    /// `logit_bias`: token id → bias in [-100, 100], added to the logits before sampling.
+    pub logit_bias: Vec<(u32, f32)>,
 }
 
 /// What both endpoints share once validated.
@@ -186,7 +188,6 @@ const UNSUPPORTED: &[Unsupported] = &[
     Unsupported { field: "functions", chat: true, completion: false, off: empty_array, what: "function calling is not implemented" },
     Unsupported { field: "function_call", chat: true, completion: false, off: |v| v == "none", what: "function calling is not implemented" },
     Unsupported { field: "response_format", chat: true, completion: false, off: |v| *v == json!({"type": "text"}), what: "only {\"type\": \"text\"} is" },
-    Unsupported { field: "logit_bias", chat: true, completion: true, off: empty_object, what: "only an empty map is" },
     Unsupported { field: "audio", chat: true, completion: false, off: |_| false, what: "audio output is not implemented" },
     Unsupported { field: "modalities", chat: true, completion: false, off: |v| *v == json!(["text"]), what: "only [\"text\"] is" },
     Unsupported { field: "prediction", chat: true, completion: false, off: |_| false, what: "predicted outputs are not implemented" },
@@ -272,8 +273,33 @@ pub fn common(obj: &Map<String, Value>, chat: bool, limits: &Limits) -> Result<C
     if echo && stream {
         return Err(ApiError::unsupported("echo", "echo is not supported with stream (score prompts without streaming)"));
     }
-    let sampling = Sampling { temperature, top_p, presence_penalty: presence, frequency_penalty: frequency, seed: seed.map(|s| s as u64) };
+    let logit_bias = logit_bias(obj)?;
+    let sampling = Sampling { temperature, top_p, presence_penalty: presence, frequency_penalty: frequency, seed: seed.map(|s| s as u64), logit_bias };
     Ok(Common { model, max_tokens: max_tokens.map(|v| v as usize), sampling, stop, n, stream, include_usage, logprobs, top_logprobs, echo, user })
+}
+
+/// Most entries of a `logit_bias` map.
+pub const MAX_LOGIT_BIAS: usize = 1024;
+
+/// `logit_bias` as OpenAI defines it: an object from token ids (decimal strings) to biases in
+/// [-100, 100]; ids are checked against the model's vocabulary once it is known.
+fn logit_bias(obj: &Map<String, Value>) -> Result<Vec<(u32, f32)>, ApiError> {
+    let map = match obj.get("logit_bias") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(ApiError::invalid("logit_bias", "logit_bias must be an object from token ids to numbers")),
+    };
+    if map.len() > MAX_LOGIT_BIAS {
+        return Err(ApiError::invalid("logit_bias", format!("logit_bias may hold at most {MAX_LOGIT_BIAS} tokens, got {}", map.len())));
+    }
+    let mut out = Vec::with_capacity(map.len());
+    for (k, v) in map {
+        let id: u32 = k.parse().ok().filter(|_| k.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| ApiError::invalid("logit_bias", format!("key {k:?} is not a token id")))?;
+        let b = v.as_f64().filter(|b| (-100.0..=100.0).contains(b)).ok_or_else(|| ApiError::invalid("logit_bias", format!("the bias of token {id} must be a number in [-100, 100]")))?;
+        out.push((id, b as f32));
+    }
+    out.sort_unstable_by_key(|e| e.0);
+    Ok(out)
 }
 
 fn stop(obj: &Map<String, Value>, limits: &Limits) -> Result<Vec<String>, ApiError> {
@@ -407,6 +433,17 @@ mod tests {
     }
 
     #[test]
+    fn logit_bias_is_token_ids_to_bounded_numbers() {
+        let ok = chat(json!({"model": "m", "messages": msgs(), "logit_bias": {"50256": -100, "7": 2.5}})).unwrap();
+        assert_eq!(ok.common.sampling.logit_bias, vec![(7, 2.5), (50256, -100.0)]);
+        for bad in [json!({"x": 1}), json!({"-1": 1}), json!({"1": 101}), json!({"1": "5"}), json!([1]), json!({" 1": 1})] {
+            assert_eq!(param(chat(json!({"model": "m", "messages": msgs(), "logit_bias": bad.clone()}))), "logit_bias", "{bad}");
+        }
+        let many: serde_json::Map<String, Value> = (0..=MAX_LOGIT_BIAS).map(|i| (i.to_string(), json!(1))).collect();
+        assert_eq!(param(completion(json!({"model": "m", "prompt": "p", "logit_bias": many}))), "logit_bias");
+    }
+
+    #[test]
     fn unimplemented_fields_are_named() {
         for (field, value) in [
             ("tools", json!([{"type": "function", "function": {"name": "f"}}])),
@@ -415,7 +452,6 @@ mod tests {
             ("functions", json!([{"name": "f"}])),
             ("function_call", json!("auto")),
             ("response_format", json!({"type": "json_object"})),
-            ("logit_bias", json!({"50256": -100})),
             ("audio", json!({"voice": "alloy"})),
             ("modalities", json!(["text", "audio"])),
             ("prediction", json!({"type": "content", "content": "x"})),
@@ -429,7 +465,7 @@ mod tests {
             assert_eq!((e.status, e.param.as_deref(), e.code), (400, Some(field), Some("unsupported_parameter")));
             assert!(e.message.contains(field), "{}", e.message);
         }
-        for (field, value) in [("logit_bias", json!({"1": 5})), ("suffix", json!("end")), ("best_of", json!(3))] {
+        for (field, value) in [("suffix", json!("end")), ("best_of", json!(3))] {
             let mut b = json!({"model": "m", "prompt": "p"});
             b[field] = value;
             assert_eq!(param(completion(b)), field);

@@ -646,3 +646,29 @@ fn metrics_follow_prometheus_conventions() {
         assert!(families.contains_key(base) || base.starts_with("glassbox_key_"), "the dashboard plots {name}, which /metrics does not have");
     }
 }
+
+/// `logit_bias` (OpenAI's bounds): −100 bans the greedy token, +100 forces a token at every
+/// step; an id outside the vocabulary, a bias out of range or a key that is not an id is a 400
+/// naming the field.
+#[test]
+fn logit_bias_bans_and_forces_tokens() {
+    let s = start(config());
+    let with = |max_tokens: usize, bias: Value| {
+        let mut b = completion(max_tokens);
+        b["logit_bias"] = bias;
+        s.post("/v1/completions", &b)
+    };
+    let greedy = s.post("/v1/completions", &completion(1)).json()["choices"][0]["text"].as_str().unwrap().to_owned();
+    let ids = s.post("/tokenize", &json!({"model": NAME, "prompt": greedy, "add_special_tokens": false})).json();
+    let g = ids["tokens"][0].as_u64().unwrap();
+    let banned = with(1, json!({g.to_string(): -100}));
+    assert_eq!(banned.status, 200, "{}", banned.body);
+    assert_ne!(banned.json()["choices"][0]["text"].as_str().unwrap(), greedy, "the banned token was chosen");
+    let forced = with(3, json!({"42": 100}));
+    let want = s.post("/detokenize", &json!({"model": NAME, "tokens": [42, 42, 42]})).json()["prompt"].as_str().unwrap().to_owned();
+    assert_eq!(forced.json()["choices"][0]["text"].as_str().unwrap(), want);
+    for bad in [json!({"49152": 1}), json!({"1": -101}), json!({"one": 1})] {
+        let r = with(1, bad.clone());
+        assert_eq!((r.status, r.param().as_str()), (400, "logit_bias"), "{bad}: {}", r.body);
+    }
+}

@@ -63,6 +63,7 @@ fn sampling(s: &SamplingArgs) -> SamplingParams {
         presence_penalty: s.presence_penalty,
         frequency_penalty: s.frequency_penalty,
         seed,
+        logit_bias: Vec::new(),
     }
 }
 
