@@ -168,10 +168,6 @@ fn empty_array(v: &Value) -> bool {
     v.as_array().is_some_and(Vec::is_empty)
 }
 
-fn empty_object(v: &Value) -> bool {
-    v.as_object().is_some_and(Map::is_empty)
-}
-
 /// An OpenAI field this server does not implement, and the values that mean "not used".
 struct Unsupported {
     field: &'static str,
