@@ -343,7 +343,7 @@ impl Config {
         };
         let mut rope_scaling = rope_scaling(g, a, ctx_train)?;
         let (mla, moe) = if arch == Arch::DeepSeek2 {
-            let mla = crate::deepseek::Mla::from_gguf(g, n_layers, n_vocab, n_head, n_head_kv, head_dim, head_dim_v, n_rot)?;
+            let mla = crate::deepseek::Mla::from_gguf(g, n_layers, n_vocab, n_head_kv, head_dim, head_dim_v, n_rot)?;
             attn_scale = mla.kq_scale(g, &mut rope_scaling)?;
             (Some(mla), crate::moe::Moe::from_gguf(g, arch, n_layers, n_vocab, n_ff)?)
         } else if arch == Arch::Llama {

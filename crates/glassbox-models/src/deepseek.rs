@@ -39,8 +39,7 @@ fn is_lite(n_layers: usize, n_vocab: usize) -> bool {
 }
 
 impl Mla {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn from_gguf(g: &Gguf, n_layers: usize, n_vocab: usize, n_head: usize, n_head_kv: usize, head_dim: usize, head_dim_v: usize, n_rot: usize) -> Result<Mla> {
+    pub(crate) fn from_gguf(g: &Gguf, n_layers: usize, n_vocab: usize, n_head_kv: usize, head_dim: usize, head_dim_v: usize, n_rot: usize) -> Result<Mla> {
         let q_lora_rank = if is_lite(n_layers, n_vocab) { 0 } else { keys(g).req("attention.q_lora_rank")? as usize };
         let kv_lora_rank = keys(g).req("attention.kv_lora_rank")? as usize;
         let (Some(k_mla), Some(v_mla)) = (keys(g).get("attention.key_length_mla")?, keys(g).get("attention.value_length_mla")?) else {
@@ -66,7 +65,6 @@ impl Mla {
         if n_head_kv != 1 {
             return Err(keys(g).bad("attention.head_count_kv", format!("{n_head_kv}: latent attention has one KV head")));
         }
-        let _ = n_head;
         if g.get_f64(&keys(g).key("attention.temperature_scale"))?.is_some_and(|t| t != 0.0) {
             return Err(keys(g).refuse("attention.temperature_scale", "attention temperature tuning"));
         }

@@ -239,17 +239,12 @@ impl Model {
         }
         resize(&mut sc.captured, self.layers.len() * sc.capture_rows.len() * d);
 
-        let mut positions: Vec<usize> = Vec::new();
         for (il, l) in self.layers.iter().enumerate() {
             // --- attention ---
             norm_rows(pool, &mut sc.xn, &sc.x, d, &l.attn_norm, l.attn_norm_b.as_deref(), c.rms_eps);
             let swa = c.swa_layers[il];
             match (&l.mla, &l.wv) {
-                (Some(m), _) => {
-                    positions.clear();
-                    positions.extend(toks.iter().map(|&(_, pos)| pos));
-                    self.mla_qk(pool, isa, l, m, &positions, sc);
-                }
+                (Some(m), _) => self.mla_qk(pool, isa, l, m, &toks, sc),
                 (None, Some(wv)) => self.qkv(pool, isa, il, l, wv, &toks, swa, sc),
                 (None, None) => unreachable!("a layer without V is a latent-attention layer"),
             }
@@ -311,7 +306,7 @@ impl Model {
                 _ => resize(&mut sc.o, n * d),
             }
             if let Some(e) = &l.moe {
-                self.moe_ffn(pool, isa, e, n, sc)?;
+                self.moe_ffn(pool, isa, e, n, sc);
             }
             add_bias(&mut sc.o, l.b_down.as_deref());
             if !sc.steer.r.is_empty() {
@@ -452,22 +447,15 @@ impl Model {
         let rope = if swa { &self.rope_swa } else { &self.rope };
         for (t, &(_, pos)) in toks.iter().enumerate() {
             rope.cache(pos, &mut sc.cos, &mut sc.sin);
-            for h in 0..c.n_head {
-                let head = &mut sc.q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
-                if let Some(w) = &l.q_norm {
-                    rms_norm_inplace(head, w, c.rms_eps);
-                }
-                if !c.spec.alibi {
-                    rope.apply(head, &sc.cos, &sc.sin, c.spec.rope_neox);
-                }
-            }
-            for h in 0..c.n_head_kv {
-                let head = &mut sc.k[t * kv_dim + h * hd..t * kv_dim + (h + 1) * hd];
-                if let Some(w) = &l.k_norm {
-                    rms_norm_inplace(head, w, c.rms_eps);
-                }
-                if !c.spec.alibi {
-                    rope.apply(head, &sc.cos, &sc.sin, c.spec.rope_neox);
+            // Q's heads, then K's: each normed (QK norm) and rotated.
+            for (x, dim, heads, norm) in [(&mut sc.q, q_dim, c.n_head, &l.q_norm), (&mut sc.k, kv_dim, c.n_head_kv, &l.k_norm)] {
+                for head in x[t * dim..t * dim + heads * hd].chunks_exact_mut(hd) {
+                    if let Some(w) = norm {
+                        rms_norm_inplace(head, w, c.rms_eps);
+                    }
+                    if !c.spec.alibi {
+                        rope.apply(head, &sc.cos, &sc.sin, c.spec.rope_neox);
+                    }
                 }
             }
         }

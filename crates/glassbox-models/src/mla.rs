@@ -55,11 +55,11 @@ fn per_head(model: &Model, pool: &ThreadPool, isa: Isa, mats: &[Mat], x: &[f32],
 impl Model {
     /// Latent attention's Q (n × n_head × (kv_lora_rank + rope)) into `sc.q` and compressed K
     /// rows (n × (kv_lora_rank + rope)) into `sc.k`, from the normalised input `sc.xn`, RoPE
-    /// applied at `positions`.
-    pub(crate) fn mla_qk(&self, pool: &ThreadPool, isa: Isa, l: &Layer, m: &MlaLayer, positions: &[usize], sc: &mut Scratch) {
+    /// applied at each token's position (`toks`: sequence, position).
+    pub(crate) fn mla_qk(&self, pool: &ThreadPool, isa: Isa, l: &Layer, m: &MlaLayer, toks: &[(usize, usize)], sc: &mut Scratch) {
         let c = &self.config;
         let mc = c.mla.expect("latent attention layers come with their config");
-        let (n, d, nh) = (positions.len(), c.n_embd, c.n_head);
+        let (n, d, nh) = (toks.len(), c.n_embd, c.n_head);
         let (kvr, r, nope) = (mc.kv_lora_rank, mc.rope, mc.nope);
         let (qk, hd) = (nope + r, kvr + r);
         let s = &mut sc.mla;
@@ -94,7 +94,7 @@ impl Model {
         // K rows: the compressed values normalised, the shared rotary values rotated; each
         // head's rotary Q values rotated in place.
         resize(&mut sc.k, n * hd);
-        for (t, &pos) in positions.iter().enumerate() {
+        for (t, &(_, pos)) in toks.iter().enumerate() {
             self.rope.cache(pos, &mut sc.cos, &mut sc.sin);
             let k = &mut sc.k[t * hd..(t + 1) * hd];
             k.copy_from_slice(&s.kva[t * hd..(t + 1) * hd]);

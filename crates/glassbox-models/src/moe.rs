@@ -231,7 +231,7 @@ pub(crate) struct MoeScratch {
     experts: Vec<ExpertScratch>,
     /// The routed experts' sum (n × n_embd).
     out: Vec<f32>,
-    scores: Vec<f32>,
+    route: RouteScratch,
 }
 
 #[derive(Default)]
@@ -266,36 +266,40 @@ fn top_k(v: &[f32], k: usize, out: &mut Vec<usize>) {
     out.truncate(k);
 }
 
+/// Buffers one token's routing reuses (nothing is allocated per token once they have grown).
+#[derive(Default)]
+pub(crate) struct RouteScratch {
+    scores: Vec<f32>,
+    groups: Vec<f32>,
+    idx: Vec<usize>,
+}
+
 /// One token's routing: `probs` (the gating function applied to its logits) → experts in
 /// `sel`, weights in `w` (both `n_used` long).
-pub(crate) fn route(e: &Moe, probs: &[f32], bias: Option<&[f32]>, scores: &mut Vec<f32>, sel: &mut [usize], w: &mut [f32]) {
+pub(crate) fn route(e: &Moe, probs: &[f32], bias: Option<&[f32]>, rs: &mut RouteScratch, sel: &mut [usize], w: &mut [f32]) {
+    let RouteScratch { scores, groups, idx } = rs;
     scores.clear();
     match bias {
         Some(b) => scores.extend(probs.iter().zip(b).map(|(p, b)| p + b)),
         None => scores.extend_from_slice(probs),
     }
-    let mut idx = Vec::new();
     if e.groups > 1 {
         // Score each group by the sum of its two best values (f64 sum, as ggml_sum_rows);
         // experts outside the best `groups_used` groups are excluded.
         let per = e.n_expert / e.groups;
-        let group_scores: Vec<f32> = scores
-            .chunks_exact(per)
-            .map(|g| {
-                top_k(g, 2, &mut idx);
-                (g[idx[0]] as f64 + g[idx[1]] as f64) as f32
-            })
-            .collect();
-        top_k(&group_scores, e.groups_used, &mut idx);
-        let mut keep = vec![false; e.groups];
-        idx.iter().for_each(|&g| keep[g] = true);
+        groups.clear();
+        for g in scores.chunks_exact(per) {
+            top_k(g, 2, idx);
+            groups.push((g[idx[0]] as f64 + g[idx[1]] as f64) as f32);
+        }
+        top_k(groups, e.groups_used, idx);
         for (g, chunk) in scores.chunks_exact_mut(per).enumerate() {
-            if !keep[g] {
+            if !idx.contains(&g) {
                 chunk.iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
             }
         }
     }
-    top_k(scores, e.n_used, &mut idx);
+    top_k(scores, e.n_used, idx);
     for (k, &x) in idx.iter().enumerate() {
         sel[k] = x;
         w[k] = probs[x];
@@ -313,7 +317,7 @@ pub(crate) fn route(e: &Moe, probs: &[f32], bias: Option<&[f32]>, scores: &mut V
 impl Model {
     /// The routed experts of a layer over the normalised rows `sc.xn` (n tokens), added to the
     /// shared expert's output already in `sc.o`: `o = moe + o`.
-    pub(crate) fn moe_ffn(&self, pool: &ThreadPool, isa: Isa, l: &MoeLayer, n: usize, sc: &mut Scratch) -> Result<()> {
+    pub(crate) fn moe_ffn(&self, pool: &ThreadPool, isa: Isa, l: &MoeLayer, n: usize, sc: &mut Scratch) {
         let c = &self.config;
         let e = c.moe.expect("expert layers come with their config");
         let (d, ne, nu, ff) = (c.n_embd, e.n_expert, e.n_used, e.n_ff_exp);
@@ -332,7 +336,7 @@ impl Model {
                 Gating::Softmax => softmax(row),
                 Gating::Sigmoid => row.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp())),
             }
-            route(&e, row, l.probs_b.as_deref(), &mut s.scores, &mut s.sel[t * nu..(t + 1) * nu], &mut s.weights[t * nu..(t + 1) * nu]);
+            route(&e, row, l.probs_b.as_deref(), &mut s.route, &mut s.sel[t * nu..(t + 1) * nu], &mut s.weights[t * nu..(t + 1) * nu]);
             for k in 0..nu {
                 let x = &mut s.experts[s.sel[t * nu + k]];
                 s.slot[t * nu + k] = x.rows.len();
@@ -387,7 +391,6 @@ impl Model {
         }
         // (f32 addition commutes: moe + shared, llama.cpp's order, is this sum.)
         sc.o.iter_mut().zip(&s.out).for_each(|(o, m)| *o += m);
-        Ok(())
     }
 }
 
@@ -403,7 +406,7 @@ mod tests {
     fn routes_by_biased_scores_weighs_by_probabilities() {
         let probs = [0.1, 0.9, 0.2, 0.3, 0.8, 0.05, 0.4, 0.6];
         let bias = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5];
-        let (mut sel, mut w, mut sc) = ([0; 2], [0.0; 2], Vec::new());
+        let (mut sel, mut w, mut sc) = ([0; 2], [0.0; 2], RouteScratch::default());
         route(&moe(0, 0, false, 1.0), &probs, Some(&bias), &mut sc, &mut sel, &mut w);
         assert_eq!(sel, [7, 1]);
         assert_eq!(w, [0.6, 0.9]);
@@ -417,7 +420,7 @@ mod tests {
         // Groups of two: {0,1} sums 1.0, {2,3} 0.5, {4,5} 0.85, {6,7} 1.05; the best two groups
         // are {6,7} and {0,1}, so expert 4 (0.8) is out.
         let probs = [0.1, 0.9, 0.2, 0.3, 0.8, 0.05, 0.45, 0.6];
-        let (mut sel, mut w, mut sc) = ([0; 2], [0.0; 2], Vec::new());
+        let (mut sel, mut w, mut sc) = ([0; 2], [0.0; 2], RouteScratch::default());
         route(&moe(4, 2, false, 1.0), &probs, None, &mut sc, &mut sel, &mut w);
         assert_eq!(sel, [1, 7]);
     }

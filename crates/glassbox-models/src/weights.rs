@@ -517,7 +517,7 @@ impl Model {
         };
         let layers: usize = self.layers.iter().flat_map(Layer::mats).map(m).sum();
         let experts: usize = self.layers.iter().flat_map(|l| l.moe.iter().flat_map(|e| e.experts())).map(m).sum();
-        let used = self.config.moe.map_or(0, |e| experts / e.n_expert * e.n_used);
+        let used = self.config.moe.map_or(0, |e| experts * e.n_used / e.n_expert);
         layers - experts + used + m(&self.output) + row(&self.tok_embd)
     }
 
