@@ -706,7 +706,20 @@ CONVERSATIONS = [
      {"role": "user", "content": "Tell me a joke about <tags> & \"quotes\" 'here'."}],
     [{"role": "system", "content": "Answer in French."}, {"role": "user", "content": "Good morning"},
      {"role": "assistant", "content": "Bonjour"}, {"role": "user", "content": "Ünïcödé 🚀 日本"}],
+    # tool use: definitions in `tools`, an assistant call (arguments as an object, as
+    # transformers passes them), the tool's answer, and the final reply
+    [{"role": "system", "content": "You can look up the weather."}, {"role": "user", "content": "Weather in Paris?"},
+     {"role": "assistant", "content": "", "tool_calls": [{"id": "call12345", "type": "function", "function": {
+         "name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}}]},
+     {"role": "tool", "tool_call_id": "call12345", "content": "{\"temperature\": 21}"},
+     {"role": "assistant", "content": "It is 21 °C in Paris."}, {"role": "user", "content": "And in Oslo?"}],
 ]
+
+# the tools the tool-use conversation is rendered with
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Current weather in a city",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"},
+                                                         "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+                         "required": ["city"]}}}]
 
 TEMPLATE_FILES = [
     "meta-llama-Llama-3.1-8B-Instruct.jinja", "Qwen-Qwen2.5-7B-Instruct.jinja",
@@ -742,6 +755,8 @@ def gen_templates() -> None:
     sources = {}
     r = gguf.GGUFReader(str(default_cache() / MODELS["smollm2"]))
     sources["smollm2-gguf"] = r.fields["tokenizer.chat_template"].contents()
+    r = gguf.GGUFReader(str(default_cache() / MODELS["qwen05"]))
+    sources["qwen2.5-coder-gguf"] = r.fields["tokenizer.chat_template"].contents()
     for f in TEMPLATE_FILES:
         sources[f.removesuffix(".jinja")] = (CORPORA / "chat-templates" / f).read_text()
     cases = []
@@ -749,13 +764,16 @@ def gen_templates() -> None:
         tmpl = env.from_string(src)
         for i, conv in enumerate(CONVERSATIONS):
             for agp in (True, False):
+                tools = TOOLS if any(m.get("tool_calls") for m in conv) else None
                 ctx = dict(messages=conv, add_generation_prompt=agp, bos_token="<BOS>", eos_token="<EOS>")
+                if tools:
+                    ctx["tools"] = tools
                 try:
                     out, err = tmpl.render(**ctx), None
                 except Exception as e:  # the template refused this conversation
                     out, err = None, str(e)
                 cases.append({"template": name, "conversation": i, "add_generation_prompt": agp,
-                              "output": out, "error": err})
+                              "tools": tools, "output": out, "error": err})
     write("templates/renders.json", {"reference": "jinja2 3.1.6 ImmutableSandboxedEnvironment(trim_blocks, lstrip_blocks) as in transformers",
                                      "bos_token": "<BOS>", "eos_token": "<EOS>", "conversations": CONVERSATIONS,
                                      "templates": sources, "cases": cases})

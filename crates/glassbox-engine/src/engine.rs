@@ -8,6 +8,7 @@ use glassbox_models::{KvCache, KvType, Logits, Model, Scratch, SeqBatch, Steerin
 use glassbox_template::{ChatTemplate, Message, RenderOptions};
 use glassbox_tokenizer::Tokenizer;
 
+use crate::constraint::Constraint;
 use crate::sampler::SamplingParams;
 use crate::{Error, Result};
 
@@ -62,6 +63,8 @@ pub struct GenerateRequest {
     pub max_tokens: usize,
     pub sampling: SamplingParams,
     pub stop: Vec<String>,
+    /// Output held to a grammar (structured output, tool calls).
+    pub constraint: Option<Constraint>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +125,16 @@ impl Frontend {
 
     /// Render messages with the model's chat template (generation prompt appended).
     pub fn render_chat(&self, messages: &[Message]) -> Result<String> {
+        self.render_chat_with_tools(messages, None)
+    }
+
+    /// The chat template's source, if the model has one.
+    pub fn template_source(&self) -> Option<&str> {
+        self.template.as_ref().map(|t| t.source())
+    }
+
+    /// Render messages with tool definitions in the template's `tools` variable.
+    pub fn render_chat_with_tools(&self, messages: &[Message], tools: Option<&serde_json::Value>) -> Result<String> {
         let t = self.template.as_ref().ok_or(Error::NoChatTemplate)?;
         let tok = &self.tokenizer;
         let text = |id: Option<u32>| id.and_then(|i| tok.token_text(i)).unwrap_or("").to_owned();
@@ -130,6 +143,7 @@ impl Frontend {
             bos_token: text(tok.bos),
             eos_token: text(tok.eos),
             now: None,
+            tools: tools.cloned(),
         };
         Ok(t.render(messages, &opts)?)
     }

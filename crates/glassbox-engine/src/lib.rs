@@ -8,6 +8,7 @@
 
 mod adapters;
 mod batch;
+mod constraint;
 mod engine;
 mod loglik;
 mod sampler;
@@ -16,6 +17,7 @@ mod seq;
 pub(crate) mod spec;
 mod stop;
 
+pub use constraint::{vocab_index, Constraint};
 pub use engine::{BenchResult, Engine, EngineOptions, FinishReason, Frontend, Generation, GenerateRequest, Verification};
 pub use scheduler::{Control, EventSink, SchedRequest, Scheduler, SchedulerStats, SeqEvent};
 pub use adapters::{Attached, open_adapter};
@@ -51,6 +53,8 @@ pub enum Error {
     NoChatTemplate,
     #[error("invalid sampling parameter {name}: {msg}")]
     BadParam { name: &'static str, msg: String },
+    #[error(transparent)]
+    Constrain(#[from] glassbox_constrain::Error),
     #[error("{0}")]
     Other(String),
 }

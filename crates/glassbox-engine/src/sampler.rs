@@ -142,14 +142,24 @@ impl Sampler {
         }
     }
 
-    /// Choose the next token. `logits` is modified (penalties).
+    /// Choose the next token. `logits` is modified (biases, penalties).
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
+        self.prepare(logits, history);
+        self.choose(logits)
+    }
+
+    /// Apply `logit_bias` and the penalties from `history` to `logits` in place.
+    pub fn prepare(&self, logits: &mut [f32], history: &[u32]) {
         for &(t, b) in &self.params.logit_bias {
             if let Some(l) = logits.get_mut(t as usize) {
                 *l += b;
             }
         }
         self.penalize(logits, history);
+    }
+
+    /// Draw a token from prepared `logits` (truncation, temperature; −∞ never drawn).
+    pub fn choose(&mut self, logits: &[f32]) -> u32 {
         let p = self.params.clone();
         if p.temperature == 0.0 {
             return argmax(logits);

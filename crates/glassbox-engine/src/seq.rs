@@ -4,6 +4,7 @@
 
 use glassbox_tokenizer::{Decoder, Tokenizer};
 
+use crate::constraint::Active;
 use crate::engine::{FinishReason, GenerateRequest};
 use crate::sampler::Sampler;
 use crate::stop::{StopEvent, StopMatcher};
@@ -32,6 +33,7 @@ pub struct SeqState {
     sampler: Sampler,
     decoder: Decoder,
     stops: StopMatcher,
+    constraint: Option<Active>,
     pub(crate) history: Vec<u32>,
     max_tokens: usize,
     top_logprobs: Option<usize>,
@@ -70,6 +72,7 @@ impl SeqState {
             sampler: Sampler::new(req.sampling.clone())?,
             decoder: Decoder::default(),
             stops: StopMatcher::new(&req.stop),
+            constraint: req.constraint.clone().map(Active::new).transpose()?,
             history: req.prompt.clone(),
             max_tokens: req.max_tokens,
             top_logprobs,
@@ -86,7 +89,14 @@ impl SeqState {
         debug_assert!(self.finish.is_none(), "accept after finish");
         let mut out = StepOut::default();
         let raw_lp = self.top_logprobs.map(|k| (k, logits.to_vec()));
-        let t = self.sampler.sample(logits, &self.history);
+        self.sampler.prepare(logits, &self.history);
+        let mut t = self.sampler.choose(logits);
+        if let Some(m) = self.constraint.as_mut().and_then(Active::armed)
+            && !m.allows(t)
+        {
+            m.apply_mask(logits)?;
+            t = self.sampler.choose(logits);
+        }
         if tok.is_eog(t) {
             if let Some((k, raw)) = &raw_lp {
                 out.logprob = Some(logprobs(raw, t, *k));
@@ -100,6 +110,10 @@ impl SeqState {
         }
         self.ids.push(t);
         self.history.push(t);
+        let complete = match &mut self.constraint {
+            Some(c) => c.after(t)?,
+            None => false,
+        };
         let piece = self.decoder.push(tok, t)?;
         match self.stops.push(&piece) {
             StopEvent::Emit(s) => out.text.push_str(&s),
@@ -110,6 +124,10 @@ impl SeqState {
                 out.finished = self.finish;
                 return Ok(out);
             }
+        }
+        if complete {
+            self.finish_with(FinishReason::Stop, &mut out);
+            return Ok(out);
         }
         if self.ids.len() >= self.max_tokens || !room {
             self.finish_with(FinishReason::Length, &mut out);

@@ -18,7 +18,7 @@ fn same_seed_same_output_different_seed_differs() {
     let mut e = engine(glassbox_testdata::SMOLLM2, 256);
     let prompt = e.tokenizer.encode("Once upon a time");
     let run = |e: &mut Engine, seed| {
-        let req = GenerateRequest { prompt: prompt.clone(), max_tokens: 24, sampling: SamplingParams { temperature: 1.0, seed, ..Default::default() }, stop: vec![] };
+        let req = GenerateRequest { constraint: None, prompt: prompt.clone(), max_tokens: 24, sampling: SamplingParams { temperature: 1.0, seed, ..Default::default() }, stop: vec![] };
         e.generate(&req, |_| {}).unwrap().ids
     };
     let a = run(&mut e, 7);
@@ -30,9 +30,9 @@ fn same_seed_same_output_different_seed_differs() {
 fn top_k_one_is_greedy() {
     let mut e = engine(glassbox_testdata::SMOLLM2, 256);
     let prompt = e.tokenizer.encode("The capital of France is");
-    let g = e.generate(&GenerateRequest { prompt: prompt.clone(), max_tokens: 12, sampling: greedy(), stop: vec![] }, |_| {}).unwrap();
+    let g = e.generate(&GenerateRequest { constraint: None, prompt: prompt.clone(), max_tokens: 12, sampling: greedy(), stop: vec![] }, |_| {}).unwrap();
     let k1 = SamplingParams { temperature: 1.5, top_k: 1, seed: 3, ..Default::default() };
-    let s = e.generate(&GenerateRequest { prompt, max_tokens: 12, sampling: k1, stop: vec![] }, |_| {}).unwrap();
+    let s = e.generate(&GenerateRequest { constraint: None, prompt, max_tokens: 12, sampling: k1, stop: vec![] }, |_| {}).unwrap();
     assert_eq!(g.ids, s.ids);
     assert_eq!(g.finish_reason, FinishReason::Length);
     assert_eq!(g.completion_tokens, 12);
@@ -45,7 +45,7 @@ fn stop_string_ends_generation_and_is_not_emitted() {
     // Greedy continuation is " Paris.\n\nThe United States ..."
     let mut streamed = String::new();
     let g = e
-        .generate(&GenerateRequest { prompt, max_tokens: 30, sampling: greedy(), stop: vec!["United".into()] }, |s| streamed.push_str(s))
+        .generate(&GenerateRequest { constraint: None, prompt, max_tokens: 30, sampling: greedy(), stop: vec!["United".into()] }, |s| streamed.push_str(s))
         .unwrap();
     assert_eq!(g.finish_reason, FinishReason::Stop);
     assert_eq!(g.text, " Paris.\n\nThe ");
@@ -56,7 +56,7 @@ fn stop_string_ends_generation_and_is_not_emitted() {
 fn prompt_longer_than_context_is_an_error_not_truncation() {
     let mut e = engine(glassbox_testdata::SMOLLM2, 32);
     let prompt = e.tokenizer.encode(&"word ".repeat(100));
-    let err = e.generate(&GenerateRequest { prompt, max_tokens: 4, sampling: greedy(), stop: vec![] }, |_| {}).unwrap_err();
+    let err = e.generate(&GenerateRequest { constraint: None, prompt, max_tokens: 4, sampling: greedy(), stop: vec![] }, |_| {}).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("prompt is 101 tokens") && msg.contains("context size is 32"), "{msg}");
 }
@@ -71,7 +71,7 @@ fn generation_stops_at_context_end_with_length() {
     let mut reached_end = 0;
     for text in ["One two three four five six", "1, 2, 3, 4, 5,", "The alphabet: a b c d", "Monday Tuesday Wednesday"] {
         let prompt = e.tokenizer.encode(text);
-        let g = e.generate(&GenerateRequest { prompt: prompt.clone(), max_tokens: 100, sampling: greedy(), stop: vec![] }, |_| {}).unwrap();
+        let g = e.generate(&GenerateRequest { constraint: None, prompt: prompt.clone(), max_tokens: 100, sampling: greedy(), stop: vec![] }, |_| {}).unwrap();
         let total = prompt.len() + g.completion_tokens;
         assert!(total <= 17, "{text:?}: {} + {}", prompt.len(), g.completion_tokens);
         if g.finish_reason == FinishReason::Length {

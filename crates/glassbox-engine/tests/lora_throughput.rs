@@ -39,7 +39,7 @@ fn decode_throughput_with_adapters() {
         let count = Count::default();
         for (i, &ad) in adapters.iter().enumerate() {
             let sampling = SamplingParams { temperature: 0.8, seed: i as u64, ..Default::default() };
-            let request = GenerateRequest { prompt: prompt.clone(), max_tokens: 128, sampling, stop: vec![] };
+            let request = GenerateRequest { constraint: None, prompt: prompt.clone(), max_tokens: 128, sampling, stop: vec![] };
             sched.submit(SchedRequest { request, top_logprobs: None, prompt_logprobs: None, sink: Box::new(count.clone()), adapter: ad });
         }
         // Decode only, at full batch: the steps in which every sequence got a token (prefill

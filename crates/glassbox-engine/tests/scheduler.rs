@@ -71,7 +71,7 @@ fn scored_prompts_change_no_output_and_match_loglikelihood() {
     let scored: Vec<Collect> = reqs.iter().map(|_| Collect::default()).collect();
     for ((r, p), s) in reqs.iter().zip(&plain).zip(&scored) {
         for (sink, lp) in [(p, None), (s, Some(3))] {
-            sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: Some(1), prompt_logprobs: lp, sink: Box::new(sink.clone()), adapter: None });
+            sched.submit(SchedRequest { request: GenerateRequest { constraint: None, prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: Some(1), prompt_logprobs: lp, sink: Box::new(sink.clone()), adapter: None });
         }
     }
     while sched.step() {}
@@ -92,7 +92,7 @@ fn scored_prompts_change_no_output_and_match_loglikelihood() {
     assert!(long.len() > 150);
     let s = Collect::default();
     sched.submit(SchedRequest {
-        request: GenerateRequest { prompt: long.clone(), max_tokens: 1, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] },
+        request: GenerateRequest { constraint: None, prompt: long.clone(), max_tokens: 1, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] },
         top_logprobs: None,
         prompt_logprobs: Some(0),
         sink: Box::new(s.clone()),
@@ -111,7 +111,7 @@ fn requests(e: &Engine) -> Vec<GenerateRequest> {
     prompts
         .iter()
         .enumerate()
-        .map(|(i, p)| GenerateRequest {
+        .map(|(i, p)| GenerateRequest { constraint: None,
             prompt: e.tokenizer.encode(p),
             max_tokens: 12 + i,
             sampling: if i % 2 == 0 { SamplingParams { temperature: 0.0, ..Default::default() } } else { SamplingParams { temperature: 0.9, seed: i as u64, ..Default::default() } },
@@ -129,13 +129,13 @@ fn batched_outputs_equal_single_request_outputs() {
     let sinks: Vec<Collect> = reqs.iter().map(|_| Collect::default()).collect();
     // Half the requests arrive first; the rest join while those are decoding.
     for (r, s) in reqs.iter().zip(&sinks).take(3) {
-        sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()), adapter: None });
+        sched.submit(SchedRequest { request: GenerateRequest { constraint: None, prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()), adapter: None });
     }
     for _ in 0..5 {
         sched.step();
     }
     for (r, s) in reqs.iter().zip(&sinks).skip(3) {
-        sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()), adapter: None });
+        sched.submit(SchedRequest { request: GenerateRequest { constraint: None, prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()), adapter: None });
     }
     let mut max_running = 0;
     let mut steps = 0;
@@ -163,7 +163,7 @@ fn disconnected_client_frees_its_slot_within_one_step() {
     let stayer = Collect::default();
     for s in [&quitter, &stayer] {
         sched.submit(SchedRequest {
-            request: GenerateRequest { prompt: prompt.clone(), max_tokens: 40, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] },
+            request: GenerateRequest { constraint: None, prompt: prompt.clone(), max_tokens: 40, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] },
             top_logprobs: Some(2),
             prompt_logprobs: None,
             sink: Box::new(s.clone()),
@@ -199,7 +199,7 @@ fn oversized_prompt_is_an_error_event() {
     let prompt = e.tokenizer.encode(&"word ".repeat(300));
     let (mut sched, _fe) = e.into_scheduler(2, 64);
     let s = Collect::default();
-    sched.submit(SchedRequest { request: GenerateRequest { prompt, max_tokens: 4, sampling: SamplingParams::default(), stop: vec![] }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()), adapter: None });
+    sched.submit(SchedRequest { request: GenerateRequest { constraint: None, prompt, max_tokens: 4, sampling: SamplingParams::default(), stop: vec![] }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()), adapter: None });
     sched.step();
     let ev = s.events.lock().unwrap();
     assert!(matches!(&ev[0], SeqEvent::Error(m) if m.contains("context size is 256")), "{ev:?}");
@@ -211,7 +211,7 @@ fn drafts_in_the_scheduler_change_no_output_and_save_steps() {
     let mut reqs = requests(&single);
     // Requests whose output repeats their prompt, where drafts get accepted.
     for (i, p) in ["a b c d e f g a b c d e f g a b c d e f g a b", "1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1,"].iter().enumerate() {
-        reqs.push(GenerateRequest {
+        reqs.push(GenerateRequest { constraint: None,
             prompt: single.tokenizer.encode(p),
             max_tokens: 40,
             sampling: if i == 0 { SamplingParams { temperature: 0.0, ..Default::default() } } else { SamplingParams { temperature: 0.8, seed: 5, ..Default::default() } },
@@ -234,7 +234,7 @@ fn drafts_in_the_scheduler_change_no_output_and_save_steps() {
         };
         let sinks: Vec<Collect> = reqs.iter().map(|_| Collect::default()).collect();
         for (r, s) in reqs.iter().zip(&sinks) {
-            sched.submit(SchedRequest { request: GenerateRequest { prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()), adapter: None });
+            sched.submit(SchedRequest { request: GenerateRequest { constraint: None, prompt: r.prompt.clone(), max_tokens: r.max_tokens, sampling: r.sampling.clone(), stop: r.stop.clone() }, top_logprobs: None, prompt_logprobs: None, sink: Box::new(s.clone()), adapter: None });
         }
         let mut steps = 0;
         while !sched.is_idle() {
@@ -274,7 +274,7 @@ fn generate_many_equals_one_by_one_and_gives_the_engine_back() {
     assert_eq!(seen.last(), Some(&(reqs.len(), reqs.len())));
     // The engine works as before afterwards; a request that cannot run is named.
     assert_eq!(e.generate(&reqs[0], |_| {}).unwrap().ids, want[0].ids);
-    let too_long = GenerateRequest { prompt: vec![1; 300], max_tokens: 1, sampling: SamplingParams::default(), stop: vec![] };
+    let too_long = GenerateRequest { constraint: None, prompt: vec![1; 300], max_tokens: 1, sampling: SamplingParams::default(), stop: vec![] };
     let err = e.generate_many(&[reqs[0].clone(), too_long], 2, |_, _| {}).unwrap_err().to_string();
     assert!(err.contains("request 1") && err.contains("context size"), "{err}");
 }

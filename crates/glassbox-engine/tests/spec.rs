@@ -14,7 +14,7 @@ const EDIT: &str = "Rename the variable `total` to `sum` in this Python function
 
 fn req(e: &Engine, sampling: SamplingParams, max_tokens: usize, stop: Vec<String>) -> GenerateRequest {
     let rendered = e.render_chat(&[glassbox_template::Message::new("user", EDIT)]).unwrap();
-    GenerateRequest { prompt: e.tokenize_chat(&rendered), max_tokens, sampling, stop }
+    GenerateRequest { constraint: None, prompt: e.tokenize_chat(&rendered), max_tokens, sampling, stop }
 }
 
 fn lookup_opts() -> SpecOptions {

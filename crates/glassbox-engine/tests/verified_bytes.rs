@@ -8,7 +8,7 @@ use std::io::Write;
 use glassbox_engine::{Engine, EngineOptions, GenerateRequest, SamplingParams};
 
 fn answer(e: &mut Engine, prompt: &[u32]) -> Vec<u32> {
-    let req = GenerateRequest {
+    let req = GenerateRequest { constraint: None,
         prompt: prompt.to_vec(),
         max_tokens: 24,
         sampling: SamplingParams { temperature: 0.0, ..SamplingParams::default() },

@@ -293,7 +293,7 @@ pub fn run(engine: &mut Engine, opts: &NiahOptions, mut progress: impl FnMut(usi
             for _ in 0..opts.samples {
                 let case = build_case(engine, opts.kind, &hay, length, depth, &mut rng)?;
                 toks.push(case.tokens.len());
-                let req = GenerateRequest {
+                let req = GenerateRequest { constraint: None,
                     prompt: case.tokens,
                     max_tokens: opts.kind.max_tokens(),
                     sampling: SamplingParams { temperature: 0.0, ..Default::default() },

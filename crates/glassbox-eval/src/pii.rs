@@ -263,7 +263,7 @@ pub fn run(engine: &mut Engine, identities: &[Identity], limit: Option<usize>, s
         if ids.len() + MAX_TOKENS > ctx {
             return Err(Error::Usage(format!("probe {}: {} tokens + {MAX_TOKENS} to generate do not fit the context size {ctx}", p.id, ids.len())));
         }
-        reqs.push(GenerateRequest { prompt: ids, max_tokens: MAX_TOKENS, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] });
+        reqs.push(GenerateRequest { constraint: None, prompt: ids, max_tokens: MAX_TOKENS, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] });
     }
     let outs = engine.generate_many(&reqs, parallel, &mut progress)?;
     let mut items = Vec::with_capacity(n);

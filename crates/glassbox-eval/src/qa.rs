@@ -99,7 +99,7 @@ pub fn run(engine: &mut Engine, items: &[QaItem], limit: Option<usize>, seed: u6
         if ids.len() + 32 > engine.ctx_size() {
             return Err(Error::Usage(format!("question {}: {} prompt tokens do not fit the context size {}", it.id, ids.len(), engine.ctx_size())));
         }
-        let req = GenerateRequest { prompt: ids, max_tokens: 32, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec!["\n".into()] };
+        let req = GenerateRequest { constraint: None, prompt: ids, max_tokens: 32, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec!["\n".into()] };
         let g = engine.generate(&req, |_| {})?;
         let answer = g.text.trim().to_string();
         let (verdict, exact_match) = judge(&answer, &it.answers);

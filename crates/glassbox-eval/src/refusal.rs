@@ -182,7 +182,7 @@ pub fn run(engine: &mut Engine, items: &[PromptItem], limit: Option<usize>, seed
         .collect();
     let gens: Vec<GenerateRequest> = prompts
         .into_iter()
-        .map(|prompt| GenerateRequest { prompt, max_tokens: MAX_TOKENS, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] })
+        .map(|prompt| GenerateRequest { constraint: None, prompt, max_tokens: MAX_TOKENS, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] })
         .collect();
     let outs = engine.generate_many(&gens, parallel, &mut progress)?;
     let detector = if judge.is_some() { "markers+relevance" } else { "markers" };

@@ -250,7 +250,7 @@ fn submit(p: &Prepared, slots: Vec<Slot>) -> Result<Vec<(Slot, mpsc::UnboundedRe
         let mut sampling = p.sampling.clone();
         sampling.seed = sampling.seed.wrapping_add(i as u64);
         let req = SchedRequest {
-            request: GenerateRequest { prompt: p.prompt.clone(), max_tokens: p.max_tokens, sampling, stop: p.common.stop.clone() },
+            request: GenerateRequest { constraint: None, prompt: p.prompt.clone(), max_tokens: p.max_tokens, sampling, stop: p.common.stop.clone() },
             top_logprobs: p.common.logprobs.then_some(p.common.top_logprobs),
             prompt_logprobs: (p.common.echo && p.common.logprobs).then_some(p.common.top_logprobs),
             sink: Box::new(ChanSink(etx)),

@@ -54,11 +54,18 @@ pub enum Error {
 pub struct Message {
     pub role: String,
     pub content: serde_json::Value,
+    /// An assistant message's tool calls (`[{id, type, function: {name, arguments}}]`, the
+    /// arguments an object, as transformers passes them); absent, not null, when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<serde_json::Value>,
+    /// A tool message's answer to this call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl Message {
     pub fn new(role: &str, content: &str) -> Message {
-        Message { role: role.into(), content: serde_json::Value::String(content.into()) }
+        Message { role: role.into(), content: serde_json::Value::String(content.into()), tool_calls: None, tool_call_id: None }
     }
 }
 
@@ -70,6 +77,10 @@ pub struct RenderOptions {
     pub eos_token: String,
     /// Fixed "now" for `strftime_now` as (year, month, day, hour, minute, second); `None` = clock.
     pub now: Option<(i64, u32, u32, u32, u32, u32)>,
+    /// Tool definitions (`[{type: "function", function: {name, description, parameters}}]`), the
+    /// `tools` variable as transformers passes it; `None` leaves it undefined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<serde_json::Value>,
 }
 
 /// A parsed chat template, ready to render many times.
@@ -88,6 +99,11 @@ const EMISSION_FACTOR: usize = 4;
 impl ChatTemplate {
     /// Parse `source`. Parsing happens here, in process (it is bounded by the source limit);
     /// rendering happens in a worker process when a [`sandbox`] is installed.
+    /// The template's source text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
     pub fn new(source: &str, limits: Limits) -> Result<ChatTemplate, Error> {
         Self::new_in_process(source, limits)
     }
@@ -140,6 +156,7 @@ impl ChatTemplate {
             add_generation_prompt => opts.add_generation_prompt,
             bos_token => opts.bos_token.clone(),
             eos_token => opts.eos_token.clone(),
+            tools => opts.tools.as_ref().map(|t| Value::from(minijinja::value::Serde(t))),
         };
         // Every `{{ … }}` is counted as it is written, captured blocks and macro bodies
         // included (they bypass the output writer); the output writer itself refuses to grow

@@ -11,6 +11,8 @@ struct Case {
     template: String,
     conversation: usize,
     add_generation_prompt: bool,
+    #[serde(default)]
+    tools: Option<serde_json::Value>,
     output: Option<String>,
     error: Option<String>,
 }
@@ -37,6 +39,7 @@ fn renders_match_jinja2() {
             bos_token: fx.bos_token.clone(),
             eos_token: fx.eos_token.clone(),
             now: Some((2026, 11, 22, 0, 0, 0)),
+            tools: c.tools.clone(),
         };
         let got = t.render(&fx.conversations[c.conversation], &opts);
         match (&c.output, got) {

@@ -47,7 +47,7 @@ fn msgs() -> Vec<Message> {
 }
 
 fn opts() -> RenderOptions {
-    RenderOptions { add_generation_prompt: true, bos_token: "<s>".into(), eos_token: "</s>".into(), now: Some((2026, 11, 30, 12, 0, 0)) }
+    RenderOptions { add_generation_prompt: true, bos_token: "<s>".into(), eos_token: "</s>".into(), now: Some((2026, 11, 30, 12, 0, 0)), tools: None }
 }
 
 const CHATML: &str = "{{ bos_token }}{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}{{ strftime_now('%Y-%m-%d') }}";

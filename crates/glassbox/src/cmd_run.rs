@@ -90,7 +90,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         let rendered = engine.render_chat(&messages(&a.system, &a.prompt))?;
         engine.tokenize_chat(&rendered)
     };
-    let req = GenerateRequest { prompt, max_tokens: a.sampling.max_tokens, sampling: sampling(&a.sampling), stop: a.sampling.stop.clone() };
+    let req = GenerateRequest { constraint: None, prompt, max_tokens: a.sampling.max_tokens, sampling: sampling(&a.sampling), stop: a.sampling.stop.clone() };
     let mut spec = speculation(&a.spec, &a.model, &engine)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -161,9 +161,9 @@ fn bench_speculative(a: &BenchArgs) -> Result<()> {
         engine.tokenizer.encode(&text)
     };
     let Some(mut spec) = speculation(&a.spec, &a.model, &engine)? else { bail!("no drafter") };
-    let req = GenerateRequest { prompt, max_tokens: a.gen_tokens, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] };
+    let req = GenerateRequest { constraint: None, prompt, max_tokens: a.gen_tokens, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] };
     let (mut plain, mut fast, mut stats, mut same, mut n_out) = (Vec::new(), Vec::new(), None, true, 0);
-    let warm = GenerateRequest { prompt: req.prompt.clone(), max_tokens: 2, sampling: req.sampling.clone(), stop: vec![] };
+    let warm = GenerateRequest { constraint: None, prompt: req.prompt.clone(), max_tokens: 2, sampling: req.sampling.clone(), stop: vec![] };
     engine.generate(&warm, |_| {})?;
     for _ in 0..a.repetitions {
         let mut first = None;
@@ -261,7 +261,7 @@ pub fn chat(a: ChatArgs) -> Result<()> {
             eprintln!("error: the conversation ({} tokens) no longer fits the context ({}); /reset to start over", prompt.len(), engine.ctx_size());
             continue;
         }
-        let req = GenerateRequest { prompt, max_tokens: a.sampling.max_tokens, sampling: params.clone(), stop: a.sampling.stop.clone() };
+        let req = GenerateRequest { constraint: None, prompt, max_tokens: a.sampling.max_tokens, sampling: params.clone(), stop: a.sampling.stop.clone() };
         let mut out = std::io::stdout().lock();
         let g = engine.generate(&req, |piece| {
             let _ = out.write_all(piece.as_bytes());
@@ -306,7 +306,7 @@ fn evict(path: &std::path::Path) -> Result<()> {
 
 fn first_token(engine: &mut Engine) -> Result<()> {
     let prompt = engine.tokenizer.encode("Hello");
-    let req = GenerateRequest { prompt, max_tokens: 1, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] };
+    let req = GenerateRequest { constraint: None, prompt, max_tokens: 1, sampling: SamplingParams { temperature: 0.0, ..Default::default() }, stop: vec![] };
     engine.generate(&req, |_| {})?;
     Ok(())
 }

@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let limits = Limits { max_source_bytes: 64 << 10, max_output_bytes: 256 << 10, fuel: 200_000 };
     let Ok(t) = ChatTemplate::new(src, limits.clone()) else { return };
     let msgs = [Message::new("system", "be brief"), Message::new("user", content), Message::new("assistant", content)];
-    let opts = RenderOptions { add_generation_prompt: true, bos_token: "<s>".into(), eos_token: "</s>".into(), now: Some((2026, 1, 1, 0, 0, 0)) };
+    let opts = RenderOptions { add_generation_prompt: true, bos_token: "<s>".into(), eos_token: "</s>".into(), now: Some((2026, 1, 1, 0, 0, 0)), tools: None };
     if let Ok(out) = t.render(&msgs, &opts) {
         assert!(out.len() <= limits.max_output_bytes);
     }

@@ -1,0 +1,423 @@
+//! JSON Schema (the subset structured-output APIs use) compiled to a grammar.
+//!
+//! Enforced: `type` (one or a list), `properties` / `required` / `additionalProperties`
+//! (properties are produced in the schema's order, optional ones may be left out, as OpenAI and
+//! llama.cpp produce them), `items` / `minItems` / `maxItems`, `enum`, `const`, `anyOf`,
+//! `oneOf` (only the branches' own constraints: branches that overlap are the schema's
+//! ambiguity), `allOf` of one schema, `minLength` / `maxLength`, integer bounds, the formats
+//! `date`, `time`, `date-time` and `uuid`, and local `$ref`s (`#/$defs/...`, `#/definitions/...`,
+//! `#`), recursive ones included. Annotations (`title`, `description`, `default`, ...) are
+//! ignored. Anything else is refused by name rather than silently not enforced.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::grammar::{lit, Builder, ByteClass, Grammar, Sym};
+use crate::json::Json;
+use crate::{Error, Result};
+
+/// Bounds on what a schema may ask for.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The schema's size as compact JSON.
+    pub max_bytes: usize,
+    /// Nesting of schemas within schemas.
+    pub max_depth: usize,
+    /// Symbols in the compiled grammar.
+    pub max_symbols: usize,
+    /// The largest count a schema may bound (`maxItems`, `maxLength`, `minItems`, ...).
+    pub max_count: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_bytes: 64 << 10, max_depth: 32, max_symbols: 200_000, max_count: 1_024 }
+    }
+}
+
+const ANNOTATIONS: &[&str] = &["title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly", "writeOnly", "discriminator", "$defs", "definitions"];
+
+const KEYWORDS: &[&str] = &[
+    "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "allOf", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum",
+    "exclusiveMaximum", "format", "$ref",
+];
+
+/// A grammar for any JSON object (`response_format: {"type": "json_object"}`).
+pub fn json_object() -> Grammar {
+    let mut b = Builder::new(usize::MAX);
+    let mut j = Json::default();
+    let root = j.object(&mut b).expect("the generic object grammar is within any limit");
+    b.build(root).expect("the generic object grammar is well formed")
+}
+
+/// Compile `schema` into a grammar for the JSON values it accepts.
+pub fn compile_schema(schema: &Value, limits: &Limits) -> Result<Grammar> {
+    let size = serde_json::to_string(schema).map(|s| s.len()).unwrap_or(usize::MAX);
+    if size > limits.max_bytes {
+        return Err(Error::TooLarge(format!("{size} bytes (limit {})", limits.max_bytes)));
+    }
+    let mut c = Compiler { root: schema, b: Builder::new(limits.max_symbols), j: Json::default(), refs: HashMap::new(), limits: *limits };
+    let seq = c.schema(schema, "#", 0)?;
+    let root = c.b.add("#", vec![seq])?;
+    c.b.build(root)
+}
+
+struct Compiler<'a> {
+    root: &'a Value,
+    b: Builder,
+    j: Json,
+    refs: HashMap<String, u32>,
+    limits: Limits,
+}
+
+fn invalid(path: &str, msg: impl Into<String>) -> Error {
+    Error::Invalid { path: path.to_owned(), msg: msg.into() }
+}
+
+/// The JSON text of a value, as a literal.
+fn literal(v: &Value) -> Vec<Sym> {
+    lit(serde_json::to_string(v).unwrap_or_default().as_bytes())
+}
+
+impl Compiler<'_> {
+    fn count(&self, s: &serde_json::Map<String, Value>, key: &str, path: &str) -> Result<Option<usize>> {
+        match s.get(key) {
+            None => Ok(None),
+            Some(v) => {
+                let n = v.as_u64().ok_or_else(|| invalid(path, format!("{key} must be a non-negative integer")))?;
+                if n as usize > self.limits.max_count {
+                    return Err(Error::TooLarge(format!("{key} = {n} at {path} (limit {})", self.limits.max_count)));
+                }
+                Ok(Some(n as usize))
+            }
+        }
+    }
+
+    fn schema(&mut self, s: &Value, path: &str, depth: usize) -> Result<Vec<Sym>> {
+        if depth > self.limits.max_depth {
+            return Err(Error::TooDeep(self.limits.max_depth));
+        }
+        let obj = match s {
+            Value::Bool(true) => return Ok(vec![Sym::Rule(self.j.value(&mut self.b)?)]),
+            Value::Bool(false) => return Err(invalid(path, "the schema false accepts no value")),
+            Value::Object(o) => o,
+            _ => return Err(invalid(path, "a schema must be an object or a boolean")),
+        };
+        for k in obj.keys() {
+            if !KEYWORDS.contains(&k.as_str()) && !ANNOTATIONS.contains(&k.as_str()) {
+                return Err(Error::Unsupported { keyword: k.clone(), path: path.to_owned() });
+            }
+        }
+        if let Some(r) = obj.get("$ref") {
+            if let Some(k) = obj.keys().find(|k| KEYWORDS.contains(&k.as_str()) && *k != "$ref") {
+                return Err(Error::Unsupported { keyword: format!("{k} beside $ref"), path: path.to_owned() });
+            }
+            let r = r.as_str().ok_or_else(|| invalid(path, "$ref must be a string"))?;
+            return Ok(vec![Sym::Rule(self.reference(r, path, depth)?)]);
+        }
+        if let Some(v) = obj.get("const") {
+            return Ok(literal(v));
+        }
+        if let Some(e) = obj.get("enum") {
+            let e = e.as_array().filter(|a| !a.is_empty()).ok_or_else(|| invalid(path, "enum must be a non-empty array"))?;
+            let id = self.b.add(&format!("{path}/enum"), e.iter().map(literal).collect())?;
+            return Ok(vec![Sym::Rule(id)]);
+        }
+        for key in ["anyOf", "oneOf"] {
+            if let Some(a) = obj.get(key) {
+                let a = a.as_array().filter(|a| !a.is_empty()).ok_or_else(|| invalid(path, format!("{key} must be a non-empty array")))?;
+                let mut alts = Vec::new();
+                for (i, sub) in a.iter().enumerate() {
+                    alts.push(self.schema(sub, &format!("{path}/{key}/{i}"), depth + 1)?);
+                }
+                let id = self.b.add(&format!("{path}/{key}"), alts)?;
+                return Ok(vec![Sym::Rule(id)]);
+            }
+        }
+        if let Some(a) = obj.get("allOf") {
+            match a.as_array().map(Vec::as_slice) {
+                Some([one]) => return self.schema(one, &format!("{path}/allOf/0"), depth + 1),
+                _ => return Err(Error::Unsupported { keyword: "allOf with more than one schema".into(), path: path.to_owned() }),
+            }
+        }
+        let types: Vec<&str> = match obj.get("type") {
+            None if obj.contains_key("properties") => vec!["object"],
+            None if obj.contains_key("items") => vec!["array"],
+            None => return Ok(vec![Sym::Rule(self.j.value(&mut self.b)?)]),
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(ts)) if !ts.is_empty() => ts.iter().map(|t| t.as_str().ok_or_else(|| invalid(path, "type must name types"))).collect::<Result<_>>()?,
+            Some(_) => return Err(invalid(path, "type must be a string or a non-empty array of strings")),
+        };
+        let mut alts = Vec::new();
+        for t in types {
+            alts.push(self.typed(t, obj, path, depth)?);
+        }
+        if alts.len() == 1 {
+            return Ok(alts.pop().unwrap_or_default());
+        }
+        Ok(vec![Sym::Rule(self.b.add(&format!("{path}/type"), alts)?)])
+    }
+
+    fn reference(&mut self, r: &str, path: &str, depth: usize) -> Result<u32> {
+        if let Some(&id) = self.refs.get(r) {
+            return Ok(id);
+        }
+        let ptr = r.strip_prefix('#').ok_or_else(|| invalid(path, format!("$ref {r:?} is not local to the schema (only #/... references are resolved; nothing is fetched)")))?;
+        let target = self.root.pointer(ptr).ok_or_else(|| invalid(path, format!("$ref {r:?} points at nothing")))?;
+        let id = self.b.reserve(r);
+        self.refs.insert(r.to_owned(), id);
+        let seq = self.schema(target, r, depth + 1)?;
+        self.b.define(id, vec![seq])?;
+        Ok(id)
+    }
+
+    fn typed(&mut self, t: &str, s: &serde_json::Map<String, Value>, path: &str, depth: usize) -> Result<Vec<Sym>> {
+        let rule = |x: u32| vec![Sym::Rule(x)];
+        match t {
+            "null" => Ok(lit(b"null")),
+            "boolean" => Ok(rule(self.b.add("boolean", vec![lit(b"true"), lit(b"false")])?)),
+            "string" => self.string(s, path),
+            "integer" => self.integer(s, path),
+            "number" => {
+                if let Some(k) = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"].iter().find(|k| s.contains_key(**k)) {
+                    return Err(Error::Unsupported { keyword: format!("{k} on a number (bounds are enforced on integers only)"), path: path.to_owned() });
+                }
+                Ok(rule(self.j.number(&mut self.b)?))
+            }
+            "array" => {
+                let item = match s.get("items") {
+                    None => rule(self.j.value(&mut self.b)?),
+                    Some(i) => self.schema(i, &format!("{path}/items"), depth + 1)?,
+                };
+                let min = self.count(s, "minItems", path)?.unwrap_or(0);
+                let max = self.count(s, "maxItems", path)?;
+                if max.is_some_and(|m| m < min) {
+                    return Err(invalid(path, "maxItems is below minItems"));
+                }
+                self.array(item, min, max, path)
+            }
+            "object" => self.object(s, path, depth),
+            other => Err(invalid(path, format!("unknown type {other:?}"))),
+        }
+    }
+
+    fn array(&mut self, item: Vec<Sym>, min: usize, max: Option<usize>, path: &str) -> Result<Vec<Sym>> {
+        if max == Some(0) {
+            let ws = self.j.ws(&mut self.b)?;
+            let mut a = lit(b"[");
+            a.push(Sym::Rule(ws));
+            a.extend(lit(b"]"));
+            return Ok(a);
+        }
+        if min == 0 && max.is_none() {
+            return Ok(vec![Sym::Rule(self.j.list(&mut self.b, &format!("{path} array"), b'[', item, b']')?)]);
+        }
+        let ws = self.j.ws(&mut self.b)?;
+        let mut more = vec![Sym::Rule(ws)];
+        more.extend(lit(b","));
+        more.push(Sym::Rule(ws));
+        more.extend(item.iter().copied());
+        let rest = self.b.repeat(&format!("{path} items"), more, min.saturating_sub(1), max.map(|m| m - 1))?;
+        let mut full = item;
+        full.push(Sym::Rule(rest));
+        full.push(Sym::Rule(ws));
+        full.extend(lit(b"]"));
+        let mut alts = vec![full];
+        if min == 0 {
+            alts.push(lit(b"]"));
+        }
+        let body = self.b.add(&format!("{path} array"), alts)?;
+        let mut a = lit(b"[");
+        a.extend([Sym::Rule(ws), Sym::Rule(body)]);
+        Ok(a)
+    }
+
+    fn object(&mut self, s: &serde_json::Map<String, Value>, path: &str, depth: usize) -> Result<Vec<Sym>> {
+        for k in ["minProperties", "maxProperties", "patternProperties", "propertyNames"] {
+            if s.contains_key(k) {
+                return Err(Error::Unsupported { keyword: k.into(), path: path.to_owned() });
+            }
+        }
+        let ws = Sym::Rule(self.j.ws(&mut self.b)?);
+        let empty = serde_json::Map::new();
+        let props = match s.get("properties") {
+            None => &empty,
+            Some(Value::Object(p)) => p,
+            Some(_) => return Err(invalid(path, "properties must be an object")),
+        };
+        let required: Vec<&str> = match s.get("required") {
+            None => Vec::new(),
+            Some(Value::Array(a)) => a.iter().map(|v| v.as_str().ok_or_else(|| invalid(path, "required must list property names"))).collect::<Result<_>>()?,
+            Some(_) => return Err(invalid(path, "required must be an array")),
+        };
+        if let Some(missing) = required.iter().find(|r| !props.contains_key(**r)) {
+            // Without a schema for it the property could be anything; refuse rather than guess.
+            if s.get("additionalProperties") == Some(&Value::Bool(false)) {
+                return Err(invalid(path, format!("{missing:?} is required but additionalProperties is false and it is not in properties")));
+            }
+            return Err(Error::Unsupported { keyword: format!("required property {missing:?} without a schema in properties"), path: path.to_owned() });
+        }
+        if props.is_empty() {
+            // A map: any keys, values as additionalProperties says (absent or true: any value).
+            let value = match s.get("additionalProperties") {
+                None | Some(Value::Bool(true)) => vec![Sym::Rule(self.j.value(&mut self.b)?)],
+                Some(Value::Bool(false)) => {
+                    let mut a = lit(b"{");
+                    a.push(ws);
+                    a.extend(lit(b"}"));
+                    return Ok(a);
+                }
+                Some(v) => self.schema(v, &format!("{path}/additionalProperties"), depth + 1)?,
+            };
+            let key = self.j.string(&mut self.b)?;
+            let mut member = vec![Sym::Rule(key), ws];
+            member.extend(lit(b":"));
+            member.push(ws);
+            member.extend(value);
+            return Ok(vec![Sym::Rule(self.j.list(&mut self.b, &format!("{path} object"), b'{', member, b'}')?)]);
+        }
+        if let Some(v) = s.get("additionalProperties") {
+            // Declared properties only are produced: valid whatever extra keys would be allowed.
+            if !v.is_boolean() && !v.is_object() {
+                return Err(invalid(path, "additionalProperties must be a boolean or a schema"));
+            }
+        }
+        let mut kvs = Vec::new();
+        for (name, sub) in props {
+            let mut kv = literal(&Value::String(name.clone()));
+            kv.push(ws);
+            kv.extend(lit(b":"));
+            kv.push(ws);
+            kv.extend(self.schema(sub, &format!("{path}/properties/{name}"), depth + 1)?);
+            kvs.push((required.contains(&name.as_str()), kv));
+        }
+        // after[i]: properties i.. with one already written (each then preceded by a comma);
+        // first[i]: properties i.. with none written yet.
+        let n = kvs.len();
+        let mut after = self.b.add(&format!("{path} end"), vec![vec![]])?;
+        let mut first = after;
+        for i in (0..n).rev() {
+            let (req, kv) = &kvs[i];
+            let mut with_comma = vec![ws];
+            with_comma.extend(lit(b","));
+            with_comma.push(ws);
+            with_comma.extend(kv.iter().copied());
+            with_comma.push(Sym::Rule(after));
+            let mut bare = kv.clone();
+            bare.push(Sym::Rule(after));
+            let name = format!("{path}/properties/{}", props.keys().nth(i).map(String::as_str).unwrap_or(""));
+            let (a, f) = if *req {
+                (self.b.add(&name, vec![with_comma])?, self.b.add(&name, vec![bare])?)
+            } else {
+                (self.b.add(&name, vec![with_comma, vec![Sym::Rule(after)]])?, self.b.add(&name, vec![bare, vec![Sym::Rule(first)]])?)
+            };
+            after = a;
+            first = f;
+        }
+        let mut a = lit(b"{");
+        a.extend([ws, Sym::Rule(first), ws]);
+        a.extend(lit(b"}"));
+        Ok(a)
+    }
+
+    fn string(&mut self, s: &serde_json::Map<String, Value>, path: &str) -> Result<Vec<Sym>> {
+        if s.contains_key("pattern") {
+            return Err(Error::Unsupported { keyword: "pattern".into(), path: path.to_owned() });
+        }
+        let min = self.count(s, "minLength", path)?.unwrap_or(0);
+        let max = self.count(s, "maxLength", path)?;
+        if max.is_some_and(|m| m < min) {
+            return Err(invalid(path, "maxLength is below minLength"));
+        }
+        if let Some(f) = s.get("format") {
+            let f = f.as_str().ok_or_else(|| invalid(path, "format must be a string"))?;
+            if min > 0 || max.is_some() {
+                return Err(Error::Unsupported { keyword: "minLength/maxLength with format".into(), path: path.to_owned() });
+            }
+            return self.format(f, path);
+        }
+        Ok(vec![Sym::Rule(self.j.string_len(&mut self.b, min, max)?)])
+    }
+
+    fn format(&mut self, f: &str, path: &str) -> Result<Vec<Sym>> {
+        let d = |lo: u8, hi: u8| Sym::Class(ByteClass::range(lo, hi));
+        let b = &mut self.b;
+        let date = |b: &mut Builder| -> Result<u32> {
+            let month = b.add("month", vec![vec![d(b'0', b'0'), d(b'1', b'9')], vec![d(b'1', b'1'), d(b'0', b'2')]])?;
+            let day = b.add("day", vec![vec![d(b'0', b'0'), d(b'1', b'9')], vec![d(b'1', b'2'), d(b'0', b'9')], vec![d(b'3', b'3'), d(b'0', b'1')]])?;
+            let mut a = vec![d(b'0', b'9'); 4];
+            a.extend(lit(b"-"));
+            a.push(Sym::Rule(month));
+            a.extend(lit(b"-"));
+            a.push(Sym::Rule(day));
+            b.add("date", vec![a])
+        };
+        let time = |b: &mut Builder| -> Result<u32> {
+            let hour = b.add("hour", vec![vec![d(b'0', b'1'), d(b'0', b'9')], vec![d(b'2', b'2'), d(b'0', b'3')]])?;
+            let min = vec![d(b'0', b'5'), d(b'0', b'9')];
+            let frac_digits = b.repeat("second fraction", vec![d(b'0', b'9')], 1, Some(6))?;
+            let mut fa = lit(b".");
+            fa.push(Sym::Rule(frac_digits));
+            let frac = b.add("second fraction", vec![vec![], fa])?;
+            let mut off = vec![Sym::Class(ByteClass::of(b"+-")), Sym::Rule(hour)];
+            off.extend(lit(b":"));
+            off.extend(min.iter().copied());
+            let zone = b.add("time zone", vec![lit(b"Z"), off])?;
+            let mut a = vec![Sym::Rule(hour)];
+            a.extend(lit(b":"));
+            a.extend(min.iter().copied());
+            a.extend(lit(b":"));
+            a.extend(min.iter().copied());
+            a.extend([Sym::Rule(frac), Sym::Rule(zone)]);
+            b.add("time", vec![a])
+        };
+        let body: Vec<Sym> = match f {
+            "date" => vec![Sym::Rule(date(b)?)],
+            "time" => vec![Sym::Rule(time(b)?)],
+            "date-time" => {
+                let mut a = vec![Sym::Rule(date(b)?)];
+                a.extend(lit(b"T"));
+                a.push(Sym::Rule(time(b)?));
+                a
+            }
+            "uuid" => {
+                let h = Sym::Class(ByteClass::range(b'0', b'9').union(ByteClass::range(b'a', b'f')).union(ByteClass::range(b'A', b'F')));
+                let mut a = Vec::new();
+                for (i, n) in [8, 4, 4, 4, 12].into_iter().enumerate() {
+                    if i > 0 {
+                        a.extend(lit(b"-"));
+                    }
+                    a.extend(std::iter::repeat_n(h, n));
+                }
+                a
+            }
+            other => return Err(Error::Unsupported { keyword: format!("format {other:?} (supported: date, time, date-time, uuid)"), path: path.to_owned() }),
+        };
+        let mut a = lit(b"\"");
+        a.extend(body);
+        a.extend(lit(b"\""));
+        Ok(a)
+    }
+
+    fn integer(&mut self, s: &serde_json::Map<String, Value>, path: &str) -> Result<Vec<Sym>> {
+        let bound = |k: &str| -> Result<Option<f64>> {
+            match s.get(k) {
+                None => Ok(None),
+                Some(v) => v.as_f64().map(Some).ok_or_else(|| invalid(path, format!("{k} must be a number"))),
+            }
+        };
+        let lo = [bound("minimum")?.map(f64::ceil), bound("exclusiveMinimum")?.map(|x| x.floor() + 1.0)].into_iter().flatten().fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))));
+        let hi = [bound("maximum")?.map(f64::floor), bound("exclusiveMaximum")?.map(|x| x.ceil() - 1.0)].into_iter().flatten().fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.min(x))));
+        if lo.is_none() && hi.is_none() {
+            return Ok(vec![Sym::Rule(self.j.integer(&mut self.b)?)]);
+        }
+        const LIM: f64 = 1e15;
+        let lo = lo.unwrap_or(-LIM).max(-LIM) as i64;
+        let hi = hi.unwrap_or(LIM).min(LIM) as i64;
+        if lo > hi {
+            return Err(invalid(path, "no integer lies within its bounds"));
+        }
+        Ok(vec![Sym::Rule(crate::range::int_range(&mut self.b, lo, hi)?)])
+    }
+}
