@@ -11,6 +11,9 @@ from fetch_models import default_cache  # noqa: E402
 BIN = ROOT / "target" / "release" / "glassbox"
 MODEL = default_cache() / "SmolLM2-135M-Instruct.Q4_1.gguf"
 NAME = "smollm2"
+# A model whose chat template renders tools (Hermes <tool_call> format), with Qwen2.5's
+# 151,936-token vocabulary: structured output and tool calls are tested on it.
+QWEN = default_cache() / "qwen2.5-coder-0.5b-instruct-q5_0.gguf"
 KEY = "sk-test-0123456789abcdef0123"
 
 
@@ -21,16 +24,16 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, tmp: Path, *extra: str, api_key: bool = True):
+    def __init__(self, tmp: Path, *extra: str, api_key: bool = True, model: Path = MODEL, name: str = NAME):
         assert BIN.exists(), f"build first: cargo build --release ({BIN} missing)"
-        assert MODEL.exists(), "run scripts/fetch_models.py first"
+        assert model.exists(), "run scripts/fetch_models.py first"
         self.port = free_port()
         keys = tmp / f"keys-{self.port}.txt"
         keys.write_text(KEY + "\n")
         self.log = open(tmp / f"serve-{self.port}.log", "w")
         # Extra arguments may add models (paths) and their aliases after the default one.
         auth = ["--api-key-file", str(keys)] if api_key else []
-        self.proc = subprocess.Popen([str(BIN), "serve", str(MODEL), "--alias", NAME, "--port", str(self.port),
+        self.proc = subprocess.Popen([str(BIN), "serve", str(model), "--alias", name, "--port", str(self.port),
                                       *auth, "-c", "1024", *extra],
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      env=dict(os.environ, GLASSBOX_TRUST_STORE=str(tmp / "trust.toml")))

@@ -24,7 +24,8 @@ pub mod vocab;
 
 pub use grammar::Grammar;
 pub use matcher::Matcher;
-pub use schema::{compile_schema, json_object, Limits};
+pub use grammar::{lit, Sym};
+pub use schema::{compile_schema, json_object, Limits, SchemaGrammar};
 pub use vocab::VocabIndex;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

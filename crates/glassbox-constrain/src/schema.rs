@@ -53,22 +53,71 @@ pub fn json_object() -> Grammar {
 
 /// Compile `schema` into a grammar for the JSON values it accepts.
 pub fn compile_schema(schema: &Value, limits: &Limits) -> Result<Grammar> {
-    let size = serde_json::to_string(schema).map(|s| s.len()).unwrap_or(usize::MAX);
-    if size > limits.max_bytes {
-        return Err(Error::TooLarge(format!("{size} bytes (limit {})", limits.max_bytes)));
+    let mut c = SchemaGrammar::new(limits);
+    let seq = c.schema(schema)?;
+    c.finish(seq)
+}
+
+/// A grammar assembled from literals and several schemas, each its own `$ref` root (tool calls:
+/// a fixed frame around each function's parameters).
+pub struct SchemaGrammar {
+    b: Builder,
+    j: Json,
+    limits: Limits,
+    roots: usize,
+}
+
+impl SchemaGrammar {
+    pub fn new(limits: &Limits) -> SchemaGrammar {
+        SchemaGrammar { b: Builder::new(limits.max_symbols), j: Json::default(), limits: *limits, roots: 0 }
     }
-    let mut c = Compiler { root: schema, b: Builder::new(limits.max_symbols), j: Json::default(), refs: HashMap::new(), limits: *limits };
-    let seq = c.schema(schema, "#", 0)?;
-    let root = c.b.add("#", vec![seq])?;
-    c.b.build(root)
+
+    /// The symbols for the values `schema` accepts; its `$ref`s resolve within it.
+    pub fn schema(&mut self, schema: &Value) -> Result<Vec<Sym>> {
+        let size = serde_json::to_string(schema).map(|s| s.len()).unwrap_or(usize::MAX);
+        if size > self.limits.max_bytes {
+            return Err(Error::TooLarge(format!("{size} bytes (limit {})", self.limits.max_bytes)));
+        }
+        self.roots += 1;
+        let mut c = Compiler { root: schema, b: &mut self.b, j: &mut self.j, refs: HashMap::new(), limits: self.limits, tag: self.roots };
+        c.schema(schema, "#", 0)
+    }
+
+    /// Optional JSON whitespace.
+    pub fn ws(&mut self) -> Result<Sym> {
+        Ok(Sym::Rule(self.j.ws(&mut self.b)?))
+    }
+
+    /// A rule with these alternatives.
+    pub fn rule(&mut self, name: &str, alts: Vec<Vec<Sym>>) -> Result<Sym> {
+        Ok(Sym::Rule(self.b.add(name, alts)?))
+    }
+
+    /// `x` one or more times, separated by `sep`.
+    pub fn one_or_more(&mut self, name: &str, x: Vec<Sym>, sep: Vec<Sym>) -> Result<Sym> {
+        let mut more = sep;
+        more.extend(x.iter().copied());
+        let rest = self.b.repeat(name, more, 0, None)?;
+        let mut a = x;
+        a.push(Sym::Rule(rest));
+        self.rule(name, vec![a])
+    }
+
+    /// The grammar whose sentences are `seq`.
+    pub fn finish(mut self, seq: Vec<Sym>) -> Result<Grammar> {
+        let root = self.b.add("#", vec![seq])?;
+        self.b.build(root)
+    }
 }
 
 struct Compiler<'a> {
     root: &'a Value,
-    b: Builder,
-    j: Json,
+    b: &'a mut Builder,
+    j: &'a mut Json,
     refs: HashMap<String, u32>,
     limits: Limits,
+    /// Which root this is, for rule names.
+    tag: usize,
 }
 
 fn invalid(path: &str, msg: impl Into<String>) -> Error {
@@ -99,7 +148,7 @@ impl Compiler<'_> {
             return Err(Error::TooDeep(self.limits.max_depth));
         }
         let obj = match s {
-            Value::Bool(true) => return Ok(vec![Sym::Rule(self.j.value(&mut self.b)?)]),
+            Value::Bool(true) => return Ok(vec![Sym::Rule(self.j.value(self.b)?)]),
             Value::Bool(false) => return Err(invalid(path, "the schema false accepts no value")),
             Value::Object(o) => o,
             _ => return Err(invalid(path, "a schema must be an object or a boolean")),
@@ -144,7 +193,7 @@ impl Compiler<'_> {
         let types: Vec<&str> = match obj.get("type") {
             None if obj.contains_key("properties") => vec!["object"],
             None if obj.contains_key("items") => vec!["array"],
-            None => return Ok(vec![Sym::Rule(self.j.value(&mut self.b)?)]),
+            None => return Ok(vec![Sym::Rule(self.j.value(self.b)?)]),
             Some(Value::String(t)) => vec![t.as_str()],
             Some(Value::Array(ts)) if !ts.is_empty() => ts.iter().map(|t| t.as_str().ok_or_else(|| invalid(path, "type must name types"))).collect::<Result<_>>()?,
             Some(_) => return Err(invalid(path, "type must be a string or a non-empty array of strings")),
@@ -165,7 +214,7 @@ impl Compiler<'_> {
         }
         let ptr = r.strip_prefix('#').ok_or_else(|| invalid(path, format!("$ref {r:?} is not local to the schema (only #/... references are resolved; nothing is fetched)")))?;
         let target = self.root.pointer(ptr).ok_or_else(|| invalid(path, format!("$ref {r:?} points at nothing")))?;
-        let id = self.b.reserve(r);
+        let id = self.b.reserve(&format!("{r} (schema {})", self.tag));
         self.refs.insert(r.to_owned(), id);
         let seq = self.schema(target, r, depth + 1)?;
         self.b.define(id, vec![seq])?;
@@ -183,11 +232,11 @@ impl Compiler<'_> {
                 if let Some(k) = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"].iter().find(|k| s.contains_key(**k)) {
                     return Err(Error::Unsupported { keyword: format!("{k} on a number (bounds are enforced on integers only)"), path: path.to_owned() });
                 }
-                Ok(rule(self.j.number(&mut self.b)?))
+                Ok(rule(self.j.number(self.b)?))
             }
             "array" => {
                 let item = match s.get("items") {
-                    None => rule(self.j.value(&mut self.b)?),
+                    None => rule(self.j.value(self.b)?),
                     Some(i) => self.schema(i, &format!("{path}/items"), depth + 1)?,
                 };
                 let min = self.count(s, "minItems", path)?.unwrap_or(0);
@@ -204,16 +253,16 @@ impl Compiler<'_> {
 
     fn array(&mut self, item: Vec<Sym>, min: usize, max: Option<usize>, path: &str) -> Result<Vec<Sym>> {
         if max == Some(0) {
-            let ws = self.j.ws(&mut self.b)?;
+            let ws = self.j.ws(self.b)?;
             let mut a = lit(b"[");
             a.push(Sym::Rule(ws));
             a.extend(lit(b"]"));
             return Ok(a);
         }
         if min == 0 && max.is_none() {
-            return Ok(vec![Sym::Rule(self.j.list(&mut self.b, &format!("{path} array"), b'[', item, b']')?)]);
+            return Ok(vec![Sym::Rule(self.j.list(self.b, &format!("{path} array"), b'[', item, b']')?)]);
         }
-        let ws = self.j.ws(&mut self.b)?;
+        let ws = self.j.ws(self.b)?;
         let mut more = vec![Sym::Rule(ws)];
         more.extend(lit(b","));
         more.push(Sym::Rule(ws));
@@ -239,7 +288,7 @@ impl Compiler<'_> {
                 return Err(Error::Unsupported { keyword: k.into(), path: path.to_owned() });
             }
         }
-        let ws = Sym::Rule(self.j.ws(&mut self.b)?);
+        let ws = Sym::Rule(self.j.ws(self.b)?);
         let empty = serde_json::Map::new();
         let props = match s.get("properties") {
             None => &empty,
@@ -261,7 +310,7 @@ impl Compiler<'_> {
         if props.is_empty() {
             // A map: any keys, values as additionalProperties says (absent or true: any value).
             let value = match s.get("additionalProperties") {
-                None | Some(Value::Bool(true)) => vec![Sym::Rule(self.j.value(&mut self.b)?)],
+                None | Some(Value::Bool(true)) => vec![Sym::Rule(self.j.value(self.b)?)],
                 Some(Value::Bool(false)) => {
                     let mut a = lit(b"{");
                     a.push(ws);
@@ -270,12 +319,12 @@ impl Compiler<'_> {
                 }
                 Some(v) => self.schema(v, &format!("{path}/additionalProperties"), depth + 1)?,
             };
-            let key = self.j.string(&mut self.b)?;
+            let key = self.j.string(self.b)?;
             let mut member = vec![Sym::Rule(key), ws];
             member.extend(lit(b":"));
             member.push(ws);
             member.extend(value);
-            return Ok(vec![Sym::Rule(self.j.list(&mut self.b, &format!("{path} object"), b'{', member, b'}')?)]);
+            return Ok(vec![Sym::Rule(self.j.list(self.b, &format!("{path} object"), b'{', member, b'}')?)]);
         }
         if let Some(v) = s.get("additionalProperties") {
             // Declared properties only are produced: valid whatever extra keys would be allowed.
@@ -337,12 +386,12 @@ impl Compiler<'_> {
             }
             return self.format(f, path);
         }
-        Ok(vec![Sym::Rule(self.j.string_len(&mut self.b, min, max)?)])
+        Ok(vec![Sym::Rule(self.j.string_len(self.b, min, max)?)])
     }
 
     fn format(&mut self, f: &str, path: &str) -> Result<Vec<Sym>> {
         let d = |lo: u8, hi: u8| Sym::Class(ByteClass::range(lo, hi));
-        let b = &mut self.b;
+        let b = &mut *self.b;
         let date = |b: &mut Builder| -> Result<u32> {
             let month = b.add("month", vec![vec![d(b'0', b'0'), d(b'1', b'9')], vec![d(b'1', b'1'), d(b'0', b'2')]])?;
             let day = b.add("day", vec![vec![d(b'0', b'0'), d(b'1', b'9')], vec![d(b'1', b'2'), d(b'0', b'9')], vec![d(b'3', b'3'), d(b'0', b'1')]])?;
@@ -410,7 +459,7 @@ impl Compiler<'_> {
         let lo = [bound("minimum")?.map(f64::ceil), bound("exclusiveMinimum")?.map(|x| x.floor() + 1.0)].into_iter().flatten().fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))));
         let hi = [bound("maximum")?.map(f64::floor), bound("exclusiveMaximum")?.map(|x| x.ceil() - 1.0)].into_iter().flatten().fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.min(x))));
         if lo.is_none() && hi.is_none() {
-            return Ok(vec![Sym::Rule(self.j.integer(&mut self.b)?)]);
+            return Ok(vec![Sym::Rule(self.j.integer(self.b)?)]);
         }
         const LIM: f64 = 1e15;
         let lo = lo.unwrap_or(-LIM).max(-LIM) as i64;
@@ -418,6 +467,6 @@ impl Compiler<'_> {
         if lo > hi {
             return Err(invalid(path, "no integer lies within its bounds"));
         }
-        Ok(vec![Sym::Rule(crate::range::int_range(&mut self.b, lo, hi)?)])
+        Ok(vec![Sym::Rule(crate::range::int_range(self.b, lo, hi)?)])
     }
 }

@@ -137,6 +137,7 @@ async fn load_inner(st: Arc<AppState>, dir: std::path::PathBuf, body: Bytes) -> 
         adapter_sha256: Some(sha.clone()),
         adapter: Some(id),
         parent: Some(base.name.clone()),
+        vocab: Arc::clone(&base.vocab),
     };
     {
         let mut models = st.models.write().unwrap();

@@ -95,6 +95,12 @@ struct Prepared {
     /// The request's redactor (`--redact`), and what its input redaction replaced.
     redactor: Option<std::sync::Mutex<glassbox_redact::Redactor>>,
     input_redactions: std::collections::BTreeMap<&'static str, usize>,
+    /// The grammar the output is held to (structured output, tool calls).
+    constraint: Option<glassbox_engine::Constraint>,
+    /// How tool calls are read back from the output.
+    tools: Option<crate::structured::ToolPlan>,
+    /// Seeds the request's tool-call ids.
+    call_seed: u64,
 }
 
 impl Prepared {
@@ -184,12 +190,15 @@ fn lookup(st: &AppState, v: &Validated, ep: Endpoint) -> Result<Arc<ModelHandle>
 
 /// Render and tokenize the prompt and size the completion: the heavy part of preparing a
 /// request, run on the blocking pool after admission.
-fn tokenize(handle: &ModelHandle, input: &Input, max_tokens: Option<usize>) -> Result<(Vec<u32>, usize), ApiError> {
+fn tokenize(handle: &ModelHandle, input: &Input, max_tokens: Option<usize>, tools: Option<&Value>) -> Result<(Vec<u32>, usize), ApiError> {
     let fe = &handle.frontend;
     let (prompt, param) = match input {
         Input::Messages(msgs) => {
-            let msgs: Vec<Message> = msgs.iter().map(|m| Message::new(&m.role, &m.content)).collect();
-            let text = fe.render_chat(&msgs).map_err(|e| ApiError::invalid("messages", e.to_string()))?;
+            let msgs: Vec<Message> = msgs
+                .iter()
+                .map(|m| Message { tool_calls: crate::structured::template_calls(&m.tool_calls), tool_call_id: m.tool_call_id.clone(), ..Message::new(&m.role, &m.content) })
+                .collect();
+            let text = fe.render_chat_with_tools(&msgs, tools).map_err(|e| ApiError::invalid("messages", e.to_string()))?;
             (fe.tokenize_chat(&text), "messages")
         }
         Input::Prompt(openai::Prompt::Text(p)) => (fe.tokenizer.encode(p), "prompt"),
@@ -250,7 +259,7 @@ fn submit(p: &Prepared, slots: Vec<Slot>) -> Result<Vec<(Slot, mpsc::UnboundedRe
         let mut sampling = p.sampling.clone();
         sampling.seed = sampling.seed.wrapping_add(i as u64);
         let req = SchedRequest {
-            request: GenerateRequest { constraint: None, prompt: p.prompt.clone(), max_tokens: p.max_tokens, sampling, stop: p.common.stop.clone() },
+            request: GenerateRequest { constraint: p.constraint.clone(), prompt: p.prompt.clone(), max_tokens: p.max_tokens, sampling, stop: p.common.stop.clone() },
             top_logprobs: p.common.logprobs.then_some(p.common.top_logprobs),
             prompt_logprobs: (p.common.echo && p.common.logprobs).then_some(p.common.top_logprobs),
             sink: Box::new(ChanSink(etx)),
@@ -301,18 +310,20 @@ async fn prepare(st: &AppState, body: &[u8], ep: Endpoint, id: u64, key: Option<
     }
     let slots = admit(st, &handle, v.common.n).map_err(reject)?;
     let t = Instant::now();
-    let (h, mut input, max_tokens, log_content, redact) = (Arc::clone(&handle), v.input, v.common.max_tokens, st.cfg.log_content, st.cfg.redact.clone());
+    let (h, mut input, max_tokens, log_content, redact, extras) = (Arc::clone(&handle), v.input, v.common.max_tokens, st.cfg.log_content, st.cfg.redact.clone(), v.extras);
     let tokenized = tokio::task::spawn_blocking(move || {
-        // Input redaction first: the template and the model only ever see the placeholders.
+        // Schemas and tools first: a request that cannot be enforced costs no rendering.
+        let plan = crate::structured::plan(&h, &extras)?;
+        // Input redaction next: the template and the model only ever see the placeholders.
         let redactor = redact.map(|rc| rc.start(&mut input)).transpose()?;
-        let (prompt, max_tokens) = tokenize(&h, &input, max_tokens)?;
+        let (prompt, max_tokens) = tokenize(&h, &input, max_tokens, plan.template_tools.as_ref())?;
         // Detokenized here too: no tokenizer work on the runtime.
         let text = log_content.then(|| h.frontend.tokenizer.decode(&prompt, true).unwrap_or_default());
-        Ok((prompt, max_tokens, text, redactor))
+        Ok((prompt, max_tokens, text, redactor, plan))
     })
     .await;
     st.metrics.tokenize(&handle.name, t.elapsed().as_secs_f64());
-    let (prompt, max_tokens, text, redactor) = tokenized.map_err(|_| reject(ApiError { status: 500, message: "internal error while preparing the prompt".into(), kind: "server_error", param: None, code: None }))?.map_err(reject)?;
+    let (prompt, max_tokens, text, redactor, plan) = tokenized.map_err(|_| reject(ApiError { status: 500, message: "internal error while preparing the prompt".into(), kind: "server_error", param: None, code: None }))?.map_err(reject)?;
     if let Some(text) = &text {
         tracing::info!(request_id = id, user = ?v.common.user.as_deref().unwrap_or_default(), prompt = ?text, "prompt");
     }
@@ -336,7 +347,7 @@ async fn prepare(st: &AppState, body: &[u8], ep: Endpoint, id: u64, key: Option<
     };
     let input_redactions = redactor.as_ref().map(|r| r.replaced.clone()).unwrap_or_default();
     let redactor = redactor.map(std::sync::Mutex::new);
-    let p = Prepared { handle: Arc::clone(&handle), common: v.common, sampling, prompt, max_tokens, prompt_text: text, redactor, input_redactions };
+    let p = Prepared { handle: Arc::clone(&handle), common: v.common, sampling, prompt, max_tokens, prompt_text: text, redactor, input_redactions, constraint: plan.constraint, tools: plan.tools, call_seed: default_seed ^ id };
     let choices = submit(&p, slots).map_err(reject)?;
     Ok((p, choices))
 }
@@ -534,12 +545,18 @@ async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::h
         .iter()
         .enumerate()
         .map(|(i, o)| match ep {
-            Endpoint::Chat => json!({
-                "index": i,
-                "message": {"role": "assistant", "content": o.text},
-                "logprobs": if p.common.logprobs { json!({"content": o.logprobs.iter().map(|lp| chat_logprob(&p, lp)).collect::<Vec<_>>()}) } else { Value::Null },
-                "finish_reason": o.finish,
-            }),
+            Endpoint::Chat => {
+                let (message, calls) = match &p.tools {
+                    Some(t) => t.message(&o.text, p.call_seed.wrapping_add((i as u64) << 16)),
+                    None => (json!({"role": "assistant", "content": o.text}), false),
+                };
+                json!({
+                    "index": i,
+                    "message": message,
+                    "logprobs": if p.common.logprobs { json!({"content": o.logprobs.iter().map(|lp| chat_logprob(&p, lp)).collect::<Vec<_>>()}) } else { Value::Null },
+                    "finish_reason": if calls { Some("tool_calls") } else { o.finish },
+                })
+            }
             Endpoint::Completion => {
                 let (text, logprobs) = completion_choice(&p, o);
                 json!({"index": i, "text": text, "logprobs": logprobs, "finish_reason": o.finish})
@@ -607,8 +624,24 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
         let mut texts = vec![String::new(); n];
         let mut filters: Vec<_> = (0..n).map(|_| p.filter(&st)).collect();
         let mut reasons: Vec<Option<&'static str>> = vec![None; n];
+        let mut calls: Vec<Option<glassbox_tools::CallStream>> = (0..n).map(|_| p.tools.as_ref().map(|t| t.stream())).collect();
+        // A choice's text (after the output filter) as chunk choices: content as it comes, or
+        // content and completed calls when tools are on.
+        let seed = p.call_seed;
+        let pieces = |i: usize, text: String, lp: Value, cs: &mut Option<glassbox_tools::CallStream>| -> Vec<Value> {
+            match (ep, cs) {
+                (Endpoint::Chat, Some(cs)) => {
+                    let first = cs.calls;
+                    let ds = cs.push(&text);
+                    crate::structured::deltas(ds, first, seed.wrapping_add((i as u64) << 16)).into_iter().map(|d| json!({"index": i, "delta": d, "logprobs": null, "finish_reason": null})).collect()
+                }
+                _ if text.is_empty() && lp.is_null() => vec![],
+                (Endpoint::Chat, None) => vec![json!({"index": i, "delta": {"content": text}, "logprobs": lp, "finish_reason": null})],
+                (Endpoint::Completion, _) => vec![json!({"index": i, "text": text, "logprobs": lp, "finish_reason": null})],
+            }
+        };
         while let Some((i, ev)) = merged.next().await {
-            let choice = match ev {
+            let out: Vec<Value> = match ev {
                 SeqEvent::Token { text, logprob, .. } => {
                     completion_tokens += 1;
                     latency.token(&st, &model, i);
@@ -621,55 +654,42 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
                     if keep_text {
                         texts[i].push_str(&text);
                     }
-                    if text.is_empty() && lp.is_null() {
-                        continue;
-                    }
-                    match ep {
-                        Endpoint::Chat => json!({"index": i, "delta": {"content": text}, "logprobs": lp, "finish_reason": null}),
-                        Endpoint::Completion => json!({"index": i, "text": text, "logprobs": lp, "finish_reason": null}),
-                    }
+                    pieces(i, text, lp, &mut calls[i])
                 }
                 // Streams never score prompts (echo with stream is refused).
                 SeqEvent::PromptLogprobs(_) => continue,
                 SeqEvent::Text(text) => {
                     let text = if filters[i].is_some() { p.filtered(&mut filters[i], &text, false) } else { text };
-                    if text.is_empty() {
-                        continue;
-                    }
                     if keep_text {
                         texts[i].push_str(&text);
                     }
-                    match ep {
-                        Endpoint::Chat => json!({"index": i, "delta": {"content": text}, "logprobs": null, "finish_reason": null}),
-                        Endpoint::Completion => json!({"index": i, "text": text, "logprobs": null, "finish_reason": null}),
-                    }
+                    pieces(i, text, Value::Null, &mut calls[i])
                 }
                 SeqEvent::Done { finish_reason, .. } => {
                     finished += 1;
-                    reasons[i] = Some(finish_reason.as_str());
-                    // What the filter held back goes out before the finish reason.
-                    if filters[i].is_some() {
-                        let rest = p.filtered(&mut filters[i], "", true);
-                        if keep_text {
-                            texts[i].push_str(&rest);
-                        }
-                        if !rest.is_empty() {
-                            let c = match ep {
-                                Endpoint::Chat => json!({"index": i, "delta": {"content": rest}, "logprobs": null, "finish_reason": null}),
-                                Endpoint::Completion => json!({"index": i, "text": rest, "logprobs": null, "finish_reason": null}),
-                            };
-                            if out_tx.send(Ok(chunk(json!([c]), None))).await.is_err() {
-                                st.metrics.request(&model, ep.name(), 499);
-                                rec.finish(499, json!({"outcome": "client disconnected", "prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens}));
-                                return;
-                            }
+                    // What the filter held back goes out before the finish reason, then what
+                    // the call reader held back.
+                    let rest = if filters[i].is_some() { p.filtered(&mut filters[i], "", true) } else { String::new() };
+                    if keep_text {
+                        texts[i].push_str(&rest);
+                    }
+                    let mut out = pieces(i, rest, Value::Null, &mut calls[i]);
+                    let mut reason = finish_reason.as_str();
+                    if let Some(cs) = &mut calls[i] {
+                        let first = cs.calls;
+                        let ds = cs.finish();
+                        out.extend(crate::structured::deltas(ds, first, seed.wrapping_add((i as u64) << 16)).into_iter().map(|d| json!({"index": i, "delta": d, "logprobs": null, "finish_reason": null})));
+                        if cs.calls > 0 {
+                            reason = "tool_calls";
                         }
                     }
+                    reasons[i] = Some(reason);
                     slots[i] = None;
-                    match ep {
-                        Endpoint::Chat => json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": finish_reason.as_str()}),
-                        Endpoint::Completion => json!({"index": i, "text": "", "logprobs": null, "finish_reason": finish_reason.as_str()}),
-                    }
+                    out.push(match ep {
+                        Endpoint::Chat => json!({"index": i, "delta": {}, "logprobs": null, "finish_reason": reason}),
+                        Endpoint::Completion => json!({"index": i, "text": "", "logprobs": null, "finish_reason": reason}),
+                    });
+                    out
                 }
                 SeqEvent::Error(e) => {
                     let err = ApiError { status: 503, message: e, kind: "server_error", param: None, code: None };
@@ -679,12 +699,14 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
                     return;
                 }
             };
-            if out_tx.send(Ok(chunk(json!([choice]), None))).await.is_err() {
-                // Client gone: dropping the receivers tells the scheduler to free the slots.
-                tracing::info!(request_id = id, model = ?model, "client disconnected mid-stream");
-                st.metrics.request(&model, ep.name(), 499);
-                rec.finish(499, json!({"outcome": "client disconnected", "prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens}));
-                return;
+            for choice in out {
+                if out_tx.send(Ok(chunk(json!([choice]), None))).await.is_err() {
+                    // Client gone: dropping the receivers tells the scheduler to free the slots.
+                    tracing::info!(request_id = id, model = ?model, "client disconnected mid-stream");
+                    st.metrics.request(&model, ep.name(), 499);
+                    rec.finish(499, json!({"outcome": "client disconnected", "prompt_tokens": p.prompt.len(), "completion_tokens": completion_tokens}));
+                    return;
+                }
             }
             if finished == n {
                 break;

@@ -21,6 +21,7 @@ mod handlers;
 mod legacy;
 mod metrics;
 pub mod openai;
+mod structured;
 mod tokenize;
 
 use std::collections::HashMap;
@@ -205,6 +206,9 @@ pub(crate) struct ModelHandle {
     /// For an adapter's model id: the adapter's index in the base's engine, and the base's id.
     pub adapter: Option<usize>,
     pub parent: Option<String>,
+    /// The vocabulary as bytes for constrained decoding, built on first use (shared with the
+    /// base's adapters).
+    pub vocab: Arc<std::sync::OnceLock<Arc<glassbox_constrain::VocabIndex>>>,
 }
 
 pub(crate) struct AppState {
@@ -466,6 +470,7 @@ fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -
         .map_err(|e| glassbox_engine::Error::Other(format!("cannot start scheduler thread: {e}")))?;
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let base_sha = v.sha256.clone();
+    let vocab = Arc::new(std::sync::OnceLock::new());
     let handle = |name: &str, adapter: Option<(usize, String)>, parent: Option<String>| ModelHandle {
         name: name.to_string(),
         sha256: base_sha.clone(),
@@ -478,6 +483,7 @@ fn load_model(spec: &ModelSpec, cfg: &ServerConfig, shutdown: Arc<AtomicBool>) -
         created,
         adapter: adapter.map(|(i, _)| i),
         parent,
+        vocab: Arc::clone(&vocab),
     };
     let mut out = vec![handle(&spec.name, None, None)];
     for (a, id) in spec.adapters.iter().zip(adapter_ids) {

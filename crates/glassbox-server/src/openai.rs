@@ -1,9 +1,10 @@
 //! OpenAI request parsing and validation. Bodies are parsed from JSON values field by field so
 //! every invalid value gets a 400 naming the field (`param`), and nothing is accepted silently
-//! out of range. OpenAI fields this server does not implement (`tools`, `response_format`,
-//! ...) get a 400 naming the field unless their value means "off" (`null`, `[]`,
-//! `{}`, `{"type":"text"}`, ...); fields that are bookkeeping only (`user`, `metadata`,
-//! `service_tier`, ...) and other vendors' extensions are ignored.
+//! out of range. OpenAI fields this server does not implement (`functions`, `audio`, ...) get a
+//! 400 naming the field unless their value means "off" (`null`, `[]`, `{}`, ...); fields that
+//! are bookkeeping only (`user`, `metadata`, `service_tier`, ...) and other vendors' extensions
+//! are ignored. `response_format`, `tools` and `tool_choice` are checked for shape here and
+//! against the model (schemas, the template's call format) in `structured`.
 //!
 //! This file depends on nothing but `serde_json`, so the fuzz target includes it as it is.
 
@@ -83,11 +84,32 @@ pub struct Common {
     pub user: Option<String>,
 }
 
-/// One chat message: role (`developer` mapped to `system`) and its text.
+/// One chat message: role (`developer` mapped to `system`) and its text; an assistant's tool
+/// calls, a tool's answer's call id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub tool_call_id: Option<String>,
+}
+
+/// A tool call in an assistant message, as the client sends it back (`arguments` is JSON text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// Structured output and tool fields as sent (chat only); `None` where absent or off.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// `{"type": "json_object"}` or `{"type": "json_schema", ...}`.
+    pub response_format: Option<Value>,
+    pub tools: Option<Value>,
+    pub tool_choice: Option<Value>,
+    pub parallel_tool_calls: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +131,7 @@ pub enum Prompt {
 pub struct Validated {
     pub common: Common,
     pub input: Input,
+    pub extras: Extras,
 }
 
 /// Parse and validate a `/v1/chat/completions` (`chat`) or `/v1/completions` body.
@@ -120,7 +143,49 @@ pub fn validate(body: &[u8], chat: bool, limits: &Limits) -> Result<Validated, A
         best_of(&obj, common.n)?;
     }
     let input = if chat { Input::Messages(messages(&obj, limits)?) } else { Input::Prompt(prompt(&obj, limits)?) };
-    Ok(Validated { common, input })
+    let extras = if chat { extras(&obj)? } else { Extras::default() };
+    Ok(Validated { common, input, extras })
+}
+
+fn extras(obj: &Map<String, Value>) -> Result<Extras, ApiError> {
+    let response_format = match obj.get("response_format") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(o)) => match o.get("type").and_then(Value::as_str) {
+            Some("text") => None,
+            Some("json_object") => Some(v.clone()),
+            Some("json_schema") => {
+                let js = o.get("json_schema").and_then(Value::as_object).ok_or_else(|| ApiError::invalid("response_format.json_schema", "json_schema must be an object with a schema"))?;
+                match js.get("schema") {
+                    Some(Value::Object(_) | Value::Bool(_)) => {}
+                    _ => return Err(ApiError::invalid("response_format.json_schema.schema", "schema must be a JSON schema object")),
+                }
+                if let Some(n) = js.get("name")
+                    && !n.as_str().is_some_and(|n| (1..=64).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+                {
+                    return Err(ApiError::invalid("response_format.json_schema.name", "name must be 1 to 64 of a-z, A-Z, 0-9, _ and -"));
+                }
+                if js.get("strict").is_some_and(|s| !s.is_boolean() && !s.is_null()) {
+                    return Err(ApiError::invalid("response_format.json_schema.strict", "strict must be a boolean"));
+                }
+                Some(v.clone())
+            }
+            _ => return Err(ApiError::invalid("response_format.type", "response_format.type must be text, json_object or json_schema")),
+        },
+        Some(_) => return Err(ApiError::invalid("response_format", "response_format must be an object")),
+    };
+    let tools = match obj.get("tools") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(a)) if a.is_empty() => None,
+        Some(v @ Value::Array(_)) => Some(v.clone()),
+        Some(_) => return Err(ApiError::invalid("tools", "tools must be an array")),
+    };
+    let tool_choice = match obj.get("tool_choice") {
+        None | Some(Value::Null) => None,
+        Some(v @ (Value::String(_) | Value::Object(_))) => Some(v.clone()),
+        Some(_) => return Err(ApiError::invalid("tool_choice", "tool_choice must be a string or an object")),
+    };
+    let parallel_tool_calls = boolean(obj, "parallel_tool_calls")?.unwrap_or(true);
+    Ok(Extras { response_format, tools, tool_choice, parallel_tool_calls })
 }
 
 fn num(obj: &Map<String, Value>, key: &str, lo: f64, hi: f64) -> Result<Option<f64>, ApiError> {
@@ -178,12 +243,8 @@ struct Unsupported {
 }
 
 const UNSUPPORTED: &[Unsupported] = &[
-    Unsupported { field: "tools", chat: true, completion: false, off: empty_array, what: "tool calling is not implemented" },
-    Unsupported { field: "tool_choice", chat: true, completion: false, off: |v| v == "none", what: "tool calling is not implemented" },
-    Unsupported { field: "parallel_tool_calls", chat: true, completion: false, off: |_| false, what: "tool calling is not implemented" },
     Unsupported { field: "functions", chat: true, completion: false, off: empty_array, what: "function calling is not implemented" },
     Unsupported { field: "function_call", chat: true, completion: false, off: |v| v == "none", what: "function calling is not implemented" },
-    Unsupported { field: "response_format", chat: true, completion: false, off: |v| *v == json!({"type": "text"}), what: "only {\"type\": \"text\"} is" },
     Unsupported { field: "audio", chat: true, completion: false, off: |_| false, what: "audio output is not implemented" },
     Unsupported { field: "modalities", chat: true, completion: false, off: |v| *v == json!(["text"]), what: "only [\"text\"] is" },
     Unsupported { field: "prediction", chat: true, completion: false, off: |_| false, what: "predicted outputs are not implemented" },
@@ -319,7 +380,28 @@ fn stop(obj: &Map<String, Value>, limits: &Limits) -> Result<Vec<String>, ApiErr
 }
 
 /// Message fields OpenAI defines that this server cannot honour when set.
-const UNSUPPORTED_MESSAGE_FIELDS: &[&str] = &["name", "tool_calls", "tool_call_id", "function_call", "audio", "refusal"];
+const UNSUPPORTED_MESSAGE_FIELDS: &[&str] = &["name", "function_call", "audio", "refusal"];
+
+/// An assistant message's `tool_calls`: `[{id, type: "function", function: {name, arguments}}]`.
+fn tool_calls(v: Option<&Value>, at: &str) -> Result<Vec<ToolCall>, ApiError> {
+    let list = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(ApiError::invalid(at, "tool_calls must be an array")),
+    };
+    list.iter()
+        .enumerate()
+        .map(|(j, c)| {
+            let bad = || ApiError::invalid(&format!("{at}[{j}]"), "a tool call is {\"id\": ..., \"type\": \"function\", \"function\": {\"name\": ..., \"arguments\": \"<JSON text>\"}}");
+            let f = c.get("function").ok_or_else(bad)?;
+            if c.get("type").is_some_and(|t| t != "function") {
+                return Err(bad());
+            }
+            let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned).ok_or_else(bad);
+            Ok(ToolCall { id: s(c.get("id"))?, name: s(f.get("name"))?, arguments: s(f.get("arguments"))? })
+        })
+        .collect()
+}
 
 pub fn messages(obj: &Map<String, Value>, limits: &Limits) -> Result<Vec<ChatMessage>, ApiError> {
     let Some(Value::Array(list)) = obj.get("messages") else {
@@ -339,7 +421,6 @@ pub fn messages(obj: &Map<String, Value>, limits: &Limits) -> Result<Vec<ChatMes
         for f in UNSUPPORTED_MESSAGE_FIELDS {
             match m.get(*f) {
                 None | Some(Value::Null) => {}
-                Some(v) if *f == "tool_calls" && empty_array(v) => {}
                 Some(_) => return Err(ApiError::unsupported(&p(f), format!("{} is not supported by this server", p(f)))),
             }
         }
@@ -364,11 +445,20 @@ pub fn messages(obj: &Map<String, Value>, limits: &Limits) -> Result<Vec<ChatMes
             None | Some(Value::Null) if role == "assistant" => String::new(),
             _ => return Err(ApiError::invalid(&p("content"), "content must be a string or a list of text parts")),
         };
-        total = total.saturating_add(content.len());
+        let calls = tool_calls(m.get("tool_calls"), &p("tool_calls"))?;
+        if !calls.is_empty() && role != "assistant" {
+            return Err(ApiError::invalid(&p("tool_calls"), "only assistant messages carry tool_calls"));
+        }
+        let tool_call_id = match m.get("tool_call_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) if role == "tool" => Some(id.clone()),
+            Some(_) => return Err(ApiError::invalid(&p("tool_call_id"), "tool_call_id is a string, on tool messages only")),
+        };
+        total = total.saturating_add(content.len()).saturating_add(calls.iter().map(|c| c.arguments.len() + c.name.len() + c.id.len()).sum());
         if total > limits.max_text_bytes {
             return Err(ApiError::invalid("messages", format!("the messages' text may be at most {} bytes", limits.max_text_bytes)));
         }
-        out.push(ChatMessage { role, content });
+        out.push(ChatMessage { role, content, tool_calls: calls, tool_call_id });
     }
     Ok(out)
 }
@@ -442,12 +532,8 @@ mod tests {
     #[test]
     fn unimplemented_fields_are_named() {
         for (field, value) in [
-            ("tools", json!([{"type": "function", "function": {"name": "f"}}])),
-            ("tool_choice", json!("auto")),
-            ("parallel_tool_calls", json!(false)),
             ("functions", json!([{"name": "f"}])),
             ("function_call", json!("auto")),
-            ("response_format", json!({"type": "json_object"})),
             ("audio", json!({"voice": "alloy"})),
             ("modalities", json!(["text", "audio"])),
             ("prediction", json!({"type": "content", "content": "x"})),
@@ -488,6 +574,32 @@ mod tests {
             let mut m = json!({"role": "assistant", "content": "x"});
             m[f] = json!("v");
             assert_eq!(param(chat(json!({"model": "m", "messages": [m]}))), format!("messages[0].{f}"));
+        }
+        let call = json!({"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"a\": 1}"}});
+        let ok = chat(json!({"model": "m", "messages": [{"role": "assistant", "content": null, "tool_calls": [call]}, {"role": "tool", "tool_call_id": "c1", "content": "3"}]})).unwrap();
+        let Input::Messages(m) = ok.input else { panic!() };
+        assert_eq!((m[0].tool_calls[0].name.as_str(), m[1].tool_call_id.as_deref()), ("f", Some("c1")));
+        assert_eq!(param(chat(json!({"model": "m", "messages": [{"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "function": {"name": "f"}}]}]}))), "messages[0].tool_calls[0]");
+        assert_eq!(param(chat(json!({"model": "m", "messages": [{"role": "user", "content": "x", "tool_calls": [call]}]}))), "messages[0].tool_calls");
+    }
+
+    #[test]
+    fn structured_output_and_tools_are_shape_checked() {
+        let ok = chat(json!({"model": "m", "messages": msgs(), "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}, "strict": true}},
+            "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required", "parallel_tool_calls": false})).unwrap();
+        assert!(ok.extras.response_format.is_some() && ok.extras.tools.is_some() && !ok.extras.parallel_tool_calls);
+        for (f, v, p) in [
+            ("response_format", json!({"type": "xml"}), "response_format.type"),
+            ("response_format", json!({"type": "json_schema"}), "response_format.json_schema"),
+            ("response_format", json!({"type": "json_schema", "json_schema": {"schema": 3}}), "response_format.json_schema.schema"),
+            ("response_format", json!({"type": "json_schema", "json_schema": {"name": "a b", "schema": {}}}), "response_format.json_schema.name"),
+            ("tools", json!({"a": 1}), "tools"),
+            ("tool_choice", json!(3), "tool_choice"),
+            ("parallel_tool_calls", json!("yes"), "parallel_tool_calls"),
+        ] {
+            let mut b = json!({"model": "m", "messages": msgs()});
+            b[f] = v;
+            assert_eq!(param(chat(b)), p);
         }
     }
 

@@ -871,6 +871,9 @@ pub struct RunArgs {
     pub sampling: SamplingArgs,
     #[command(flatten)]
     pub spec: SpecArgs,
+    /// Hold the output to this JSON schema (constrained decoding; see docs/structured-output.md)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["draft", "lookup"])]
+    pub json_schema: Option<PathBuf>,
     /// Print {"text","ids","prompt_tokens","completion_tokens","finish_reason"}
     #[arg(long)]
     pub json: bool,

@@ -76,6 +76,19 @@ fn messages(system: &Option<String>, user: &str) -> Vec<Message> {
     m
 }
 
+/// A JSON schema file as a constraint on the model's output.
+fn schema_constraint(file: &std::path::Path, engine: &Engine) -> Result<glassbox_engine::Constraint> {
+    const MAX: u64 = 1 << 20;
+    let len = std::fs::metadata(file).with_context(|| format!("cannot read JSON schema {}", file.display()))?.len();
+    if len > MAX {
+        bail!("JSON schema {} is {len} bytes; the limit is {MAX}", file.display());
+    }
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read JSON schema {}", file.display()))?;
+    let schema: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("JSON schema {} is not valid JSON", file.display()))?;
+    let grammar = glassbox_constrain::compile_schema(&schema, &glassbox_constrain::Limits::default()).with_context(|| format!("JSON schema {}", file.display()))?;
+    Ok(glassbox_engine::Constraint { grammar: std::sync::Arc::new(grammar), vocab: std::sync::Arc::new(glassbox_engine::vocab_index(&engine.tokenizer)), trigger: None })
+}
+
 pub fn run(a: RunArgs) -> Result<()> {
     let mut engine = load(&a.model)?;
     let prompt = if a.raw {
@@ -90,7 +103,8 @@ pub fn run(a: RunArgs) -> Result<()> {
         let rendered = engine.render_chat(&messages(&a.system, &a.prompt))?;
         engine.tokenize_chat(&rendered)
     };
-    let req = GenerateRequest { constraint: None, prompt, max_tokens: a.sampling.max_tokens, sampling: sampling(&a.sampling), stop: a.sampling.stop.clone() };
+    let constraint = a.json_schema.as_deref().map(|f| schema_constraint(f, &engine)).transpose()?;
+    let req = GenerateRequest { constraint, prompt, max_tokens: a.sampling.max_tokens, sampling: sampling(&a.sampling), stop: a.sampling.stop.clone() };
     let mut spec = speculation(&a.spec, &a.model, &engine)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
