@@ -71,7 +71,15 @@ impl Json {
                 vec![c(0xF1, 0xF3), cont, cont, cont],
                 vec![c(0xF4, 0xF4), c(0x80, 0x8F), cont, cont],
                 vec![c(b'\\', b'\\'), esc],
-                vec![c(b'\\', b'\\'), c(b'u', b'u'), r(h), r(h), r(h), r(h)],
+                // \uXXXX outside the surrogates, or a surrogate pair: a lone surrogate is
+                // refused by strict parsers (serde_json, I-JSON)
+                vec![c(b'\\', b'\\'), c(b'u', b'u'), Sym::Class(ByteClass::range(b'0', b'9').union(ByteClass::of(b"ABCEFabcef"))), r(h), r(h), r(h)],
+                vec![c(b'\\', b'\\'), c(b'u', b'u'), Sym::Class(ByteClass::of(b"Dd")), c(b'0', b'7'), r(h), r(h)],
+                {
+                    let mut pair = vec![c(b'\\', b'\\'), c(b'u', b'u'), Sym::Class(ByteClass::of(b"Dd")), Sym::Class(ByteClass::of(b"89ABab")), r(h), r(h)];
+                    pair.extend([c(b'\\', b'\\'), c(b'u', b'u'), Sym::Class(ByteClass::of(b"Dd")), Sym::Class(ByteClass::of(b"CDEFcdef")), r(h), r(h)]);
+                    pair
+                },
             ],
         )?;
         self.char_ = Some(x);

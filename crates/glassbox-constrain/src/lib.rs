@@ -54,6 +54,9 @@ pub enum Error {
     /// A token was forced that the grammar does not allow.
     #[error("token {0} is not allowed by the grammar here")]
     NotAllowed(u32),
+    /// Forced text the grammar does not allow.
+    #[error("text {0:?} is not allowed by the grammar here")]
+    TextNotAllowed(String),
     /// The automaton grew past its bound.
     #[error("constrained decoding: {0}")]
     Limit(String),

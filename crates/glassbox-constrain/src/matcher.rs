@@ -94,7 +94,7 @@ impl Matcher {
     pub fn advance_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         let s = self.run(self.state, bytes);
         if s == DEAD {
-            return Err(self.overflow().unwrap_or(Error::NotAllowed(u32::MAX)));
+            return Err(self.overflow().unwrap_or_else(|| Error::TextNotAllowed(String::from_utf8_lossy(bytes).chars().take(40).collect())));
         }
         self.state = s;
         Ok(())

@@ -124,9 +124,41 @@ fn invalid(path: &str, msg: impl Into<String>) -> Error {
     Error::Invalid { path: path.to_owned(), msg: msg.into() }
 }
 
-/// The JSON text of a value, as a literal.
-fn literal(v: &Value) -> Vec<Sym> {
-    lit(serde_json::to_string(v).unwrap_or_default().as_bytes())
+/// A value as a literal: scalars as their JSON text, objects and arrays with whitespace allowed
+/// between their tokens (a model may pretty-print a constant).
+fn literal(v: &Value, ws: Sym) -> Vec<Sym> {
+    let list = |open: u8, items: Vec<Vec<Sym>>, close: u8| {
+        let mut a = lit(&[open]);
+        for (i, item) in items.into_iter().enumerate() {
+            a.push(ws);
+            if i > 0 {
+                a.extend(lit(b","));
+                a.push(ws);
+            }
+            a.extend(item);
+        }
+        a.push(ws);
+        a.extend(lit(&[close]));
+        a
+    };
+    match v {
+        Value::Array(x) => list(b'[', x.iter().map(|e| literal(e, ws)).collect(), b']'),
+        Value::Object(o) => list(
+            b'{',
+            o.iter()
+                .map(|(k, e)| {
+                    let mut kv = lit(Value::String(k.clone()).to_string().as_bytes());
+                    kv.push(ws);
+                    kv.extend(lit(b":"));
+                    kv.push(ws);
+                    kv.extend(literal(e, ws));
+                    kv
+                })
+                .collect(),
+            b'}',
+        ),
+        _ => lit(v.to_string().as_bytes()),
+    }
 }
 
 impl Compiler<'_> {
@@ -166,11 +198,13 @@ impl Compiler<'_> {
             return Ok(vec![Sym::Rule(self.reference(r, path, depth)?)]);
         }
         if let Some(v) = obj.get("const") {
-            return Ok(literal(v));
+            let ws = Sym::Rule(self.j.ws(self.b)?);
+            return Ok(literal(v, ws));
         }
         if let Some(e) = obj.get("enum") {
             let e = e.as_array().filter(|a| !a.is_empty()).ok_or_else(|| invalid(path, "enum must be a non-empty array"))?;
-            let id = self.b.add(&format!("{path}/enum"), e.iter().map(literal).collect())?;
+            let ws = Sym::Rule(self.j.ws(self.b)?);
+            let id = self.b.add(&format!("{path}/enum"), e.iter().map(|v| literal(v, ws)).collect())?;
             return Ok(vec![Sym::Rule(id)]);
         }
         for key in ["anyOf", "oneOf"] {
@@ -334,7 +368,7 @@ impl Compiler<'_> {
         }
         let mut kvs = Vec::new();
         for (name, sub) in props {
-            let mut kv = literal(&Value::String(name.clone()));
+            let mut kv = lit(Value::String(name.clone()).to_string().as_bytes());
             kv.push(ws);
             kv.extend(lit(b":"));
             kv.push(ws);

@@ -68,7 +68,7 @@ impl Engine {
                     return Err(Error::Other(format!("request {i}: {e}")));
                 }
                 let (finish_reason, prompt_tokens, completion_tokens) = s.done.ok_or_else(|| Error::Other(format!("request {i}: never finished")))?;
-                Ok(Generation { text: s.text.clone(), ids: s.ids.clone(), prompt_tokens, completion_tokens, finish_reason })
+                Ok(Generation { text: s.text.clone(), ids: s.ids.clone(), prompt_tokens, completion_tokens, finish_reason, constraint_s: None })
             })
             .collect()
     }

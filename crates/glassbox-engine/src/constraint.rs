@@ -67,10 +67,17 @@ impl Active {
         let t = trigger.as_bytes();
         self.tail.extend_from_slice(self.spec.vocab.token_bytes(tok));
         if let Some(pos) = self.tail.windows(t.len()).position(|w| w == t) {
+            // The trigger, and whatever of the same token follows it, must start a sentence of
+            // the grammar ("<tool_call>" then "\n"); a token that merely contains the trigger's
+            // text (" the" in " there") does not arm it.
             let mut m = Matcher::new(self.spec.grammar.clone(), self.spec.vocab.clone())?;
-            m.advance_bytes(&self.tail[pos + t.len()..])?;
-            self.matcher = Some(m);
-            self.tail.clear();
+            if m.advance_bytes(&self.tail[pos + t.len()..]).is_ok() {
+                self.matcher = Some(m);
+                self.tail.clear();
+                return Ok(false);
+            }
+            let keep = self.tail.len().saturating_sub(t.len().saturating_sub(1));
+            self.tail.drain(..keep);
         } else {
             let keep = self.tail.len().saturating_sub(t.len().saturating_sub(1));
             self.tail.drain(..keep);

@@ -89,6 +89,9 @@ pub struct Generation {
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
     pub finish_reason: FinishReason,
+    /// Seconds spent holding the output to its grammar (checks, masks, advances); `None` where
+    /// not measured (batched generation through the scheduler).
+    pub constraint_s: Option<f64>,
 }
 
 /// How a loaded file was verified.

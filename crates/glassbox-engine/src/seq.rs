@@ -34,6 +34,8 @@ pub struct SeqState {
     decoder: Decoder,
     stops: StopMatcher,
     constraint: Option<Active>,
+    /// Time spent in the constraint: checks, masks and advances.
+    pub(crate) constraint_time: std::time::Duration,
     pub(crate) history: Vec<u32>,
     max_tokens: usize,
     top_logprobs: Option<usize>,
@@ -73,6 +75,7 @@ impl SeqState {
             decoder: Decoder::default(),
             stops: StopMatcher::new(&req.stop),
             constraint: req.constraint.clone().map(Active::new).transpose()?,
+            constraint_time: std::time::Duration::ZERO,
             history: req.prompt.clone(),
             max_tokens: req.max_tokens,
             top_logprobs,
@@ -91,11 +94,17 @@ impl SeqState {
         let raw_lp = self.top_logprobs.map(|k| (k, logits.to_vec()));
         self.sampler.prepare(logits, &self.history);
         let mut t = self.sampler.choose(logits);
-        if let Some(m) = self.constraint.as_mut().and_then(Active::armed)
-            && !m.allows(t)
-        {
-            m.apply_mask(logits)?;
-            t = self.sampler.choose(logits);
+        if let Some(m) = self.constraint.as_mut().and_then(Active::armed) {
+            let t0 = std::time::Instant::now();
+            if !m.allows(t) {
+                m.apply_mask(logits)?;
+                let t1 = std::time::Instant::now();
+                t = self.sampler.choose(logits);
+                // the second draw is sampling, not the constraint
+                self.constraint_time += t1 - t0;
+            } else {
+                self.constraint_time += t0.elapsed();
+            }
         }
         if tok.is_eog(t) {
             if let Some((k, raw)) = &raw_lp {
@@ -111,7 +120,12 @@ impl SeqState {
         self.ids.push(t);
         self.history.push(t);
         let complete = match &mut self.constraint {
-            Some(c) => c.after(t)?,
+            Some(c) => {
+                let t0 = std::time::Instant::now();
+                let done = c.after(t)?;
+                self.constraint_time += t0.elapsed();
+                done
+            }
             None => false,
         };
         let piece = self.decoder.push(tok, t)?;

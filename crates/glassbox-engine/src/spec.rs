@@ -279,5 +279,6 @@ fn finish(seq: SeqState, n_prompt: usize) -> Generation {
         ids: seq.ids,
         prompt_tokens: n_prompt,
         finish_reason: seq.finish.unwrap_or(FinishReason::Length),
+        constraint_s: Some(seq.constraint_time.as_secs_f64()),
     }
 }

@@ -42,6 +42,10 @@ pub(crate) fn plan(h: &ModelHandle, ex: &Extras) -> Result<Plan, ApiError> {
         None => Vec::new(),
     };
     let choice = parse_choice(ex.tool_choice.as_ref(), &tools).map_err(|e| ApiError::invalid(&e.param, e.to_string()))?;
+    if !tools.is_empty() {
+        // Every definition's schema is checked, whatever the choice.
+        call_grammar(Format::Hermes, &tools, &Choice::None, ex.parallel_tool_calls, &limits).map_err(|e| ApiError::invalid(&e.param, e.to_string()))?;
+    }
     if let Some(rf) = &ex.response_format {
         if choice != Choice::None {
             return Err(ApiError::invalid("response_format", "response_format cannot be combined with tools in one request here (set tool_choice to none, or drop one)"));

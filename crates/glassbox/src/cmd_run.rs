@@ -138,6 +138,9 @@ pub fn run(a: RunArgs) -> Result<()> {
             "completion_tokens": g.completion_tokens, "finish_reason": g.finish_reason.as_str(),
             "elapsed_s": (end - start).as_secs_f64(), "decode_tok_s": decode_tok_s,
         });
+        if a.json_schema.is_some() {
+            v["constraint_s"] = json!(g.constraint_s);
+        }
         if let Some(st) = stats {
             v["speculative"] = json!({
                 "drafter": if a.spec.lookup { "lookup" } else { "model" }, "draft_max": a.spec.draft_max,
