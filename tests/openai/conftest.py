@@ -13,7 +13,9 @@ MODEL = default_cache() / "SmolLM2-135M-Instruct.Q4_1.gguf"
 NAME = "smollm2"
 # A model whose chat template renders tools (Hermes <tool_call> format), with Qwen2.5's
 # 151,936-token vocabulary: structured output and tool calls are tested on it.
-QWEN = default_cache() / "qwen2.5-coder-0.5b-instruct-q5_0.gguf"
+# Opt-in: GLASSBOX_STRUCTURED_MODEL=qwen2.5-coder-1.5b-instruct-q4_k_m.gguf runs the same tests
+# on the 1.5B model (fetch it by name first), plus the `auto` tool-call test.
+QWEN = default_cache() / os.environ.get("GLASSBOX_STRUCTURED_MODEL", "qwen2.5-coder-0.5b-instruct-q5_0.gguf")
 KEY = "sk-test-0123456789abcdef0123"
 
 

@@ -156,6 +156,33 @@ def test_parallel_calls_stream_as_openai_sends_them(qwen):
     assert len(one.message.tool_calls) == 1
 
 
+def test_auto_calls_when_the_model_decides(qwen):
+    for stream in (False, True):
+        kw = dict(model="qwen", messages=[{"role": "user", "content": "What's the weather in Paris right now?"}], tools=[WEATHER, TIME], temperature=0, max_tokens=120)
+        if not stream:
+            ch = qwen.chat.completions.create(**kw).choices[0]
+            calls = calls_of(ch.message)
+            finish = ch.finish_reason
+        else:
+            acc, finish = {}, None
+            for chunk in qwen.chat.completions.create(**kw, stream=True):
+                for c in chunk.choices:
+                    finish = c.finish_reason or finish
+                    for tc in c.delta.tool_calls or []:
+                        a = acc.setdefault(tc.index, ["", ""])
+                        a[0] += tc.function.name or ""
+                        a[1] += tc.function.arguments or ""
+            calls = [(n, json.loads(a)) for n, a in acc.values()]
+        assert finish == "tool_calls" and calls[0][0] == "get_weather" and calls[0][1]["city"] == "Paris", calls
+        jsonschema.validate(calls[0][1], WEATHER["function"]["parameters"])
+    # the answer after the tool's result is text
+    r = qwen.chat.completions.create(**kw)
+    call = r.choices[0].message.tool_calls[0]
+    msgs = kw["messages"] + [r.choices[0].message.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": call.id, "content": json.dumps({"temperature_c": 21, "sky": "clear"})}]
+    r2 = qwen.chat.completions.create(model="qwen", messages=msgs, tools=[WEATHER, TIME], tool_choice="none", temperature=0, max_tokens=80)
+    assert r2.choices[0].finish_reason == "stop" and "21" in r2.choices[0].message.content, r2.choices[0].message
+
+
 def test_tool_results_go_back_to_the_model(qwen):
     r = qwen.chat.completions.create(model="qwen", messages=[{"role": "user", "content": "What's the weather in Paris?"}], tools=[WEATHER], tool_choice="required", temperature=0, max_tokens=100)
     call = r.choices[0].message.tool_calls[0]

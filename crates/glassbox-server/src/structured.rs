@@ -68,7 +68,9 @@ pub(crate) fn plan(h: &ModelHandle, ex: &Extras) -> Result<Plan, ApiError> {
     let constraint = cg.map(|c| Constraint { grammar: Arc::new(c.grammar), vocab: vocab(h), trigger: c.trigger });
     Ok(Plan {
         constraint,
-        template_tools: Some(Value::Array(tools.iter().map(Function::to_template).collect())),
+        // The definitions as the client sent them (checked above): the template sees what
+        // transformers would pass it.
+        template_tools: ex.tools.clone(),
         tools: Some(ToolPlan { format, names: tools.iter().map(|f| f.name.clone()).collect(), forced: matches!(choice, Choice::Required | Choice::Named(_)) }),
     })
 }

@@ -47,17 +47,6 @@ pub struct Function {
     pub strict: bool,
 }
 
-impl Function {
-    /// The definition as the chat template's `tools` variable receives it.
-    pub fn to_template(&self) -> Value {
-        let mut f = serde_json::json!({"name": self.name, "parameters": self.parameters});
-        if let Some(d) = &self.description {
-            f["description"] = Value::String(d.clone());
-        }
-        serde_json::json!({"type": "function", "function": f})
-    }
-}
-
 /// `tool_choice`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Choice {

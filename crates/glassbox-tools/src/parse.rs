@@ -60,6 +60,32 @@ fn content(s: String) -> Option<String> {
     (!s.trim().is_empty()).then_some(s)
 }
 
+/// A Markdown code fence: Qwen2.5-Coder (and other Hermes-format models) often write a call as
+/// a fenced JSON block instead of `<tool_call>`; llama.cpp's Hermes parser reads those too.
+pub(crate) const FENCE: &str = "```";
+
+/// The calls in the body of a `<tool_call>` block or a code fence (after its language tag).
+pub(crate) fn block_calls(opener: &str, body: &str, names: &[&str]) -> Option<Vec<Call>> {
+    let body = if opener == FENCE { body.strip_prefix("json").unwrap_or(body) } else { body };
+    let v: Value = serde_json::from_str(body.trim()).ok()?;
+    let items: Vec<&Value> = match &v {
+        Value::Array(a) if opener == FENCE => a.iter().collect(),
+        Value::Object(_) => vec![&v],
+        _ => return None,
+    };
+    let calls: Option<Vec<Call>> = items.into_iter().map(|c| call_of(c, names)).collect();
+    calls.filter(|c| !c.is_empty())
+}
+
+/// The opening tag nearest the start of `s` and where it is.
+pub(crate) fn next_open(s: &str) -> Option<(usize, &'static str)> {
+    [HERMES_OPEN, FENCE].into_iter().filter_map(|t| s.find(t).map(|i| (i, t))).min()
+}
+
+pub(crate) fn closer(opener: &str) -> &'static str {
+    if opener == FENCE { FENCE } else { HERMES_CLOSE }
+}
+
 /// Split a whole reply into content and calls.
 pub fn parse_output(format: Format, text: &str, names: &[&str]) -> Parsed {
     match format {
@@ -67,30 +93,37 @@ pub fn parse_output(format: Format, text: &str, names: &[&str]) -> Parsed {
             let mut rest = text;
             let mut out = String::new();
             let mut calls = Vec::new();
-            while let Some(i) = rest.find(HERMES_OPEN) {
-                let after = &rest[i + HERMES_OPEN.len()..];
-                let (body, next, closed) = match after.find(HERMES_CLOSE) {
-                    Some(j) => (&after[..j], &after[j + HERMES_CLOSE.len()..], true),
+            while let Some((i, open)) = next_open(rest) {
+                let after = &rest[i + open.len()..];
+                let close = closer(open);
+                let (body, next, closed) = match after.find(close) {
+                    Some(j) => (&after[..j], &after[j + close.len()..], true),
                     None => (after, "", false),
                 };
-                match serde_json::from_str::<Value>(body.trim()).ok().and_then(|v| call_of(&v, names)) {
+                match block_calls(open, body, names) {
                     Some(c) => {
                         out.push_str(&rest[..i]);
-                        calls.push(c);
+                        calls.extend(c);
                     }
                     None => {
-                        out.push_str(&rest[..i + HERMES_OPEN.len()]);
+                        out.push_str(&rest[..i + open.len()]);
                         out.push_str(body);
                         if closed {
-                            out.push_str(HERMES_CLOSE);
+                            out.push_str(close);
                         }
                     }
                 }
                 rest = next;
             }
             out.push_str(rest);
-            let content = if calls.is_empty() { Some(out) } else { content(out.trim().to_owned()) };
-            Parsed { content, calls }
+            if calls.is_empty() {
+                // A reply that is nothing but a call object.
+                if let Some(c) = block_calls(HERMES_OPEN, text, names) {
+                    return Parsed { content: None, calls: c };
+                }
+                return Parsed { content: Some(out), calls };
+            }
+            Parsed { content: content(out.trim().to_owned()), calls }
         }
         Format::Llama3 | Format::Mistral => match whole_reply(format, text, names) {
             Some(calls) => Parsed { content: None, calls },
@@ -117,6 +150,13 @@ mod tests {
         }
         // cut off before the closing tag (max_tokens or a stop): still a call if complete JSON
         assert_eq!(parse_output(Format::Hermes, "<tool_call>\n{\"name\": \"time\", \"arguments\": {}}", N).calls.len(), 1);
+        // a fenced JSON call (Qwen2.5-Coder's habit), or a bare one, as llama.cpp reads them
+        let p = parse_output(Format::Hermes, "Here:\n```json\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n```", N);
+        assert_eq!((p.content.as_deref(), p.calls.len()), (Some("Here:"), 1));
+        assert_eq!(parse_output(Format::Hermes, "{\"name\": \"time\", \"arguments\": {}}", N).calls.len(), 1);
+        for t in ["```python\nprint(1)\n```", "```json\n{\"name\": \"other\", \"arguments\": {}}\n```", "{\"a\": 1}"] {
+            assert_eq!(parse_output(Format::Hermes, t, N), Parsed { content: Some(t.into()), calls: vec![] }, "{t}");
+        }
     }
 
     #[test]

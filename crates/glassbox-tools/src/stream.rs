@@ -3,7 +3,7 @@
 //! the first delta of a call followed by argument fragments — here a single fragment).
 
 use crate::format::Format;
-use crate::parse::{call_of, whole_reply, Call, HERMES_CLOSE, HERMES_OPEN};
+use crate::parse::{block_calls, closer, next_open, whole_reply, Call, FENCE, HERMES_OPEN};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delta {
@@ -15,7 +15,8 @@ pub struct CallStream {
     format: Format,
     names: Vec<String>,
     buf: String,
-    in_call: bool,
+    /// The opening tag of the block being read (`<tool_call>` or a code fence).
+    in_call: Option<&'static str>,
     /// Llama 3 / Mistral: the reply started like a call, so all of it is held to the end.
     holding: bool,
     started: bool,
@@ -31,7 +32,7 @@ fn partial_tag(s: &str, tag: &str) -> usize {
 
 impl CallStream {
     pub fn new(format: Format, names: &[&str], forced: bool) -> CallStream {
-        CallStream { format, names: names.iter().map(|s| s.to_string()).collect(), buf: String::new(), in_call: false, holding: forced, started: false, forced, calls: 0 }
+        CallStream { format, names: names.iter().map(|s| s.to_string()).collect(), buf: String::new(), in_call: None, holding: forced, started: false, forced, calls: 0 }
     }
 
     fn names(&self) -> Vec<&str> {
@@ -47,24 +48,34 @@ impl CallStream {
         self.buf.push_str(text);
         let mut out = Vec::new();
         match self.format {
+            Format::Hermes if !self.started && !self.buf.trim().is_empty() && self.buf.trim_start().starts_with('{') => {
+                // A reply that starts as a bare JSON object may be a call: held to the end.
+                self.started = true;
+                self.holding = true;
+            }
+            Format::Hermes if self.holding && !self.forced => {}
             Format::Hermes => loop {
-                if self.in_call {
-                    let Some(j) = self.buf.find(HERMES_CLOSE) else { break };
+                if !self.buf.trim().is_empty() {
+                    self.started = true;
+                }
+                if let Some(open) = self.in_call {
+                    let close = closer(open);
+                    let Some(j) = self.buf.find(close) else { break };
                     let body = self.buf[..j].to_owned();
-                    self.buf.drain(..j + HERMES_CLOSE.len());
-                    self.in_call = false;
-                    match serde_json::from_str(body.trim()).ok().and_then(|v| call_of(&v, &self.names())) {
-                        Some(c) => self.call(c, &mut out),
-                        None => out.push(Delta::Content(format!("{HERMES_OPEN}{body}{HERMES_CLOSE}"))),
+                    self.buf.drain(..j + close.len());
+                    self.in_call = None;
+                    match block_calls(open, &body, &self.names()) {
+                        Some(cs) => cs.into_iter().for_each(|c| self.call(c, &mut out)),
+                        None => out.push(Delta::Content(format!("{open}{body}{close}"))),
                     }
-                } else if let Some(i) = self.buf.find(HERMES_OPEN) {
-                    let before: String = self.buf.drain(..i + HERMES_OPEN.len()).take(i).collect();
+                } else if let Some((i, open)) = next_open(&self.buf) {
+                    let before: String = self.buf.drain(..i + open.len()).take(i).collect();
                     if !before.trim().is_empty() {
                         out.push(Delta::Content(before));
                     }
-                    self.in_call = true;
+                    self.in_call = Some(open);
                 } else {
-                    let keep = partial_tag(&self.buf, HERMES_OPEN);
+                    let keep = partial_tag(&self.buf, HERMES_OPEN).max(partial_tag(&self.buf, FENCE));
                     let ready = self.buf.len() - keep;
                     // Whitespace waits: it may only separate calls.
                     if ready > 0 && !self.buf[..ready].trim().is_empty() {
@@ -92,11 +103,18 @@ impl CallStream {
         let mut out = Vec::new();
         let rest = std::mem::take(&mut self.buf);
         match self.format {
+            Format::Hermes if self.holding && !self.forced => {
+                let p = crate::parse::parse_output(Format::Hermes, &rest, &self.names());
+                if let Some(c) = p.content {
+                    out.push(Delta::Content(c));
+                }
+                p.calls.into_iter().for_each(|c| self.call(c, &mut out));
+            }
             Format::Hermes => {
-                if self.in_call {
-                    match serde_json::from_str(rest.trim()).ok().and_then(|v| call_of(&v, &self.names())) {
-                        Some(c) => self.call(c, &mut out),
-                        None => out.push(Delta::Content(format!("{HERMES_OPEN}{rest}"))),
+                if let Some(open) = self.in_call {
+                    match block_calls(open, &rest, &self.names()) {
+                        Some(cs) => cs.into_iter().for_each(|c| self.call(c, &mut out)),
+                        None => out.push(Delta::Content(format!("{open}{rest}"))),
                     }
                 } else if !rest.trim().is_empty() || (self.calls == 0 && !rest.is_empty() && !self.forced) {
                     out.push(Delta::Content(rest));
@@ -140,6 +158,21 @@ mod tests {
                 assert_eq!(*calls[0], whole.calls[0]);
                 assert_eq!(content.trim(), whole.content.as_deref().unwrap_or(""), "split {a} {b}");
                 assert!(!content.contains('<') || content.contains("<b>"), "a tag leaked: {content:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn fenced_and_bare_calls_stream_like_whole_parses() {
+        let names = ["get_weather", "time"];
+        for text in ["Calling:\n```json\n{\"name\": \"time\", \"arguments\": {}}\n```", "{\"name\": \"time\", \"arguments\": {}}", "```python\nprint(1)\n``` done", "{\"a\": 1}"] {
+            let whole = parse_output(Format::Hermes, text, &names);
+            for cut in (0..=text.len()).filter(|&c| text.is_char_boundary(c)) {
+                let d = run(Format::Hermes, &[&text[..cut], &text[cut..]]);
+                let calls: Vec<Call> = d.iter().filter_map(|d| if let Delta::Call(c) = d { Some(c.clone()) } else { None }).collect();
+                let content: String = d.iter().filter_map(|d| if let Delta::Content(c) = d { Some(c.as_str()) } else { None }).collect();
+                assert_eq!(calls, whole.calls, "{text} cut at {cut}");
+                assert_eq!(content.trim(), whole.content.as_deref().unwrap_or("").trim(), "{text} cut at {cut}");
             }
         }
     }
