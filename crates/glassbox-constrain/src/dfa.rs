@@ -37,7 +37,7 @@ pub struct Dfa {
     limits: DfaLimits,
     configs: Vec<Arc<[Stack]>>,
     index: HashMap<Arc<[Stack]>, u32>,
-    trans: Vec<Box<[u32; 256]>>,
+    trans: Vec<[u32; 256]>,
     accepting: Vec<bool>,
     continues: Vec<bool>,
     /// Why a transition failed closed, if one did.
@@ -174,7 +174,7 @@ impl Dfa {
         self.continues.push(cfg.iter().any(|s| !s.is_empty()));
         self.configs.push(cfg.clone());
         self.index.insert(cfg, i);
-        self.trans.push(Box::new([UNKNOWN; 256]));
+        self.trans.push([UNKNOWN; 256]);
         Ok(i)
     }
 }

@@ -88,10 +88,11 @@ impl Json {
 
     /// A string of `min..=max` characters (`max` = `None`: any length).
     pub fn string_len(&mut self, b: &mut Builder, min: usize, max: Option<usize>) -> Result<u32> {
-        if min == 0 && max.is_none() {
-            if let Some(x) = self.string {
-                return Ok(x);
-            }
+        if min == 0
+            && max.is_none()
+            && let Some(x) = self.string
+        {
+            return Ok(x);
         }
         let ch = self.char_(b)?;
         let body = b.repeat("string body", vec![r(ch)], min, max)?;

@@ -438,7 +438,7 @@ impl Compiler<'_> {
         };
         let time = |b: &mut Builder| -> Result<u32> {
             let hour = b.add("hour", vec![vec![d(b'0', b'1'), d(b'0', b'9')], vec![d(b'2', b'2'), d(b'0', b'3')]])?;
-            let min = vec![d(b'0', b'5'), d(b'0', b'9')];
+            let min = [d(b'0', b'5'), d(b'0', b'9')];
             let frac_digits = b.repeat("second fraction", vec![d(b'0', b'9')], 1, Some(6))?;
             let mut fa = lit(b".");
             fa.push(Sym::Rule(frac_digits));

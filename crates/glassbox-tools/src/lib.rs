@@ -129,8 +129,8 @@ pub fn parse_choice(v: Option<&Value>, tools: &[Function]) -> Result<Choice, Too
         }
         Some(_) => return Err(err("tool_choice", "tool_choice must be a string or an object")),
     };
-    if tools.is_empty() && matches!(c, Choice::Required | Choice::Named(_)) {
-        return Err(err("tool_choice", "tool_choice requires tools"));
+    if tools.is_empty() && c != Choice::None {
+        return Err(err("tool_choice", "tool_choice is only allowed when tools are given"));
     }
     Ok(c)
 }

@@ -76,6 +76,8 @@ fn definitions_and_choices_are_checked() {
     assert!(parse_choice(Some(&json!({"type": "function", "function": {"name": "nope"}})), &t).is_err());
     assert!(parse_choice(Some(&json!("always")), &t).is_err());
     assert!(parse_choice(Some(&json!("required")), &[]).is_err());
+    assert!(parse_choice(Some(&json!("auto")), &[]).is_err());
+    assert_eq!(parse_choice(Some(&json!("none")), &[]).unwrap(), Choice::None);
     // a strict function whose schema cannot be enforced, and an invalid schema: 400s naming it
     let strict_pattern = parse_tools(&json!([{"type": "function", "function": {"name": "f", "strict": true, "parameters": {"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}}}}])).unwrap();
     let e = call_grammar(Format::Hermes, &strict_pattern, &Choice::Auto, true, &Limits::default()).err().unwrap();
