@@ -554,7 +554,8 @@ async fn collect_response(st: Arc<AppState>, p: Prepared, choices: Vec<(crate::h
                     "index": i,
                     "message": message,
                     "logprobs": if p.common.logprobs { json!({"content": o.logprobs.iter().map(|lp| chat_logprob(&p, lp)).collect::<Vec<_>>()}) } else { Value::Null },
-                    "finish_reason": if calls { Some("tool_calls") } else { o.finish },
+                    // A reply cut by max_tokens keeps "length", whatever calls it holds.
+                    "finish_reason": if calls && o.finish == Some("stop") { Some("tool_calls") } else { o.finish },
                 })
             }
             Endpoint::Completion => {
@@ -679,7 +680,7 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
                         let first = cs.calls;
                         let ds = cs.finish();
                         out.extend(crate::structured::deltas(ds, first, seed.wrapping_add((i as u64) << 16)).into_iter().map(|d| json!({"index": i, "delta": d, "logprobs": null, "finish_reason": null})));
-                        if cs.calls > 0 {
+                        if cs.calls > 0 && reason == "stop" {
                             reason = "tool_calls";
                         }
                     }
