@@ -26,12 +26,20 @@ fuzz_target!(|data: &[u8]| {
                 assert!(c.top_logprobs <= openai::MAX_TOP_LOGPROBS);
                 assert!(c.sampling.temperature >= 0.0 && c.sampling.temperature <= 2.0);
                 assert!(c.sampling.top_p > 0.0 && c.sampling.top_p <= 1.0);
+                // structured output and tools: only on chat, and only in their shapes
+                let x = &v.extras;
+                assert!(chat || (x.response_format.is_none() && x.tools.is_none() && x.tool_choice.is_none()));
+                assert!(x.response_format.as_ref().is_none_or(|r| r["type"] == "json_object" || r["json_schema"]["schema"].is_object() || r["json_schema"]["schema"].is_boolean()));
+                assert!(x.tools.as_ref().is_none_or(|t| t.as_array().is_some_and(|a| !a.is_empty())));
                 match &v.input {
                     openai::Input::Messages(m) => {
                         assert!(chat && !m.is_empty() && m.len() <= limits.max_messages);
                         assert!(m.iter().map(|m| m.content.len()).sum::<usize>() <= limits.max_text_bytes);
+                        // tool calls only on assistant messages, call ids only on tool messages
+                        assert!(m.iter().all(|m| (m.tool_calls.is_empty() || m.role == "assistant") && (m.tool_call_id.is_none() || m.role == "tool")));
                     }
-                    openai::Input::Prompt(p) => assert!(!chat && p.len() <= limits.max_text_bytes),
+                    openai::Input::Prompt(openai::Prompt::Text(t)) => assert!(!chat && t.len() <= limits.max_text_bytes),
+                    openai::Input::Prompt(openai::Prompt::Tokens(ids)) => assert!(!chat && ids.len() <= limits.max_text_bytes),
                 }
             }
             Err(e) => {
