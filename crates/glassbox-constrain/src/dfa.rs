@@ -4,8 +4,10 @@
 //! side, as llama.cpp's grammar sampler keeps them); each stack holds element positions, its top
 //! always a byte class (or the stack is empty: the text is complete). Configurations are
 //! interned, and the transition on each byte is computed once and kept, so after a few tokens
-//! the automaton runs as a table lookup per byte. Bounded: too many configurations, stacks or
-//! nesting make transitions fail closed (dead) and set [`Dfa::overflow`].
+//! the automaton runs as a table lookup per byte. Bounded: too many configurations, stack
+//! entries in all, parallel stacks or nesting make transitions fail closed (dead) and set
+//! [`Dfa::overflow`]; the automaton is only a cache of the grammar, so [`Dfa::reset`] can start
+//! it again from the current configuration.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,13 +24,15 @@ type Stack = Vec<u32>;
 #[derive(Clone, Copy, Debug)]
 pub struct DfaLimits {
     pub max_states: usize,
+    /// Stack entries over all interned configurations (4 bytes each).
+    pub max_entries: usize,
     pub max_stacks: usize,
     pub max_depth: usize,
 }
 
 impl Default for DfaLimits {
     fn default() -> DfaLimits {
-        DfaLimits { max_states: 32_768, max_stacks: 4_096, max_depth: 1_024 }
+        DfaLimits { max_states: 32_768, max_entries: 4 << 20, max_stacks: 4_096, max_depth: 1_024 }
     }
 }
 
@@ -40,6 +44,7 @@ pub struct Dfa {
     trans: Vec<[u32; 256]>,
     accepting: Vec<bool>,
     continues: Vec<bool>,
+    entries: usize,
     /// Why a transition failed closed, if one did.
     pub overflow: Option<String>,
 }
@@ -47,7 +52,7 @@ pub struct Dfa {
 impl Dfa {
     /// The automaton and its start state.
     pub fn new(g: Arc<Grammar>, limits: DfaLimits) -> Result<(Dfa, u32)> {
-        let mut d = Dfa { g, limits, configs: Vec::new(), index: HashMap::new(), trans: Vec::new(), accepting: Vec::new(), continues: Vec::new(), overflow: None };
+        let mut d = Dfa { g, limits, configs: Vec::new(), index: HashMap::new(), trans: Vec::new(), accepting: Vec::new(), continues: Vec::new(), entries: 0, overflow: None };
         let mut out = Vec::new();
         let mut s = Vec::new();
         for i in 0..d.g.alts[d.g.root as usize].len() {
@@ -159,6 +164,20 @@ impl Dfa {
         Ok(())
     }
 
+    /// Forget every state but `keep` (and the overflow): the automaton starts again from that
+    /// configuration, which gets a new id (returned). Ids held elsewhere are invalid after this.
+    pub fn reset(&mut self, keep: u32) -> Result<u32> {
+        let cfg = self.configs[keep as usize].to_vec();
+        self.configs.clear();
+        self.index.clear();
+        self.trans.clear();
+        self.accepting.clear();
+        self.continues.clear();
+        self.entries = 0;
+        self.overflow = None;
+        self.intern(cfg)
+    }
+
     fn intern(&mut self, mut cfg: Vec<Stack>) -> Result<u32> {
         cfg.sort_unstable();
         cfg.dedup();
@@ -169,6 +188,11 @@ impl Dfa {
         if self.configs.len() >= self.limits.max_states {
             return Err(Error::Limit(format!("the automaton grew past {} states", self.limits.max_states)));
         }
+        let entries: usize = cfg.iter().map(|s| s.len() + 1).sum();
+        if self.entries + entries > self.limits.max_entries {
+            return Err(Error::Limit(format!("the automaton's stacks grew past {} entries", self.limits.max_entries)));
+        }
+        self.entries += entries;
         let i = self.configs.len() as u32;
         self.accepting.push(cfg.iter().any(|s| s.is_empty()));
         self.continues.push(cfg.iter().any(|s| !s.is_empty()));

@@ -118,6 +118,11 @@ impl Builder {
 
     /// `x{min,max}` (`max` = `None`: unbounded).
     pub fn repeat(&mut self, name: &str, x: Vec<Sym>, min: usize, max: Option<usize>) -> Result<u32> {
+        // What the copies will take, checked before any is made.
+        let copies = min.saturating_add(max.map_or(1, |m| m.saturating_sub(min)));
+        if self.size.saturating_add(copies.saturating_mul(x.len() + 2)) > self.max_size {
+            return Err(Error::TooLarge(format!("its grammar needs more than {} symbols", self.max_size)));
+        }
         let mut seq = Vec::new();
         for _ in 0..min {
             seq.extend_from_slice(&x);

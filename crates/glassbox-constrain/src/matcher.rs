@@ -22,6 +22,8 @@ pub struct Stats {
     pub masks_cached: u64,
     /// Trie nodes visited by the computed masks.
     pub nodes_visited: u64,
+    /// Times the automaton was started again after reaching a bound.
+    pub resets: u64,
 }
 
 pub struct Matcher {
@@ -70,6 +72,24 @@ impl Matcher {
         s
     }
 
+    /// Start the automaton again from the current state (it is a cache of the grammar: nothing
+    /// is lost but time). Cached masks go with it.
+    fn reset(&mut self) -> Result<()> {
+        self.state = self.dfa.reset(self.state)?;
+        self.masks.clear();
+        self.stats.resets += 1;
+        Ok(())
+    }
+
+    /// `run`, again from a fresh automaton if the first try overflowed it.
+    fn run_or_reset(&mut self, bytes: &[u8]) -> u32 {
+        let s = self.run(self.state, bytes);
+        if s == DEAD && self.dfa.overflow.is_some() && self.reset().is_ok() {
+            return self.run(self.state, bytes);
+        }
+        s
+    }
+
     /// Whether `tok` may come next.
     pub fn allows(&mut self, tok: u32) -> bool {
         self.stats.checks += 1;
@@ -78,7 +98,7 @@ impl Matcher {
         }
         let v = self.vocab.clone();
         let b = v.token_bytes(tok);
-        !b.is_empty() && self.run(self.state, b) != DEAD
+        !b.is_empty() && self.run_or_reset(b) != DEAD
     }
 
     /// Feed the chosen token (an end-of-generation token is accepted where the text is complete).
@@ -92,7 +112,7 @@ impl Matcher {
 
     /// Feed text that is not a token (a forced prefix).
     pub fn advance_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        let s = self.run(self.state, bytes);
+        let s = self.run_or_reset(bytes);
         if s == DEAD {
             return Err(self.overflow().unwrap_or_else(|| Error::TextNotAllowed(String::from_utf8_lossy(bytes).chars().take(40).collect())));
         }
@@ -104,12 +124,24 @@ impl Matcher {
         self.dfa.overflow.clone().map(Error::Limit)
     }
 
-    /// One bit per token: may it come next. Errors if the automaton overflowed on the way.
+    /// One bit per token: may it come next. An automaton that overflows on the way is started
+    /// again from the current state and the mask computed once more; a second overflow is an
+    /// error.
     pub fn mask(&mut self) -> Result<Arc<Vec<u64>>> {
         if let Some(m) = self.masks.get(&self.state) {
             self.stats.masks_cached += 1;
             return Ok(m.clone());
         }
+        match self.compute_mask() {
+            Err(Error::Limit(_)) => {
+                self.reset()?;
+                self.compute_mask()
+            }
+            r => r,
+        }
+    }
+
+    fn compute_mask(&mut self) -> Result<Arc<Vec<u64>>> {
         self.stats.masks_computed += 1;
         let v = self.vocab.clone();
         let mut bits = vec![0u64; v.n_vocab().div_ceil(64)];

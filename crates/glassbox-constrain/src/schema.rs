@@ -120,6 +120,25 @@ struct Compiler<'a> {
     tag: usize,
 }
 
+/// Whether `v` is of the type(s) `t` names.
+fn type_allows(t: &Value, v: &Value) -> bool {
+    let one = |t: &str| match t {
+        "null" => v.is_null(),
+        "boolean" => v.is_boolean(),
+        "string" => v.is_string(),
+        "integer" => v.as_f64().is_some_and(|x| x.fract() == 0.0),
+        "number" => v.is_number(),
+        "array" => v.is_array(),
+        "object" => v.is_object(),
+        _ => false,
+    };
+    match t {
+        Value::String(t) => one(t),
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(one),
+        _ => false,
+    }
+}
+
 fn invalid(path: &str, msg: impl Into<String>) -> Error {
     Error::Invalid { path: path.to_owned(), msg: msg.into() }
 }
@@ -161,7 +180,7 @@ fn literal(v: &Value, ws: Sym) -> Vec<Sym> {
     }
 }
 
-impl Compiler<'_> {
+impl<'a> Compiler<'a> {
     fn count(&self, s: &serde_json::Map<String, Value>, key: &str, path: &str) -> Result<Option<usize>> {
         match s.get(key) {
             None => Ok(None),
@@ -197,19 +216,36 @@ impl Compiler<'_> {
             let r = r.as_str().ok_or_else(|| invalid(path, "$ref must be a string"))?;
             return Ok(vec![Sym::Rule(self.reference(r, path, depth)?)]);
         }
-        if let Some(v) = obj.get("const") {
-            let ws = Sym::Rule(self.j.ws(self.b)?);
-            return Ok(literal(v, ws));
+        // A combinator or literal decides the value alone: any other constraint beside it would
+        // go unenforced, so it is refused (a `type` beside enum/const only has to agree).
+        for comb in ["const", "enum", "anyOf", "oneOf", "allOf"] {
+            if obj.contains_key(comb)
+                && let Some(k) = obj.keys().find(|k| KEYWORDS.contains(&k.as_str()) && *k != comb && !(*k == "type" && (comb == "const" || comb == "enum")))
+            {
+                return Err(Error::Unsupported { keyword: format!("{k} beside {comb}"), path: path.to_owned() });
+            }
         }
-        if let Some(e) = obj.get("enum") {
-            let e = e.as_array().filter(|a| !a.is_empty()).ok_or_else(|| invalid(path, "enum must be a non-empty array"))?;
+        let literals: Option<Vec<&Value>> = match (obj.get("const"), obj.get("enum")) {
+            (Some(v), _) => Some(vec![v]),
+            (None, Some(e)) => Some(e.as_array().filter(|a| !a.is_empty()).ok_or_else(|| invalid(path, "enum must be a non-empty array"))?.iter().collect()),
+            _ => None,
+        };
+        if let Some(values) = literals {
+            if let Some(t) = obj.get("type")
+                && let Some(bad) = values.iter().find(|v| !type_allows(t, v))
+            {
+                return Err(invalid(path, format!("{bad} does not have the type {t}")));
+            }
             let ws = Sym::Rule(self.j.ws(self.b)?);
-            let id = self.b.add(&format!("{path}/enum"), e.iter().map(|v| literal(v, ws)).collect())?;
+            let id = self.b.add(&format!("{path}/enum"), values.iter().map(|v| literal(v, ws)).collect())?;
             return Ok(vec![Sym::Rule(id)]);
         }
         for key in ["anyOf", "oneOf"] {
             if let Some(a) = obj.get(key) {
                 let a = a.as_array().filter(|a| !a.is_empty()).ok_or_else(|| invalid(path, format!("{key} must be a non-empty array")))?;
+                if key == "oneOf" && !self.disjoint(a) {
+                    return Err(Error::Unsupported { keyword: "oneOf whose branches may overlap (only branches of different types, or objects told apart by a const property, are enforced; use anyOf)".into(), path: path.to_owned() });
+                }
                 let mut alts = Vec::new();
                 for (i, sub) in a.iter().enumerate() {
                     alts.push(self.schema(sub, &format!("{path}/{key}/{i}"), depth + 1)?);
@@ -224,9 +260,20 @@ impl Compiler<'_> {
                 _ => return Err(Error::Unsupported { keyword: "allOf with more than one schema".into(), path: path.to_owned() }),
             }
         }
+        const OBJECT: &[&str] = &["properties", "required", "additionalProperties"];
+        const ARRAY: &[&str] = &["items", "minItems", "maxItems"];
+        const STRING: &[&str] = &["minLength", "maxLength", "format"];
+        let has = |ks: &[&str]| ks.iter().any(|k| obj.contains_key(*k));
         let types: Vec<&str> = match obj.get("type") {
-            None if obj.contains_key("properties") => vec!["object"],
-            None if obj.contains_key("items") => vec!["array"],
+            None if has(OBJECT) && !has(ARRAY) && !has(STRING) => vec!["object"],
+            None if has(ARRAY) && !has(OBJECT) && !has(STRING) => vec!["array"],
+            None if has(STRING) && !has(OBJECT) && !has(ARRAY) => vec!["string"],
+            None if obj.keys().any(|k| KEYWORDS.contains(&k.as_str())) => {
+                // Constraints for several kinds of value, or numeric bounds, with no type: what
+                // they allow of other types would not be enforced.
+                let k = obj.keys().find(|k| KEYWORDS.contains(&k.as_str())).cloned().unwrap_or_default();
+                return Err(Error::Unsupported { keyword: format!("{k} without a type"), path: path.to_owned() });
+            }
             None => return Ok(vec![Sym::Rule(self.j.value(self.b)?)]),
             Some(Value::String(t)) => vec![t.as_str()],
             Some(Value::Array(ts)) if !ts.is_empty() => ts.iter().map(|t| t.as_str().ok_or_else(|| invalid(path, "type must name types"))).collect::<Result<_>>()?,
@@ -240,6 +287,50 @@ impl Compiler<'_> {
             return Ok(alts.pop().unwrap_or_default());
         }
         Ok(vec![Sym::Rule(self.b.add(&format!("{path}/type"), alts)?)])
+    }
+
+    /// `$ref`s followed to the schema they name (a few hops), for looking at a branch.
+    fn resolve<'v>(&self, mut v: &'v Value) -> &'v Value
+    where
+        'a: 'v,
+    {
+        for _ in 0..8 {
+            match v.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')).and_then(|p| self.root.pointer(p)) {
+                Some(t) => v = t,
+                None => break,
+            }
+        }
+        v
+    }
+
+    /// `oneOf` branches no value can satisfy twice: each of a single type that no other branch
+    /// shares (integer and number overlap), or all objects requiring one property whose schema
+    /// is a `const` (or one-value `enum`), with different values.
+    fn disjoint(&self, branches: &[Value]) -> bool {
+        let bs: Vec<&Value> = branches.iter().map(|b| self.resolve(b)).collect();
+        let types: Option<Vec<&str>> = bs.iter().map(|b| b.get("type").and_then(Value::as_str)).collect();
+        if let Some(mut t) = types {
+            let n = t.len();
+            if t.contains(&"integer") && t.contains(&"number") {
+                return false;
+            }
+            t.sort_unstable();
+            t.dedup();
+            if t.len() == n {
+                return true;
+            }
+        }
+        let tag = |b: &Value, key: &str| -> Option<Value> {
+            let required = b.get("required")?.as_array()?.iter().any(|r| r == key);
+            let p = self.resolve(b.get("properties")?.get(key)?);
+            let v = p.get("const").cloned().or_else(|| p.get("enum")?.as_array().filter(|e| e.len() == 1).map(|e| e[0].clone()))?;
+            required.then_some(v)
+        };
+        let Some(keys) = bs.first().and_then(|b| b.get("properties")).and_then(Value::as_object) else { return false };
+        keys.keys().any(|k| {
+            let vals: Option<Vec<Value>> = bs.iter().map(|b| tag(b, k)).collect();
+            vals.is_some_and(|v| (0..v.len()).all(|i| (i + 1..v.len()).all(|j| v[i] != v[j])))
+        })
     }
 
     fn reference(&mut self, r: &str, path: &str, depth: usize) -> Result<u32> {
@@ -426,15 +517,33 @@ impl Compiler<'_> {
     fn format(&mut self, f: &str, path: &str) -> Result<Vec<Sym>> {
         let d = |lo: u8, hi: u8| Sym::Class(ByteClass::range(lo, hi));
         let b = &mut *self.b;
+        // A calendar date: days per month, 29 February only in leap years, years 0001-9999.
         let date = |b: &mut Builder| -> Result<u32> {
-            let month = b.add("month", vec![vec![d(b'0', b'0'), d(b'1', b'9')], vec![d(b'1', b'1'), d(b'0', b'2')]])?;
-            let day = b.add("day", vec![vec![d(b'0', b'0'), d(b'1', b'9')], vec![d(b'1', b'2'), d(b'0', b'9')], vec![d(b'3', b'3'), d(b'0', b'1')]])?;
-            let mut a = vec![d(b'0', b'9'); 4];
-            a.extend(lit(b"-"));
-            a.push(Sym::Rule(month));
-            a.extend(lit(b"-"));
-            a.push(Sym::Rule(day));
-            b.add("date", vec![a])
+            let one = |c: u8| Sym::Class(ByteClass::single(c));
+            let of = |cs: &[u8]| Sym::Class(ByteClass::of(cs));
+            let year = b.add("year", vec![vec![d(b'1', b'9'), d(b'0', b'9'), d(b'0', b'9'), d(b'0', b'9')], vec![one(b'0'), d(b'1', b'9'), d(b'0', b'9'), d(b'0', b'9')], vec![one(b'0'), one(b'0'), d(b'1', b'9'), d(b'0', b'9')], vec![one(b'0'), one(b'0'), one(b'0'), d(b'1', b'9')]])?;
+            let leap_tail = b.add("leap year end", vec![vec![one(b'0'), of(b"48")], vec![of(b"2468"), of(b"048")], vec![of(b"13579"), of(b"26")]])?;
+            let leap = b.add("leap year", vec![vec![d(b'0', b'9'), d(b'0', b'9'), Sym::Rule(leap_tail)], vec![one(b'0'), of(b"48"), one(b'0'), one(b'0')], vec![of(b"2468"), of(b"048"), one(b'0'), one(b'0')], vec![of(b"13579"), of(b"26"), one(b'0'), one(b'0')]])?;
+            let day28 = vec![vec![one(b'0'), d(b'1', b'9')], vec![one(b'1'), d(b'0', b'9')], vec![one(b'2'), d(b'0', b'8')]];
+            let mut day30 = day28.clone();
+            day30.extend([vec![one(b'2'), one(b'9')], vec![one(b'3'), one(b'0')]]);
+            let mut day31 = day30.clone();
+            day31.push(vec![one(b'3'), one(b'1')]);
+            let (d28, d30, d31) = (b.add("day", day28)?, b.add("day", day30)?, b.add("day", day31)?);
+            let mut md = Vec::new();
+            for (m, days) in [(&b"01"[..], d31), (b"03", d31), (b"05", d31), (b"07", d31), (b"08", d31), (b"10", d31), (b"12", d31), (b"04", d30), (b"06", d30), (b"09", d30), (b"11", d30), (b"02", d28)] {
+                let mut a = lit(m);
+                a.extend(lit(b"-"));
+                a.push(Sym::Rule(days));
+                md.push(a);
+            }
+            let month_day = b.add("month and day", md)?;
+            let mut plain = vec![Sym::Rule(year)];
+            plain.extend(lit(b"-"));
+            plain.push(Sym::Rule(month_day));
+            let mut leap_day = vec![Sym::Rule(leap)];
+            leap_day.extend(lit(b"-02-29"));
+            b.add("date", vec![plain, leap_day])
         };
         let time = |b: &mut Builder| -> Result<u32> {
             let hour = b.add("hour", vec![vec![d(b'0', b'1'), d(b'0', b'9')], vec![d(b'2', b'2'), d(b'0', b'3')]])?;

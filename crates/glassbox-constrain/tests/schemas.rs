@@ -125,6 +125,18 @@ fn formats_and_lengths() {
     let g = grammar(json!({"type": "object", "properties": {"d": {"type": "string", "format": "date-time"}, "u": {"type": "string", "format": "uuid"}, "s": {"type": "string", "minLength": 2, "maxLength": 3}}, "required": ["d", "u", "s"]}));
     assert!(accepts(&g, r#"{"d":"2026-12-01T22:19:34.5Z","u":"123e4567-e89b-12d3-a456-426614174000","s":"éé"}"#));
     assert!(!accepts(&g, r#"{"d":"2026-13-01T22:19:34Z","u":"123e4567-e89b-12d3-a456-426614174000","s":"éé"}"#));
+    // calendar dates: every day of 1999-2001 and 2100, against chrono-free arithmetic
+    let dg = grammar(json!({"type": "string", "format": "date"}));
+    for y in [1999, 2000, 2001, 2004, 2100, 1, 400] {
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        for m in 1..=12 {
+            let days = match m { 2 if leap => 29, 2 => 28, 4 | 6 | 9 | 11 => 30, _ => 31 };
+            for d in 1..=32 {
+                assert_eq!(accepts(&dg, &format!("\"{y:04}-{m:02}-{d:02}\"")), d <= days, "{y}-{m}-{d}");
+            }
+        }
+    }
+    assert!(!accepts(&dg, "\"0000-01-01\"") && !accepts(&dg, "\"2026-00-10\"") && !accepts(&dg, "\"2026-01-00\""));
     assert!(!accepts(&g, r#"{"d":"2026-12-01T22:19:34Z","u":"123e4567-e89b-12d3-a456-426614174000","s":"abcd"}"#));
 }
 
@@ -147,11 +159,31 @@ fn refusals_name_the_problem() {
         (json!({"$ref": "https://example.com/s.json"}), "not local"),
         (json!({"type": "frobnicate"}), "frobnicate"),
         (json!({"type": "array", "maxItems": 100000}), "maxItems"),
+        // constraints beside a combinator or literal, or without a type, would go unenforced
+        (json!({"type": "object", "properties": {"k": {"type": "string"}}, "anyOf": [{"required": ["k"]}]}), "beside anyOf"),
+        (json!({"type": "string", "minLength": 3, "enum": ["a", "bbbb"]}), "minLength beside enum"),
+        (json!({"minimum": 5}), "minimum without a type"),
+        (json!({"maxItems": 2, "maxLength": 3}), "without a type"),
+        (json!({"oneOf": [{"type": "integer"}, {"type": "number"}]}), "overlap"),
+        (json!({"oneOf": [{"type": "object", "properties": {"a": {"type": "string"}}}, {"type": "object", "properties": {"b": {"type": "string"}}}]}), "overlap"),
+        (json!({"type": "string", "enum": ["a", 1]}), "does not have the type"),
     ];
     for (s, word) in cases {
         let e = compile_schema(&s, &l).unwrap_err().to_string();
         assert!(e.contains(word), "{s}: {e}");
     }
+    // disjoint oneOf branches are enforced; constraints imply their type
+    for ok in [json!({"oneOf": [{"type": "integer"}, {"type": "string"}]}), json!({"oneOf": [{"type": "object", "properties": {"t": {"const": "a"}}, "required": ["t"]}, {"type": "object", "properties": {"t": {"enum": ["b"]}}, "required": ["t"]}]}),
+               json!({"additionalProperties": false}), json!({"items": {"type": "integer"}, "maxItems": 2}), json!({"type": "string", "enum": ["a", "b"]})] {
+        compile_schema(&ok, &l).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    assert!(!accepts(&grammar(json!({"maxItems": 2})), "[1,2,3]") && accepts(&grammar(json!({"maxItems": 2})), "[1,2]"));
+    // a large item repeated many times: one rule referenced, or refused before any copy is made
+    let t = std::time::Instant::now();
+    compile_schema(&json!({"type": "array", "items": {"const": "x".repeat(60_000)}, "minItems": 1024}), &l).unwrap();
+    let tight = Limits { max_symbols: 5_000, ..Limits::default() };
+    assert!(matches!(compile_schema(&json!({"type": "array", "items": {"type": "string", "format": "uuid"}, "minItems": 1024}), &tight), Err(Error::TooLarge(_))));
+    assert!(t.elapsed() < std::time::Duration::from_secs(1));
     let mut deep = json!({"type": "string"});
     for _ in 0..40 {
         deep = json!({"type": "array", "items": deep});
@@ -159,4 +191,22 @@ fn refusals_name_the_problem() {
     assert!(matches!(compile_schema(&deep, &l), Err(Error::TooDeep(32))));
     let big: serde_json::Map<String, Value> = (0..5000).map(|i| (format!("property_{i}"), json!({"type": "string"}))).collect();
     assert!(matches!(compile_schema(&json!({"type": "object", "properties": big}), &l), Err(Error::TooLarge(_))));
+}
+
+#[test]
+fn a_full_automaton_starts_again_instead_of_failing() {
+    // A bounded array of objects: every item is a new set of states. With a tiny state bound the
+    // automaton must start again (it is a cache of the grammar) and still accept the text.
+    let g = grammar(json!({"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer"}}, "required": ["name", "n"]}, "maxItems": 200}));
+    let items: Vec<String> = (0..150).map(|i| format!("{{\"name\": \"item {i}\", \"n\": {i}}}")).collect();
+    let text = format!("[{}]", items.join(", "));
+    let limits = glassbox_constrain::dfa::DfaLimits { max_states: 300, ..Default::default() };
+    let mut m = Matcher::with_limits(g, vocab(), limits).unwrap();
+    for chunk in text.as_bytes().chunks(5) {
+        m.mask().unwrap();
+        m.advance_bytes(chunk).unwrap();
+    }
+    assert!(m.is_done());
+    assert!(m.stats.resets > 0, "{:?}", m.stats);
+    assert!(m.n_states() <= 300);
 }

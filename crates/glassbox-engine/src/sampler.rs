@@ -215,7 +215,8 @@ impl Sampler {
                 return c[i].0;
             }
         }
-        c[c.len() - 1].0
+        // Rounding left r past the sum: the last candidate that can be drawn (never a masked one).
+        probs.iter().rposition(|&p| p > 0.0).map_or(c[0].0, |i| c[i].0)
     }
 }
 

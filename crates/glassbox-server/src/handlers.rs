@@ -327,6 +327,10 @@ async fn prepare(st: &AppState, body: &[u8], ep: Endpoint, id: u64, key: Option<
     if let Some(text) = &text {
         tracing::info!(request_id = id, user = ?v.common.user.as_deref().unwrap_or_default(), prompt = ?text, "prompt");
     }
+    if plan.tools.is_some() && v.common.stream && v.common.logprobs {
+        // Streamed calls go out whole, not token by token: there is nothing to attach them to.
+        return Err(reject(ApiError::invalid("logprobs", "logprobs with tools is supported without stream only")));
+    }
     let c = v.common.sampling.clone();
     let n_vocab = handle.frontend.tokenizer.n_vocab();
     if let Some(&(t, _)) = c.logit_bias.iter().find(|(t, _)| *t as usize >= n_vocab) {

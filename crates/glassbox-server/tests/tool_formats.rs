@@ -201,6 +201,12 @@ fn check_format(vocab: &str, template: &str) {
         let r = chat(&s, b);
         assert!(r["choices"][0]["message"]["tool_calls"].is_null());
     }
+    // Streamed calls carry no per-token log-probabilities: refused, not silently dropped.
+    let mut b = base.clone();
+    b["stream"] = json!(true);
+    b["logprobs"] = json!(true);
+    let (status, text) = post_raw(s.addr, "POST", "/v1/chat/completions", &b.to_string());
+    assert!(status == 400 && text.contains("logprobs"), "{status} {text}");
     drop(s);
     let _ = std::fs::remove_file(model);
 }

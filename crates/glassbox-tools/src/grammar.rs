@@ -74,7 +74,9 @@ pub fn call_grammar(format: Format, functions: &[Function], choice: &Choice, par
             let mut block = lit(HERMES_OPEN.as_bytes());
             block.extend([ws, call, ws]);
             block.extend(lit(HERMES_CLOSE.as_bytes()));
-            let seq = if parallel && !matches!(choice, Choice::Named(_)) { vec![g.one_or_more("tool calls", block, vec![ws]).map_err(g_err)?] } else { block };
+            // Several calls: whitespace may follow the last one (Qwen writes "</tool_call>\n"
+            // between calls), so the model can still end there.
+            let seq = if parallel && !matches!(choice, Choice::Named(_)) { vec![g.one_or_more("tool calls", block, vec![ws]).map_err(g_err)?, ws] } else { block };
             (seq, None)
         }
         (Format::Llama3, _) => (vec![call], None),

@@ -89,11 +89,14 @@ pub fn parse_tools(v: &Value) -> Result<Vec<Function>, ToolError> {
         };
         let parameters = match f.get("parameters") {
             None | Some(Value::Null) => serde_json::json!({"type": "object", "properties": {}}),
-            Some(v @ Value::Object(o)) => {
+            Some(Value::Object(o)) => {
                 if o.get("type").is_some_and(|t| t != "object") {
                     return Err(err(p(".function.parameters"), "parameters must be a schema of type \"object\""));
                 }
-                v.clone()
+                // Arguments are an object whatever the schema says beside (OpenAI's definition).
+                let mut o = o.clone();
+                o.entry("type").or_insert_with(|| Value::String("object".into()));
+                Value::Object(o)
             }
             Some(_) => return Err(err(p(".function.parameters"), "parameters must be a JSON schema object")),
         };

@@ -28,6 +28,8 @@ fn hermes_required_and_named() {
     let block = format!("<tool_call>\n{PARIS}\n</tool_call>");
     assert!(accepts(Format::Hermes, &Choice::Required, true, &block));
     assert!(accepts(Format::Hermes, &Choice::Required, true, &format!("{block}\n{block}")));
+    // whitespace after the last of several calls still lets the reply end
+    assert!(accepts(Format::Hermes, &Choice::Required, true, &format!("{block}\n{block}\n")));
     assert!(!accepts(Format::Hermes, &Choice::Required, false, &format!("{block}\n{block}")));
     // arguments held to the strict schema; the non-strict function's pattern is not enforced
     assert!(!accepts(Format::Hermes, &Choice::Required, true, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"unit\": \"c\"}}\n</tool_call>"));
@@ -67,6 +69,9 @@ fn definitions_and_choices_are_checked() {
     assert_eq!(bad(json!([{"type": "function", "function": {"name": "a b"}}])), "tools[0].function.name");
     assert_eq!(bad(json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}])), "tools[0].function.parameters");
     assert_eq!(bad(json!([{"type": "function", "function": {"name": "f", "strict": "yes"}}])), "tools[0].function.strict");
+    // parameters without a type describe an object
+    let f = parse_tools(&json!([{"type": "function", "function": {"name": "f", "parameters": {}}}])).unwrap();
+    assert_eq!(f[0].parameters["type"], "object");
     assert_eq!(bad(json!([{"type": "function", "function": {"name": "f"}}, {"type": "function", "function": {"name": "f"}}])), "tools[1].function.name");
     assert_eq!(bad(json!((0..=glassbox_tools::MAX_TOOLS).map(|i| json!({"type": "function", "function": {"name": format!("f{i}")}})).collect::<Vec<_>>())), "tools");
     let t = tools();

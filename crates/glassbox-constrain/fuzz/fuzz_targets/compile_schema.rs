@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(schema) = serde_json::from_slice::<serde_json::Value>(data) else { return };
     let limits = Limits { max_bytes: 4096, max_depth: 16, max_symbols: 20_000, max_count: 64 };
     let Ok(g) = compile_schema(&schema, &limits) else { return };
-    let dl = DfaLimits { max_states: 2_000, max_stacks: 256, max_depth: 128 };
+    let dl = DfaLimits { max_states: 2_000, max_entries: 1 << 16, max_stacks: 256, max_depth: 128 };
     let mut m = Matcher::with_limits(Arc::new(g), vocab(), dl).expect("a compiled grammar starts");
     let _ = m.mask();
     for chunk in data.chunks(7) {
