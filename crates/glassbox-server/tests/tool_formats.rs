@@ -10,45 +10,18 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use glassbox_gguf::{GgmlType, Gguf, GgufFile, GgufWriter, Value as GValue, WriterTensor};
 use glassbox_server::{ModelSpec, ServerConfig};
 use serde_json::{Value, json};
 
-/// `tiny-llama31.gguf` with `ggml-vocab-{vocab}.gguf`'s tokenizer, matrices to fit it, and the
-/// chat template `template` from the rendering fixture.
+#[path = "../../glassbox-testdata/shared/vocab_model.rs"]
+mod vocab_model;
+
+/// `tiny-llama31.gguf` with `ggml-vocab-{vocab}.gguf`'s tokenizer and the chat template
+/// `template` from the rendering fixture.
 fn tiny_with(vocab: &str, template: &str) -> PathBuf {
-    let src = std::fs::read(glassbox_testdata::fixture("tiny/tiny-llama31.gguf")).unwrap();
-    let g = Gguf::parse(&src, &Default::default()).unwrap();
-    let voc_file = GgufFile::open(&glassbox_testdata::llama_vocab(&format!("ggml-vocab-{vocab}.gguf"))).unwrap();
-    let voc = voc_file.gguf();
-    let n_vocab = match voc.get("tokenizer.ggml.tokens") {
-        Some(GValue::Array(a)) => a.len(),
-        _ => panic!("{vocab}: no token list"),
-    };
     let fx: Value = serde_json::from_str(&std::fs::read_to_string(glassbox_testdata::fixture("templates/renders.json")).unwrap()).unwrap();
-    let source = fx["templates"][template].as_str().unwrap().to_owned();
-    let mut w = GgufWriter::from_gguf(&g, &src);
-    w.metadata.retain(|(k, _)| !k.starts_with("tokenizer.") && k != "llama.vocab_size");
-    w.metadata.extend(voc.metadata().iter().filter(|(k, _)| k.starts_with("tokenizer.") && *k != "tokenizer.chat_template").map(|(k, v)| (k.clone(), v.clone())));
-    w.metadata.push(("tokenizer.chat_template".into(), GValue::String(source)));
-    let n_embd = g.get_u64("llama.embedding_length").unwrap().unwrap() as usize;
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let values: Vec<u8> = (0..n_vocab * n_embd)
-        .flat_map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.6).to_le_bytes()
-        })
-        .collect();
-    for t in w.tensors.iter_mut().filter(|t| t.name == "token_embd.weight" || t.name == "output.weight") {
-        *t = WriterTensor { name: t.name.clone(), dims: vec![n_embd as u64, n_vocab as u64], ggml_type: GgmlType::F32, data: &values };
-    }
     let dst = std::env::temp_dir().join(format!("glassbox-tool-formats-{}-{vocab}.gguf", std::process::id()));
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&dst).unwrap());
-    w.write(&mut f).unwrap();
-    f.flush().unwrap();
-    dst
+    vocab_model::with_vocab("tiny/tiny-llama31.gguf", vocab, fx["templates"][template].as_str(), &dst)
 }
 
 struct Server {

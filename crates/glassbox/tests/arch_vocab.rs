@@ -10,48 +10,19 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use glassbox_gguf::{GgmlType, Gguf, GgufFile, GgufWriter, Value, WriterTensor};
 
 fn run(args: &[&str]) -> Output {
     let store = std::env::temp_dir().join(format!("glassbox-arch-vocab-trust-{}.toml", std::process::id()));
     Command::new(env!("CARGO_BIN_EXE_glassbox")).args(args).env("GLASSBOX_TRUST_STORE", store).output().expect("run glassbox")
 }
 
+#[path = "../../glassbox-testdata/shared/vocab_model.rs"]
+mod vocab_model;
+
 /// `tiny-{arch}-f32.gguf` with `ggml-vocab-{vocab}.gguf`'s tokenizer and matrices to fit it.
 fn with_vocab(arch: &str, vocab: &str) -> (PathBuf, Vec<(String, Vec<u32>)>) {
-    let src = std::fs::read(glassbox_testdata::fixture(&format!("tiny/tiny-{arch}-f32.gguf"))).unwrap();
-    let g = Gguf::parse(&src, &Default::default()).unwrap();
-    let voc_file = GgufFile::open(&glassbox_testdata::llama_vocab(&format!("ggml-vocab-{vocab}.gguf"))).unwrap();
-    let voc = voc_file.gguf();
-    let n_vocab = match voc.get("tokenizer.ggml.tokens") {
-        Some(Value::Array(a)) => a.len(),
-        _ => panic!("{vocab}: no token list"),
-    };
-    let arch_name = g.get_str("general.architecture").unwrap().unwrap().to_owned();
-    let mut w = GgufWriter::from_gguf(&g, &src);
-    w.metadata.retain(|(k, _)| !k.starts_with("tokenizer.") && *k != format!("{arch_name}.vocab_size"));
-    w.metadata.extend(voc.metadata().iter().filter(|(k, _)| k.starts_with("tokenizer.")).map(|(k, v)| (k.clone(), v.clone())));
-    if g.get_u64(&format!("{arch_name}.vocab_size")).unwrap().is_some() {
-        w.metadata.push((format!("{arch_name}.vocab_size"), Value::U32(n_vocab as u32)));
-    }
-    // Embedding and output rows for every token: a fixed pseudo-random pattern.
-    let n_embd = g.get_u64(&format!("{arch_name}.embedding_length")).unwrap().unwrap() as usize;
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let values: Vec<u8> = (0..n_vocab * n_embd)
-        .flat_map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.6).to_le_bytes()
-        })
-        .collect();
-    for t in w.tensors.iter_mut().filter(|t| t.name == "token_embd.weight" || t.name == "output.weight") {
-        *t = WriterTensor { name: t.name.clone(), dims: vec![n_embd as u64, n_vocab as u64], ggml_type: GgmlType::F32, data: &values };
-    }
     let dst = std::env::temp_dir().join(format!("glassbox-arch-vocab-{}-{arch}-{vocab}.gguf", std::process::id()));
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&dst).unwrap());
-    w.write(&mut f).unwrap();
-    std::io::Write::flush(&mut f).unwrap();
+    vocab_model::with_vocab(&format!("tiny/tiny-{arch}-f32.gguf"), vocab, None, &dst);
     // llama.cpp's test vectors for this vocabulary (texts without special-token syntax).
     let raw = std::fs::read_to_string(glassbox_testdata::llama_vocab(&format!("ggml-vocab-{vocab}.gguf.inp"))).unwrap();
     let out = std::fs::read_to_string(glassbox_testdata::llama_vocab(&format!("ggml-vocab-{vocab}.gguf.out"))).unwrap();
