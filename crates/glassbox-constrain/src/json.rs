@@ -24,6 +24,7 @@ pub struct Json {
     number: Option<u32>,
     integer: Option<u32>,
     value: Option<u32>,
+    object: Option<u32>,
     hex: Option<u32>,
 }
 
@@ -141,23 +142,29 @@ impl Json {
         Ok(x)
     }
 
-    /// `open ws (close | item (ws "," ws item)* ws close)` for any item rule.
-    pub fn list(&mut self, b: &mut Builder, name: &str, open: u8, item: Vec<Sym>, close: u8) -> Result<u32> {
-        let ws = self.ws(b)?;
-        let mut more = vec![r(ws)];
-        more.extend(lit(b","));
-        more.push(r(ws));
-        more.extend(item.iter().copied());
-        let rest = b.repeat(&format!("{name} items"), more, 0, None)?;
-        let mut full = item;
-        full.push(r(rest));
-        full.push(r(ws));
-        full.extend(lit(&[close]));
+    /// `open ws close`, or `open ws item (ws "," ws item){min-1,max-1} ws close`: a JSON list of
+    /// `min..=max` items (`max` = `None`: any number).
+    #[allow(clippy::too_many_arguments)] // the list's shape: name, brackets, item, bounds
+    pub fn list(&mut self, b: &mut Builder, name: &str, open: u8, item: Vec<Sym>, close: u8, min: usize, max: Option<usize>) -> Result<Vec<Sym>> {
+        let ws = r(self.ws(b)?);
         let mut a = lit(&[open]);
-        a.push(r(ws));
-        let body = b.add(name, vec![lit(&[close]), full])?;
-        a.push(r(body));
-        b.add(name, vec![a])
+        a.push(ws);
+        if max == Some(0) {
+            a.extend(lit(&[close]));
+            return Ok(a);
+        }
+        let mut more = comma(ws);
+        more.extend(item.iter().copied());
+        let rest = b.repeat(&format!("{name} items"), more, min.saturating_sub(1), max.map(|m| m - 1))?;
+        let mut full = item;
+        full.extend([r(rest), ws]);
+        full.extend(lit(&[close]));
+        let mut alts = vec![full];
+        if min == 0 {
+            alts.push(lit(&[close]));
+        }
+        a.push(r(b.add(name, alts)?));
+        Ok(a)
     }
 
     /// Any JSON value.
@@ -169,24 +176,36 @@ impl Json {
         self.value = Some(v);
         let s = self.string(b)?;
         let n = self.number(b)?;
-        let ws = self.ws(b)?;
-        let mut member = vec![r(s), r(ws)];
-        member.extend(lit(b":"));
-        member.extend([r(ws), r(v)]);
-        let obj = self.list(b, "object", b'{', member, b'}')?;
-        let arr = self.list(b, "array", b'[', vec![r(v)], b']')?;
-        b.define(v, vec![vec![r(obj)], vec![r(arr)], vec![r(s)], vec![r(n)], lit(b"true"), lit(b"false"), lit(b"null")])?;
+        let ws = r(self.ws(b)?);
+        let obj = self.list(b, "object", b'{', member(vec![r(s)], ws, vec![r(v)]), b'}', 0, None)?;
+        let obj = b.add("object", vec![obj])?;
+        self.object = Some(obj);
+        let arr = self.list(b, "array", b'[', vec![r(v)], b']', 0, None)?;
+        b.define(v, vec![vec![r(obj)], arr, vec![r(s)], vec![r(n)], lit(b"true"), lit(b"false"), lit(b"null")])?;
         Ok(v)
     }
 
-    /// Any JSON object.
+    /// Any JSON object (the rule [`Json::value`] uses for objects).
     pub fn object(&mut self, b: &mut Builder) -> Result<u32> {
-        let v = self.value(b)?;
-        let s = self.string(b)?;
-        let ws = self.ws(b)?;
-        let mut member = vec![r(s), r(ws)];
-        member.extend(lit(b":"));
-        member.extend([r(ws), r(v)]);
-        self.list(b, "object", b'{', member, b'}')
+        self.value(b)?;
+        Ok(self.object.expect("value() defines the object rule"))
     }
+}
+
+/// `ws "," ws`: what separates list items and object members.
+pub fn comma(ws: Sym) -> Vec<Sym> {
+    let mut a = vec![ws];
+    a.extend(lit(b","));
+    a.push(ws);
+    a
+}
+
+/// `key ws ":" ws value`: an object member.
+pub fn member(key: Vec<Sym>, ws: Sym, value: Vec<Sym>) -> Vec<Sym> {
+    let mut a = key;
+    a.push(ws);
+    a.extend(lit(b":"));
+    a.push(ws);
+    a.extend(value);
+    a
 }

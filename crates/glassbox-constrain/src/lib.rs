@@ -25,6 +25,7 @@ pub mod vocab;
 pub use grammar::Grammar;
 pub use matcher::Matcher;
 pub use grammar::{lit, Sym};
+pub use json::{comma, member};
 pub use schema::{compile_schema, json_object, Limits, SchemaGrammar};
 pub use vocab::VocabIndex;
 

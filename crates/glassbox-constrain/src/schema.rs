@@ -3,8 +3,8 @@
 //! Enforced: `type` (one or a list), `properties` / `required` / `additionalProperties`
 //! (properties are produced in the schema's order, optional ones may be left out, as OpenAI and
 //! llama.cpp produce them), `items` / `minItems` / `maxItems`, `enum`, `const`, `anyOf`,
-//! `oneOf` (only the branches' own constraints: branches that overlap are the schema's
-//! ambiguity), `allOf` of one schema, `minLength` / `maxLength`, integer bounds, the formats
+//! `oneOf` whose branches cannot overlap, `allOf` of one schema, `minLength` / `maxLength`,
+//! integer bounds, the formats
 //! `date`, `time`, `date-time` and `uuid`, and local `$ref`s (`#/$defs/...`, `#/definitions/...`,
 //! `#`), recursive ones included. Annotations (`title`, `description`, `default`, ...) are
 //! ignored. Anything else is refused by name rather than silently not enforced.
@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::grammar::{lit, Builder, ByteClass, Grammar, Sym};
-use crate::json::Json;
+use crate::json::{comma, member, Json};
 use crate::{Error, Result};
 
 /// Bounds on what a schema may ask for.
@@ -149,9 +149,9 @@ fn literal(v: &Value, ws: Sym) -> Vec<Sym> {
     let list = |open: u8, items: Vec<Vec<Sym>>, close: u8| {
         let mut a = lit(&[open]);
         for (i, item) in items.into_iter().enumerate() {
-            a.push(ws);
             if i > 0 {
-                a.extend(lit(b","));
+                a.extend(comma(ws));
+            } else {
                 a.push(ws);
             }
             a.extend(item);
@@ -162,20 +162,7 @@ fn literal(v: &Value, ws: Sym) -> Vec<Sym> {
     };
     match v {
         Value::Array(x) => list(b'[', x.iter().map(|e| literal(e, ws)).collect(), b']'),
-        Value::Object(o) => list(
-            b'{',
-            o.iter()
-                .map(|(k, e)| {
-                    let mut kv = lit(Value::String(k.clone()).to_string().as_bytes());
-                    kv.push(ws);
-                    kv.extend(lit(b":"));
-                    kv.push(ws);
-                    kv.extend(literal(e, ws));
-                    kv
-                })
-                .collect(),
-            b'}',
-        ),
+        Value::Object(o) => list(b'{', o.iter().map(|(k, e)| member(lit(Value::String(k.clone()).to_string().as_bytes()), ws, literal(e, ws))).collect(), b'}'),
         _ => lit(v.to_string().as_bytes()),
     }
 }
@@ -369,42 +356,11 @@ impl<'a> Compiler<'a> {
                 if max.is_some_and(|m| m < min) {
                     return Err(invalid(path, "maxItems is below minItems"));
                 }
-                self.array(item, min, max, path)
+                self.j.list(self.b, &format!("{path} array"), b'[', item, b']', min, max)
             }
             "object" => self.object(s, path, depth),
             other => Err(invalid(path, format!("unknown type {other:?}"))),
         }
-    }
-
-    fn array(&mut self, item: Vec<Sym>, min: usize, max: Option<usize>, path: &str) -> Result<Vec<Sym>> {
-        if max == Some(0) {
-            let ws = self.j.ws(self.b)?;
-            let mut a = lit(b"[");
-            a.push(Sym::Rule(ws));
-            a.extend(lit(b"]"));
-            return Ok(a);
-        }
-        if min == 0 && max.is_none() {
-            return Ok(vec![Sym::Rule(self.j.list(self.b, &format!("{path} array"), b'[', item, b']')?)]);
-        }
-        let ws = self.j.ws(self.b)?;
-        let mut more = vec![Sym::Rule(ws)];
-        more.extend(lit(b","));
-        more.push(Sym::Rule(ws));
-        more.extend(item.iter().copied());
-        let rest = self.b.repeat(&format!("{path} items"), more, min.saturating_sub(1), max.map(|m| m - 1))?;
-        let mut full = item;
-        full.push(Sym::Rule(rest));
-        full.push(Sym::Rule(ws));
-        full.extend(lit(b"]"));
-        let mut alts = vec![full];
-        if min == 0 {
-            alts.push(lit(b"]"));
-        }
-        let body = self.b.add(&format!("{path} array"), alts)?;
-        let mut a = lit(b"[");
-        a.extend([Sym::Rule(ws), Sym::Rule(body)]);
-        Ok(a)
     }
 
     fn object(&mut self, s: &serde_json::Map<String, Value>, path: &str, depth: usize) -> Result<Vec<Sym>> {
@@ -436,20 +392,11 @@ impl<'a> Compiler<'a> {
             // A map: any keys, values as additionalProperties says (absent or true: any value).
             let value = match s.get("additionalProperties") {
                 None | Some(Value::Bool(true)) => vec![Sym::Rule(self.j.value(self.b)?)],
-                Some(Value::Bool(false)) => {
-                    let mut a = lit(b"{");
-                    a.push(ws);
-                    a.extend(lit(b"}"));
-                    return Ok(a);
-                }
+                Some(Value::Bool(false)) => return self.j.list(self.b, &format!("{path} object"), b'{', vec![], b'}', 0, Some(0)),
                 Some(v) => self.schema(v, &format!("{path}/additionalProperties"), depth + 1)?,
             };
             let key = self.j.string(self.b)?;
-            let mut member = vec![Sym::Rule(key), ws];
-            member.extend(lit(b":"));
-            member.push(ws);
-            member.extend(value);
-            return Ok(vec![Sym::Rule(self.j.list(self.b, &format!("{path} object"), b'{', member, b'}')?)]);
+            return self.j.list(self.b, &format!("{path} object"), b'{', member(vec![Sym::Rule(key)], ws, value), b'}', 0, None);
         }
         if let Some(v) = s.get("additionalProperties") {
             // Declared properties only are produced: valid whatever extra keys would be allowed.
@@ -459,12 +406,8 @@ impl<'a> Compiler<'a> {
         }
         let mut kvs = Vec::new();
         for (name, sub) in props {
-            let mut kv = lit(Value::String(name.clone()).to_string().as_bytes());
-            kv.push(ws);
-            kv.extend(lit(b":"));
-            kv.push(ws);
-            kv.extend(self.schema(sub, &format!("{path}/properties/{name}"), depth + 1)?);
-            kvs.push((required.contains(&name.as_str()), kv));
+            let value = self.schema(sub, &format!("{path}/properties/{name}"), depth + 1)?;
+            kvs.push((required.contains(&name.as_str()), member(lit(Value::String(name.clone()).to_string().as_bytes()), ws, value)));
         }
         // after[i]: properties i.. with one already written (each then preceded by a comma);
         // first[i]: properties i.. with none written yet.
@@ -473,9 +416,7 @@ impl<'a> Compiler<'a> {
         let mut first = after;
         for i in (0..n).rev() {
             let (req, kv) = &kvs[i];
-            let mut with_comma = vec![ws];
-            with_comma.extend(lit(b","));
-            with_comma.push(ws);
+            let mut with_comma = comma(ws);
             with_comma.extend(kv.iter().copied());
             with_comma.push(Sym::Rule(after));
             let mut bare = kv.clone();

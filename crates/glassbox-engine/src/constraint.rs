@@ -76,12 +76,10 @@ impl Active {
                 self.tail.clear();
                 return Ok(false);
             }
-            let keep = self.tail.len().saturating_sub(t.len().saturating_sub(1));
-            self.tail.drain(..keep);
-        } else {
-            let keep = self.tail.len().saturating_sub(t.len().saturating_sub(1));
-            self.tail.drain(..keep);
         }
+        // Keep only what could still be the start of the trigger.
+        let keep = self.tail.len().saturating_sub(t.len().saturating_sub(1));
+        self.tail.drain(..keep);
         Ok(false)
     }
 }

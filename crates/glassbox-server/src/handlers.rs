@@ -638,7 +638,7 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
                 (Endpoint::Chat, Some(cs)) => {
                     let first = cs.calls;
                     let ds = cs.push(&text);
-                    crate::structured::deltas(ds, first, seed.wrapping_add((i as u64) << 16)).into_iter().map(|d| json!({"index": i, "delta": d, "logprobs": null, "finish_reason": null})).collect()
+                    crate::structured::delta_choices(i, ds, first, seed.wrapping_add((i as u64) << 16))
                 }
                 _ if text.is_empty() && lp.is_null() => vec![],
                 (Endpoint::Chat, None) => vec![json!({"index": i, "delta": {"content": text}, "logprobs": lp, "finish_reason": null})],
@@ -683,7 +683,7 @@ fn stream_response(st: Arc<AppState>, p: Prepared, choices: Vec<(Slot, mpsc::Unb
                     if let Some(cs) = &mut calls[i] {
                         let first = cs.calls;
                         let ds = cs.finish();
-                        out.extend(crate::structured::deltas(ds, first, seed.wrapping_add((i as u64) << 16)).into_iter().map(|d| json!({"index": i, "delta": d, "logprobs": null, "finish_reason": null})));
+                        out.extend(crate::structured::delta_choices(i, ds, first, seed.wrapping_add((i as u64) << 16)));
                         if cs.calls > 0 && reason == "stop" {
                             reason = "tool_calls";
                         }

@@ -42,8 +42,9 @@ pub(crate) fn plan(h: &ModelHandle, ex: &Extras) -> Result<Plan, ApiError> {
         None => Vec::new(),
     };
     let choice = parse_choice(ex.tool_choice.as_ref(), &tools).map_err(|e| ApiError::invalid(&e.param, e.to_string()))?;
-    if !tools.is_empty() {
-        // Every definition's schema is checked, whatever the choice.
+    if choice == Choice::None && !tools.is_empty() {
+        // Every definition's schema is checked whatever the choice; with one, the call grammar
+        // below compiles (and so checks) them all.
         call_grammar(Format::Hermes, &tools, &Choice::None, ex.parallel_tool_calls, &limits).map_err(|e| ApiError::invalid(&e.param, e.to_string()))?;
     }
     if let Some(rf) = &ex.response_format {
@@ -104,17 +105,20 @@ fn call_json(c: &Call, seed: u64, index: Option<usize>) -> Value {
     v
 }
 
-/// Stream deltas as the `delta` objects of chunks.
-pub(crate) fn deltas(ds: Vec<Delta>, first_call: usize, seed: u64) -> Vec<Value> {
+/// Stream deltas of choice `index` as chunk choices; calls numbered from `first_call`.
+pub(crate) fn delta_choices(index: usize, ds: Vec<Delta>, first_call: usize, seed: u64) -> Vec<Value> {
     let mut k = first_call;
     ds.into_iter()
-        .map(|d| match d {
-            Delta::Content(t) => json!({"content": t}),
-            Delta::Call(c) => {
-                let v = json!({"tool_calls": [call_json(&c, seed.wrapping_add(k as u64), Some(k))]});
-                k += 1;
-                v
-            }
+        .map(|d| {
+            let delta = match d {
+                Delta::Content(t) => json!({"content": t}),
+                Delta::Call(c) => {
+                    let v = json!({"tool_calls": [call_json(&c, seed.wrapping_add(k as u64), Some(k))]});
+                    k += 1;
+                    v
+                }
+            };
+            json!({"index": index, "delta": delta, "logprobs": null, "finish_reason": null})
         })
         .collect()
 }

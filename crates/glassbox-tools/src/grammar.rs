@@ -1,6 +1,6 @@
 //! Grammars that hold tool calls to their functions' schemas.
 
-use glassbox_constrain::{lit, Error as SchemaError, Grammar, Limits, SchemaGrammar, Sym};
+use glassbox_constrain::{comma, lit, member, Error as SchemaError, Grammar, Limits, SchemaGrammar, Sym};
 use serde_json::{json, Value};
 
 use crate::format::Format;
@@ -46,19 +46,9 @@ pub fn call_grammar(format: Format, functions: &[Function], choice: &Choice, par
     for (f, args) in wanted {
         let mut a = lit(b"{");
         a.push(ws);
-        a.extend(lit(b"\"name\""));
-        a.push(ws);
-        a.extend(lit(b":"));
-        a.push(ws);
-        a.extend(lit(Value::String(f.name.clone()).to_string().as_bytes()));
-        a.push(ws);
-        a.extend(lit(b","));
-        a.push(ws);
-        a.extend(lit(format!("\"{args_key}\"").as_bytes()));
-        a.push(ws);
-        a.extend(lit(b":"));
-        a.push(ws);
-        a.extend(args.iter().copied());
+        a.extend(member(lit(b"\"name\""), ws, lit(Value::String(f.name.clone()).to_string().as_bytes())));
+        a.extend(comma(ws));
+        a.extend(member(lit(format!("\"{args_key}\"").as_bytes()), ws, args.clone()));
         a.push(ws);
         a.extend(lit(b"}"));
         alts.push(a);
@@ -81,10 +71,7 @@ pub fn call_grammar(format: Format, functions: &[Function], choice: &Choice, par
         }
         (Format::Llama3, _) => (vec![call], None),
         (Format::Mistral, _) => {
-            let mut sep = vec![ws];
-            sep.extend(lit(b","));
-            sep.push(ws);
-            let items = if parallel && !matches!(choice, Choice::Named(_)) { g.one_or_more("tool calls", vec![call], sep).map_err(g_err)? } else { call };
+            let items = if parallel && !matches!(choice, Choice::Named(_)) { g.one_or_more("tool calls", vec![call], comma(ws)).map_err(g_err)? } else { call };
             let mut s = lit(b"[");
             s.extend([ws, items, ws]);
             s.extend(lit(b"]"));

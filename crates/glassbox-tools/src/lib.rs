@@ -40,7 +40,6 @@ pub const MAX_TOOLS: usize = 128;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Function {
     pub name: String,
-    pub description: Option<String>,
     /// The arguments' JSON schema (an empty object schema when the definition gives none).
     pub parameters: Value,
     /// Arguments must follow the schema exactly (`strict: true`): enforced under `auto` too.
@@ -82,11 +81,10 @@ pub fn parse_tools(v: &Value) -> Result<Vec<Function>, ToolError> {
         if out.iter().any(|o| o.name == name) {
             return Err(err(p(".function.name"), format!("function {name:?} is defined twice")));
         }
-        let description = match f.get("description") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(err(p(".function.description"), "description must be a string")),
-        };
+        // The description reaches the model through the template, as the client sent it.
+        if f.get("description").is_some_and(|d| !d.is_null() && !d.is_string()) {
+            return Err(err(p(".function.description"), "description must be a string"));
+        }
         let parameters = match f.get("parameters") {
             None | Some(Value::Null) => serde_json::json!({"type": "object", "properties": {}}),
             Some(Value::Object(o)) => {
@@ -105,7 +103,7 @@ pub fn parse_tools(v: &Value) -> Result<Vec<Function>, ToolError> {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(err(p(".function.strict"), "strict must be a boolean")),
         };
-        out.push(Function { name: name.to_owned(), description, parameters, strict });
+        out.push(Function { name: name.to_owned(), parameters, strict });
     }
     Ok(out)
 }
