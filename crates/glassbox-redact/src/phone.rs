@@ -46,16 +46,17 @@ const MIN_DIGITS: usize = 4;
 const SHORT: usize = 5;
 const SHORT_VALID: [&str; 3] = ["164", "168", "169"];
 
-fn may_hold_number(run: &str) -> bool {
-    let n = run.chars().filter(|&c| is_nd(c)).count();
-    if n < MIN_DIGITS {
-        return false;
+pub(crate) fn may_hold_number(run: &str) -> bool {
+    if !run.is_ascii() {
+        return run.chars().filter(|&c| is_nd(c)).count() >= MIN_DIGITS;
     }
-    if n > SHORT || !run.is_ascii() {
-        return true;
-    }
-    let d: String = run.chars().filter(char::is_ascii_digit).collect();
-    SHORT_VALID.iter().any(|p| d.contains(p))
+    may_be_valid(&run.bytes().filter(u8::is_ascii_digit).collect::<Vec<u8>>())
+}
+
+/// Whether a text whose (ASCII) digits are `digits` can be a valid number: not when it has
+/// fewer than four, or five at most and none of 164, 168, 169 among them.
+pub(crate) fn may_be_valid(digits: &[u8]) -> bool {
+    digits.len() > SHORT || (digits.len() >= MIN_DIGITS && SHORT_VALID.iter().any(|p| digits.windows(3).any(|w| w == p.as_bytes())))
 }
 
 pub(crate) fn find(text: &str, digits: &[usize]) -> Vec<Finding> {
@@ -63,15 +64,33 @@ pub(crate) fn find(text: &str, digits: &[usize]) -> Vec<Finding> {
     let mut out = Vec::new();
     for w in &windows {
         let t = w.text(text);
+        let run = w.run.start - w.ctx.start..w.run.end - w.ctx.start;
+        for region in crate::phone_screen::regions_to_search(t, run) {
+            matches(t, region, w.ctx.start, &mut out);
+        }
+    }
+    out
+}
+
+/// libphonenumber's matches for `region` in `t` (which starts at `offset` in the text).
+pub(crate) fn matches(t: &str, region: Region, offset: usize, out: &mut Vec<Finding>) {
+    for m in PHONE_MATCHER_FACTORY.create_matcher(t, Leniency::Valid, MAX_TRIES as _, Some(region)) {
+        let (start, end) = (m.start, m.end());
+        // The matcher works in bytes of this text; a span off a character boundary would be a
+        // bug there, and is dropped rather than trusted.
+        if start < end && end <= t.len() && t.is_char_boundary(start) && t.is_char_boundary(end) {
+            out.push(Finding { entity: Entity::PhoneNumber, start: offset + start, end: offset + end, score: 0.4 });
+        }
+    }
+}
+
+/// [`find`] with every region's matcher over every run: what the screen must agree with.
+#[cfg(test)]
+pub(crate) fn find_every_region(text: &str, digits: &[usize]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for w in &window::runs(text, digits.iter().copied(), joins, may_hold_number) {
         for region in REGIONS {
-            for m in PHONE_MATCHER_FACTORY.create_matcher(t, Leniency::Valid, MAX_TRIES as _, Some(region)) {
-                let (start, end) = (m.start, m.end());
-                // The matcher works in bytes of this text; a span off a character boundary would
-                // be a bug there, and is dropped rather than trusted.
-                if start < end && end <= t.len() && t.is_char_boundary(start) && t.is_char_boundary(end) {
-                    out.push(Finding { entity: Entity::PhoneNumber, start: w.ctx.start + start, end: w.ctx.start + end, score: 0.4 });
-                }
-            }
+            matches(w.text(text), region, w.ctx.start, &mut out);
         }
     }
     out
@@ -111,6 +130,7 @@ mod tests {
         }
         assert_eq!(valid, 360);
         assert!(!may_hold_number(" 2024 ") && !may_hold_number("12 345") && may_hold_number("0164 1") && may_hold_number("123456"));
+        assert!(!may_be_valid(b"") && !may_be_valid(b"16") && may_be_valid(b"1690"));
     }
 }
 

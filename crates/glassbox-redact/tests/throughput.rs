@@ -21,11 +21,23 @@ fn measure<S: AsRef<str>>(label: &str, sentences: &[S]) {
         pieces.push(&text[at..end]);
         at = end;
     }
-    let _ = glassbox_redact::analyze(pieces[0]).unwrap();
-    let t = std::time::Instant::now();
-    let found: usize = pieces.iter().map(|p| glassbox_redact::analyze(p).unwrap().len()).sum();
-    let secs = t.elapsed().as_secs_f64();
-    eprintln!("{label}: {} bytes in {secs:.3} s: {:.1} MB/s on one thread, {found} findings", text.len(), text.len() as f64 / secs / 1e6);
+    // One pass first: libphonenumber compiles each region's patterns the first time it needs
+    // them, once per process — a server pays that once, not per request.
+    for p in &pieces {
+        let _ = glassbox_redact::analyze(p).unwrap();
+    }
+    // Five timed passes: the best and the median (a shared machine's other work only slows a
+    // pass down).
+    let mut secs = Vec::new();
+    let mut found = 0;
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        found = pieces.iter().map(|p| glassbox_redact::analyze(p).unwrap().len()).sum::<usize>();
+        secs.push(t.elapsed().as_secs_f64());
+    }
+    secs.sort_by(f64::total_cmp);
+    let mb = |s: f64| text.len() as f64 / s / 1e6;
+    eprintln!("{label}: {} bytes: {:.1} MB/s on one thread (best of 5; median {:.1}), {found} findings", text.len(), mb(secs[0]), mb(secs[2]));
 }
 
 #[test]
