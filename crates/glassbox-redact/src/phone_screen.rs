@@ -85,8 +85,9 @@ pub(crate) fn regions_to_search(t: &str, run: std::ops::Range<usize>) -> Vec<Reg
     }
 }
 
-/// What one attempt can become, per region.
-type Outcomes = [Option<PhoneNumber>; 8];
+/// What one attempt can become, per region: nothing, or a number (an index into the run's
+/// distinct numbers, so equal numbers have equal indices).
+type Outcomes = [Option<u16>; 8];
 
 fn screen(t: &str, run: std::ops::Range<usize>) -> Option<Vec<Region>> {
     let b = t.as_bytes();
@@ -144,6 +145,7 @@ fn screen(t: &str, run: std::ops::Range<usize>) -> Option<Vec<Region>> {
         return None;
     }
     let mut outcomes: Vec<((usize, usize), Outcomes)> = Vec::new();
+    let mut numbers: Vec<PhoneNumber> = Vec::new();
     let mut todo = vec![run.start];
     let mut seen = vec![run.start];
     while let Some(pos) = todo.pop() {
@@ -154,7 +156,7 @@ fn screen(t: &str, run: std::ops::Range<usize>) -> Option<Vec<Region>> {
                     if outcomes.iter().any(|(k, _)| *k == a) {
                         continue;
                     }
-                    let o = outcome(&t[a.0..a.1]);
+                    let o = outcome(&t[a.0..a.1], &mut numbers);
                     if o.iter().any(Option::is_some) && !seen.contains(&a.1) {
                         seen.push(a.1);
                         todo.push(a.1);
@@ -318,7 +320,7 @@ fn attempts(b: &[u8], s: usize, e: usize) -> Vec<(usize, usize)> {
 
 /// Whether `attempt` can be reported, per region: `None` where it cannot, else the number it
 /// parses to.
-fn outcome(attempt: &str) -> Outcomes {
+fn outcome(attempt: &str, numbers: &mut Vec<PhoneNumber>) -> Outcomes {
     let digits: Vec<u8> = attempt.bytes().filter(u8::is_ascii_digit).collect();
     let mut out: Outcomes = Default::default();
     // An `x` or `~` may mark an extension or a carrier code, or (three letters) make the number
@@ -328,6 +330,14 @@ fn outcome(attempt: &str) -> Outcomes {
         return out;
     }
     let plus = attempt.bytes().find(|&c| c == b'+' || c.is_ascii_digit()) == Some(b'+');
+    let mut intern = |n: Option<PhoneNumber>| {
+        let n = n?;
+        let i = numbers.iter().position(|m| *m == n).unwrap_or_else(|| {
+            numbers.push(n);
+            numbers.len() - 1
+        });
+        u16::try_from(i).ok()
+    };
     let parse = |region: Region| {
         PHONE_NUMBER_UTIL.parse_and_keep_raw_input(attempt, Some(region)).ok().filter(|n| PHONE_NUMBER_UTIL.is_valid_number(n))
     };
@@ -335,8 +345,7 @@ fn outcome(attempt: &str) -> Outcomes {
         // After a plus sign the number's own country code decides, whatever the region (a
         // plus before 0 is no country code: the matcher then reads the digits as dialled
         // from the region).
-        let n = parse(REGIONS[0]);
-        return std::array::from_fn(|_| n.clone());
+        return [intern(parse(REGIONS[0])); 8];
     }
     let national = !plus && !marks;
     for r in 0..REGIONS.len() {
@@ -347,11 +356,11 @@ fn outcome(attempt: &str) -> Outcomes {
             // The parse would give the region's code and the digits as they are: regions
             // sharing a code share the number.
             match (0..r).find(|&q| CODES[q].code == CODES[r].code && plain(&digits, q)) {
-                Some(q) => out[q].clone(),
-                None => national_number(attempt, &digits, r),
+                Some(q) => out[q],
+                None => intern(national_number(attempt, &digits, r)),
             }
         } else {
-            parse(REGIONS[r]).filter(|n| !prefix_missing(n, &digits, r))
+            intern(parse(REGIONS[r]).filter(|n| !prefix_missing(n, &digits, r)))
         };
     }
     out
