@@ -26,7 +26,7 @@ pub(crate) const MAX_TRIES: usize = 65_535;
 /// `tests::phone_pattern_characters_join` checks this against the pattern itself.
 pub(crate) fn joins(c: char) -> bool {
     if c.is_ascii() {
-        return c.is_ascii_digit() || " \t-.,:;=/~#+()[]extnsioaEXTNSIOA".contains(c);
+        return c.is_ascii_digit() || matches!(c, ' ' | '\t' | '-' | '.' | ',' | ':' | ';' | '=' | '/' | '~' | '#' | '+' | '(' | ')' | '[' | ']' | 'e' | 'x' | 't' | 'n' | 's' | 'i' | 'o' | 'a' | 'E' | 'X' | 'T' | 'N' | 'S' | 'I' | 'O' | 'A');
     }
     is_nd(c)
         || matches!(c, '\u{A0}' | '\u{AD}' | '\u{200B}' | '\u{2060}' | '\u{3000}' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{30FC}' | '\u{FF0D}'..='\u{FF0F}' | '\u{FF08}' | '\u{FF09}' | '\u{FF3B}' | '\u{FF3D}' | '\u{2053}' | '\u{223C}' | '\u{FF0B}' | '\u{FF03}' | '\u{FF5E}')

@@ -36,43 +36,66 @@ pub(crate) fn is_nd(c: char) -> bool {
 
 /// Byte offsets of every decimal digit, ASCII or not, in order.
 pub(crate) fn digits(text: &str) -> Vec<usize> {
-    if text.is_ascii() {
-        return text.bytes().enumerate().filter(|(_, b)| b.is_ascii_digit()).map(|(i, _)| i).collect();
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] < 0x80 {
+            if b[i].is_ascii_digit() {
+                out.push(i);
+            }
+            i += 1;
+        } else {
+            let c = char_at(text, i);
+            if is_nd(c) {
+                out.push(i);
+            }
+            i += c.len_utf8();
+        }
     }
-    text.char_indices().filter(|&(_, c)| is_nd(c)).map(|(i, _)| i).collect()
+    out
+}
+
+/// The character starting at byte `i` (a character boundary before the end).
+fn char_at(text: &str, i: usize) -> char {
+    text[i..].chars().next().expect("a character boundary before the end")
 }
 
 /// The maximal runs of `joins` characters around each seed (byte offsets of characters in
 /// `text`, ascending), each once, kept when `keep` accepts the run's text.
 pub(crate) fn runs(text: &str, seeds: impl IntoIterator<Item = usize>, joins: impl Fn(char) -> bool, keep: impl Fn(&str) -> bool) -> Vec<Window> {
+    let b = text.as_bytes();
     let mut out: Vec<Window> = Vec::new();
     let mut covered = 0usize;
     for seed in seeds {
-        if seed < covered {
+        if seed < covered || seed >= b.len() {
             continue;
         }
-        let Some(c) = text[seed..].chars().next() else { continue };
+        let c = char_at(text, seed);
         if !joins(c) {
             covered = seed + c.len_utf8();
             continue;
         }
+        // Scanned a byte at a time where the text is ASCII.
         let mut start = seed;
         let mut before = None;
-        for (i, c) in text[..seed].char_indices().rev() {
+        while start > 0 {
+            let c = if b[start - 1] < 0x80 { b[start - 1] as char } else { text[..start].chars().next_back().expect("a character before") };
             if !joins(c) {
-                before = Some(i);
+                before = Some(start - c.len_utf8());
                 break;
             }
-            start = i;
+            start -= c.len_utf8();
         }
-        let mut end = text.len();
+        let mut end = seed;
         let mut after = text.len();
-        for (i, c) in text[seed..].char_indices() {
+        while end < b.len() {
+            let c = if b[end] < 0x80 { b[end] as char } else { char_at(text, end) };
             if !joins(c) {
-                end = seed + i;
                 after = end + c.len_utf8();
                 break;
             }
+            end += c.len_utf8();
         }
         covered = end.max(seed + 1);
         if keep(&text[start..end]) {
@@ -127,6 +150,9 @@ pub(crate) fn char_before(text: &str, at: usize) -> Option<char> {
 
 /// Python's `\w` (Unicode word characters), as the regex crate has it.
 pub(crate) fn is_word(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric() || c == '_';
+    }
     regex_syntax::is_word_character(c)
 }
 
