@@ -96,6 +96,24 @@ pub(crate) fn find_every_region(text: &str, digits: &[usize]) -> Vec<Finding> {
     out
 }
 
+/// libphonenumber's candidate pattern (rlibphonenumber 2.2.15 `matcher_regex.rs`,
+/// `helper_constants.rs`, `helper_functions::create_extn_pattern(false)`), for tests: every
+/// character it can match must join a run, and the screen's own candidate search must agree
+/// with it.
+#[cfg(test)]
+pub(crate) fn candidate_pattern() -> String {
+    let punct = "[-x\u{2010}-\u{2015}\u{2212}\u{30FC}\u{FF0D}-\u{FF0F} \u{00A0}\u{00AD}\u{200B}\u{2060}\u{3000}()\u{FF08}\u{FF09}\u{FF3B}\u{FF3D}.\\[\\]/~\u{2053}\u{223C}]{0,4}";
+    let digits = "\\p{Nd}{1,20}";
+    let ext_digits = "([\\p{Nd}]{1,20})";
+    let sep = "[ \u{00A0}\\t,]*";
+    let after = "[:\\.\u{FF0E}]?[ \u{00A0}\\t,-]*";
+    let explicit = "(?:e?xt(?:ensi(?:o\u{0301}?|\u{00F3}))?n?|(?:\u{FF45})?\u{FF58}\u{FF54}(?:\u{FF4E})?|\u{0434}\u{043E}\u{0431}|anexo)";
+    let ambiguous = "(?:[x\u{FF58}#\u{FF03}~\u{FF5E}]|int|\u{FF49}\u{FF4E}\u{FF54})";
+    let extn = format!(";ext={ext_digits}|{sep}{explicit}{after}{ext_digits}#?|{sep}{ambiguous}{after}{ext_digits}#?|[- ]+{ext_digits}#");
+    let lead = "[(\\[\u{FF08}\u{FF3B}+\u{FF0B}]";
+    format!("(?:{lead}{punct}){{0,2}}{digits}(?:{punct}{digits}){{0,20}}(?i)(?:{extn})?")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
