@@ -304,9 +304,14 @@ fn safe_cut(t: &str, context: &str, restore: bool, deny: Option<&crate::DenyList
             break;
         }
     }
-    // A term of the deny list being written (it may hold spaces).
+    // A term of the deny list being written (it may hold spaces), or one already whole that a
+    // cut at a space would split (found by fuzzing: "blue falcon" went out as "blue", a shorter
+    // term, and " falcon").
     if let Some(d) = deny {
         cut = cut.min(d.pending_start(t));
+        while let Some(m) = d.find(t).into_iter().find(|m| m.start < cut && cut < m.end) {
+            cut = m.start;
+        }
     }
     // An unclosed tag.
     if restore && let Some(open) = t.rfind('[')
@@ -628,5 +633,30 @@ mod tests {
         for found in crate::analyze(text).unwrap() {
             assert!(!out.contains(&text[found.start..found.end]), "{:?} in {out:?}", &text[found.start..found.end]);
         }
+    }
+
+    /// Found by fuzzing (stream_filter): a whole deny-list term with a space in it, followed by
+    /// more text, was cut at its space (the trailing-word rule), so its first word went out as
+    /// a shorter term and the rest unredacted.
+    #[test]
+    fn a_whole_term_with_a_space_is_never_split() {
+        let text = "ilu n@usov\n\0\0\0\0blue falcon\0\0\0x.dec";
+        let deny = std::sync::Arc::new(crate::DenyList::new(&["Blue Falcon", "blue"]).unwrap());
+        let mk = || {
+            let mut r = Redactor::new(Mode::Placeholder, Entity::ALL.to_vec());
+            r.deny = Some(deny.clone());
+            r
+        };
+        let whole = StreamFilter::new(true, false).finish_with(text, &mut mk());
+        let mut r = mk();
+        let mut f = StreamFilter::new(true, false);
+        let chars: Vec<char> = text.chars().collect();
+        let mut out = String::new();
+        for c in chars.chunks(8) {
+            out.push_str(&f.push(&c.iter().collect::<String>(), &mut r));
+        }
+        out.push_str(&f.finish(&mut r));
+        assert_eq!(out, whole);
+        assert!(!out.contains("falcon"));
     }
 }
