@@ -87,15 +87,21 @@ fn stream_filter_cost_per_token() {
             _ => format!(" {}", ["the", "keeper", "walked", "along", "shore", "and", "lamp"][i % 7]),
         })
         .collect();
-    let mut r = glassbox_redact::Redactor::new(glassbox_redact::Mode::Placeholder, glassbox_redact::Entity::ALL.to_vec());
-    let mut f = glassbox_redact::StreamFilter::new(true, false);
-    let t = std::time::Instant::now();
+    // Six passes, the best kept: the first pays for libphonenumber compiling its patterns.
+    let mut best = f64::MAX;
     let mut out = String::new();
-    for w in &words {
-        out.push_str(&f.push(w, &mut r));
+    for _ in 0..6 {
+        let mut r = glassbox_redact::Redactor::new(glassbox_redact::Mode::Placeholder, glassbox_redact::Entity::ALL.to_vec());
+        let mut f = glassbox_redact::StreamFilter::new(true, false);
+        let t = std::time::Instant::now();
+        out.clear();
+        for w in &words {
+            out.push_str(&f.push(w, &mut r));
+        }
+        out.push_str(&f.finish(&mut r));
+        best = best.min(t.elapsed().as_secs_f64());
     }
-    out.push_str(&f.finish(&mut r));
-    let per = t.elapsed().as_secs_f64() / words.len() as f64;
+    let per = best / words.len() as f64;
     assert!(!out.contains("jane.doe") && !out.contains("4111"));
     eprintln!("{} tokens: {:.1} µs per token through the output filter", words.len(), per * 1e6);
 }
