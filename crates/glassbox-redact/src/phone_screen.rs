@@ -139,9 +139,12 @@ fn screen(t: &str, run: std::ops::Range<usize>) -> Option<Vec<Region>> {
             return None;
         }
     }
-    // Past 21 groups the pattern's number part ends and an `x` could start an extension; a `/`
-    // before an `x` cuts a second number off.
-    if widest > MAX_GROUP_DIGITS || groups > MAX_GROUPS || (x && (groups > MAX_CANDIDATE_GROUPS || b[first..end].contains(&b'/'))) {
+    // Past 21 groups the pattern's number part ends and an `x` could start an extension; so
+    // can a `[- ]+\d{1,6}#` extension after the last digits, which lets the parse read what
+    // follows an `x` or `~` as part of the number. A `/` before an `x` (in the lead too) cuts
+    // a second number off. (Both found by review: "2125550~187     1#", "(/x(212) 555-0187/1".)
+    let slash_x = b[lead_from..end].contains(&b'x') && b[lead_from..end].contains(&b'/');
+    if widest > MAX_GROUP_DIGITS || groups > MAX_GROUPS || slash_x || (x && (groups > MAX_CANDIDATE_GROUPS || b.get(end) == Some(&b'#'))) {
         return None;
     }
     let mut outcomes: Vec<((usize, usize), Outcomes)> = Vec::new();
