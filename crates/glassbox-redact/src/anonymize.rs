@@ -309,7 +309,8 @@ fn safe_cut(t: &str, context: &str, restore: bool, deny: Option<&crate::DenyList
     // term, and " falcon").
     if let Some(d) = deny {
         cut = cut.min(d.pending_start(t));
-        while let Some(m) = d.find(t).into_iter().find(|m| m.start < cut && cut < m.end) {
+        let terms = d.find(t);
+        while let Some(m) = terms.iter().find(|m| m.start < cut && cut < m.end) {
             cut = m.start;
         }
     }
@@ -621,14 +622,7 @@ mod tests {
     #[test]
     fn a_bounded_cut_passes_on_no_finding_the_held_text_shows() {
         let text = "/0980 20304/)8/0980 20204/)8/0640 2020-01-02 10 2020:1)8/9080 2/0980 20304/)8/0980 20204/)8/0640 2020-01-02 10 2020:1)8/908030:1\u{11}";
-        let mut r = Redactor::new(Mode::Placeholder, Entity::ALL.to_vec());
-        let mut f = StreamFilter::new(true, false);
-        let chars: Vec<char> = text.chars().collect();
-        let mut out = String::new();
-        for c in chars.chunks(9) {
-            out.push_str(&f.push(&c.iter().collect::<String>(), &mut r));
-        }
-        out.push_str(&f.finish(&mut r));
+        let (out, f) = streamed(text, 9, &|| Redactor::new(Mode::Placeholder, Entity::ALL.to_vec()));
         assert!(f.bounded_cuts > 0);
         for found in crate::analyze(text).unwrap() {
             assert!(!out.contains(&text[found.start..found.end]), "{:?} in {out:?}", &text[found.start..found.end]);
@@ -647,16 +641,7 @@ mod tests {
             r.deny = Some(deny.clone());
             r
         };
-        let whole = StreamFilter::new(true, false).finish_with(text, &mut mk());
-        let mut r = mk();
-        let mut f = StreamFilter::new(true, false);
-        let chars: Vec<char> = text.chars().collect();
-        let mut out = String::new();
-        for c in chars.chunks(8) {
-            out.push_str(&f.push(&c.iter().collect::<String>(), &mut r));
-        }
-        out.push_str(&f.finish(&mut r));
-        assert_eq!(out, whole);
-        assert!(!out.contains("falcon"));
+        chunked_equals_whole_with(text, &mk);
+        assert!(!streamed(text, 8, &mk).0.contains("falcon"));
     }
 }

@@ -89,16 +89,18 @@ pub(crate) fn regions_to_search(t: &str, run: std::ops::Range<usize>) -> Vec<Reg
 /// distinct numbers, so equal numbers have equal indices).
 type Outcomes = [Option<u16>; 8];
 
-fn screen(t: &str, run: std::ops::Range<usize>) -> Option<Vec<Region>> {
+/// Whether the run `t[run]` is one the listing models (see the module's documentation): where
+/// its candidates end (after its last digit) if so.
+fn modelled(t: &str, run: std::ops::Range<usize>) -> Option<usize> {
     let b = t.as_bytes();
     let r = b.get(run.clone())?;
-    // A candidate lies between the run's first and last digits, with what may lead it before:
-    // letters elsewhere (a word joined to the run, such as "to" or "is") cannot be part of one,
-    // as an extension label or an `x` needs digits after it.
     // Digits outside ASCII are not modelled.
     if !r.is_ascii() && t[run.clone()].chars().any(|c| !c.is_ascii() && crate::window::is_nd(c)) {
         return None;
     }
+    // A candidate lies between the run's first and last digits, with what may lead it before:
+    // letters elsewhere (a word joined to the run, such as "to" or "is") cannot be part of one,
+    // as an extension label or an `x` needs digits after it.
     let first = run.start + r.iter().position(u8::is_ascii_digit)?;
     let end = run.start + r.iter().rposition(u8::is_ascii_digit)? + 1;
     // What may lead the candidate is the stretch of lead and punctuation characters just before
@@ -147,6 +149,13 @@ fn screen(t: &str, run: std::ops::Range<usize>) -> Option<Vec<Region>> {
     if widest > MAX_GROUP_DIGITS || groups > MAX_GROUPS || slash_x || (x && (groups > MAX_CANDIDATE_GROUPS || b.get(end) == Some(&b'#'))) {
         return None;
     }
+    Some(end)
+}
+
+/// [`regions_to_search`] for a [`modelled`] run; `None` for any other.
+fn screen(t: &str, run: std::ops::Range<usize>) -> Option<Vec<Region>> {
+    let b = t.as_bytes();
+    let end = modelled(t, run.clone())?;
     let mut outcomes: Vec<((usize, usize), Outcomes)> = Vec::new();
     let mut numbers: Vec<PhoneNumber> = Vec::new();
     let mut todo = vec![run.start];
