@@ -21,6 +21,7 @@ mod ip;
 mod mac;
 mod patterns;
 mod phone;
+mod phone_metadata;
 mod phone_screen;
 #[cfg(any(test, feature = "reference"))]
 pub mod reference;

@@ -28,10 +28,10 @@
 use std::sync::LazyLock;
 
 use rlibphonenumber::enums::Region;
-use rlibphonenumber::enums::PhoneNumberFormat;
 use rlibphonenumber::{CountryCodeSource, PhoneNumber, PHONE_NUMBER_UTIL};
 
 use crate::phone::REGIONS;
+use crate::phone_metadata;
 
 /// More digit groups than this in one run and the run is not screened (its attempts grow with
 /// the square of the groups).
@@ -156,19 +156,22 @@ fn modelled(t: &str, run: std::ops::Range<usize>) -> Option<usize> {
 fn screen(t: &str, run: std::ops::Range<usize>) -> Option<Vec<Region>> {
     let b = t.as_bytes();
     let end = modelled(t, run.clone())?;
-    let mut outcomes: Vec<((usize, usize), Outcomes)> = Vec::new();
-    let mut numbers: Vec<PhoneNumber> = Vec::new();
-    let mut todo = vec![run.start];
-    let mut seen = vec![run.start];
+    let mut outcomes: Vec<((usize, usize), Outcomes)> = Vec::with_capacity(16);
+    let mut numbers: Vec<PhoneNumber> = Vec::with_capacity(4);
+    let (mut todo, mut seen) = (Vec::with_capacity(4), Vec::with_capacity(4));
+    todo.push(run.start);
+    seen.push(run.start);
+    let (mut tried, mut digits) = (Vec::with_capacity(16), Vec::with_capacity(32));
     while let Some(pos) = todo.pop() {
         let mut at = pos;
         while let Some((s, e)) = candidate(b, at, end) {
             if !skipped(t, s, e) {
-                for a in attempts(b, s, e) {
+                attempts(b, s, e, &mut tried);
+                for &a in &tried {
                     if outcomes.iter().any(|(k, _)| *k == a) {
                         continue;
                     }
-                    let o = outcome(&t[a.0..a.1], &mut numbers);
+                    let o = outcome(&t[a.0..a.1], &mut digits, &mut numbers);
                     if o.iter().any(Option::is_some) && !seen.contains(&a.1) {
                         seen.push(a.1);
                         todo.push(a.1);
@@ -254,40 +257,45 @@ fn skipped(t: &str, s: usize, e: usize) -> bool {
 /// candidate, then for each inner pattern in its order (`/+(.*)`, `(\([^(]*)`, a dash with a space
 /// on one side, a dot run, a space run) the text before its first match and each match's group,
 /// with trailing punctuation trimmed. (Its fourth pattern, for non-ASCII dashes, cannot match.)
-fn attempts(b: &[u8], s: usize, e: usize) -> Vec<(usize, usize)> {
+fn attempts(b: &[u8], s: usize, e: usize, out: &mut Vec<(usize, usize)>) {
     let c = &b[s..e];
-    // Trailing characters that are neither letters, digits nor `#` are trimmed.
-    let trim = |from: usize, to: usize| {
-        let mut to = to;
-        while to > from && !(c[to - 1].is_ascii_alphanumeric() || c[to - 1] == b'#') {
-            to -= 1;
+    out.clear();
+    out.push((s, e));
+    // Each pattern's matches in order, as (match start, group start, group end = match end):
+    // the text before its first match, then each match's group, trailing characters that are
+    // neither letters, digits nor `#` trimmed.
+    let push = |(d, g, m): (usize, usize, usize), first: &mut bool, out: &mut Vec<(usize, usize)>| {
+        for (from, to) in [(0, d), (g, m)].into_iter().skip(usize::from(!*first)) {
+            let mut to = to;
+            while to > from && !(c[to - 1].is_ascii_alphanumeric() || c[to - 1] == b'#') {
+                to -= 1;
+            }
+            if to > from {
+                out.push((s + from, s + to));
+            }
         }
-        (s + from, s + to)
+        *first = false;
     };
-    let mut out = vec![(s, e)];
-    // Each pattern's matches as (match start, group start, group end = match end).
-    let mut matches: Vec<Vec<(usize, usize, usize)>> = Vec::new();
     // `/+(.*)`: the first slash run and everything after it.
-    matches.push(c.iter().position(|&x| x == b'/').map(|i| {
+    let mut first = true;
+    if let Some(i) = c.iter().position(|&x| x == b'/') {
         let j = i + c[i..].iter().take_while(|&&x| x == b'/').count();
-        (i, j, c.len())
-    }).into_iter().collect());
+        push((i, j, c.len()), &mut first, out);
+    }
     // `(\([^(]*)`: from each `(` to the next.
-    matches.push(
-        c.iter()
-            .enumerate()
-            .filter(|&(_, &x)| x == b'(')
-            .map(|(i, _)| (i, i, i + 1 + c[i + 1..].iter().position(|&x| x == b'(').unwrap_or(c.len() - i - 1)))
-            .collect(),
-    );
+    first = true;
+    for (i, _) in c.iter().enumerate().filter(|&(_, &x)| x == b'(') {
+        push((i, i, i + 1 + c[i + 1..].iter().position(|&x| x == b'(').unwrap_or(c.len() - i - 1)), &mut first, out);
+    }
     // `(?:\p{Z}-|-\p{Z})\p{Z}*(.+)`: the first " -" or "- ", spaces, then the rest.
-    matches.push(c.windows(2).position(|w| w == b" -" || w == b"- ").map(|i| {
+    first = true;
+    if let Some(i) = c.windows(2).position(|w| w == b" -" || w == b"- ") {
         let j = i + 2 + c[i + 2..].iter().take_while(|&&x| x == b' ').count();
         // `.+` needs a character; the candidate ends with a digit, so one is there.
-        (i, j.min(c.len() - 1), c.len())
-    }).into_iter().collect());
+        push((i, j.min(c.len() - 1), c.len()), &mut first, out);
+    }
     // `\.+\p{Z}*([^.]+)`: each dot run, spaces, then up to the next dot.
-    let mut dots = Vec::new();
+    first = true;
     let mut i = 0;
     while let Some(p) = c[i..].iter().position(|&x| x == b'.') {
         let d = i + p;
@@ -297,48 +305,38 @@ fn attempts(b: &[u8], s: usize, e: usize) -> Vec<(usize, usize)> {
         let g = if k < c.len() && c[k] != b'.' { k } else { k.saturating_sub(1).max(j) };
         let m = g + c[g..].iter().position(|&x| x == b'.').unwrap_or(c.len() - g);
         if m > g {
-            dots.push((d, g, m));
+            push((d, g, m), &mut first, out);
         }
         i = m.max(j);
     }
-    matches.push(dots);
     // `\p{Z}+([^\p{Z}]+)`: each space run, then up to the next space.
-    let mut spaces = Vec::new();
+    first = true;
     let mut i = 0;
     while let Some(p) = c[i..].iter().position(|&x| x == b' ') {
         let d = i + p;
         let j = d + c[d..].iter().take_while(|&&x| x == b' ').count();
         let m = j + c[j..].iter().position(|&x| x == b' ').unwrap_or(c.len() - j);
         if m > j {
-            spaces.push((d, j, m));
+            push((d, j, m), &mut first, out);
         }
         i = m;
         if m == c.len() {
             break;
         }
     }
-    matches.push(spaces);
-    for ms in matches {
-        if let Some(&(first, _, _)) = ms.first() {
-            out.push(trim(0, first));
-        }
-        for (_, g, m) in ms {
-            out.push(trim(g, m));
-        }
-    }
-    out.retain(|&(a, z)| z > a);
-    out
 }
 
 /// Whether `attempt` can be reported, per region: `None` where it cannot, else the number it
 /// parses to.
-fn outcome(attempt: &str, numbers: &mut Vec<PhoneNumber>) -> Outcomes {
-    let digits: Vec<u8> = attempt.bytes().filter(u8::is_ascii_digit).collect();
+fn outcome(attempt: &str, digits: &mut Vec<u8>, numbers: &mut Vec<PhoneNumber>) -> Outcomes {
+    digits.clear();
+    digits.extend(attempt.bytes().filter(u8::is_ascii_digit));
+    let digits = &digits[..];
     let mut out: Outcomes = Default::default();
     // An `x` or `~` may mark an extension or a carrier code, or (three letters) make the number
     // one of letters: the digits are then not simply the number's, and only parsing decides.
     let marks = attempt.bytes().any(|c| c == b'x' || c == b'~');
-    if digits.is_empty() || (!marks && !crate::phone::may_be_valid(&digits)) {
+    if digits.is_empty() || (!marks && !crate::phone::may_be_valid(digits)) {
         return out;
     }
     let plus = attempt.bytes().find(|&c| c == b'+' || c.is_ascii_digit()) == Some(b'+');
@@ -350,8 +348,14 @@ fn outcome(attempt: &str, numbers: &mut Vec<PhoneNumber>) -> Outcomes {
         });
         u16::try_from(i).ok()
     };
+    // libphonenumber's parse and validity check, as `phone_metadata` writes them out where it
+    // does.
     let parse = |region: Region| {
-        PHONE_NUMBER_UTIL.parse_and_keep_raw_input(attempt, Some(region)).ok().filter(|n| PHONE_NUMBER_UTIL.is_valid_number(n))
+        match phone_metadata::parse(attempt, digits, region) {
+            Some(n) => n,
+            None => PHONE_NUMBER_UTIL.parse_and_keep_raw_input(attempt, Some(region)).ok(),
+        }
+        .filter(phone_metadata::is_valid)
     };
     if plus && digits[0] != b'0' {
         // After a plus sign the number's own country code decides, whatever the region (a
@@ -361,18 +365,18 @@ fn outcome(attempt: &str, numbers: &mut Vec<PhoneNumber>) -> Outcomes {
     }
     let national = !plus && !marks;
     for r in 0..REGIONS.len() {
-        if national && !may_be_national(&digits, r) {
+        if national && !may_be_national(digits, r) {
             continue;
         }
-        out[r] = if national && plain(&digits, r) {
+        out[r] = if national && plain(digits, r) {
             // The parse would give the region's code and the digits as they are: regions
             // sharing a code share the number.
-            match (0..r).find(|&q| CODES[q].code == CODES[r].code && plain(&digits, q)) {
+            match (0..r).find(|&q| CODES[q].code == CODES[r].code && plain(digits, q)) {
                 Some(q) => out[q],
-                None => intern(national_number(attempt, &digits, r)),
+                None => intern(national_number(attempt, digits, r)),
             }
         } else {
-            intern(parse(REGIONS[r]).filter(|n| !prefix_missing(n, &digits, r)))
+            intern(parse(REGIONS[r]).filter(|n| !prefix_missing(n, digits, r)))
         };
     }
     out
@@ -387,7 +391,7 @@ fn prefix_missing(n: &PhoneNumber, digits: &[u8], r: usize) -> bool {
     !required.is_empty()
         && n.country_code_source == Some(CountryCodeSource::FromDefaultCountry as i32)
         && !required.iter().any(|p| digits.starts_with(p.as_bytes()))
-        && PHONE_NUMBER_UTIL.format(n, PhoneNumberFormat::National).starts_with('0')
+        && phone_metadata::national_format_starts_with_zero(n)
 }
 
 /// Whether national `digits` begin with nothing a parse for region `r` would strip or take as
@@ -407,7 +411,7 @@ fn national_number(attempt: &str, digits: &[u8], r: usize) -> Option<PhoneNumber
         country_code_source: Some(CountryCodeSource::FromDefaultCountry as i32),
         ..Default::default()
     };
-    (PHONE_NUMBER_UTIL.is_valid_number(&n) && !prefix_missing(&n, digits, r)).then_some(n)
+    (phone_metadata::is_valid(&n) && !prefix_missing(&n, digits, r)).then_some(n)
 }
 
 /// Whether national `digits` can be a valid number for region `r`: [`plain`] digits are the
