@@ -82,18 +82,21 @@ static FORMATS: LazyLock<HashMap<&'static str, regex::Regex>> = LazyLock::new(||
         .collect()
 });
 
-/// ISO 13616 check digits of an (upper-cased) IBAN with its check digits ignored.
-fn check_digits(iban: &str) -> Option<String> {
-    let t = format!("{}00{}", iban.get(..2)?, iban.get(4..)?).to_uppercase();
-    let moved = format!("{}{}", &t[4..], &t[..4]);
-    let mut rem: u32 = 0;
-    for c in moved.chars() {
-        let v = c.to_digit(36)?;
-        for d in v.to_string().chars() {
-            rem = (rem * 10 + d.to_digit(10)?) % 97;
-        }
+/// Whether an IBAN's check digits (its third and fourth characters) are the ISO 13616 ones for
+/// the rest: mod 97 of the number read from its characters after the first four, then the
+/// country letters and "00", each letter as its two-digit value (A = 10 … Z = 35, any case).
+fn check_digits_ok(iban: &str) -> bool {
+    let b = iban.as_bytes();
+    if b.len() < 4 {
+        return false;
     }
-    Some(format!("{:02}", 98 - rem))
+    let mut rem: u32 = 0;
+    for &c in b[4..].iter().chain(&b[..2]).chain(b"00") {
+        let Some(v) = char::from(c).to_digit(36) else { return false };
+        rem = (rem * if v < 10 { 10 } else { 100 } + v) % 97;
+    }
+    let want = 98 - rem;
+    b[2] == b'0' + (want / 10) as u8 && b[3] == b'0' + (want % 10) as u8
 }
 
 fn format_ok(iban: &str) -> bool {
@@ -103,7 +106,7 @@ fn format_ok(iban: &str) -> bool {
 /// Presidio's `validate_result`: `Some(true)` valid, `None` valid once upper-cased, `Some(false)`.
 fn validate(candidate: &str) -> Option<bool> {
     let s: String = candidate.chars().filter(|c| *c != '-' && *c != ' ').collect();
-    if !s.is_ascii() || s.get(2..4).is_none() || check_digits(&s).as_deref() != s.get(2..4) {
+    if !s.is_ascii() || !check_digits_ok(&s) {
         return Some(false);
     }
     if format_ok(&s) {
@@ -190,5 +193,24 @@ mod tests {
         assert_eq!(validate("RU0204452560040702810412345678901"), Some(false));
         // Over-long but its prefix fits the format and the checksum holds: Presidio reports it.
         assert_eq!(validate("DE6537040044053201300012"), Some(true));
+    }
+
+    /// The check digits as ISO 13616 states them: letters replaced by their numbers in the
+    /// rearranged string, the whole read as one decimal number, mod 97.
+    fn check_digits_spelled_out(iban: &str) -> Option<String> {
+        let moved = format!("{}{}00", iban.get(4..)?, iban.get(..2)?);
+        let number: String = moved.chars().map(|c| c.to_digit(36).map(|v| v.to_string())).collect::<Option<_>>()?;
+        let rem = number.bytes().fold(0u32, |r, d| (r * 10 + u32::from(d - b'0')) % 97);
+        Some(format!("{:02}", 98 - rem))
+    }
+
+    #[test]
+    fn check_digits_as_the_standard_states_them() {
+        use proptest::prelude::*;
+        proptest!(ProptestConfig::with_cases(3000), |(cc in "[A-Za-z]{2}", bban in "[A-Za-z0-9]{0,30}", right: bool, check in "[0-9]{2}")| {
+            let want = check_digits_spelled_out(&format!("{cc}00{bban}")).expect("alphanumeric");
+            let iban = format!("{cc}{}{bban}", if right { &want } else { &check });
+            prop_assert_eq!(check_digits_ok(&iban), iban[2..4] == want, "{}", iban);
+        });
     }
 }

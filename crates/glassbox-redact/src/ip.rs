@@ -61,7 +61,10 @@ pub(crate) fn find(text: &str, digits: &[usize]) -> Vec<Finding> {
     // IPv6 patterns hold a ':', the IPv4 one three dots between digits.
     let colons = text.match_indices(':').map(|(i, _)| i);
     let v6 = window::runs(text, colons, joins, |_| true);
-    let v4 = window::runs(text, digits.iter().copied(), joins, |r| r.bytes().filter(|&b| b == b'.').count() >= 3);
+    // An IPv4 address holds an ASCII digit followed by a dot and another.
+    let b = text.as_bytes();
+    let v4_seeds = digits.iter().copied().filter(|&d| b.get(d + 1) == Some(&b'.') && b.get(d + 2).is_some_and(u8::is_ascii_digit));
+    let v4 = window::runs(text, v4_seeds, joins, |r| r.bytes().filter(|&b| b == b'.').count() >= 3);
     let mut out = Vec::new();
     for (i, (re, score, behind)) in PATTERNS.iter().enumerate() {
         let windows = if i == 2 { &v4 } else { &v6 };

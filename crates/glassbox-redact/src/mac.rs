@@ -29,9 +29,10 @@ pub(crate) fn valid(m: &str) -> bool {
 }
 
 pub(crate) fn find(text: &str) -> Vec<Finding> {
-    // Every address has a separator with a hex digit before it.
+    // Every address has a separator with two hex digits before it and one after.
     let b = text.as_bytes();
-    let seeds = (1..b.len()).filter(|&i| matches!(b[i], b':' | b'-' | b'.') && b[i - 1].is_ascii_hexdigit());
+    let hex = |i: Option<usize>| i.and_then(|i| b.get(i)).is_some_and(u8::is_ascii_hexdigit);
+    let seeds = memchr::memchr3_iter(b':', b'-', b'.', b).filter(|&i| hex(i.checked_sub(1)) && hex(i.checked_sub(2)) && hex(Some(i + 1)));
     let windows = window::runs(text, seeds, joins, |r| r.bytes().filter(u8::is_ascii_hexdigit).count() >= 12);
     let mut out = Vec::new();
     for re in PATTERNS.iter() {

@@ -62,17 +62,18 @@ pub(crate) fn card_joins(c: char) -> bool {
 
 /// The Luhn checksum over the digits of `s` (other characters ignored; no digit: false).
 pub fn luhn(s: &str) -> bool {
-    let digits: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
-    if digits.is_empty() {
-        return false;
+    let (mut sum, mut n) = (0u32, 0usize);
+    for d in s.chars().rev().filter_map(|c| c.to_digit(10)) {
+        sum += if n % 2 == 1 { let x = d * 2; x / 10 + x % 10 } else { d };
+        n += 1;
     }
-    let sum: u32 = digits.iter().rev().enumerate().map(|(i, &d)| if i % 2 == 1 { let x = d * 2; x / 10 + x % 10 } else { d }).sum();
-    sum.is_multiple_of(10)
+    n > 0 && sum.is_multiple_of(10)
 }
 
 pub(crate) fn credit_card(text: &str, digits: &[usize]) -> Vec<Finding> {
-    // Four groups of at least 4 + 3 + 3 + 3 digits.
-    let windows = window::runs(text, digits.iter().copied(), card_joins, |r| r.chars().filter(|&c| window::is_nd(c)).count() >= 13);
+    // Four groups of at least 4 + 3 + 3 + 3 digits. A run holding a valid number holds four
+    // ASCII digits in a row (a number with other digits is dropped): only those seed a run.
+    let windows = window::runs(text, window::ascii_digits_in_a_row(text, digits, 4), card_joins, |r| r.chars().filter(|&c| window::is_nd(c)).count() >= 13);
     window::find_unless(&CARD, text, &windows, 0, |t, s| card_excluded(&t[s..]))
         .into_iter()
         .filter(|m| card_valid(&text[m.clone()]))
@@ -84,10 +85,12 @@ pub(crate) fn credit_card(text: &str, digits: &[usize]) -> Vec<Finding> {
 /// groups; Unicode digits the pattern allows but Luhn cannot read make the number invalid, as
 /// Python's int() would not (a rare, safe difference: such a string is dropped, not reported).
 pub(crate) fn card_valid(m: &str) -> bool {
-    let s: String = m.chars().filter(|c| *c != '-' && *c != ' ').collect();
-    s.chars().all(|c| c.is_ascii_digit()) && luhn(&s)
+    m.bytes().all(|c| c.is_ascii_digit() || c == b'-' || c == b' ') && luhn(m)
 }
 
+/// Presidio's SSN patterns and scores, as the reference and the tests read them;
+/// [`SSN_SHAPES`] is what `ssn` runs.
+#[cfg(any(test, feature = "reference"))]
 pub(crate) const SSN_PATTERNS: [(&str, f64); 5] = [
     (r"\b([0-9]{5})-([0-9]{4})\b", 0.05),
     (r"\b([0-9]{3})-([0-9]{6})\b", 0.05),
@@ -96,7 +99,15 @@ pub(crate) const SSN_PATTERNS: [(&str, f64); 5] = [
     (r"\b([0-9]{3})[- .]([0-9]{2})[- .]([0-9]{4})\b", 0.5),
 ];
 
-static SSN: LazyLock<Vec<(regex::Regex, f64)>> = LazyLock::new(|| SSN_PATTERNS.iter().map(|(p, s)| (linear(p), *s)).collect());
+/// [`SSN_PATTERNS`] written out: each is digit groups of fixed lengths, one separator from a
+/// set between them, and a word boundary at either end.
+const SSN_SHAPES: [(&[usize], &[u8], f64); 5] = [
+    (&[5, 4], b"-", 0.05),
+    (&[3, 6], b"-", 0.05),
+    (&[3, 2, 4], b"-", 0.05),
+    (&[9], b"", 0.05),
+    (&[3, 2, 4], b"- .", 0.5),
+];
 
 /// Presidio's `UsSsnRecognizer.invalidate_result`.
 pub(crate) fn ssn_invalid(s: &str) -> bool {
@@ -118,11 +129,37 @@ pub(crate) fn ssn_joins(c: char) -> bool {
 
 pub(crate) fn ssn(text: &str, digits: &[usize]) -> Vec<Finding> {
     let windows = window::runs(text, digits.iter().copied(), ssn_joins, |r| r.bytes().filter(u8::is_ascii_digit).count() >= 9);
+    let b = text.as_bytes();
     let mut out = Vec::new();
-    for (re, score) in SSN.iter() {
-        for m in window::find_in(re, text, &windows) {
-            if !ssn_invalid(&text[m.clone()]) {
-                out.push(Finding { entity: Entity::UsSsn, start: m.start, end: m.end, score: *score });
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    for w in &windows {
+        // A run is ASCII digits and separators: its digit groups, and whether a word boundary
+        // can stand at the run's ends (the characters around it are not word characters).
+        groups.clear();
+        let mut i = w.run.start;
+        while i < w.run.end {
+            if b[i].is_ascii_digit() {
+                let s = i;
+                while i < w.run.end && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                groups.push((s, i));
+            } else {
+                i += 1;
+            }
+        }
+        let open = window::char_before(text, w.run.start).is_none_or(|c| !window::is_word(c));
+        let close = text[w.run.end..].chars().next().is_none_or(|c| !window::is_word(c));
+        for (lengths, seps, score) in SSN_SHAPES {
+            for at in 0..groups.len() {
+                let Some(g) = groups.get(at..at + lengths.len()) else { break };
+                let shaped = g.iter().zip(lengths).all(|(&(s, e), &n)| e - s == n)
+                    && g.windows(2).all(|p| p[1].0 == p[0].1 + 1 && seps.contains(&b[p[0].1]));
+                let (start, end) = (g[0].0, g[g.len() - 1].1);
+                // Inside the run a group's neighbours are separators: boundaries.
+                if shaped && (start > w.run.start || open) && (end < w.run.end || close) && !ssn_invalid(&text[start..end]) {
+                    out.push(Finding { entity: Entity::UsSsn, start, end, score });
+                }
             }
         }
     }
@@ -132,6 +169,36 @@ pub(crate) fn ssn(text: &str, digits: &[usize]) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The written-out SSN shapes find what Presidio's patterns find in the same windows.
+    #[test]
+    fn ssn_shapes_equal_the_patterns() {
+        use proptest::prelude::*;
+        let regexes: Vec<(regex::Regex, f64)> = SSN_PATTERNS.iter().map(|(p, s)| (linear(p), *s)).collect();
+        let group = prop_oneof!["[0-9]{2}", "[0-9]{3}", "[0-9]{4}", "[0-9]{5}", "[0-9]{6}", "[0-9]{9}", "[0-9]{1,12}"];
+        let sep = prop_oneof![Just("-".to_string()), Just(" ".to_string()), Just(".".to_string()), "[- .]{1,2}"];
+        let found = std::cell::Cell::new(0);
+        proptest!(ProptestConfig::with_cases(4000), |(before in "[a _,٣é]?", body in prop::collection::vec((group, sep), 1..6), after in "[a _,٣é]?")| {
+            let body: String = body.iter().enumerate().map(|(i, (g, s))| if i + 1 < body.len() { format!("{g}{s}") } else { g.clone() }).collect();
+            let t = format!("{before}{body}{after}");
+            let d = window::digits(&t);
+            let windows = window::runs(&t, d.iter().copied(), ssn_joins, |r| r.bytes().filter(u8::is_ascii_digit).count() >= 9);
+            let mut want: Vec<(usize, usize, u64)> = Vec::new();
+            for (re, score) in &regexes {
+                for m in window::find_in(re, &t, &windows) {
+                    if !ssn_invalid(&t[m.clone()]) {
+                        want.push((m.start, m.end, score.to_bits()));
+                    }
+                }
+            }
+            let mut got: Vec<(usize, usize, u64)> = ssn(&t, &d).iter().map(|f| (f.start, f.end, f.score.to_bits())).collect();
+            want.sort_unstable();
+            got.sort_unstable();
+            found.set(found.get() + want.len());
+            prop_assert_eq!(got, want, "{:?}", t);
+        });
+        assert!(found.get() > 500, "{} matches", found.get());
+    }
 
     #[test]
     fn luhn_and_ssn_rules() {

@@ -56,6 +56,12 @@ pub(crate) fn digits(text: &str) -> Vec<usize> {
     out
 }
 
+/// The digits of `digits` (offsets into `text`) that begin `n` ASCII digits in a row.
+pub(crate) fn ascii_digits_in_a_row<'a>(text: &'a str, digits: &'a [usize], n: usize) -> impl Iterator<Item = usize> + 'a {
+    let b = text.as_bytes();
+    digits.iter().copied().filter(move |&d| b.get(d..d + n).is_some_and(|s| s.iter().all(u8::is_ascii_digit)))
+}
+
 /// The character starting at byte `i` (a character boundary before the end).
 fn char_at(text: &str, i: usize) -> char {
     text[i..].chars().next().expect("a character boundary before the end")
