@@ -40,6 +40,14 @@ pub(crate) fn digits(text: &str) -> Vec<usize> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
+        // Eight bytes at a time where none is an ASCII digit or part of a non-ASCII character.
+        if let Some(chunk) = b.get(i..i + 8) {
+            let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+            if !digit_or_non_ascii(w) {
+                i += 8;
+                continue;
+            }
+        }
         if b[i] < 0x80 {
             if b[i].is_ascii_digit() {
                 out.push(i);
@@ -60,6 +68,18 @@ pub(crate) fn digits(text: &str) -> Vec<usize> {
 pub(crate) fn ascii_digits_in_a_row<'a>(text: &'a str, digits: &'a [usize], n: usize) -> impl Iterator<Item = usize> + 'a {
     let b = text.as_bytes();
     digits.iter().copied().filter(move |&d| b.get(d..d + n).is_some_and(|s| s.iter().all(u8::is_ascii_digit)))
+}
+
+/// Whether any of the eight bytes in `w` is an ASCII digit or not ASCII.
+fn digit_or_non_ascii(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if w & HIGH != 0 {
+        return true;
+    }
+    // Every byte is below 0x80, so adding to each cannot carry into the next: a byte is at least
+    // `0` when adding 0x50 sets its top bit, at most `9` when adding 0x46 leaves it clear.
+    (w + 0x50 * ONES) & !(w + 0x46 * ONES) & HIGH != 0
 }
 
 /// The character starting at byte `i` (a character boundary before the end).
@@ -176,6 +196,16 @@ mod tests {
         assert_eq!(w[2].text(t), ", 8");
         assert!(is_nd('٣') && is_nd('３') && !is_nd('½') && !is_nd('a'));
         assert_eq!(digits("a٣b1"), vec![1, 4]);
+        let long = "the year 2024, ninety-nine (99) and ٣ or / : ~ 0 9 and more words: 7";
+        let want: Vec<usize> = long.char_indices().filter(|&(_, c)| is_nd(c)).map(|(i, _)| i).collect();
+        for from in 0..long.len() {
+            if long.is_char_boundary(from) {
+                assert_eq!(digits(&long[from..]), want.iter().filter(|&&i| i >= from).map(|i| i - from).collect::<Vec<_>>(), "{from}");
+            }
+        }
+        for b in 0u8..0x80 {
+            assert_eq!(digit_or_non_ascii(u64::from_le_bytes([b, b'a', b' ', b'z', b'/', b':', b'~', b'A'])), b.is_ascii_digit(), "{b}");
+        }
     }
 
     /// Every character `pattern` (case-insensitive when `ci`) can match, as ranges.

@@ -1,7 +1,7 @@
 //! Recogniser throughput (opt-in measurement, not a timed test):
 //! `cargo test --release -p glassbox-redact --test throughput -- --ignored --nocapture`.
 //! Texts (4 MB each, analysed in 4 KB pieces — a request's size — on one thread): prose with
-//! personal data in one sentence of five; prose with numbers and none; presidio-evaluator's
+//! personal data in three sentences of five; prose with numbers and none; presidio-evaluator's
 //! synthetic sentences.
 
 fn measure<S: AsRef<str>>(label: &str, sentences: &[S]) {
@@ -53,7 +53,7 @@ fn recogniser_throughput_on_prose() {
 #[test]
 #[ignore = "a measurement: run it by hand"]
 fn recogniser_throughput() {
-    measure("prose with personal data in one sentence of five", &[
+    measure("prose with personal data in three sentences of five", &[
         "The committee reviewed the quarterly figures and agreed to postpone the decision until the next meeting. ",
         "Please send the signed form to maria.rossi@example.org before Friday, or call +44 20 7946 0958. ",
         "Our engineers measured latency across three regions and found no regression after the upgrade. ",
