@@ -123,6 +123,24 @@ pub fn analyze_with(text: &str, deny: Option<&DenyList>) -> Result<Vec<Finding>,
     Ok(out)
 }
 
+/// A text with one of everything the recognisers find — a phone number for each default region,
+/// written nationally and internationally — for [`warm_up`].
+const WARM_UP_TEXT: &str = "Write to jane.doe@example.com. Call +1 212 555 0187 or (212) 555-0187, \
+    020 7946 0958 or +44 20 7946 0958, 030 1234567 or +49 30 1234567, 01 23 45 67 89 or \
+    +33 1 23 45 67 89, 03-123-4567 or +972 3-123-4567, 098765 43210 or +91 98765 43210, \
+    (613) 555-0123 or +1 613 555 0123, (11) 91234-5678 or +55 11 91234 5678. Card \
+    4111 1111 1111 1111, IBAN DE89 3704 0044 0532 0130 00, SSN 536-22-8726, hosts 10.1.2.3 and \
+    fe80::1ff:fe23:4567:890a, MAC 00:1A:2B:3C:4D:5E, wallet 1BoatSLRHtKNngkdXEeobR76b53LETtpyT. \
+    A list: +1 212 555 0187, 020 7946 0958, +49 30 1234567, 01 23 45 67 89, +972 3-123-4567, \
+    098765 43210, +55 11 91234 5678, 4111 1111 1111 1111.";
+
+/// Does the work every recogniser does once per process — libphonenumber's metadata, the patterns
+/// and per-calling-code automata compiled at first use — so that the first request a server
+/// redacts does not pay for it (about 70 ms on the EPYC of `docs/benchmarks.md`).
+pub fn warm_up() {
+    let _ = analyze(WARM_UP_TEXT);
+}
+
 /// `text` with every finding replaced by `<ENTITY>` (Presidio's default anonymiser); where
 /// findings overlap, their union is replaced once, named by the first.
 pub fn redact(text: &str, findings: &[Finding]) -> String {
@@ -150,6 +168,23 @@ pub(crate) fn remove_duplicates(mut v: Vec<Finding>) -> Vec<Finding> {
         }
     }
     kept
+}
+
+#[cfg(test)]
+mod warm_up_tests {
+    use super::*;
+
+    /// The warm-up text keeps exercising every recogniser and every default region.
+    #[test]
+    fn the_warm_up_text_holds_one_of_everything() {
+        let found = analyze(WARM_UP_TEXT).unwrap();
+        for e in Entity::ALL.into_iter().filter(|&e| e != Entity::DenyList) {
+            assert!(found.iter().any(|f| f.entity == e), "no {e:?} in the warm-up text");
+        }
+        let phones = found.iter().filter(|f| f.entity == Entity::PhoneNumber).count();
+        assert!(phones >= 16, "{phones} phone numbers");
+        warm_up();
+    }
 }
 
 #[cfg(test)]
