@@ -1,6 +1,7 @@
-//! Two of libphonenumber's answers, read from the metadata rlibphonenumber bundles without its
-//! per-call machinery: whether a number is valid (`is_valid_number`) and whether its national
-//! format begins with a 0 (what the matcher's national-prefix check reads, see `phone_screen`).
+//! Three of libphonenumber's answers, read from the metadata rlibphonenumber bundles without its
+//! per-call machinery: whether a number is valid (`is_valid_number`), whether its national
+//! format begins with a 0 (what the matcher's national-prefix check reads, see `phone_screen`),
+//! and what a plainly written attempt parses to (`parse_and_keep_raw_input`; see [`parse`]).
 //!
 //! The library answers the first with a map lookup and up to a dozen pattern searches for each
 //! region sharing the number's calling code (25 share +1). Here every pattern of one calling code
